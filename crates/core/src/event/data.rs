@@ -1,0 +1,194 @@
+//! Typed `data` payloads, and the trait that turns a delivery's `data` into them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Deserializer, Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value, value::RawValue};
+
+use super::EventType;
+use crate::WebhookError;
+
+/// `data` of `producersync.updates_available`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatesAvailable {
+    /// The NIPR run this signal is for; pass it as `updatedSince` when pulling changes.
+    pub run_date: NaiveDate,
+}
+
+impl UpdatesAvailable {
+    /// The `updatedSince` query value for the ProducerSync API (`YYYY-MM-DD`).
+    pub fn updated_since(&self) -> String {
+        self.run_date.format("%Y-%m-%d").to_string()
+    }
+}
+
+/// `data` of `producersync.npn.activated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NpnActivated {
+    /// The producer's National Producer Number, kept as text (leading zeros matter).
+    #[serde(deserialize_with = "npn")]
+    pub npn: String,
+    /// When the producer joined the monitored population.
+    pub activated_at: DateTime<Utc>,
+}
+
+/// `data` of `producersync.npn.deactivated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NpnDeactivated {
+    /// The producer's National Producer Number, kept as text.
+    #[serde(deserialize_with = "npn")]
+    pub npn: String,
+    /// When the producer left the monitored population.
+    pub deactivated_at: DateTime<Utc>,
+}
+
+/// An NPN sent as a string or, liberally, as a JSON integer.
+fn npn<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Npn {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Npn::deserialize(deserializer)? {
+        Npn::Text(s) => s,
+        Npn::Number(n) => n.to_string(),
+    })
+}
+
+/// The `data` object of an event whose schema is not published (Contracting and Producer
+/// Profile events): kept whole, with accessors for fields every such payload may carry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ObjectData(pub Map<String, Value>);
+
+impl ObjectData {
+    /// A field, if present.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
+    }
+
+    /// A string field, if present and a string.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Value::as_str)
+    }
+
+    /// The producer's NPN, when the payload names one (`npn`, as text or number).
+    pub fn npn(&self) -> Option<String> {
+        match self.0.get("npn")? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => n.as_u64().map(|n| n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The payload as your own type, once you know its schema.
+    pub fn to_typed<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&Value::Object(self.0.clone()))
+    }
+}
+
+macro_rules! event_data {
+    ($($variant:ident($payload:ty),)+) => {
+        /// The typed `data` of a delivery, one variant per documented [`EventType`], so that a
+        /// single `match` covers every known type. Types this version does not know arrive as
+        /// [`EventData::Unknown`], never as an error: new types and the sender's endpoint check
+        /// must still be answered 2xx.
+        #[derive(Debug, Clone, PartialEq)]
+        #[non_exhaustive]
+        pub enum EventData {
+            $(
+                #[doc = concat!("`data` of [`EventType::", stringify!($variant), "`].")]
+                $variant($payload),
+            )+
+            /// Any type this version does not know, preserved as sent.
+            Unknown {
+                /// The `type` as sent.
+                event_type: String,
+                /// The `data` as sent.
+                data: Value,
+            },
+        }
+
+        impl EventData {
+            /// The documented type, or `None` for [`EventData::Unknown`].
+            pub fn event_type(&self) -> Option<EventType> {
+                match self {
+                    $(Self::$variant(_) => Some(EventType::$variant),)+
+                    Self::Unknown { .. } => None,
+                }
+            }
+
+            fn parse_known(event_type: EventType, data: &RawValue) -> Result<Self, WebhookError> {
+                Ok(match event_type {
+                    $(EventType::$variant => Self::$variant(typed(event_type.as_str(), data)?),)+
+                })
+            }
+        }
+    };
+}
+
+event_data! {
+    ProducerSyncUpdatesAvailable(UpdatesAvailable),
+    ProducerSyncNpnActivated(NpnActivated),
+    ProducerSyncNpnDeactivated(NpnDeactivated),
+    ContractUpdated(ObjectData),
+    ContractAssignmentUpdated(ObjectData),
+    ContractAssignmentDeleted(ObjectData),
+    ContractAssignmentChangeUpdated(ObjectData),
+    ContractAssignmentChangeDeleted(ObjectData),
+    ContractPacketSubmitted(ObjectData),
+    ContractProducerStatusUpdated(ObjectData),
+    ContractAssignmentChangedUpdated(ObjectData),
+    ProducerUpdated(ObjectData),
+    ProducerDeleted(ObjectData),
+    ProducerAddressUpdated(ObjectData),
+    ProducerAddressDeleted(ObjectData),
+    ProducerBankAccountUpdated(ObjectData),
+    ProducerBankAccountDeleted(ObjectData),
+    ProducerErrorsAndOmissionsUpdated(ObjectData),
+    ProducerErrorsAndOmissionsDeleted(ObjectData),
+    ProducerPhoneUpdated(ObjectData),
+    ProducerPhoneDeleted(ObjectData),
+}
+
+/// What a delivery's `data` can be parsed into: [`EventData`] (typed by `type`), or any
+/// `DeserializeOwned` type of your own, parsed whatever the `type`.
+pub trait EventPayload: Sized {
+    /// Parses the `data` of an event of type `event_type`. A mismatch is
+    /// [`WebhookError::InvalidEventData`], naming the serde path of the offending field.
+    fn from_data(event_type: &str, data: &RawValue) -> Result<Self, WebhookError>;
+}
+
+impl EventPayload for EventData {
+    fn from_data(event_type: &str, data: &RawValue) -> Result<Self, WebhookError> {
+        match event_type.parse::<EventType>() {
+            Ok(known) => Self::parse_known(known, data),
+            Err(_) => Ok(Self::Unknown {
+                event_type: event_type.to_owned(),
+                data: typed(event_type, data)?,
+            }),
+        }
+    }
+}
+
+impl<T: DeserializeOwned> EventPayload for T {
+    fn from_data(event_type: &str, data: &RawValue) -> Result<Self, WebhookError> {
+        typed(event_type, data)
+    }
+}
+
+/// Deserializes `data`, reporting the serde path of the first mismatch.
+fn typed<T: DeserializeOwned>(event_type: &str, data: &RawValue) -> Result<T, WebhookError> {
+    let mut de = serde_json::Deserializer::from_str(data.get());
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        WebhookError::InvalidEventData {
+            event_type: event_type.to_owned(),
+            path,
+            detail: e.into_inner().to_string(),
+        }
+    })
+}

@@ -1,0 +1,103 @@
+//! AgentSync events: the envelope, the documented types, their typed payloads and examples.
+
+mod data;
+pub mod samples;
+mod types;
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+pub use self::{
+    data::{EventData, EventPayload, NpnActivated, NpnDeactivated, ObjectData, UpdatesAvailable},
+    types::{EventGroup, EventType, UnknownEventType},
+};
+use crate::WebhookError;
+
+/// A verified AgentSync event: the envelope `{id, type, timestamp, data}` with `data` typed as
+/// `D` ([`EventData`] unless you ask for your own type).
+///
+/// ```
+/// use agentsync_webhooks_core::{EventData, WebhookEvent};
+///
+/// fn handle(event: WebhookEvent) {
+///     match event.data {
+///         EventData::ProducerSyncUpdatesAvailable(d) => println!("pull updatedSince={}", d.updated_since()),
+///         EventData::ProducerSyncNpnActivated(d) => println!("start monitoring {}", d.npn),
+///         EventData::Unknown { event_type, .. } => println!("ignoring {event_type}"),
+///         other => println!("{:?}", other.event_type()),
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookEvent<D = EventData> {
+    /// The event id (`whe_...`), or the `webhook-id` when the envelope has none.
+    pub id: String,
+    /// The `type` as sent.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When the event was generated, or the `webhook-timestamp` when the envelope has none.
+    pub timestamp: DateTime<Utc>,
+    /// The payload.
+    pub data: D,
+}
+
+impl<D> WebhookEvent<D> {
+    /// The documented type, or `None` for a type this version does not know.
+    pub fn known_type(&self) -> Option<EventType> {
+        self.event_type.parse().ok()
+    }
+
+    /// The subscription group, for documented and future types alike.
+    pub fn group(&self) -> Option<EventGroup> {
+        EventGroup::of(&self.event_type)
+    }
+}
+
+/// The envelope as sent: only `type` is required (liberal in shape, per the design notes).
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(default)]
+    timestamp: Option<DateTime<Utc>>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// Phase one, the envelope; phase two, `data` by its `type`. `webhook_id` and `webhook_timestamp`
+/// stand in for a missing `id` and `timestamp`.
+pub(crate) fn parse<D: EventPayload>(
+    body: &[u8],
+    webhook_id: &str,
+    webhook_timestamp: i64,
+) -> Result<WebhookEvent<D>, WebhookError> {
+    let invalid = |detail: String| WebhookError::InvalidPayload { detail };
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(invalid("not a JSON object".into()));
+    }
+    let envelope: RawEnvelope<'_> =
+        serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
+    let timestamp = match envelope.timestamp {
+        Some(t) => t,
+        None => DateTime::from_timestamp(webhook_timestamp, 0)
+            .ok_or_else(|| invalid("no timestamp, and webhook-timestamp is out of range".into()))?,
+    };
+    let empty: &RawValue = serde_json::from_str("{}").map_err(|e| invalid(e.to_string()))?;
+    let data = D::from_data(&envelope.event_type, envelope.data.unwrap_or(empty))?;
+    Ok(WebhookEvent {
+        id: envelope
+            .id
+            .map_or_else(|| webhook_id.to_owned(), Cow::into_owned),
+        event_type: envelope.event_type.into_owned(),
+        timestamp,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! Reading webhook headers without tying the core to one `http` crate version.
+
+/// `webhook-id`: the message id, repeated on every retry of the same event.
+pub const WEBHOOK_ID: &str = "webhook-id";
+/// `webhook-timestamp`: integer seconds since the Unix epoch, when this attempt was signed.
+pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
+/// `webhook-signature`: space-separated `version,base64` signatures.
+pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+/// The `svix-*` twin of [`WEBHOOK_ID`], sent by Svix-branded senders.
+pub const SVIX_ID: &str = "svix-id";
+/// The `svix-*` twin of [`WEBHOOK_TIMESTAMP`].
+pub const SVIX_TIMESTAMP: &str = "svix-timestamp";
+/// The `svix-*` twin of [`WEBHOOK_SIGNATURE`].
+pub const SVIX_SIGNATURE: &str = "svix-signature";
+
+/// Read access to a request's headers, by lower-case name.
+///
+/// Implemented for `http::HeaderMap` (feature `http`), for slices and arrays of name/value
+/// pairs, and easy to implement for any framework's header type, so that actix (on `http` 0.2)
+/// and everything on `http` 1 share one verifier.
+///
+/// ```
+/// use agentsync_webhooks_core::HeaderLookup;
+///
+/// let headers = [("Webhook-Id", "msg_1")];
+/// assert_eq!(headers.header("webhook-id"), Some(&b"msg_1"[..]));
+/// ```
+pub trait HeaderLookup {
+    /// The first value of the header `name` (given in lower case), as raw bytes.
+    fn header(&self, name: &str) -> Option<&[u8]>;
+}
+
+impl<T: HeaderLookup + ?Sized> HeaderLookup for &T {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        (**self).header(name)
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for [(N, V)] {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<[u8]>, const L: usize> HeaderLookup for [(N, V); L] {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.as_slice().header(name)
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for Vec<(N, V)> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.as_slice().header(name)
+    }
+}
+
+#[cfg(feature = "http")]
+impl HeaderLookup for http::HeaderMap {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.get(name).map(http::HeaderValue::as_bytes)
+    }
+}
+
+/// The `webhook-*` header, or its `svix-*` twin when the first is absent.
+pub(crate) fn webhook_or_svix<'h>(
+    headers: &'h (impl HeaderLookup + ?Sized),
+    webhook: &'static str,
+    svix: &'static str,
+) -> Result<&'h [u8], crate::WebhookError> {
+    headers
+        .header(webhook)
+        .or_else(|| headers.header(svix))
+        .ok_or(crate::WebhookError::MissingHeader(webhook))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_case_insensitive_and_first_wins() {
+        let headers = vec![
+            ("WEBHOOK-ID".to_string(), "a"),
+            ("webhook-id".to_string(), "b"),
+        ];
+        assert_eq!(headers.header("webhook-id"), Some(&b"a"[..]));
+        assert_eq!(headers.header("webhook-timestamp"), None);
+    }
+
+    #[test]
+    fn falls_back_to_svix_per_header() {
+        let headers = [("svix-id", "s"), ("webhook-timestamp", "1")];
+        assert_eq!(
+            webhook_or_svix(&headers, WEBHOOK_ID, SVIX_ID).unwrap(),
+            b"s"
+        );
+        let both = [("svix-id", "s"), ("webhook-id", "w")];
+        assert_eq!(webhook_or_svix(&both, WEBHOOK_ID, SVIX_ID).unwrap(), b"w");
+        assert_eq!(
+            webhook_or_svix(&both, WEBHOOK_SIGNATURE, SVIX_SIGNATURE).unwrap_err(),
+            crate::WebhookError::MissingHeader("webhook-signature")
+        );
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn http_header_map() {
+        let mut map = http::HeaderMap::new();
+        map.insert("Webhook-Id", http::HeaderValue::from_static("msg_1"));
+        assert_eq!(map.header("webhook-id"), Some(&b"msg_1"[..]));
+    }
+}

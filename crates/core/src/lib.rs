@@ -1,0 +1,48 @@
+//! The framework-free core of `agentsync-webhooks`: Standard Webhooks verification and signing,
+//! typed AgentSync events, and the errors and status codes every adapter shares.
+//!
+//! ```
+//! use agentsync_webhooks_core::{EventData, EventType, Signer, Verifier};
+//!
+//! let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+//! let verifier = Verifier::new(secret)?;
+//!
+//! // What the sender would POST (the signer is what tests and the CLI use).
+//! let request = Signer::new(secret)?.example(EventType::ProducerSyncUpdatesAvailable);
+//! let headers = request.headers.to_pairs();
+//!
+//! let delivery = verifier.verify_delivery::<EventData>(&headers, request.body.into())?;
+//! match delivery.event.data {
+//!     EventData::ProducerSyncUpdatesAvailable(d) => assert_eq!(d.updated_since(), "2025-07-24"),
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod delivery;
+mod error;
+pub mod event;
+pub mod headers;
+mod secret;
+mod sign;
+#[cfg(feature = "v1a")]
+pub mod v1a;
+mod verify;
+
+pub use crate::{
+    delivery::Delivery,
+    error::{ErrorBody, Rejection, WebhookError},
+    event::{
+        EventData, EventGroup, EventPayload, EventType, NpnActivated, NpnDeactivated, ObjectData,
+        UnknownEventType, UpdatesAvailable, WebhookEvent,
+    },
+    headers::HeaderLookup,
+    secret::{SECRET_PREFIX, Secret, SecretError},
+    sign::{SignedHeaders, SignedRequest, Signer, new_message_id},
+    verify::{
+        Clock, DEFAULT_TOLERANCE, FixedClock, MAX_ID_LEN, MAX_SIGNATURE_ENTRIES,
+        MAX_SIGNATURE_HEADER_LEN, SystemClock, VerifiedHeaders, Verifier, VerifierBuilder,
+    },
+};

@@ -1,0 +1,289 @@
+//! Verifying deliveries: headers, the replay window, then signatures.
+
+mod signatures;
+mod timestamp;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use hmac::{KeyInit as _, Mac as _};
+use subtle::ConstantTimeEq as _;
+
+pub use self::{
+    signatures::MAX_SIGNATURE_ENTRIES,
+    timestamp::{Clock, FixedClock, SystemClock},
+};
+use crate::{
+    Delivery, EventPayload, HeaderLookup, Secret, SecretError, WebhookError,
+    headers::{
+        SVIX_ID, SVIX_SIGNATURE, SVIX_TIMESTAMP, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+        webhook_or_svix,
+    },
+};
+
+pub(crate) type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// The default replay window: five minutes either way, as Standard Webhooks recommends.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+/// Longest accepted `webhook-id`.
+pub const MAX_ID_LEN: usize = 256;
+/// Longest accepted `webhook-signature` header.
+pub const MAX_SIGNATURE_HEADER_LEN: usize = 8 * 1024;
+
+/// Checks that a delivery was signed by the sender and is recent.
+///
+/// Cheap to clone (one `Arc`), so adapters keep one per service. Holds one or more secrets for
+/// rotation (any may match) and, with the `v1a` feature, trusted Ed25519 public keys.
+///
+/// ```
+/// use agentsync_webhooks_core::{FixedClock, Signer, Verifier};
+///
+/// let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// let verifier = Verifier::builder().secret(secret)?.clock(FixedClock::new(1_614_265_330)).build()?;
+/// let headers = [
+///     ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+///     ("webhook-timestamp", "1614265330"),
+///     ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+/// ];
+/// let verified = verifier.verify(&headers, br#"{"test": 2432232314}"#)?;
+/// assert_eq!(verified.id, "msg_p5jXN8AQM9LWM0D4loKWxJek");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// One keyed HMAC state per secret, cloned per delivery; zeroized on drop.
+    macs: Vec<HmacSha256>,
+    #[cfg(feature = "v1a")]
+    public_keys: Vec<crate::v1a::PublicKey>,
+    tolerance_secs: u64,
+    clock: Arc<dyn Clock>,
+}
+
+/// The authenticated header values of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedHeaders<'h> {
+    /// `webhook-id`: the idempotency key.
+    pub id: &'h str,
+    /// `webhook-timestamp`, in seconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+impl Verifier {
+    /// A verifier for one secret (`whsec_...`) with the default tolerance.
+    pub fn new(secret: &str) -> Result<Self, SecretError> {
+        Self::builder().secret(secret)?.build()
+    }
+
+    /// A verifier that accepts any of several secrets, for rotation.
+    pub fn with_secrets<'a>(
+        secrets: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, SecretError> {
+        secrets
+            .into_iter()
+            .try_fold(Self::builder(), |b, s| b.secret(s))?
+            .build()
+    }
+
+    /// Starts a verifier with options.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder::default()
+    }
+
+    /// The replay window, either way.
+    pub fn tolerance(&self) -> Duration {
+        Duration::from_secs(self.inner.tolerance_secs)
+    }
+
+    /// Checks the headers, the timestamp, then the signatures over `body` (the raw bytes as
+    /// received, never re-serialised). Allocates nothing.
+    pub fn verify<'h>(
+        &self,
+        headers: &'h (impl HeaderLookup + ?Sized),
+        body: &[u8],
+    ) -> Result<VerifiedHeaders<'h>, WebhookError> {
+        let id = webhook_id(webhook_or_svix(headers, WEBHOOK_ID, SVIX_ID)?)?;
+        let raw_timestamp = webhook_or_svix(headers, WEBHOOK_TIMESTAMP, SVIX_TIMESTAMP)?;
+        let signature_header = webhook_or_svix(headers, WEBHOOK_SIGNATURE, SVIX_SIGNATURE)?;
+        if signature_header.len() > MAX_SIGNATURE_HEADER_LEN {
+            return Err(WebhookError::InvalidHeader {
+                name: WEBHOOK_SIGNATURE,
+                reason: "too long",
+            });
+        }
+        if signature_header.iter().all(|b| *b == b' ') {
+            return Err(WebhookError::InvalidHeader {
+                name: WEBHOOK_SIGNATURE,
+                reason: "empty",
+            });
+        }
+        let timestamp = timestamp::parse(raw_timestamp)?;
+        let now = self.inner.clock.now_unix_secs();
+        timestamp::check(timestamp, now, self.inner.tolerance_secs)?;
+
+        let candidates = signatures::Candidates::parse(signature_header);
+        let parts = [id.as_bytes(), b".", raw_timestamp, b".", body];
+        if self.matches_v1(candidates.v1(), &parts) || self.matches_v1a(&candidates, &parts) {
+            Ok(VerifiedHeaders { id, timestamp })
+        } else {
+            Err(WebhookError::SignatureMismatch {
+                entries: candidates.entries,
+                candidates: candidates.usable(),
+            })
+        }
+    }
+
+    /// Verifies, then parses the body into a typed event (two phases: the envelope, then `data`
+    /// by its `type`). The body is kept, shared and uncopied, for receipt logging and replay.
+    pub fn verify_delivery<D: EventPayload>(
+        &self,
+        headers: &(impl HeaderLookup + ?Sized),
+        body: Bytes,
+    ) -> Result<Delivery<D>, WebhookError> {
+        let verified = self.verify(headers, &body)?;
+        Delivery::parse(verified.id, verified.timestamp, body)
+    }
+
+    /// One HMAC per secret, compared in constant time against every decoded `v1` tag.
+    fn matches_v1(&self, tags: &[[u8; 32]], parts: &[&[u8]; 5]) -> bool {
+        if tags.is_empty() {
+            return false;
+        }
+        self.inner.macs.iter().any(|keyed| {
+            let mut mac = keyed.clone();
+            for part in parts {
+                mac.update(part);
+            }
+            let expected = mac.finalize().into_bytes();
+            tags.iter().fold(false, |found, tag| {
+                found | bool::from(expected.as_slice().ct_eq(tag))
+            })
+        })
+    }
+
+    #[cfg(feature = "v1a")]
+    fn matches_v1a(&self, candidates: &signatures::Candidates, parts: &[&[u8]; 5]) -> bool {
+        candidates.v1a().iter().any(|sig| {
+            self.inner
+                .public_keys
+                .iter()
+                .any(|key| key.verify_parts(sig, parts))
+        })
+    }
+
+    #[cfg(not(feature = "v1a"))]
+    fn matches_v1a(&self, _: &signatures::Candidates, _: &[&[u8]; 5]) -> bool {
+        false
+    }
+}
+
+/// A `webhook-id` is 1 to [`MAX_ID_LEN`] visible ASCII characters.
+fn webhook_id(raw: &[u8]) -> Result<&str, WebhookError> {
+    let invalid = |reason| WebhookError::InvalidHeader {
+        name: WEBHOOK_ID,
+        reason,
+    };
+    if raw.is_empty() {
+        return Err(invalid("empty"));
+    }
+    if raw.len() > MAX_ID_LEN {
+        return Err(invalid("too long"));
+    }
+    if !raw.iter().all(u8::is_ascii_graphic) {
+        return Err(invalid("not visible ASCII"));
+    }
+    std::str::from_utf8(raw).map_err(|_| invalid("not visible ASCII"))
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Verifier");
+        s.field("secrets", &self.inner.macs.len());
+        #[cfg(feature = "v1a")]
+        s.field("public_keys", &self.inner.public_keys.len());
+        s.field("tolerance_secs", &self.inner.tolerance_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for a [`Verifier`].
+pub struct VerifierBuilder {
+    secrets: Vec<Secret>,
+    #[cfg(feature = "v1a")]
+    public_keys: Vec<crate::v1a::PublicKey>,
+    tolerance: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for VerifierBuilder {
+    fn default() -> Self {
+        Self {
+            secrets: Vec::new(),
+            #[cfg(feature = "v1a")]
+            public_keys: Vec::new(),
+            tolerance: DEFAULT_TOLERANCE,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl VerifierBuilder {
+    /// Adds a secret in any accepted form (`whsec_` optional, padding optional).
+    pub fn secret(self, secret: &str) -> Result<Self, SecretError> {
+        Ok(self.parsed_secret(Secret::parse(secret)?))
+    }
+
+    /// Adds an already-parsed secret.
+    pub fn parsed_secret(mut self, secret: Secret) -> Self {
+        self.secrets.push(secret);
+        self
+    }
+
+    /// Trusts an Ed25519 public key (`whpk_...`) for `v1a` signatures.
+    #[cfg(feature = "v1a")]
+    pub fn public_key(mut self, key: &str) -> Result<Self, SecretError> {
+        self.public_keys.push(key.parse()?);
+        Ok(self)
+    }
+
+    /// The replay window, either way (default five minutes). `Duration::ZERO` accepts only the
+    /// current second; it never disables the check. Sub-second parts are ignored.
+    pub fn tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Where "now" comes from (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The verifier; fails when no secret or key was given.
+    pub fn build(self) -> Result<Verifier, SecretError> {
+        #[cfg(feature = "v1a")]
+        let no_keys = self.public_keys.is_empty();
+        #[cfg(not(feature = "v1a"))]
+        let no_keys = true;
+        if self.secrets.is_empty() && no_keys {
+            return Err(SecretError::Empty);
+        }
+        let macs = self
+            .secrets
+            .iter()
+            .map(|s| HmacSha256::new_from_slice(s.key()).map_err(|_| SecretError::Empty))
+            .collect::<Result<_, _>>()?;
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                macs,
+                #[cfg(feature = "v1a")]
+                public_keys: self.public_keys,
+                tolerance_secs: self.tolerance.as_secs(),
+                clock: self.clock,
+            }),
+        })
+    }
+}

@@ -1,0 +1,195 @@
+//! `webhook-timestamp`: strict parsing and the replay window.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use crate::{WebhookError, headers::WEBHOOK_TIMESTAMP};
+
+/// Longer than any integer worth reading; longer values are refused before parsing.
+pub(crate) const MAX_TIMESTAMP_LEN: usize = 32;
+
+/// Where "now" comes from, so tests can pin it.
+pub trait Clock: Send + Sync + 'static {
+    /// Seconds since the Unix epoch.
+    fn now_unix_secs(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix_secs(&self) -> i64 {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+        }
+    }
+}
+
+/// A clock that says what it is told; clones share the same time.
+///
+/// ```
+/// use agentsync_webhooks_core::{Clock, FixedClock};
+///
+/// let clock = FixedClock::new(1_614_265_330);
+/// clock.advance(10);
+/// assert_eq!(clock.now_unix_secs(), 1_614_265_340);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct FixedClock(Arc<AtomicI64>);
+
+impl FixedClock {
+    /// A clock stopped at `unix_secs`.
+    pub fn new(unix_secs: i64) -> Self {
+        Self(Arc::new(AtomicI64::new(unix_secs)))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, unix_secs: i64) {
+        self.0.store(unix_secs, Ordering::SeqCst);
+    }
+
+    /// Moves the time forward (or back, with a negative value).
+    pub fn advance(&self, secs: i64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(secs))
+            });
+    }
+}
+
+impl Clock for FixedClock {
+    fn now_unix_secs(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Parses `-?[0-9]+`, saturating at the ends of `i64`; anything else (`+5`, ` 5`, `5.0`, empty)
+/// is refused.
+pub(crate) fn parse(raw: &[u8]) -> Result<i64, WebhookError> {
+    if raw.len() > MAX_TIMESTAMP_LEN {
+        return Err(WebhookError::InvalidHeader {
+            name: WEBHOOK_TIMESTAMP,
+            reason: "too long",
+        });
+    }
+    let (negative, digits) = match raw {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, raw),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(WebhookError::InvalidTimestamp);
+    }
+    let magnitude = digits.iter().fold(0i64, |acc, d| {
+        acc.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+    });
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// Refuses a timestamp more than `tolerance_secs` away from `now`, in either direction.
+pub(crate) fn check(timestamp: i64, now: i64, tolerance_secs: u64) -> Result<(), WebhookError> {
+    let behind = i128::from(now) - i128::from(timestamp);
+    let saturate = |v: i128| u64::try_from(v).unwrap_or(u64::MAX);
+    if behind > i128::from(tolerance_secs) {
+        Err(WebhookError::TimestampTooOld {
+            age_secs: saturate(behind),
+            tolerance_secs,
+        })
+    } else if -behind > i128::from(tolerance_secs) {
+        Err(WebhookError::TimestampTooNew {
+            ahead_secs: saturate(-behind),
+            tolerance_secs,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_integers_strictly_and_saturates() {
+        assert_eq!(parse(b"1614265330"), Ok(1_614_265_330));
+        assert_eq!(parse(b"0001614265330"), Ok(1_614_265_330));
+        assert_eq!(parse(b"-1"), Ok(-1));
+        assert_eq!(parse(b"-9223372036854775808"), Ok(i64::MIN + 1));
+        assert_eq!(parse(b"9223372036854775807"), Ok(i64::MAX));
+        assert_eq!(parse(b"18446744073709551615"), Ok(i64::MAX));
+        assert_eq!(parse(b"99999999999999999999"), Ok(i64::MAX));
+        assert_eq!(parse(b"-99999999999999999999"), Ok(i64::MIN + 1));
+        for bad in [
+            &b"+5"[..],
+            b" 5",
+            b"5 ",
+            b"5.0",
+            b"",
+            b"-",
+            b"1e9",
+            b"0x10",
+            b"\xff",
+        ] {
+            assert_eq!(parse(bad), Err(WebhookError::InvalidTimestamp), "{bad:?}");
+        }
+        assert!(matches!(
+            parse(&[b'1'; 33]),
+            Err(WebhookError::InvalidHeader { .. })
+        ));
+    }
+
+    #[test]
+    fn tolerance_is_inclusive_both_ways() {
+        let now = 1_000_000;
+        assert_eq!(check(now - 300, now, 300), Ok(()));
+        assert_eq!(check(now + 300, now, 300), Ok(()));
+        assert_eq!(
+            check(now - 301, now, 300),
+            Err(WebhookError::TimestampTooOld {
+                age_secs: 301,
+                tolerance_secs: 300
+            })
+        );
+        assert_eq!(
+            check(now + 301, now, 300),
+            Err(WebhookError::TimestampTooNew {
+                ahead_secs: 301,
+                tolerance_secs: 300
+            })
+        );
+        // Zero means "exactly now", never "disabled".
+        assert_eq!(check(now, now, 0), Ok(()));
+        assert!(check(now + 1, now, 0).is_err());
+    }
+
+    #[test]
+    fn extremes_do_not_overflow() {
+        assert!(matches!(
+            check(i64::MIN, i64::MAX, 300),
+            Err(WebhookError::TimestampTooOld { .. })
+        ));
+        assert!(matches!(
+            check(i64::MAX, i64::MIN, u64::MAX / 2),
+            Err(WebhookError::TimestampTooNew { .. })
+        ));
+        assert_eq!(check(i64::MAX, i64::MAX, u64::MAX), Ok(()));
+    }
+
+    #[test]
+    fn fixed_clock_is_shared_between_clones() {
+        let a = FixedClock::new(5);
+        let b = a.clone();
+        a.advance(i64::MAX);
+        assert_eq!(b.now_unix_secs(), i64::MAX);
+        b.set(-3);
+        assert_eq!(a.now_unix_secs(), -3);
+        assert!(SystemClock.now_unix_secs() > 1_700_000_000);
+    }
+}
