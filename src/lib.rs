@@ -6,3 +6,18 @@
 #![forbid(unsafe_code)]
 
 pub use agentsync_webhooks_core::*;
+
+#[cfg(feature = "tower")]
+pub use agentsync_webhooks_tower as tower;
+
+#[cfg(feature = "axum")]
+pub use agentsync_webhooks_axum as axum;
+
+#[cfg(feature = "actix")]
+pub use agentsync_webhooks_actix as actix;
+
+#[cfg(feature = "warp")]
+pub use agentsync_webhooks_warp as warp;
+
+#[cfg(feature = "redis")]
+pub use agentsync_webhooks_redis as redis;

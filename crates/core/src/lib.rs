@@ -21,10 +21,12 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod body;
 mod delivery;
 mod error;
 pub mod event;
 pub mod headers;
+mod receiver;
 mod secret;
 mod sign;
 #[cfg(feature = "v1a")]
@@ -32,6 +34,7 @@ pub mod v1a;
 mod verify;
 
 pub use crate::{
+    body::{BodyCollector, DEFAULT_BODY_LIMIT, check_content_length},
     delivery::Delivery,
     error::{ErrorBody, Rejection, WebhookError},
     event::{
@@ -39,6 +42,7 @@ pub use crate::{
         UnknownEventType, UpdatesAvailable, WebhookEvent,
     },
     headers::HeaderLookup,
+    receiver::{Accepted, Completion, Receiver},
     secret::{SECRET_PREFIX, Secret, SecretError},
     sign::{SignedHeaders, SignedRequest, Signer, new_message_id},
     verify::{

@@ -1,0 +1,2 @@
+//! agentsync-webhooks-actix (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! agentsync-webhooks-axum (work in progress).
+#![forbid(unsafe_code)]

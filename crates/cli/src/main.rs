@@ -1,0 +1,4 @@
+//! agentsync-webhooks command-line tool (work in progress).
+#![forbid(unsafe_code)]
+
+fn main() {}

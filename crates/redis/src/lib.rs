@@ -1,0 +1,2 @@
+//! agentsync-webhooks-redis (work in progress).
+#![forbid(unsafe_code)]

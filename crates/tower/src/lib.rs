@@ -1,0 +1,2 @@
+//! agentsync-webhooks-tower (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! agentsync-webhooks-warp (work in progress).
+#![forbid(unsafe_code)]
