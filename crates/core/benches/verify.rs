@@ -5,7 +5,9 @@
 
 use std::hint::black_box;
 
-use agentsync_webhooks_core::{Clock as _, EventType, Signer, SystemClock, Verifier, event::samples};
+use agentsync_webhooks_core::{
+    Clock as _, EventType, Signer, SystemClock, Verifier, event::samples,
+};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{KeyInit as _, Mac as _};
 
@@ -13,21 +15,33 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
 
 fn bodies() -> Vec<(&'static str, Vec<u8>)> {
-    let agentsync = samples::example_body(EventType::ProducerSyncUpdatesAvailable, "whe_01je7babqteg8v9p30k8zpg3ga", 1_721_861_465);
+    let agentsync = samples::example_body(
+        EventType::ProducerSyncUpdatesAvailable,
+        "whe_01je7babqteg8v9p30k8zpg3ga",
+        1_721_861_465,
+    );
     let pad = |n: usize| {
         let mut body = br#"{"type":"contract.updated","data":{"note":""#.to_vec();
         body.resize(n - 3, b'x');
         body.extend_from_slice(br#""}}"#);
         body
     };
-    vec![("agentsync", agentsync), ("4KiB", pad(4096)), ("1MiB", pad(1 << 20))]
+    vec![
+        ("agentsync", agentsync),
+        ("4KiB", pad(4096)),
+        ("1MiB", pad(1 << 20)),
+    ]
 }
 
 fn verify(c: &mut Criterion) {
     let verifier = Verifier::new(SECRET).unwrap();
     let signer = Signer::new(SECRET).unwrap();
     let svix = svix::webhooks::Webhook::new(SECRET).unwrap();
-    let key = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let key = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
+    .unwrap();
 
     let mut group = c.benchmark_group("verify");
     for (name, body) in bodies() {
@@ -39,23 +53,29 @@ fn verify(c: &mut Criterion) {
         let ts = now.to_string();
         assert!(verifier.verify(&pairs, &body).is_ok() && svix.verify(&body, &map).is_ok());
 
-        group.bench_with_input(BenchmarkId::new("bare_hmac_sha256", name), &body, |b, body| {
-            b.iter(|| {
-                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-                mac.update(ID.as_bytes());
-                mac.update(b".");
-                mac.update(ts.as_bytes());
-                mac.update(b".");
-                mac.update(black_box(body));
-                black_box(mac.finalize().into_bytes())
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("bare_hmac_sha256", name),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+                    mac.update(ID.as_bytes());
+                    mac.update(b".");
+                    mac.update(ts.as_bytes());
+                    mac.update(b".");
+                    mac.update(black_box(body));
+                    black_box(mac.finalize().into_bytes())
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("ours", name), &body, |b, body| {
             b.iter(|| verifier.verify(black_box(&pairs), black_box(body)).is_ok())
         });
-        group.bench_with_input(BenchmarkId::new("ours_http_headermap", name), &body, |b, body| {
-            b.iter(|| verifier.verify(black_box(&map), black_box(body)).is_ok())
-        });
+        group.bench_with_input(
+            BenchmarkId::new("ours_http_headermap", name),
+            &body,
+            |b, body| b.iter(|| verifier.verify(black_box(&map), black_box(body)).is_ok()),
+        );
         group.bench_with_input(BenchmarkId::new("svix", name), &body, |b, body| {
             b.iter(|| svix.verify(black_box(body), black_box(&map)).is_ok())
         });

@@ -1,7 +1,7 @@
 //! Interoperability with other implementations: the `svix` and `standardwebhooks` crates sign
 //! what we verify, verify what we sign, and agree byte for byte.
 
-use agentsync_webhooks_core::{FixedClock, Secret, Signer, SystemClock, Verifier, Clock as _};
+use agentsync_webhooks_core::{Clock as _, FixedClock, Secret, Signer, SystemClock, Verifier};
 use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 
@@ -16,14 +16,20 @@ fn message_id() -> impl Strategy<Value = String> {
 
 /// The other crates sign only UTF-8 bodies.
 fn body() -> impl Strategy<Value = String> {
-    prop_oneof![any::<String>(), "\\{\"type\":\"[a-z._]{1,40}\",\"data\":\\{\\}\\}"]
+    prop_oneof![
+        any::<String>(),
+        "\\{\"type\":\"[a-z._]{1,40}\",\"data\":\\{\\}\\}"
+    ]
 }
 
 fn header_map(id: &str, timestamp: i64, signature: &str) -> HeaderMap {
     let mut map = HeaderMap::new();
     map.insert("webhook-id", HeaderValue::from_str(id).unwrap());
     map.insert("webhook-timestamp", HeaderValue::from(timestamp));
-    map.insert("webhook-signature", HeaderValue::from_str(signature).unwrap());
+    map.insert(
+        "webhook-signature",
+        HeaderValue::from_str(signature).unwrap(),
+    );
     map
 }
 

@@ -19,13 +19,18 @@ fn documented_updates_available_sample() {
     }"#;
     let event: WebhookEvent = parse(body, "msg_1", 0).unwrap();
     assert_eq!(event.id, "whe_000012345");
-    assert_eq!(event.known_type(), Some(EventType::ProducerSyncUpdatesAvailable));
+    assert_eq!(
+        event.known_type(),
+        Some(EventType::ProducerSyncUpdatesAvailable)
+    );
     assert_eq!(event.group(), Some(EventGroup::ProducerSync));
     assert_eq!(
         event.timestamp,
         Utc.with_ymd_and_hms(2025, 7, 24, 22, 51, 5).unwrap() + chrono::Duration::milliseconds(206)
     );
-    let EventData::ProducerSyncUpdatesAvailable(data) = event.data else { panic!("{:?}", event.data) };
+    let EventData::ProducerSyncUpdatesAvailable(data) = event.data else {
+        panic!("{:?}", event.data)
+    };
     assert_eq!(data.run_date, NaiveDate::from_ymd_opt(2025, 7, 24).unwrap());
     assert_eq!(data.updated_since(), "2025-07-24");
 }
@@ -33,7 +38,8 @@ fn documented_updates_available_sample() {
 #[test]
 fn every_documented_type_parses_from_its_example() {
     for &t in EventType::ALL {
-        let event: WebhookEvent = parse_json(samples::example_envelope(t, "whe_1", 1_700_000_000)).unwrap();
+        let event: WebhookEvent =
+            parse_json(samples::example_envelope(t, "whe_1", 1_700_000_000)).unwrap();
         assert_eq!(event.data.event_type(), Some(t), "{t}");
         assert_eq!(event.known_type(), Some(t));
         assert_eq!(event.id, "whe_1");
@@ -48,18 +54,28 @@ fn npn_payloads_are_typed() {
         "data": { "npn": "0012345", "activatedAt": "2025-07-24T22:51:05Z" }
     }))
     .unwrap();
-    let EventData::ProducerSyncNpnActivated(d) = event.data else { panic!() };
+    let EventData::ProducerSyncNpnActivated(d) = event.data else {
+        panic!()
+    };
     assert_eq!(d.npn, "0012345");
-    assert_eq!(d.activated_at, Utc.with_ymd_and_hms(2025, 7, 24, 22, 51, 5).unwrap());
+    assert_eq!(
+        d.activated_at,
+        Utc.with_ymd_and_hms(2025, 7, 24, 22, 51, 5).unwrap()
+    );
 
     let event: WebhookEvent = parse_json(json!({
         "type": "producersync.npn.deactivated",
         "data": { "npn": 19370865, "deactivatedAt": "2025-07-24T23:00:00+01:00", "extra": true }
     }))
     .unwrap();
-    let EventData::ProducerSyncNpnDeactivated(d) = event.data else { panic!() };
+    let EventData::ProducerSyncNpnDeactivated(d) = event.data else {
+        panic!()
+    };
     assert_eq!(d.npn, "19370865");
-    assert_eq!(d.deactivated_at, Utc.with_ymd_and_hms(2025, 7, 24, 22, 0, 0).unwrap());
+    assert_eq!(
+        d.deactivated_at,
+        Utc.with_ymd_and_hms(2025, 7, 24, 22, 0, 0).unwrap()
+    );
 }
 
 #[test]
@@ -69,7 +85,9 @@ fn unpublished_schemas_stay_objects_with_accessors() {
         "data": { "npn": 42, "contractAssignmentId": "cas_1" }
     }))
     .unwrap();
-    let EventData::ContractAssignmentUpdated(d) = &event.data else { panic!() };
+    let EventData::ContractAssignmentUpdated(d) = &event.data else {
+        panic!()
+    };
     assert_eq!(d.npn().as_deref(), Some("42"));
     assert_eq!(d.get_str("contractAssignmentId"), Some("cas_1"));
     #[derive(Deserialize)]
@@ -77,17 +95,32 @@ fn unpublished_schemas_stay_objects_with_accessors() {
     struct Mine {
         contract_assignment_id: String,
     }
-    assert_eq!(d.to_typed::<Mine>().unwrap().contract_assignment_id, "cas_1");
+    assert_eq!(
+        d.to_typed::<Mine>().unwrap().contract_assignment_id,
+        "cas_1"
+    );
 }
 
 #[test]
 fn the_envelope_needs_only_a_type() {
-    let event: WebhookEvent = parse(br#"{"type":"id.producer.deleted"}"#, "msg_fallback", 1_614_265_330).unwrap();
+    let event: WebhookEvent = parse(
+        br#"{"type":"id.producer.deleted"}"#,
+        "msg_fallback",
+        1_614_265_330,
+    )
+    .unwrap();
     assert_eq!(event.id, "msg_fallback");
     assert_eq!(event.timestamp.timestamp(), 1_614_265_330);
-    assert_eq!(event.data, EventData::ProducerDeleted(ObjectData::default()));
-    let nulled: WebhookEvent = parse(br#"{"type":"id.producer.deleted","data":null}"#, "m", 0).unwrap();
-    assert_eq!(nulled.data, EventData::ProducerDeleted(ObjectData::default()));
+    assert_eq!(
+        event.data,
+        EventData::ProducerDeleted(ObjectData::default())
+    );
+    let nulled: WebhookEvent =
+        parse(br#"{"type":"id.producer.deleted","data":null}"#, "m", 0).unwrap();
+    assert_eq!(
+        nulled.data,
+        EventData::ProducerDeleted(ObjectData::default())
+    );
 }
 
 #[test]
@@ -100,7 +133,10 @@ fn unknown_types_are_kept_not_refused() {
     assert_eq!(event.group(), None);
     assert_eq!(
         event.data,
-        EventData::Unknown { event_type: "endpoint.verification".into(), data: json!({ "challenge": [1, 2] }) }
+        EventData::Unknown {
+            event_type: "endpoint.verification".into(),
+            data: json!({ "challenge": [1, 2] })
+        }
     );
     let future: WebhookEvent = parse_json(json!({ "type": "contract.future.thing" })).unwrap();
     assert_eq!(future.group(), Some(EventGroup::Contract));
@@ -118,17 +154,41 @@ fn missing_documented_fields_name_their_path() {
         "type": "producersync.npn.activated", "data": { "npn": "1", "activatedAt": "yesterday" }
     }))
     .unwrap_err();
-    let WebhookError::InvalidEventData { event_type, path, .. } = err else { panic!("{err:?}") };
-    assert_eq!((event_type.as_str(), path.as_str()), ("producersync.npn.activated", "activatedAt"));
-    let err = parse_json::<EventData>(json!({ "type": "contract.updated", "data": [1] })).unwrap_err();
+    let WebhookError::InvalidEventData {
+        event_type, path, ..
+    } = err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (event_type.as_str(), path.as_str()),
+        ("producersync.npn.activated", "activatedAt")
+    );
+    let err =
+        parse_json::<EventData>(json!({ "type": "contract.updated", "data": [1] })).unwrap_err();
     assert_eq!(err.code(), "invalid_event_data");
 }
 
 #[test]
 fn bodies_that_are_not_envelopes() {
-    for body in [&b""[..], b"null", b"[]", b"[\"producersync.updates_available\"]", b"{}", b"{\"type\":1}", b"not json", b"{\"type\":\"x\"", b"\xff\xfe"] {
+    for body in [
+        &b""[..],
+        b"null",
+        b"[]",
+        b"[\"producersync.updates_available\"]",
+        b"{}",
+        b"{\"type\":1}",
+        b"not json",
+        b"{\"type\":\"x\"",
+        b"\xff\xfe",
+    ] {
         let err = parse::<EventData>(body, "m", 0).unwrap_err();
-        assert_eq!((err.code(), err.status()), ("invalid_payload", 400), "{:?}", String::from_utf8_lossy(body));
+        assert_eq!(
+            (err.code(), err.status()),
+            ("invalid_payload", 400),
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
     }
     let err = parse::<EventData>(br#"{"type":"x","timestamp":"yesterday"}"#, "m", 0).unwrap_err();
     assert_eq!(err.code(), "invalid_payload");
@@ -145,7 +205,13 @@ fn users_bring_their_own_payload_type() {
         "type": "producersync.updates_available", "data": { "runDate": "2025-07-24" }
     }))
     .unwrap();
-    assert_eq!(event.data, RunDateOnly { run_date: "2025-07-24".into() });
-    let raw: WebhookEvent<serde_json::Value> = parse_json(json!({ "type": "anything", "data": { "a": 1 } })).unwrap();
+    assert_eq!(
+        event.data,
+        RunDateOnly {
+            run_date: "2025-07-24".into()
+        }
+    );
+    let raw: WebhookEvent<serde_json::Value> =
+        parse_json(json!({ "type": "anything", "data": { "a": 1 } })).unwrap();
     assert_eq!(raw.data, json!({ "a": 1 }));
 }
