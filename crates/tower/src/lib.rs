@@ -1,2 +1,71 @@
-//! agentsync-webhooks-tower (work in progress).
+//! A [tower] layer that verifies AgentSync (Standard Webhooks) deliveries before your service
+//! sees them, for axum, hyper, tonic-style stacks or any `tower::Service` over `http` 1.
+//!
+//! [`WebhookLayer`] collects the body within a limit, verifies the signature and timestamp with
+//! the core [`Receiver`], parses the event, and passes the request on with the verified
+//! [`VerifiedDelivery`] in its extensions and the very same bytes as its body. Refused
+//! deliveries are answered by the layer (status, small JSON body with a stable code, a `tracing`
+//! event) and never reach the inner service.
+//!
+//! ```
+//! use agentsync_webhooks_core::{EventData, Signer, Verifier, EventType};
+//! use agentsync_webhooks_tower::{VerifiedDelivery, WebhookLayer};
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+//! let service = ServiceBuilder::new()
+//!     .layer(WebhookLayer::new(Verifier::new(secret)?))
+//!     .service(service_fn(|request: Request<Full<Bytes>>| async move {
+//!         // Only verified deliveries get here.
+//!         let delivery = request.extensions().get::<VerifiedDelivery>().cloned();
+//!         let status = match delivery.map(|d| d.event.data.clone()) {
+//!             Some(EventData::ProducerSyncUpdatesAvailable(d)) => {
+//!                 println!("pull with updatedSince={}", d.updated_since());
+//!                 StatusCode::OK
+//!             }
+//!             _ => StatusCode::NO_CONTENT,
+//!         };
+//!         Ok::<_, std::convert::Infallible>(Response::builder().status(status).body(Full::<Bytes>::default())?)
+//!     }));
+//!
+//! // A signed test delivery, as the sender would POST it.
+//! let signed = Signer::new(secret)?.example(EventType::ProducerSyncUpdatesAvailable);
+//! let mut request = Request::post("/webhooks/psapi").body(Full::new(Bytes::from(signed.body)))?;
+//! *request.headers_mut() = signed.headers.to_header_map();
+//! let response = service.clone().oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//!
+//! // A forged one never reaches the service.
+//! let forged = Request::post("/webhooks/psapi").body(Full::new(Bytes::from_static(b"{}")))?;
+//! assert_eq!(service.oneshot(forged).await?.status(), StatusCode::BAD_REQUEST);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [tower]: https://docs.rs/tower
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod delivery;
+mod future;
+mod layer;
+mod response;
+
+pub use agentsync_webhooks_core::Receiver;
+
+pub use crate::{
+    body::{ResponseBody, collect_body, content_length},
+    delivery::VerifiedDelivery,
+    future::ResponseFuture,
+    layer::{WebhookLayer, WebhookService},
+    response::{reject, rejection_response, webhook_id},
+};
+
+/// The boxed error type that request bodies' errors convert into.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,768 @@
+//! The cross-framework conformance suite: one table of cases that every adapter must pass.
+//!
+//! # Contract for adapters
+//!
+//! An adapter's test file (`tests/conformance_<adapter>.rs`) declares `mod conformance;` and calls
+//!
+//! ```ignore
+//! conformance::run_suite("my-adapter", |receiver: Receiver, calls: Calls| async move {
+//!     // boot a real server ...
+//!     TestServer::new(addr, guard)
+//! })
+//! .await;
+//! ```
+//!
+//! `start(receiver, calls)` is called once per case, with that case's own [`Receiver`] (its
+//! secrets or keys, a [`FixedClock`] at [`NOW`], its body limit). It must:
+//!
+//! - bind a real HTTP/1.1 server on `127.0.0.1:0` that uses `receiver` through the adapter
+//!   (its layer, middleware, filter or extractor);
+//! - serve `POST /webhooks/psapi` with a handler that records the verified
+//!   `Delivery<EventData>` it was given with [`Calls::record`] and answers `200`;
+//! - return a [`TestServer`] whose `url` is the base URL (`http://127.0.0.1:PORT`, no path) and
+//!   whose guard stops the server when dropped ([`TestServer::spawn`] does both for a future on
+//!   the current tokio runtime).
+//!
+//! Each case then sends real requests with reqwest and checks the status, the error code of the
+//! JSON body (`{"error": "<code>", "message": ...}` with `Content-Type: application/json`), and
+//! whether the handler ran and with which event. All failures are collected and reported in one
+//! panic that lists them.
+//!
+//! The signature of [`run_suite`] and the shape of [`Calls`] and [`TestServer`] are stable.
+#![allow(dead_code)]
+
+use std::{
+    any::Any,
+    collections::VecDeque,
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use agentsync_webhooks::{
+    Delivery, EventData, EventType, FixedClock, Receiver, Signer, Verifier, event::samples,
+    v1a::SigningKey,
+};
+use bytes::Bytes;
+use hyper::body::{Frame, SizeHint};
+
+/// The signing secret of every case (the Standard Webhooks test vector secret).
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// A second, unrelated secret.
+pub const OTHER_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+/// A `v1a` signing key and its public key (the core's test pair).
+const SIGNING_KEY: &str =
+    "whsk_6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbfVKIDij2HKpMKkioLlX0dRqSKJp4AJ6p9lMicMFs6Kvg==";
+const PUBLIC_KEY: &str = "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4=";
+/// The time of every case's clock.
+pub const NOW: i64 = 1_700_000_000;
+/// The body limit of the size cases.
+pub const SMALL_LIMIT: usize = 1024;
+/// The path every adapter serves.
+pub const PATH: &str = "/webhooks/psapi";
+
+/// What the handler was given, case by case.
+#[derive(Debug, Clone, Default)]
+pub struct Calls(Arc<Mutex<Vec<Delivery<EventData>>>>);
+
+impl Calls {
+    /// Records one handler call; call it from the handler with the delivery it received.
+    pub fn record(&self, delivery: Delivery<EventData>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(delivery);
+    }
+
+    /// Everything recorded so far.
+    pub fn take(&self) -> Vec<Delivery<EventData>> {
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+/// A running server: its base URL, and a guard that stops it when dropped.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`, without a path.
+    pub url: String,
+    /// Stops the server when dropped.
+    pub _guard: Box<dyn Any + Send>,
+}
+
+impl TestServer {
+    /// A server listening on `addr`, stopped when `guard` is dropped.
+    pub fn new(addr: SocketAddr, guard: impl Any + Send) -> Self {
+        Self {
+            url: format!("http://{addr}"),
+            _guard: Box::new(guard),
+        }
+    }
+
+    /// Runs `serve` on the current tokio runtime, aborted when the server is dropped.
+    pub fn spawn(addr: SocketAddr, serve: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self::new(addr, AbortOnDrop(tokio::spawn(serve)))
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a case expects back.
+#[derive(Debug, Clone)]
+enum Expect {
+    /// `200`, and the handler ran once per send with this delivery.
+    Handled {
+        event_type: String,
+        /// `None` for an unknown type, which must arrive as `EventData::Unknown`.
+        known: Option<EventType>,
+    },
+    /// This status and error code, and the handler never ran.
+    Rejected { status: u16, code: &'static str },
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    /// Sent with a `Content-Length`.
+    Full(Vec<u8>),
+    /// Sent chunked, without a `Content-Length`, in these chunks.
+    Chunked(Vec<Vec<u8>>),
+}
+
+impl Body {
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Full(b) => b.clone(),
+            Self::Chunked(chunks) => chunks.concat(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    name: String,
+    receiver: Receiver,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Body,
+    /// How many times the request is sent.
+    sends: usize,
+    expect: Expect,
+}
+
+impl Case {
+    /// A delivery of `body` signed with [`SECRET`] at [`NOW`], to the default receiver.
+    fn signed(name: impl Into<String>, body: Vec<u8>, expect: Expect) -> Self {
+        let id = "msg_2b6Sw8sPa0QmIl6ExUwL6p4ZrTA";
+        let headers = Signer::new(SECRET).unwrap().sign(id, NOW, &body);
+        Self {
+            name: name.into(),
+            receiver: receiver(),
+            headers: pairs(
+                &headers.id,
+                &headers.timestamp.to_string(),
+                &headers.signature,
+            ),
+            body: Body::Full(body),
+            sends: 1,
+            expect,
+        }
+    }
+
+    fn with_receiver(mut self, receiver: Receiver) -> Self {
+        self.receiver = receiver;
+        self
+    }
+
+    fn with_headers(mut self, headers: Vec<(String, Vec<u8>)>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Replaces (or, with `None`, removes) a header.
+    fn set_header(mut self, name: &str, value: Option<&[u8]>) -> Self {
+        self.headers.retain(|(n, _)| n != name);
+        if let Some(value) = value {
+            self.headers.push((name.to_owned(), value.to_vec()));
+        }
+        self
+    }
+
+    fn header(&self, name: &str) -> &[u8] {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or_default()
+    }
+
+    fn with_body(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+
+    fn sent(mut self, times: usize) -> Self {
+        self.sends = times;
+        self
+    }
+}
+
+fn handled(event_type: &str) -> Expect {
+    Expect::Handled {
+        event_type: event_type.to_owned(),
+        known: event_type.parse().ok(),
+    }
+}
+
+fn rejected(status: u16, code: &'static str) -> Expect {
+    Expect::Rejected { status, code }
+}
+
+fn pairs(id: &str, timestamp: &str, signature: &str) -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("webhook-id".into(), id.as_bytes().to_vec()),
+        ("webhook-timestamp".into(), timestamp.as_bytes().to_vec()),
+        ("webhook-signature".into(), signature.as_bytes().to_vec()),
+    ]
+}
+
+fn verifier_builder() -> agentsync_webhooks::VerifierBuilder {
+    Verifier::builder()
+        .secret(SECRET)
+        .unwrap()
+        .clock(FixedClock::new(NOW))
+}
+
+/// [`SECRET`], a clock at [`NOW`], the default tolerance and body limit.
+fn receiver() -> Receiver {
+    Receiver::new(verifier_builder().build().unwrap())
+}
+
+fn example(event_type: EventType) -> Vec<u8> {
+    samples::example_body(event_type, "whe_2b6Sw8sPa0QmIl6ExUwL6p4ZrTA", NOW)
+}
+
+fn updates_available() -> Vec<u8> {
+    example(EventType::ProducerSyncUpdatesAvailable)
+}
+
+/// A `v1` entry that decodes to 32 bytes and matches nothing.
+fn decoy(n: u8) -> String {
+    let tag = Signer::new(OTHER_SECRET)
+        .unwrap()
+        .signature("msg_decoy", i64::from(n), b"decoy");
+    tag.trim_start_matches("v1,").to_owned()
+}
+
+/// Every case of the suite.
+fn cases() -> Vec<Case> {
+    let body = updates_available;
+    let ok = || handled(EventType::ProducerSyncUpdatesAvailable.as_str());
+    let mut cases = Vec::new();
+
+    // Every documented type, typed; and an unknown one, as `Unknown`.
+    for &event_type in EventType::ALL {
+        cases.push(Case::signed(
+            format!("valid {}", event_type.as_str()),
+            example(event_type),
+            handled(event_type.as_str()),
+        ));
+    }
+    let unknown = br#"{"id":"whe_1","type":"producersync.something_new","timestamp":"2023-11-14T22:13:20.000Z","data":{"anything":[1,2]}}"#;
+    cases.push(Case::signed(
+        "unknown event type",
+        unknown.to_vec(),
+        handled("producersync.something_new"),
+    ));
+    let no_data = br#"{"type":"producersync.brand_new"}"#;
+    cases.push(Case::signed(
+        "unknown event type, minimal envelope",
+        no_data.to_vec(),
+        handled("producersync.brand_new"),
+    ));
+
+    // svix-* headers instead of webhook-*.
+    let base = Case::signed("svix headers", body(), ok());
+    let svix = [
+        ("svix-id", base.header("webhook-id").to_vec()),
+        ("svix-timestamp", base.header("webhook-timestamp").to_vec()),
+        ("svix-signature", base.header("webhook-signature").to_vec()),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_owned(), v))
+    .collect();
+    cases.push(base.with_headers(svix));
+
+    // Each header missing.
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        cases.push(
+            Case::signed(
+                format!("{name} missing"),
+                body(),
+                rejected(400, "missing_header"),
+            )
+            .set_header(name, None),
+        );
+    }
+
+    // Each header malformed or oversized.
+    let malformed: Vec<(&str, &str, Vec<u8>, &'static str)> = vec![
+        ("webhook-id", "empty", Vec::new(), "invalid_header"),
+        (
+            "webhook-id",
+            "with a space",
+            b"msg 1".to_vec(),
+            "invalid_header",
+        ),
+        (
+            "webhook-id",
+            "not ASCII",
+            b"msg_\xff".to_vec(),
+            "invalid_header",
+        ),
+        ("webhook-id", "oversized", vec![b'a'; 257], "invalid_header"),
+        (
+            "webhook-timestamp",
+            "empty",
+            Vec::new(),
+            "invalid_timestamp",
+        ),
+        (
+            "webhook-timestamp",
+            "oversized",
+            vec![b'1'; 33],
+            "invalid_header",
+        ),
+        ("webhook-signature", "empty", Vec::new(), "invalid_header"),
+        (
+            "webhook-signature",
+            "oversized",
+            format!("v1,{}", "A".repeat(9000)).into_bytes(),
+            "invalid_header",
+        ),
+    ];
+    for (name, what, value, code) in malformed {
+        cases.push(
+            Case::signed(format!("{name} {what}"), body(), rejected(400, code))
+                .set_header(name, Some(&value)),
+        );
+    }
+
+    // The replay window: inclusive at ±tolerance, refused one second past.
+    for (offset, expect) in [
+        (-300, ok()),
+        (300, ok()),
+        (-301, rejected(401, "timestamp_too_old")),
+        (301, rejected(401, "timestamp_too_new")),
+    ] {
+        let ts = NOW + offset;
+        let headers = Signer::new(SECRET).unwrap().sign("msg_window", ts, &body());
+        cases.push(
+            Case::signed(format!("timestamp {offset:+} s"), body(), expect).with_headers(pairs(
+                &headers.id,
+                &ts.to_string(),
+                &headers.signature,
+            )),
+        );
+    }
+
+    // Timestamps that are not integer seconds (signed as sent, so only the format is wrong).
+    for raw in [
+        "1700000000.5",
+        "1.7e9",
+        "+1700000000",
+        "0x6553f100",
+        "abc",
+        "2023-11-14T22:13:20Z",
+        "-",
+    ] {
+        let signature = Signer::new(SECRET).unwrap().signature("msg_ts", 0, &body());
+        cases.push(
+            Case::signed(
+                format!("timestamp {raw:?}"),
+                body(),
+                rejected(400, "invalid_timestamp"),
+            )
+            .with_headers(pairs("msg_ts", raw, &signature)),
+        );
+    }
+
+    // Secrets.
+    let other = Signer::new(OTHER_SECRET)
+        .unwrap()
+        .sign("msg_other", NOW, &body());
+    cases.push(
+        Case::signed("wrong secret", body(), rejected(401, "signature_mismatch"))
+            .with_headers(pairs(&other.id, &NOW.to_string(), &other.signature)),
+    );
+    let rotated = || {
+        Receiver::new(
+            Verifier::builder()
+                .secret(OTHER_SECRET)
+                .unwrap()
+                .secret(SECRET)
+                .unwrap()
+                .clock(FixedClock::new(NOW))
+                .build()
+                .unwrap(),
+        )
+    };
+    cases
+        .push(Case::signed("second of two rotated secrets", body(), ok()).with_receiver(rotated()));
+    cases.push(
+        Case::signed("first of two rotated secrets", body(), ok())
+            .with_receiver(rotated())
+            .with_headers(pairs(&other.id, &NOW.to_string(), &other.signature)),
+    );
+
+    // The valid signature among decoys; only garbage; an empty v1 entry.
+    let valid = Case::signed("", body(), ok());
+    let good = String::from_utf8(valid.header("webhook-signature").to_vec()).unwrap();
+    let (d1, d2) = (format!("v1,{}", decoy(1)), format!("v1,{}", decoy(2)));
+    for (place, signature) in [
+        ("first", format!("{good} {d1} {d2}")),
+        ("middle", format!("{d1} {good} {d2}")),
+        ("last", format!("{d1} {d2} {good}")),
+        (
+            "last, after garbage",
+            format!("v1 x,y v2,abc v1,!!! {good}"),
+        ),
+    ] {
+        cases.push(
+            Case::signed(
+                format!("valid signature {place} among decoys"),
+                body(),
+                ok(),
+            )
+            .set_header("webhook-signature", Some(signature.as_bytes())),
+        );
+    }
+    for (what, signature) in [
+        ("only garbage entries", "v1,garbage v2,abc nocomma v1a,!!"),
+        ("only decoys", &format!("{d1} {d2}")),
+        ("v1,", "v1,"),
+        ("v1, and a bare comma", "v1, ,"),
+        ("v2 with the right tag", &good.replacen("v1,", "v2,", 1)),
+    ] {
+        cases.push(
+            Case::signed(
+                format!("signature: {what}"),
+                body(),
+                rejected(401, "signature_mismatch"),
+            )
+            .set_header("webhook-signature", Some(signature.as_bytes())),
+        );
+    }
+
+    // v1a (Ed25519) against trusted keys only.
+    let v1a_receiver = || {
+        Receiver::new(
+            Verifier::builder()
+                .public_key(PUBLIC_KEY)
+                .unwrap()
+                .clock(FixedClock::new(NOW))
+                .build()
+                .unwrap(),
+        )
+    };
+    let trusted = Signer::default()
+        .with_signing_key(SIGNING_KEY.parse().unwrap())
+        .sign("msg_v1a", NOW, &body());
+    cases.push(
+        Case::signed("v1a with a trusted key", body(), ok())
+            .with_receiver(v1a_receiver())
+            .with_headers(pairs(&trusted.id, &NOW.to_string(), &trusted.signature)),
+    );
+    let untrusted = Signer::default()
+        .with_signing_key(SigningKey::generate().unwrap())
+        .sign("msg_v1a", NOW, &body());
+    cases.push(
+        Case::signed(
+            "v1a with an untrusted key",
+            body(),
+            rejected(401, "signature_mismatch"),
+        )
+        .with_receiver(v1a_receiver())
+        .with_headers(pairs(&untrusted.id, &NOW.to_string(), &untrusted.signature)),
+    );
+
+    // Bodies.
+    let mut tampered = body();
+    let last = tampered.len() - 2;
+    tampered[last] ^= 0x01;
+    cases.push(
+        Case::signed(
+            "body changed by one byte",
+            body(),
+            rejected(401, "signature_mismatch"),
+        )
+        .with_body(Body::Full(tampered)),
+    );
+    cases.push(Case::signed(
+        "empty body",
+        Vec::new(),
+        rejected(400, "invalid_payload"),
+    ));
+    cases.push(Case::signed(
+        "non-JSON body",
+        b"type=producersync.updates_available".to_vec(),
+        rejected(400, "invalid_payload"),
+    ));
+    cases.push(Case::signed(
+        "JSON array body",
+        b"[1,2,3]".to_vec(),
+        rejected(400, "invalid_payload"),
+    ));
+    cases.push(Case::signed(
+        "JSON object without a type",
+        br#"{"id":"whe_1","data":{"runDate":"2025-07-24"}}"#.to_vec(),
+        rejected(400, "invalid_payload"),
+    ));
+    cases.push(Case::signed(
+        "truncated JSON",
+        br#"{"type":"producersync.updates_available","data":{"#.to_vec(),
+        rejected(400, "invalid_payload"),
+    ));
+    cases.push(Case::signed(
+        "known type with data missing a documented field",
+        br#"{"type":"producersync.updates_available","data":{}}"#.to_vec(),
+        rejected(400, "invalid_event_data"),
+    ));
+
+    // The body limit.
+    let small = || Receiver::new(verifier_builder().build().unwrap()).with_body_limit(SMALL_LIMIT);
+    let padded = |len: usize| {
+        let mut b = body();
+        b.resize(len, b' ');
+        b
+    };
+    cases.push(
+        Case::signed("body exactly at the limit", padded(SMALL_LIMIT), ok()).with_receiver(small()),
+    );
+    cases.push(
+        Case::signed(
+            "body over the limit, with Content-Length",
+            padded(SMALL_LIMIT + 1),
+            rejected(413, "payload_too_large"),
+        )
+        .with_receiver(small()),
+    );
+    cases.push(
+        Case::signed(
+            "body far over the limit, with Content-Length",
+            padded(4 * SMALL_LIMIT),
+            rejected(413, "payload_too_large"),
+        )
+        .with_receiver(small()),
+    );
+    let chunks = |b: Vec<u8>| Body::Chunked(b.chunks(256).map(<[u8]>::to_vec).collect());
+    cases.push(
+        Case::signed("chunked body within the limit", padded(SMALL_LIMIT), ok())
+            .with_receiver(small())
+            .with_body(chunks(padded(SMALL_LIMIT))),
+    );
+    cases.push(
+        Case::signed(
+            "chunked body over the limit, without Content-Length",
+            padded(4 * SMALL_LIMIT),
+            rejected(413, "payload_too_large"),
+        )
+        .with_receiver(small())
+        .with_body(chunks(padded(4 * SMALL_LIMIT))),
+    );
+
+    // The same delivery twice: both verified (de-duplication comes with idempotency).
+    cases.push(Case::signed("same valid request twice", body(), ok()).sent(2));
+
+    cases
+}
+
+/// Runs every case against the adapter that `start` boots; panics once, listing every failure.
+pub async fn run_suite<F, Fut>(adapter: &str, start: F)
+where
+    F: Fn(Receiver, Calls) -> Fut,
+    Fut: Future<Output = TestServer>,
+{
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let cases = cases();
+    let total = cases.len();
+    let mut failures = Vec::new();
+    for case in cases {
+        let calls = Calls::default();
+        let server = start(case.receiver.clone(), calls.clone()).await;
+        let mut problems = Vec::new();
+        for attempt in 1..=case.sends {
+            match send(&client, &server.url, &case).await {
+                Ok(response) => check_response(&case, &response, &mut problems),
+                Err(e) => problems.push(format!("send #{attempt} failed: {e}")),
+            }
+        }
+        check_calls(&case, &calls.take(), &mut problems);
+        drop(server);
+        if !problems.is_empty() {
+            failures.push(format!("  {}: {}", case.name, problems.join("; ")));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{adapter}: {} of {total} conformance cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+struct Response {
+    status: u16,
+    content_type: Option<String>,
+    retry_after: Option<String>,
+    body: Bytes,
+}
+
+async fn send(client: &reqwest::Client, url: &str, case: &Case) -> Result<Response, String> {
+    let mut request = client.post(format!("{url}{PATH}"));
+    for (name, value) in &case.headers {
+        let value = reqwest::header::HeaderValue::from_bytes(value).map_err(|e| e.to_string())?;
+        request = request.header(name.as_str(), value);
+    }
+    request = match &case.body {
+        Body::Full(bytes) => request.body(bytes.clone()),
+        Body::Chunked(chunks) => request.body(reqwest::Body::wrap(Chunks(
+            chunks.iter().cloned().map(Bytes::from).collect(),
+        ))),
+    };
+    let response = request.send().await.map_err(|e| format!("{e:?}"))?;
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let (content_type, retry_after) = (header("content-type"), header("retry-after"));
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(|e| format!("{e:?}"))?;
+    Ok(Response {
+        status,
+        content_type,
+        retry_after,
+        body,
+    })
+}
+
+fn check_response(case: &Case, response: &Response, problems: &mut Vec<String>) {
+    let body = String::from_utf8_lossy(&response.body);
+    match &case.expect {
+        Expect::Handled { .. } => {
+            if response.status != 200 {
+                problems.push(format!(
+                    "status {} (body {body:?}), expected 200",
+                    response.status
+                ));
+            }
+        }
+        Expect::Rejected { status, code } => {
+            if response.status != *status {
+                problems.push(format!(
+                    "status {} (body {body:?}), expected {status}",
+                    response.status
+                ));
+            }
+            if !response
+                .content_type
+                .as_deref()
+                .is_some_and(|ct| ct.starts_with("application/json"))
+            {
+                problems.push(format!(
+                    "content-type {:?}, expected application/json",
+                    response.content_type
+                ));
+            }
+            match serde_json::from_slice::<serde_json::Value>(&response.body) {
+                Ok(json) => {
+                    if json["error"] != *code {
+                        problems.push(format!("error code {}, expected {code:?}", json["error"]));
+                    }
+                    if !json["message"].as_str().is_some_and(|m| !m.is_empty()) {
+                        problems.push(format!("no message in {json}"));
+                    }
+                }
+                Err(e) => problems.push(format!("body {body:?} is not JSON: {e}")),
+            }
+            if let Some(retry_after) = &response.retry_after {
+                problems.push(format!("unexpected Retry-After {retry_after}"));
+            }
+        }
+    }
+}
+
+fn check_calls(case: &Case, calls: &[Delivery<EventData>], problems: &mut Vec<String>) {
+    match &case.expect {
+        Expect::Rejected { .. } => {
+            if !calls.is_empty() {
+                problems.push(format!("the handler ran {} time(s)", calls.len()));
+            }
+        }
+        Expect::Handled { event_type, known } => {
+            if calls.len() != case.sends {
+                problems.push(format!(
+                    "the handler ran {} time(s), expected {}",
+                    calls.len(),
+                    case.sends
+                ));
+            }
+            let sent_id = case
+                .headers
+                .iter()
+                .find(|(n, _)| n == "webhook-id" || n == "svix-id")
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+            for delivery in calls {
+                if &delivery.event.event_type != event_type {
+                    problems.push(format!("handler got type {:?}", delivery.event.event_type));
+                }
+                match (known, &delivery.event.data) {
+                    (None, EventData::Unknown { event_type: t, .. }) if t == event_type => {}
+                    (Some(k), data) if data.event_type() == Some(*k) => {}
+                    (_, data) => problems.push(format!("handler got data {data:?}")),
+                }
+                if Some(&delivery.webhook_id) != sent_id.as_ref() {
+                    problems.push(format!("handler got webhook id {:?}", delivery.webhook_id));
+                }
+                if delivery.raw_body[..] != case.body.bytes()[..] {
+                    problems.push("handler got a raw body other than the one sent".into());
+                }
+            }
+        }
+    }
+}
+
+/// A request body sent chunk by chunk, with no length known in advance (so: chunked).
+struct Chunks(VecDeque<Bytes>);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
