@@ -1,0 +1,41 @@
+//! Reading an actix payload within the receiver's limit, then the core's accept step.
+
+use std::{future::poll_fn, pin::Pin};
+
+use actix_web::{
+    dev::Payload,
+    http::header::{CONTENT_LENGTH, HeaderMap},
+};
+use agentsync_webhooks_core::{Accepted, EventData, Receiver, WebhookError};
+use futures_core::Stream;
+
+use crate::ActixHeaders;
+
+/// Collects the body (413 on a declared length over the limit before reading, 413 at the chunk
+/// that crosses it), then verifies and parses it with the core.
+pub(crate) async fn accept(
+    receiver: &Receiver,
+    headers: &HeaderMap,
+    mut payload: Payload,
+) -> Result<Accepted<EventData>, WebhookError> {
+    let mut collector = receiver.collector(content_length(headers))?;
+    while let Some(chunk) = poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
+        let chunk = chunk.map_err(|e| WebhookError::BodyRead(e.to_string()))?;
+        collector.push(&chunk)?;
+    }
+    receiver
+        .accept(&ActixHeaders(headers), collector.finish())
+        .await
+}
+
+/// The declared `Content-Length`, if there is a readable one (actix already refused malformed
+/// ones; a missing one leaves the streamed check in charge).
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}

@@ -1,0 +1,137 @@
+//! The middleware: verify before the handler, report its status after.
+
+use std::{
+    future::{Future, Ready, ready},
+    pin::Pin,
+    rc::Rc,
+};
+
+use actix_web::{
+    Error, HttpMessage,
+    body::EitherBody,
+    dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
+};
+use agentsync_webhooks_core::{Accepted, Receiver, Verifier};
+
+use crate::{body, headers::webhook_id, rejection_response};
+
+/// actix-web middleware that lets only verified deliveries through to the handlers it wraps.
+///
+/// For each request it reads the body within the limit (a `Content-Length` over it is answered
+/// 413 before reading; a streamed body is cut off at the limit), verifies and parses it with the
+/// core, stores the [`Delivery`](agentsync_webhooks_core::Delivery) in the request extensions
+/// (for the [`Webhook`](crate::Webhook) extractor, or `web::ReqData<Delivery>`), and puts the
+/// same bytes back as the payload so that `Bytes`, `String` or `web::Json` still work. After the
+/// handler answered, it reports the status to the core (where idempotency hooks in). A refused
+/// delivery never reaches the handler: it gets the design table's status and JSON body.
+///
+/// Parsing uses [`EventData`](agentsync_webhooks_core::EventData): a documented type whose
+/// `data` lacks a documented field is refused with 400 here, even when the handler asks for
+/// `Webhook<MyData>`.
+///
+/// ```
+/// use actix_web::{App, HttpResponse, web};
+/// use agentsync_webhooks_actix::{Webhook, WebhookMiddleware};
+/// use agentsync_webhooks_core::Verifier;
+///
+/// async fn psapi(Webhook(delivery): Webhook) -> HttpResponse {
+///     println!("{} {}", delivery.webhook_id, delivery.event.event_type);
+///     HttpResponse::NoContent().finish()
+/// }
+///
+/// let verifier = Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+/// let app = App::new().service(
+///     web::scope("/webhooks")
+///         .wrap(WebhookMiddleware::new(verifier).body_limit(512 * 1024))
+///         .route("/psapi", web::post().to(psapi)),
+/// );
+/// # drop(app);
+/// # Ok::<(), agentsync_webhooks_core::SecretError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct WebhookMiddleware {
+    receiver: Receiver,
+}
+
+impl WebhookMiddleware {
+    /// Verifies with `verifier`, with the default body limit (1 MiB).
+    pub fn new(verifier: Verifier) -> Self {
+        Self::from_receiver(Receiver::new(verifier))
+    }
+
+    /// Runs an already configured [`Receiver`] (body limit, and later idempotency).
+    pub fn from_receiver(receiver: Receiver) -> Self {
+        Self { receiver }
+    }
+
+    /// Sets the largest body accepted, in bytes; larger ones are answered 413.
+    pub fn body_limit(mut self, limit: usize) -> Self {
+        self.receiver = self.receiver.with_body_limit(limit);
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for WebhookMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = WebhookMiddlewareService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(WebhookMiddlewareService {
+            service: Rc::new(service),
+            receiver: self.receiver.clone(),
+        }))
+    }
+}
+
+/// The service [`WebhookMiddleware`] wraps around the inner one; built by actix, not by hand.
+#[derive(Debug)]
+pub struct WebhookMiddlewareService<S> {
+    service: Rc<S>,
+    receiver: Receiver,
+}
+
+impl<S, B> Service<ServiceRequest> for WebhookMiddlewareService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let receiver = self.receiver.clone();
+        Box::pin(async move {
+            let payload = req.take_payload();
+            let Accepted {
+                delivery,
+                completion,
+            } = match body::accept(&receiver, req.headers(), payload).await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    let rejection = error.rejection(webhook_id(req.headers()));
+                    let response = rejection_response(&rejection);
+                    return Ok(req.into_response(response).map_into_right_body());
+                }
+            };
+            // The same `Bytes`, shared, for any other extractor that reads the body.
+            req.set_payload(Payload::from(delivery.raw_body.clone()));
+            req.extensions_mut().insert(delivery);
+            // On an error or a panic `completion` is dropped unfinished, which the core counts
+            // as a failure, so that the sender's retry is processed.
+            let response = service.call(req).await?;
+            completion.finish(response.status().as_u16()).await;
+            Ok(response.map_into_left_body())
+        })
+    }
+}
