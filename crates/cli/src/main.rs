@@ -1,4 +1,63 @@
-//! agentsync-webhooks command-line tool (work in progress).
+//! `agentsync-webhooks`: a verifying listener and an AgentSync-like test sender.
+//!
+//! `listen` runs a receiver built on the library, so that what it accepts is what a service using
+//! the library accepts; `send` signs and delivers like AgentSync's Standard Webhooks sender (and
+//! doubles as a load generator); `sign`, `verify` and `secret new` help with captured deliveries.
 #![forbid(unsafe_code)]
 
-fn main() {}
+mod cli;
+mod failure;
+mod input;
+mod listen;
+mod secret;
+mod send;
+mod sign;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command, SecretCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let outcome = match cli.command {
+        Command::Listen(args) => runtime().and_then(|rt| rt.block_on(listen::run(args))),
+        Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(args))),
+        Command::Sign(args) => sign::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Secret {
+            command: SecretCommand::New,
+        } => secret::new(),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, failure::Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| failure::Failure::failed(format!("could not start the async runtime: {e}")))
+}
+
+/// Library logs (`tracing`) go to stderr, filtered by `RUST_LOG` (default: errors only, since the
+/// commands print their own readable lines for what the library logs at lower levels).
+fn init_tracing() {
+    use tracing_subscriber::{
+        filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+    };
+
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|spec| spec.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::ERROR));
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
+        .try_init();
+}
