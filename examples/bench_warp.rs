@@ -1,0 +1,67 @@
+//! The warp side of the HTTP benchmark: the same endpoint with and without the webhook filter.
+//!
+//! `MODE=layer` verifies and parses every delivery with `agentsync_webhooks::warp::webhook`;
+//! `MODE=bare` only parses the JSON body (no verification), the baseline. Both answer 200.
+//!
+//! ```sh
+//! AGENTSYNC_WEBHOOK_SECRET=whsec_... MODE=layer PORT=3000 cargo run --release --example bench_warp
+//! cargo run --release -p agentsync-webhooks-cli -- send --url http://127.0.0.1:3000/webhooks/psapi \
+//!     --secret whsec_... --event producersync.updates_available --count 20000 --concurrency 32
+//! ```
+
+use std::{error::Error, hint::black_box, net::Ipv4Addr};
+
+use agentsync_webhooks::{
+    Delivery, Verifier,
+    warp::{Webhook, webhook},
+};
+use tokio::net::TcpListener;
+use warp::{Filter, http::StatusCode};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let secret = std::env::var("AGENTSYNC_WEBHOOK_SECRET")
+        .map_err(|_| "set AGENTSYNC_WEBHOOK_SECRET to the secret the load generator signs with")?;
+    let port: u16 = match std::env::var("PORT") {
+        Ok(port) => port
+            .parse()
+            .map_err(|_| format!("PORT={port} is not a port number"))?,
+        Err(_) => 3000,
+    };
+    let mode = std::env::var("MODE").unwrap_or_else(|_| "layer".to_owned());
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+    let addr = listener.local_addr()?;
+    let path = warp::path!("webhooks" / "psapi").and(warp::post());
+
+    match mode.as_str() {
+        "layer" => {
+            let routes = path
+                .and(webhook(Verifier::new(&secret)?))
+                .then(|hook: Webhook| {
+                    hook.run(|delivery: Delivery| async move {
+                        black_box(&delivery.event);
+                        StatusCode::OK
+                    })
+                })
+                .recover(agentsync_webhooks::warp::recover);
+            println!("bench_warp MODE=layer on http://{addr}/webhooks/psapi");
+            warp::serve(routes).incoming(listener).run().await;
+        }
+        "bare" => {
+            let routes =
+                path.and(warp::body::bytes()).map(
+                    |body: bytes::Bytes| match serde_json::from_slice::<serde_json::Value>(&body) {
+                        Ok(event) => {
+                            black_box(&event);
+                            StatusCode::OK
+                        }
+                        Err(_) => StatusCode::BAD_REQUEST,
+                    },
+                );
+            println!("bench_warp MODE=bare on http://{addr}/webhooks/psapi");
+            warp::serve(routes).incoming(listener).run().await;
+        }
+        other => return Err(format!("MODE={other}: use MODE=layer or MODE=bare").into()),
+    }
+    Ok(())
+}
