@@ -6,18 +6,18 @@ use actix_web::{
     dev::Payload,
     http::header::{CONTENT_LENGTH, HeaderMap},
 };
-use agentsync_webhooks_core::{Accepted, EventData, Receiver, WebhookError};
+use agentsync_webhooks_core::{Accepted, EventPayload, Receiver, WebhookError};
 use futures_core::Stream;
 
 use crate::ActixHeaders;
 
 /// Collects the body (413 on a declared length over the limit before reading, 413 at the chunk
 /// that crosses it), then verifies and parses it with the core.
-pub(crate) async fn accept(
+pub(crate) async fn accept<D: EventPayload>(
     receiver: &Receiver,
     headers: &HeaderMap,
     mut payload: Payload,
-) -> Result<Accepted<EventData>, WebhookError> {
+) -> Result<Accepted<D>, WebhookError> {
     let mut collector = receiver.collector(content_length(headers))?;
     while let Some(chunk) = poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
         let chunk = chunk.map_err(|e| WebhookError::BodyRead(e.to_string()))?;

@@ -3,31 +3,39 @@
 use std::{
     any::Any,
     future::{Future, ready},
-    ops::{Deref, DerefMut},
+    ops::Deref,
     pin::Pin,
 };
 
-use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web, web::Bytes};
 use agentsync_webhooks_core::{
     Accepted, Completion, Delivery, EventData, EventPayload, Receiver, Verifier, WebhookError,
+    WebhookEvent,
 };
 
 use crate::{WebhookRejection, body, headers::webhook_id};
 
 /// A verified delivery, as a handler argument: `Webhook` for the typed [`EventData`], or
-/// `Webhook<MyData>` to parse `data` as your own type.
+/// `Webhook<MyData>` to parse `data` as your own `Deserialize` type. Derefs to the
+/// [`WebhookEvent`]; destructure `Webhook(delivery)` for the whole [`Delivery`].
 ///
-/// Behind [`WebhookMiddleware`](crate::WebhookMiddleware) it reads the delivery the middleware
-/// stored (and re-parses it for your own type). Without the middleware it verifies the request
-/// itself with the first of `web::Data<Receiver>`, `web::Data<Verifier>`, `Receiver` or
-/// `Verifier` found in the app data; with none of them it answers 500 naming the fix. A refused
+/// Two ways to use it:
+///
+/// - **Behind [`WebhookMiddleware`](crate::WebhookMiddleware)** (recommended): it reads the
+///   delivery the middleware stored (re-parsing `data` for a type other than `EventData`). The
+///   middleware reports the handler's status to the receiver, so idempotency covers the handler,
+///   and the body stays readable by other extractors.
+/// - **Alone**, with a `web::Data<Receiver>`, `web::Data<Verifier>`, `Receiver` or `Verifier`
+///   in the app data (the first found is used): it reads the body within the limit and verifies
+///   it itself, parsing `data` as `D` directly. It consumes the body (read
+///   [`raw_body`](Webhook::raw_body)), so a handler takes one `Webhook` in this mode (actix
+///   builds all of a handler's extractors at once). Nothing wraps the handler, so the receiver
+///   never learns its status: the delivery is released when the request ends, and the sender's
+///   retries are processed again (verified, not de-duplicated).
+///
+/// With neither, every request is answered 500 with a message naming both fixes. A refused
 /// request never reaches the handler: the [`WebhookRejection`] answers with the design table's
 /// status and JSON body.
-///
-/// Without the middleware the extractor consumes the body (read it from
-/// [`Delivery::raw_body`]), so a handler takes one `Webhook` (actix builds all of a handler's
-/// extractors at once), and nothing sees the handler's status: use the middleware where the core
-/// must learn the outcome (idempotency), or several extractors read the body.
 ///
 /// ```
 /// use actix_web::{App, HttpResponse, test, web};
@@ -40,8 +48,9 @@ use crate::{WebhookRejection, body, headers::webhook_id};
 ///     run_date: String,
 /// }
 ///
-/// async fn psapi(Webhook(delivery): Webhook<RunDate>) -> HttpResponse {
-///     HttpResponse::Ok().body(delivery.event.data.run_date)
+/// async fn psapi(event: Webhook<RunDate>) -> HttpResponse {
+///     println!("{} from {}", event.event_type, event.webhook_id());
+///     HttpResponse::Ok().body(event.into_event().data.run_date)
 /// }
 ///
 /// # actix_web::rt::System::new().block_on(async {
@@ -68,23 +77,38 @@ use crate::{WebhookRejection, body, headers::webhook_id};
 pub struct Webhook<D = EventData>(pub Delivery<D>);
 
 impl<D> Webhook<D> {
+    /// The whole delivery: event, `webhook-id`, `webhook-timestamp`, raw body.
+    pub fn delivery(&self) -> &Delivery<D> {
+        &self.0
+    }
+
+    /// `webhook-id`: the same on every retry of this message (the idempotency key).
+    pub fn webhook_id(&self) -> &str {
+        &self.0.webhook_id
+    }
+
+    /// The body exactly as received and verified.
+    pub fn raw_body(&self) -> &Bytes {
+        &self.0.raw_body
+    }
+
+    /// The event, e.g. to move it into a background task.
+    pub fn into_event(self) -> WebhookEvent<D> {
+        self.0.event
+    }
+
     /// The delivery.
-    pub fn into_inner(self) -> Delivery<D> {
+    pub fn into_delivery(self) -> Delivery<D> {
         self.0
     }
 }
 
+/// Derefs to the event, so `webhook.event_type` and `webhook.data` read directly.
 impl<D> Deref for Webhook<D> {
-    type Target = Delivery<D>;
+    type Target = WebhookEvent<D>;
 
-    fn deref(&self) -> &Delivery<D> {
-        &self.0
-    }
-}
-
-impl<D> DerefMut for Webhook<D> {
-    fn deref_mut(&mut self) -> &mut Delivery<D> {
-        &mut self.0
+    fn deref(&self) -> &WebhookEvent<D> {
+        &self.0.event
     }
 }
 
@@ -115,20 +139,16 @@ impl<D: EventPayload + 'static> FromRequest for Webhook<D> {
         let payload = payload.take();
         let req = req.clone();
         Box::pin(async move {
-            let reject = |e| WebhookRejection::new(e, webhook_id(req.headers()));
             let Accepted {
                 delivery,
                 completion,
-            } = body::accept(&receiver, req.headers(), payload)
+            } = body::accept::<D>(&receiver, req.headers(), payload)
                 .await
-                .map_err(reject)?;
-            let webhook = as_payload(&delivery).map_err(reject)?;
-            let mut extensions = req.extensions_mut();
-            extensions.insert(delivery);
-            extensions.insert(PendingCompletion {
+                .map_err(|e| WebhookRejection::new(e, webhook_id(req.headers())))?;
+            req.extensions_mut().insert(PendingCompletion {
                 _completion: completion,
             });
-            Ok(Webhook(webhook))
+            Ok(Webhook(delivery))
         })
     }
 }

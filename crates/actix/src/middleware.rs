@@ -11,7 +11,7 @@ use actix_web::{
     body::EitherBody,
     dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
 };
-use agentsync_webhooks_core::{Accepted, Receiver, Verifier};
+use agentsync_webhooks_core::{Accepted, EventData, Receiver, Verifier};
 
 use crate::{body, headers::webhook_id, rejection_response};
 
@@ -116,7 +116,7 @@ where
             let Accepted {
                 delivery,
                 completion,
-            } = match body::accept(&receiver, req.headers(), payload).await {
+            } = match body::accept::<EventData>(&receiver, req.headers(), payload).await {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     let rejection = error.rejection(webhook_id(req.headers()));

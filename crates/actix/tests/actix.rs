@@ -410,7 +410,9 @@ async fn twice(
 ) -> HttpResponse {
     HttpResponse::Ok().body(format!(
         "{} {} {}",
-        first.webhook_id, second.event.data["npn"], json["data"]["npn"]
+        first.webhook_id(),
+        second.data["npn"],
+        json["data"]["npn"]
     ))
 }
 
@@ -450,4 +452,39 @@ async fn extractor_alone_accepts_a_plain_verifier() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "id.producer.phone.deleted");
     assert_eq!(calls.count(), 1);
+}
+
+async fn raw_data(event: Webhook<serde_json::Value>) -> HttpResponse {
+    HttpResponse::Ok().body(event.data.to_string())
+}
+
+/// Alone, the extractor parses `data` as the handler's type directly; behind the middleware a
+/// documented type must first match its documented schema.
+#[actix_web::test]
+async fn extractor_alone_parses_the_users_type_directly() {
+    let body = br#"{"type":"producersync.updates_available","data":{"other":1}}"#;
+    let sent = SignedRequest {
+        headers: Signer::new(SECRET).unwrap().sign_now(body),
+        body: body.to_vec(),
+    };
+    let alone = serve(|cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(verifier()))
+            .route("/webhooks/psapi", web::post().to(raw_data));
+    });
+    let response = post(&format!("{alone}/webhooks/psapi"), &sent).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"other":1}"#);
+
+    let behind = serve(|cfg: &mut web::ServiceConfig| {
+        cfg.service(
+            web::resource("/webhooks/psapi")
+                .wrap(WebhookMiddleware::new(verifier()))
+                .route(web::post().to(raw_data)),
+        );
+    });
+    let (status, json) = answer(post(&format!("{behind}/webhooks/psapi"), &sent).await).await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (400, Some("invalid_event_data"))
+    );
 }
