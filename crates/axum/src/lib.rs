@@ -1,2 +1,43 @@
-//! agentsync-webhooks-axum (work in progress).
+//! [axum] extractors for verified AgentSync (Standard Webhooks) deliveries.
+//!
+//! Put [`WebhookLayer`] on the webhook routes and take a [`Webhook`] in the handler:
+//!
+//! ```
+//! use agentsync_webhooks_axum::{Webhook, WebhookLayer};
+//! use agentsync_webhooks_core::{EventData, Verifier};
+//! use axum::{Router, http::StatusCode, routing::post};
+//!
+//! async fn psapi(event: Webhook) -> StatusCode {
+//!     match &event.data {
+//!         EventData::ProducerSyncUpdatesAvailable(d) => println!("pull updatedSince={}", d.updated_since()),
+//!         EventData::ProducerSyncNpnActivated(d) => println!("monitor {}", d.npn),
+//!         other => println!("ignoring {:?}", other.event_type()),
+//!     }
+//!     StatusCode::NO_CONTENT
+//! }
+//!
+//! # fn app() -> Result<Router, Box<dyn std::error::Error>> {
+//! let verifier = Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+//! let app: Router = Router::new()
+//!     .route("/webhooks/psapi", post(psapi))
+//!     .route_layer(WebhookLayer::new(verifier));
+//! # Ok(app)
+//! # }
+//! ```
+//!
+//! The layer is the recommended setup: it answers refused deliveries before any extractor
+//! runs, and it reports the handler's status to the receiver, which is what idempotency
+//! (de-duplication of the sender's retries) hooks into. [`Webhook`] also works without the layer,
+//! verifying by itself with the router's state (see its docs), but then nothing wraps the
+//! handler, so deliveries are verified but never de-duplicated.
+//!
+//! [axum]: https://docs.rs/axum
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod extract;
+mod rejection;
+
+pub use agentsync_webhooks_tower::{VerifiedDelivery, WebhookLayer};
+
+pub use crate::{extract::Webhook, rejection::WebhookRejection};

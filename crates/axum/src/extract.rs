@@ -1,0 +1,164 @@
+//! The `Webhook` extractor.
+
+use std::{
+    any::{Any, TypeId},
+    ops::Deref,
+};
+
+use agentsync_webhooks_core::{
+    Accepted, Delivery, EventData, EventPayload, Receiver, Rejection, Verifier, WebhookError,
+    WebhookEvent,
+};
+use agentsync_webhooks_tower::{VerifiedDelivery, collect_body, content_length};
+use axum_core::extract::{FromRequest, Request};
+use bytes::Bytes;
+
+use crate::WebhookRejection;
+
+const MISCONFIGURED: &str = "the Webhook extractor found neither a verified delivery nor a verifier: \
+add `.route_layer(WebhookLayer::new(verifier))` to the webhook routes, \
+or give the router the verifier as its state with `.with_state(verifier)`";
+
+/// A verified webhook delivery, as a handler argument; derefs to its [`WebhookEvent`].
+///
+/// `D` is what `data` is parsed into: [`EventData`] (one variant per documented type, plus
+/// `Unknown`) by default, or your own `Deserialize` type (`Webhook<MyData>`).
+///
+/// It reads the body, so it comes last among the handler's arguments. Two ways to use it:
+///
+/// - **Behind [`WebhookLayer`](crate::WebhookLayer)** (recommended): the layer has verified the
+///   delivery already; the extractor takes it from the request extensions (and re-parses `data`
+///   for a type other than `EventData`). The layer reports the handler's status to the receiver,
+///   so idempotency covers the handler.
+/// - **Alone**, with the router's state being a [`Verifier`] or a [`Receiver`]
+///   (`Router::new().route(..).with_state(verifier)`): the extractor collects the body within
+///   the limit and verifies it itself. Nothing wraps the handler in this mode, so the receiver
+///   never learns its status: deliveries are verified but not de-duplicated. Use the layer when
+///   you need idempotency, or when the router's state is your own type.
+///
+/// With neither, every request is answered `500` with a message naming both fixes.
+///
+/// ```
+/// use agentsync_webhooks_axum::Webhook;
+/// use agentsync_webhooks_core::Verifier;
+/// use axum::{Router, http::StatusCode, routing::post};
+///
+/// #[derive(Debug, serde::Deserialize)]
+/// #[serde(rename_all = "camelCase")]
+/// struct RunDate {
+///     run_date: String,
+/// }
+///
+/// async fn psapi(event: Webhook<RunDate>) -> StatusCode {
+///     println!("{} from {}: pull updatedSince={}", event.event_type, event.webhook_id(), event.data.run_date);
+///     StatusCode::NO_CONTENT
+/// }
+///
+/// # fn app() -> Result<Router, Box<dyn std::error::Error>> {
+/// let verifier = Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+/// let app: Router = Router::new().route("/webhooks/psapi", post(psapi)).with_state(verifier);
+/// # Ok(app)
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Webhook<D = EventData> {
+    delivery: Delivery<D>,
+}
+
+impl<D> Webhook<D> {
+    /// The whole delivery: event, `webhook-id`, `webhook-timestamp`, raw body.
+    pub fn delivery(&self) -> &Delivery<D> {
+        &self.delivery
+    }
+
+    /// `webhook-id`: the same on every retry of this message (the idempotency key).
+    pub fn webhook_id(&self) -> &str {
+        &self.delivery.webhook_id
+    }
+
+    /// The body exactly as received and verified.
+    pub fn raw_body(&self) -> &Bytes {
+        &self.delivery.raw_body
+    }
+
+    /// The event, e.g. to move it into a background task.
+    pub fn into_event(self) -> WebhookEvent<D> {
+        self.delivery.event
+    }
+
+    /// The delivery.
+    pub fn into_delivery(self) -> Delivery<D> {
+        self.delivery
+    }
+}
+
+impl<D> Deref for Webhook<D> {
+    type Target = WebhookEvent<D>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.delivery.event
+    }
+}
+
+impl<S, D> FromRequest<S> for Webhook<D>
+where
+    S: Send + Sync + 'static,
+    D: EventPayload + Send + 'static,
+{
+    type Rejection = WebhookRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(verified) = request.extensions().get::<VerifiedDelivery>() {
+            return from_layer(verified)
+                .map(|delivery| Self { delivery })
+                .map_err(|error| WebhookRejection::new(&error, request.headers()));
+        }
+        let Some(receiver) = receiver_from_state(state) else {
+            return Err(Rejection::misconfigured(MISCONFIGURED).into());
+        };
+        let (parts, body) = request.into_parts();
+        let accepted = async {
+            let collector = receiver.collector(content_length(&parts.headers, &body))?;
+            let body = collect_body(collector, body).await?;
+            receiver.accept::<D>(&parts.headers, body).await
+        };
+        match accepted.await {
+            Ok(Accepted {
+                delivery,
+                completion,
+            }) => {
+                // Nothing wraps the handler here, so its status cannot be reported; releasing
+                // at once keeps the sender's retries processable (at-least-once).
+                drop(completion);
+                Ok(Self { delivery })
+            }
+            Err(error) => Err(WebhookRejection::new(&error, &parts.headers)),
+        }
+    }
+}
+
+/// The layer's delivery as `Delivery<D>`: shared data cloned for `EventData`, re-parsed otherwise.
+fn from_layer<D: EventPayload + 'static>(
+    verified: &VerifiedDelivery,
+) -> Result<Delivery<D>, WebhookError> {
+    if TypeId::of::<D>() == TypeId::of::<EventData>() {
+        let mut slot = Some(verified.delivery().clone());
+        if let Some(delivery) = (&mut slot as &mut dyn Any)
+            .downcast_mut::<Option<Delivery<D>>>()
+            .and_then(Option::take)
+        {
+            return Ok(delivery);
+        }
+    }
+    verified.reparse::<D>()
+}
+
+/// The receiver of extractor-only mode: the router's state, when it is one (or a verifier).
+fn receiver_from_state<S: 'static>(state: &S) -> Option<Receiver> {
+    let state = state as &dyn Any;
+    state.downcast_ref::<Receiver>().cloned().or_else(|| {
+        state
+            .downcast_ref::<Verifier>()
+            .map(|verifier| Receiver::new(verifier.clone()))
+    })
+}
