@@ -182,7 +182,9 @@ async fn deliver(
             )));
         }
     }
-    Err(Failure::failed(format!(
-        "not delivered: all {attempts} attempts failed"
-    )))
+    Err(Failure::failed(if attempts == 1 {
+        "not delivered: the only attempt failed (the schedule has no retries)".to_owned()
+    } else {
+        format!("not delivered: all {attempts} attempts failed")
+    }))
 }
