@@ -1,0 +1,138 @@
+//! A complete AgentSync webhook receiver on axum, as the AgentSync docs recommend: verify, answer
+//! fast, and do the work in the background.
+//!
+//! ```sh
+//! AGENTSYNC_WEBHOOK_SECRET=whsec_... PORT=3000 cargo run --example axum
+//! ```
+//!
+//! Listens on 127.0.0.1:$PORT (default 3000) for `POST /webhooks/psapi` (ProducerSync) and
+//! `POST /webhooks/contracting` (Contracting), and prints how to send it a signed test event.
+
+use std::{error::Error, net::SocketAddr};
+
+use agentsync_webhooks::{
+    EventData, EventGroup, UpdatesAvailable, Verifier,
+    axum::{Webhook, WebhookLayer},
+};
+use axum::{Router, extract::State, http::StatusCode, routing::post};
+use tokio::{net::TcpListener, sync::mpsc};
+use tracing::{info, warn};
+
+/// What the handlers share: the queue of ProducerSync pulls to run.
+#[derive(Clone)]
+struct AppState {
+    pulls: mpsc::Sender<UpdatesAvailable>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let secret = std::env::var("AGENTSYNC_WEBHOOK_SECRET").map_err(|_| {
+        "set AGENTSYNC_WEBHOOK_SECRET to the endpoint's signing secret (whsec_..., from the AgentSync portal)"
+    })?;
+    let verifier = Verifier::new(&secret)?;
+    let port: u16 = match std::env::var("PORT") {
+        Ok(port) => port
+            .parse()
+            .map_err(|_| format!("PORT={port:?} is not a port number"))?,
+        Err(_) => 3000,
+    };
+
+    // The sender wants a 2xx within 5 seconds: handlers only enqueue, this task does the work.
+    let (pulls, queue) = mpsc::channel(64);
+    tokio::spawn(pull_producersync_updates(queue));
+
+    let app = Router::new()
+        .route("/webhooks/psapi", post(psapi))
+        .route("/webhooks/contracting", post(contracting))
+        // Verifies every delivery before the handlers run; refusals never reach them.
+        .route_layer(WebhookLayer::new(verifier))
+        .with_state(AppState { pulls });
+
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}: POST /webhooks/psapi and /webhooks/contracting");
+    println!("send a signed test event with:");
+    println!(
+        "  AGENTSYNC_WEBHOOK_SECRET=\"$AGENTSYNC_WEBHOOK_SECRET\" cargo run -p agentsync-webhooks-cli -- \
+         send --url http://{addr}/webhooks/psapi --event producersync.updates_available"
+    );
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// ProducerSync events.
+async fn psapi(State(state): State<AppState>, event: Webhook) -> StatusCode {
+    log_receipt(&event);
+    match &event.data {
+        EventData::ProducerSyncUpdatesAvailable(update) => {
+            // Hand off and answer at once. A full queue answers 503: the sender retries later.
+            if state.pulls.try_send(update.clone()).is_err() {
+                warn!(
+                    webhook_id = event.webhook_id(),
+                    "pull queue full, asking for a retry"
+                );
+                return StatusCode::SERVICE_UNAVAILABLE;
+            }
+        }
+        EventData::ProducerSyncNpnActivated(d) => {
+            info!(npn = %d.npn, activated_at = %d.activated_at, "producer now monitored");
+        }
+        EventData::ProducerSyncNpnDeactivated(d) => {
+            info!(npn = %d.npn, deactivated_at = %d.deactivated_at, "producer no longer monitored");
+        }
+        // Types this version does not know still get a 2xx, or the sender would retry them.
+        EventData::Unknown { event_type, .. } => info!(%event_type, "ignoring unknown event type"),
+        other => info!(event_type = ?other.event_type(), "not a ProducerSync event, ignored"),
+    }
+    StatusCode::OK
+}
+
+/// Contracting events: their schemas are not published, so `data` is kept whole.
+async fn contracting(event: Webhook) -> StatusCode {
+    log_receipt(&event);
+    match (&event.data, event.group()) {
+        (EventData::Unknown { event_type, .. }, _) => {
+            info!(%event_type, "ignoring unknown event type")
+        }
+        (EventData::ContractUpdated(d), _) => {
+            info!(contract_id = ?d.get_str("contractId"), npn = ?d.npn(), "contract changed");
+        }
+        (EventData::ContractPacketSubmitted(d), _) => {
+            info!(packet_id = ?d.get_str("packetId"), npn = ?d.npn(), "contract packet submitted");
+        }
+        (data, Some(EventGroup::Contract)) => {
+            info!(event_type = ?data.event_type(), "contracting event, nothing to do yet");
+        }
+        (data, _) => info!(event_type = ?data.event_type(), "not a Contracting event, ignored"),
+    }
+    StatusCode::OK
+}
+
+/// Every receipt, with what is needed to find the attempt in the sender's portal and replay it.
+fn log_receipt(event: &Webhook) {
+    info!(
+        webhook_id = event.webhook_id(),
+        event_id = %event.id,
+        event_type = %event.event_type,
+        generated_at = %event.timestamp,
+        bytes = event.raw_body().len(),
+        "webhook received"
+    );
+}
+
+/// The background work behind `producersync.updates_available`.
+async fn pull_producersync_updates(mut queue: mpsc::Receiver<UpdatesAvailable>) {
+    while let Some(update) = queue.recv().await {
+        let updated_since = update.updated_since();
+        // Here: page through the ProducerSync API with `updatedSince={updated_since}` (the
+        // event's runDate) and apply the changes. Retries of the same event may arrive: the
+        // pull is idempotent, so running it twice is harmless.
+        info!(%updated_since, "pulling ProducerSync changes with updatedSince={updated_since}");
+    }
+}
