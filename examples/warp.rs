@@ -16,14 +16,15 @@
 use std::{convert::Infallible, error::Error, net::Ipv4Addr};
 
 use agentsync_webhooks::{
-    Delivery, EventData, Verifier,
+    Delivery, EventData, EventGroup, UpdatesAvailable, Verifier,
     warp::{Webhook, webhook},
 };
 use tokio::{net::TcpListener, sync::mpsc};
+use tracing::{info, warn};
 use warp::{Filter, Reply, http::StatusCode};
 
-/// The ProducerSync run dates waiting to be pulled.
-type UpdatesQueue = mpsc::Sender<String>;
+/// The queue of ProducerSync pulls to run.
+type PullQueue = mpsc::Sender<UpdatesAvailable>;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -44,16 +45,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Err(_) => 3000,
     };
 
-    // Pulling updates takes longer than the sender waits: hand it to a background task.
-    let (updates, pending) = mpsc::channel(64);
-    tokio::spawn(pull_updates(pending));
+    // The sender wants a 2xx within 5 seconds: handlers only enqueue, this task does the work.
+    let (pulls, queue) = mpsc::channel(64);
+    tokio::spawn(pull_producersync_updates(queue));
 
     let psapi = warp::path!("webhooks" / "psapi")
         .and(warp::post())
         .and(webhook(verifier.clone()))
-        .and(with_queue(updates))
-        .then(|hook: Webhook, updates: UpdatesQueue| {
-            hook.run(move |delivery| on_producer_sync(delivery, updates))
+        .and(with_queue(pulls))
+        // `run` calls the handler, then records its reply's status for the delivery.
+        .then(|hook: Webhook, pulls: PullQueue| {
+            hook.run(move |delivery| on_producer_sync(delivery, pulls))
         });
     let contracting = warp::path!("webhooks" / "contracting")
         .and(warp::post())
@@ -82,70 +84,75 @@ async fn main() -> Result<(), Box<dyn Error>> {
 }
 
 /// Hands each request a clone of the queue.
-fn with_queue(
-    updates: UpdatesQueue,
-) -> impl Filter<Extract = (UpdatesQueue,), Error = Infallible> + Clone {
-    warp::any().map(move || updates.clone())
+fn with_queue(pulls: PullQueue) -> impl Filter<Extract = (PullQueue,), Error = Infallible> + Clone {
+    warp::any().map(move || pulls.clone())
 }
 
-/// ProducerSync events. The answer's status is recorded for the delivery: a 2xx marks it
+/// ProducerSync events. The reply's status is recorded for the delivery: a 2xx marks it
 /// handled, anything else lets the sender's retry through.
-async fn on_producer_sync(delivery: Delivery, updates: UpdatesQueue) -> impl Reply {
-    log_receipt(&delivery);
-    match delivery.event.data {
-        EventData::ProducerSyncUpdatesAvailable(data) => {
-            match updates.try_send(data.updated_since()) {
-                Ok(()) => StatusCode::ACCEPTED,
-                // Queue full or worker gone: not handled, so ask the sender to retry later.
-                Err(_) => StatusCode::SERVICE_UNAVAILABLE,
-            }
-        }
-        EventData::ProducerSyncNpnActivated(data) => {
-            tracing::info!(npn = %data.npn, "start monitoring producer");
-            StatusCode::NO_CONTENT
-        }
-        EventData::ProducerSyncNpnDeactivated(data) => {
-            tracing::info!(npn = %data.npn, "stop monitoring producer");
-            StatusCode::NO_CONTENT
-        }
-        // Types added after this version still get a 2xx, or the sender would retry them for a day.
-        other => {
-            tracing::info!(event_type = ?other.event_type(), "ignoring event on the ProducerSync endpoint");
-            StatusCode::NO_CONTENT
-        }
-    }
-}
-
-/// Contracting events carry the ids of the record that changed; fetch it from the API.
-async fn on_contracting(delivery: Delivery) -> impl Reply {
+async fn on_producer_sync(delivery: Delivery, pulls: PullQueue) -> impl Reply {
     log_receipt(&delivery);
     match &delivery.event.data {
-        EventData::ContractUpdated(data) => {
-            tracing::info!(contract = ?data.get_str("contractId"), npn = ?data.npn(), "refresh contract");
+        EventData::ProducerSyncUpdatesAvailable(update) => {
+            // Hand off and answer at once. A full queue answers 503: the sender retries later.
+            if pulls.try_send(update.clone()).is_err() {
+                warn!(webhook_id = %delivery.webhook_id, "pull queue full, asking for a retry");
+                return StatusCode::SERVICE_UNAVAILABLE;
+            }
         }
-        EventData::Unknown { event_type, .. } => {
-            tracing::info!(%event_type, "ignoring unknown event type");
+        EventData::ProducerSyncNpnActivated(d) => {
+            info!(npn = %d.npn, activated_at = %d.activated_at, "producer now monitored");
         }
-        other => tracing::info!(event_type = ?other.event_type(), "contracting event"),
+        EventData::ProducerSyncNpnDeactivated(d) => {
+            info!(npn = %d.npn, deactivated_at = %d.deactivated_at, "producer no longer monitored");
+        }
+        // Types this version does not know still get a 2xx, or the sender would retry them.
+        EventData::Unknown { event_type, .. } => info!(%event_type, "ignoring unknown event type"),
+        other => info!(event_type = ?other.event_type(), "not a ProducerSync event, ignored"),
     }
-    StatusCode::NO_CONTENT
+    StatusCode::OK
 }
 
-/// One line per delivery: enough to find it in the sender's portal and to replay it.
+/// Contracting events: their schemas are not published, so `data` is kept whole.
+async fn on_contracting(delivery: Delivery) -> impl Reply {
+    log_receipt(&delivery);
+    match (&delivery.event.data, delivery.event.group()) {
+        (EventData::Unknown { event_type, .. }, _) => {
+            info!(%event_type, "ignoring unknown event type")
+        }
+        (EventData::ContractUpdated(d), _) => {
+            info!(contract_id = ?d.get_str("contractId"), npn = ?d.npn(), "contract changed");
+        }
+        (EventData::ContractPacketSubmitted(d), _) => {
+            info!(packet_id = ?d.get_str("packetId"), npn = ?d.npn(), "contract packet submitted");
+        }
+        (data, Some(EventGroup::Contract)) => {
+            info!(event_type = ?data.event_type(), "contracting event, nothing to do yet");
+        }
+        (data, _) => info!(event_type = ?data.event_type(), "not a Contracting event, ignored"),
+    }
+    StatusCode::OK
+}
+
+/// Every receipt, with what is needed to find the attempt in the sender's portal and replay it.
 fn log_receipt(delivery: &Delivery) {
-    tracing::info!(
+    info!(
         webhook_id = %delivery.webhook_id,
         event_id = %delivery.event.id,
         event_type = %delivery.event.event_type,
-        known = delivery.event.known_type().is_some(),
+        generated_at = %delivery.event.timestamp,
         bytes = delivery.raw_body.len(),
         "webhook received"
     );
 }
 
-/// Pulls ProducerSync updates, one run date at a time.
-async fn pull_updates(mut pending: mpsc::Receiver<String>) {
-    while let Some(updated_since) = pending.recv().await {
-        tracing::info!(%updated_since, "pulling ProducerSync updates (GET /producers?updatedSince=...)");
+/// The background work behind `producersync.updates_available`.
+async fn pull_producersync_updates(mut queue: mpsc::Receiver<UpdatesAvailable>) {
+    while let Some(update) = queue.recv().await {
+        let updated_since = update.updated_since();
+        // Here: page through the ProducerSync API with `updatedSince={updated_since}` (the
+        // event's runDate) and apply the changes. Retries of the same event may arrive: the
+        // pull is idempotent, so running it twice is harmless.
+        info!(%updated_since, "pulling ProducerSync changes with updatedSince={updated_since}");
     }
 }
