@@ -695,7 +695,7 @@ fn check_response(case: &Case, response: &Response, problems: &mut Vec<String>) 
                     if json["error"] != *code {
                         problems.push(format!("error code {}, expected {code:?}", json["error"]));
                     }
-                    if !json["message"].as_str().is_some_and(|m| !m.is_empty()) {
+                    if json["message"].as_str().is_none_or(str::is_empty) {
                         problems.push(format!("no message in {json}"));
                     }
                 }
