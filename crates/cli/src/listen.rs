@@ -7,15 +7,14 @@
 
 use std::net::SocketAddr;
 
-use agentsync_webhooks_core::{
-    Delivery, EventData, Receiver, Rejection, Secret, Verifier, WebhookError,
-    headers::{SVIX_ID, WEBHOOK_ID},
-};
+use agentsync_webhooks_axum::{Webhook, WebhookLayer};
+use agentsync_webhooks_core::{Secret, Verifier};
+use agentsync_webhooks_tower::webhook_id;
 use axum::{
     Router,
-    body::{Body, Bytes, HttpBody as _},
+    body::Body,
     extract::{Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::post,
@@ -29,11 +28,9 @@ use crate::{
 /// The largest error body the printer reads back from a refusal.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
-#[derive(Clone)]
-struct App {
-    receiver: Receiver,
-    verbose: bool,
-}
+/// Whether to print each delivery's JSON (the handler's state).
+#[derive(Clone, Copy)]
+struct Verbose(bool);
 
 /// What the handler tells the printer about an accepted delivery (a response extension).
 #[derive(Clone)]
@@ -53,11 +50,7 @@ pub async fn run(args: ListenArgs) -> Result<(), Failure> {
             (secret.expose_whsec(), true)
         }
     };
-    let verifier = Verifier::new(&secret).map_err(bad_secret)?;
-    let app = App {
-        receiver: Receiver::new(verifier),
-        verbose: args.verbose,
-    };
+    let layer = WebhookLayer::new(Verifier::new(&secret).map_err(bad_secret)?);
 
     let bind = SocketAddr::new(args.host, args.port);
     let listener = tokio::net::TcpListener::bind(bind).await.map_err(|e| {
@@ -85,8 +78,9 @@ pub async fn run(args: ListenArgs) -> Result<(), Failure> {
 
     let router = Router::new()
         .route(&args.path, post(receive))
+        .route_layer(layer)
         .fallback(not_here)
-        .with_state(app)
+        .with_state(Verbose(args.verbose))
         .layer(middleware::from_fn(print_outcome));
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
@@ -105,70 +99,18 @@ fn send_command() -> &'static str {
     }
 }
 
-/// Verifies and parses with the library's receiver, then hands the delivery to the printer.
-async fn receive(State(app): State<App>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let accepted = match collect(&app.receiver, &parts.headers, body).await {
-        Ok(body) => app.receiver.accept::<EventData>(&parts.headers, body).await,
-        Err(error) => Err(error),
-    };
-    match accepted {
-        Ok(accepted) => {
-            let response = accepted_response(&accepted.delivery, app.verbose);
-            accepted.completion.finish(response.status().as_u16()).await;
-            response
-        }
-        Err(error) => rejection_response(&error.rejection(webhook_id(&parts.headers).as_deref())),
-    }
-}
-
-/// The body, collected within the receiver's limit.
-async fn collect(
-    receiver: &Receiver,
-    headers: &HeaderMap,
-    mut body: Body,
-) -> Result<Bytes, WebhookError> {
-    let content_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    let mut collector = receiver.collector(content_length)?;
-    while let Some(frame) =
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
-    {
-        let frame = frame.map_err(|e| WebhookError::BodyRead(e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            collector.push(&data)?;
-        }
-    }
-    Ok(collector.finish())
-}
-
-/// `200`, carrying what the printer shows.
-fn accepted_response(delivery: &Delivery<EventData>, verbose: bool) -> Response {
-    let pretty_body = verbose.then(|| pretty_json(&delivery.raw_body));
+/// Runs behind the library's layer, so only verified deliveries get here; hands what it got to
+/// the printer.
+async fn receive(State(verbose): State<Verbose>, event: Webhook) -> Response {
+    let delivery = event.delivery();
     let received = Received {
         webhook_id: delivery.webhook_id.clone(),
         event_type: delivery.event.event_type.clone(),
         known_type: delivery.event.known_type().is_some(),
-        pretty_body,
+        pretty_body: verbose.0.then(|| pretty_json(&delivery.raw_body)),
     };
     let mut response = StatusCode::OK.into_response();
     response.extensions_mut().insert(received);
-    response
-}
-
-/// The library's refusal, copied into an axum response.
-fn rejection_response(rejection: &Rejection) -> Response {
-    let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut response = (status, rejection.body.clone()).into_response();
-    let headers = response.headers_mut();
-    headers.remove(header::CONTENT_TYPE);
-    if let Some(content_type) = rejection.content_type() {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    }
-    if let Some(seconds) = rejection.retry_after {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
     response
 }
 
@@ -185,7 +127,7 @@ async fn not_here(request: Request) -> StatusCode {
 
 /// Prints one line per delivery on the webhook path, whatever answered it.
 async fn print_outcome(request: Request, next: Next) -> Response {
-    let id = webhook_id(request.headers()).unwrap_or_else(|| "-".to_owned());
+    let id = webhook_id(request.headers()).unwrap_or("-").to_owned();
     let response = next.run(request).await;
     let status = response.status();
     if let Some(received) = response.extensions().get::<Received>().cloned() {
@@ -233,14 +175,6 @@ fn describe_refusal(status: StatusCode, body: &[u8]) -> String {
         }
         _ => format!("{code} {}", status.canonical_reason().unwrap_or("")),
     }
-}
-
-/// The delivery's `webhook-id` (or `svix-id`), as sent.
-fn webhook_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(WEBHOOK_ID)
-        .or_else(|| headers.get(SVIX_ID))
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 fn pretty_json(body: &[u8]) -> String {

@@ -300,3 +300,33 @@ fn load_mode_counts_refusals_and_fails() {
     assert!(stderr(&output).contains("10 of 10 deliveries failed"));
     assert_eq!(listener.next_lines(10).len(), 10);
 }
+
+#[test]
+fn a_delivery_to_another_path_is_a_404_and_printed() {
+    let listener = Listener::start(&["--secret", SECRET]);
+    let url = listener
+        .url
+        .replace("/webhooks/psapi", "/webhooks/contracting");
+    let output = run(
+        &[
+            "send",
+            "--url",
+            &url,
+            "--secret",
+            SECRET,
+            "--event",
+            "contract.updated",
+            "--schedule",
+            "none",
+        ],
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("404 Not Found"),
+        "{}",
+        stdout(&output)
+    );
+    let line = listener.next_line();
+    assert!(line.contains("POST /webhooks/contracting -> 404"), "{line}");
+}
