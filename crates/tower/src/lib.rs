@@ -22,15 +22,17 @@
 //!     .layer(WebhookLayer::new(Verifier::new(secret)?))
 //!     .service(service_fn(|request: Request<Full<Bytes>>| async move {
 //!         // Only verified deliveries get here.
-//!         let delivery = request.extensions().get::<VerifiedDelivery>().cloned();
-//!         let status = match delivery.map(|d| d.event.data.clone()) {
+//!         let delivery = request.extensions().get::<VerifiedDelivery>();
+//!         let status = match delivery.map(|d| &d.event.data) {
 //!             Some(EventData::ProducerSyncUpdatesAvailable(d)) => {
 //!                 println!("pull with updatedSince={}", d.updated_since());
 //!                 StatusCode::OK
 //!             }
 //!             _ => StatusCode::NO_CONTENT,
 //!         };
-//!         Ok::<_, std::convert::Infallible>(Response::builder().status(status).body(Full::<Bytes>::default())?)
+//!         let mut response = Response::new(Full::<Bytes>::default());
+//!         *response.status_mut() = status;
+//!         Ok::<_, std::convert::Infallible>(response)
 //!     }));
 //!
 //! // A signed test delivery, as the sender would POST it.
