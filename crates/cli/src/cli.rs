@@ -98,8 +98,9 @@ pub struct SendArgs {
     #[arg(long, default_value_t = 10, requires = "count",
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub concurrency: u64,
-    /// Load mode: every delivery reuses the same webhook-id and body, as the sender's retries do.
-    #[arg(long, requires = "count")]
+    /// Send the same message again (same webhook-id and body), as a replay does; with
+    /// --count, every delivery reuses one webhook-id and body.
+    #[arg(long)]
     pub duplicate: bool,
 }
 

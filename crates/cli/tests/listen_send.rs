@@ -330,3 +330,28 @@ fn a_delivery_to_another_path_is_a_404_and_printed() {
     let line = listener.next_line();
     assert!(line.contains("POST /webhooks/contracting -> 404"), "{line}");
 }
+
+#[test]
+fn duplicate_sends_the_same_message_twice() {
+    let listener = Listener::start(&["--secret", SECRET]);
+    let output = run(
+        &[
+            "send",
+            "--url",
+            &listener.url,
+            "--secret",
+            SECRET,
+            "--event",
+            "producersync.npn.activated",
+            "--duplicate",
+        ],
+        b"",
+    );
+    let log = stdout(&output);
+    assert!(output.status.success(), "{log}{}", stderr(&output));
+    assert!(log.contains("as a duplicate"), "{log}");
+    assert_eq!(log.matches("Delivered on attempt 1").count(), 2, "{log}");
+    let id = sent_webhook_id(&log);
+    let lines = listener.next_lines(2);
+    assert!(lines.iter().all(|l| l.contains(&id)), "{lines:?}");
+}

@@ -70,7 +70,10 @@ pub async fn run(sender: Sender, payload: Payload, plan: Plan) -> Result<(), Fai
     } else {
         "no retries".to_owned()
     };
-    println!("  {} at a time, {ids}, {retries}", plan.concurrency);
+    println!(
+        "  {} at a time, {ids}, {retries}",
+        plan.concurrency.min(plan.count)
+    );
 
     let progress = ProgressBar::new(plan.count).with_style(
         ProgressStyle::with_template(

@@ -40,7 +40,19 @@ pub async fn run(args: SendArgs) -> Result<(), Failure> {
     match args.count {
         None => {
             let schedule = args.schedule.unwrap_or_else(Schedule::quick);
-            deliver(&sender, &payload, args.id, &schedule).await
+            let id = args.id.unwrap_or_else(new_message_id);
+            let body = payload.body(&id, SystemClock.now_unix_secs());
+            println!("POST {}", sender.url());
+            println!("  event       {}", payload.describe());
+            println!("  webhook-id  {id}");
+            println!("  schedule    {}", schedule.describe());
+            deliver(&sender, &id, &body, &schedule).await?;
+            if args.duplicate {
+                // What a replay from the portal looks like: the same message again.
+                println!("\nThe same message again (same webhook-id and body), as a duplicate:");
+                deliver(&sender, &id, &body, &schedule).await?;
+            }
+            Ok(())
         }
         Some(count) => {
             let plan = load::Plan {
@@ -143,16 +155,10 @@ impl Payload {
 /// timestamp and signature each time, retried on a non-2xx answer, a timeout or a lost connection.
 async fn deliver(
     sender: &Sender,
-    payload: &Payload,
-    id: Option<String>,
+    id: &str,
+    body: &Bytes,
     schedule: &Schedule,
 ) -> Result<(), Failure> {
-    let id = id.unwrap_or_else(new_message_id);
-    let body = payload.body(&id, SystemClock.now_unix_secs());
-    println!("POST {}", sender.url());
-    println!("  event       {}", payload.describe());
-    println!("  webhook-id  {id}");
-    println!("  schedule    {}", schedule.describe());
     println!();
     println!(
         "  {:>2}  {:<19}  {:<9}  {:<22}  {:>8}  response",
@@ -165,7 +171,7 @@ async fn deliver(
             println!("      next attempt in {}", human_delay(wait));
             tokio::time::sleep(wait).await;
         }
-        let attempt = sender.attempt(&id, &body).await;
+        let attempt = sender.attempt(id, body).await;
         println!("  {:>2}  {}", index + 1, attempt.log_line());
         if attempt.outcome.is_success() {
             println!();
