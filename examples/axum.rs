@@ -57,10 +57,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}: POST /webhooks/psapi and /webhooks/contracting");
-    println!("send a signed test event with:");
+    println!("send a signed test event (with the same secret in AGENTSYNC_WEBHOOK_SECRET):");
     println!(
-        "  AGENTSYNC_WEBHOOK_SECRET=\"$AGENTSYNC_WEBHOOK_SECRET\" cargo run -p agentsync-webhooks-cli -- \
-         send --url http://{addr}/webhooks/psapi --event producersync.updates_available"
+        "  cargo run -p agentsync-webhooks-cli -- send --url http://{addr}/webhooks/psapi \\
+         --secret \"$AGENTSYNC_WEBHOOK_SECRET\" --event producersync.updates_available"
     );
     axum::serve(listener, app).await?;
     Ok(())
