@@ -3,6 +3,17 @@
 //! `listen` runs a receiver built on the library, so that what it accepts is what a service using
 //! the library accepts; `send` signs and delivers like AgentSync's Standard Webhooks sender (and
 //! doubles as a load generator); `sign`, `verify` and `secret new` help with captured deliveries.
+//!
+//! ```sh
+//! # terminal 1: prints a fresh secret and the exact send command
+//! cargo run -p agentsync-webhooks-cli -- listen
+//! # terminal 2
+//! cargo run -p agentsync-webhooks-cli -- send --url http://127.0.0.1:8080/webhooks/psapi \
+//!     --secret whsec_... --event producersync.updates_available
+//! # load: 10 000 deliveries, 64 in flight, then requests/s, p50/p90/p99/max and statuses
+//! cargo run --release -p agentsync-webhooks-cli -- send --url http://127.0.0.1:8080/webhooks/psapi \
+//!     --secret whsec_... --event contract.updated --count 10000 --concurrency 64
+//! ```
 #![forbid(unsafe_code)]
 
 mod cli;
