@@ -19,6 +19,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
@@ -26,6 +27,7 @@ mod delivery;
 mod error;
 pub mod event;
 pub mod headers;
+pub mod idempotency;
 mod receiver;
 mod secret;
 mod sign;
@@ -42,6 +44,7 @@ pub use crate::{
         UnknownEventType, UpdatesAvailable, WebhookEvent,
     },
     headers::HeaderLookup,
+    idempotency::{Idempotency, IdempotencyStore, MemoryStore},
     receiver::{Accepted, Completion, Receiver},
     secret::{SECRET_PREFIX, Secret, SecretError},
     sign::{SignedHeaders, SignedRequest, Signer, new_message_id},
