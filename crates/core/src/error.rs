@@ -177,6 +177,12 @@ impl WebhookError {
         }
     }
 
+    /// [`rejection`](Self::rejection) with the request's `webhook-id` (or `svix-id`) for the log
+    /// line, when the headers hold a usable one: what adapters call.
+    pub fn rejection_for(&self, headers: &(impl crate::HeaderLookup + ?Sized)) -> Rejection {
+        self.rejection(crate::headers::id_for_log(headers))
+    }
+
     /// The response every adapter sends for this error, after logging it once.
     ///
     /// `webhook_id` is the delivery's id when the headers held one; it goes into the log line so

@@ -63,6 +63,18 @@ impl HeaderLookup for http::HeaderMap {
     }
 }
 
+/// The `webhook-id` (or `svix-id`) of a request, for log lines, when it is printable and not
+/// oversized. Verification proper is [`Verifier::verify`](crate::Verifier::verify)'s job.
+pub fn id_for_log(headers: &(impl HeaderLookup + ?Sized)) -> Option<&str> {
+    headers
+        .header(WEBHOOK_ID)
+        .or_else(|| headers.header(SVIX_ID))
+        .filter(|id| {
+            !id.is_empty() && id.len() <= crate::MAX_ID_LEN && id.iter().all(u8::is_ascii_graphic)
+        })
+        .and_then(|id| std::str::from_utf8(id).ok())
+}
+
 /// The `webhook-*` header, or its `svix-*` twin when the first is absent.
 pub(crate) fn webhook_or_svix<'h>(
     headers: &'h (impl HeaderLookup + ?Sized),
@@ -102,6 +114,18 @@ mod tests {
             webhook_or_svix(&both, WEBHOOK_SIGNATURE, SVIX_SIGNATURE).unwrap_err(),
             crate::WebhookError::MissingHeader("webhook-signature")
         );
+    }
+
+    #[test]
+    fn ids_for_logs_only_when_usable() {
+        assert_eq!(id_for_log(&[("svix-id", "msg_s")]), Some("msg_s"));
+        assert_eq!(
+            id_for_log(&[("svix-id", "msg_s"), ("webhook-id", "msg_w")]),
+            Some("msg_w")
+        );
+        assert_eq!(id_for_log(&[("webhook-id", "a b")]), None);
+        assert_eq!(id_for_log(&[("webhook-id", "a".repeat(257))]), None);
+        assert_eq!(id_for_log(&[("webhook-id", "")]), None);
     }
 
     #[cfg(feature = "http")]
