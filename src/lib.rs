@@ -21,3 +21,8 @@ pub use agentsync_webhooks_warp as warp;
 
 #[cfg(feature = "redis")]
 pub use agentsync_webhooks_redis as redis;
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
