@@ -13,7 +13,7 @@ use agentsync_webhooks_core::{
     WebhookEvent,
 };
 
-use crate::{WebhookRejection, body, headers::webhook_id};
+use crate::{WebhookRejection, body};
 
 /// A verified delivery, as a handler argument: `Webhook` for the typed [`EventData`], or
 /// `Webhook<MyData>` to parse `data` as your own `Deserialize` type. Derefs to the
@@ -144,7 +144,7 @@ impl<D: EventPayload + 'static> FromRequest for Webhook<D> {
                 completion,
             } = body::accept::<D>(&receiver, req.headers(), payload)
                 .await
-                .map_err(|e| WebhookRejection::new(e, webhook_id(req.headers())))?;
+                .map_err(|e| WebhookRejection::for_request(e, req.headers()))?;
             req.extensions_mut().insert(PendingCompletion {
                 _completion: completion,
             });

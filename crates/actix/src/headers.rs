@@ -1,10 +1,7 @@
 //! actix-web's `http` 0.2 headers, seen through the core's framework-free [`HeaderLookup`].
 
 use actix_web::http::header::HeaderMap;
-use agentsync_webhooks_core::{
-    HeaderLookup,
-    headers::{SVIX_ID, WEBHOOK_ID},
-};
+use agentsync_webhooks_core::HeaderLookup;
 
 /// actix-web's [`HeaderMap`] as a [`HeaderLookup`], so the core verifier reads it directly (no
 /// copy, no `http` 1 conversion).
@@ -27,12 +24,6 @@ impl HeaderLookup for ActixHeaders<'_> {
     }
 }
 
-/// The delivery's id for the rejection log line (`webhook-id`, else `svix-id`), if readable.
-pub(crate) fn webhook_id(headers: &HeaderMap) -> Option<&str> {
-    let id = headers.get(WEBHOOK_ID).or_else(|| headers.get(SVIX_ID))?;
-    id.to_str().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use actix_web::http::header::{HeaderName, HeaderValue};
@@ -40,19 +31,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_webhook_then_svix_id() {
+    fn reads_actix_headers_by_lower_case_name() {
         let mut map = HeaderMap::new();
-        assert_eq!(webhook_id(&map), None);
         map.insert(
             HeaderName::from_static("svix-id"),
             HeaderValue::from_static("msg_s"),
         );
-        assert_eq!(webhook_id(&map), Some("msg_s"));
         map.insert(
             HeaderName::from_static("webhook-id"),
             HeaderValue::from_static("msg_w"),
         );
-        assert_eq!(webhook_id(&map), Some("msg_w"));
+        assert_eq!(ActixHeaders(&map).header("svix-id"), Some(&b"msg_s"[..]));
         assert_eq!(ActixHeaders(&map).header("webhook-id"), Some(&b"msg_w"[..]));
         assert_eq!(ActixHeaders(&map).header("webhook-signature"), None);
     }

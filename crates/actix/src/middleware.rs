@@ -13,7 +13,7 @@ use actix_web::{
 };
 use agentsync_webhooks_core::{Accepted, EventData, Receiver, Verifier};
 
-use crate::{body, headers::webhook_id, rejection_response};
+use crate::{ActixHeaders, body, rejection_response};
 
 /// actix-web middleware that lets only verified deliveries through to the handlers it wraps.
 ///
@@ -119,7 +119,7 @@ where
             } = match body::accept::<EventData>(&receiver, req.headers(), payload).await {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    let rejection = error.rejection(webhook_id(req.headers()));
+                    let rejection = error.rejection_for(&ActixHeaders(req.headers()));
                     let response = rejection_response(&rejection);
                     return Ok(req.into_response(response).map_into_right_body());
                 }

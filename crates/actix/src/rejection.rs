@@ -4,9 +4,14 @@ use std::fmt;
 
 use actix_web::{
     HttpResponse, ResponseError,
-    http::{StatusCode, header},
+    http::{
+        StatusCode,
+        header::{self, HeaderMap},
+    },
 };
 use agentsync_webhooks_core::{Rejection, WebhookError};
+
+use crate::ActixHeaders;
 
 /// Copies a core [`Rejection`] into an actix response: status, JSON body and its content type,
 /// `Retry-After` when set. Both the middleware and [`WebhookRejection`] answer through it, so
@@ -54,6 +59,15 @@ impl WebhookRejection {
     /// into the log line.
     pub fn new(error: WebhookError, webhook_id: Option<&str>) -> Self {
         let rejection = error.rejection(webhook_id);
+        Self {
+            cause: Cause::Webhook(error),
+            rejection,
+        }
+    }
+
+    /// A refusal for `error` on a request with these headers (their id goes into the log line).
+    pub(crate) fn for_request(error: WebhookError, headers: &HeaderMap) -> Self {
+        let rejection = error.rejection_for(&ActixHeaders(headers));
         Self {
             cause: Cause::Webhook(error),
             rejection,

@@ -14,6 +14,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use agentsync_webhooks_actix::{Webhook, WebhookMiddleware};
 use agentsync_webhooks_core::{
     Delivery, EventData, EventType, Receiver, SignedRequest, Signer, Verifier, WebhookError,
+    idempotency::MemoryStore,
 };
 use futures_core::Stream as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -487,4 +488,39 @@ async fn extractor_alone_parses_the_users_type_directly() {
         (status, json["error"].as_str()),
         (400, Some("invalid_event_data"))
     );
+}
+
+/// Answers 500 on the first call and 200 after, counting calls.
+async fn flaky(_event: Webhook, calls: web::Data<Calls>) -> HttpResponse {
+    if calls.0.fetch_add(1, Ordering::SeqCst) == 0 {
+        HttpResponse::InternalServerError().finish()
+    } else {
+        HttpResponse::Ok().finish()
+    }
+}
+
+/// The middleware reports the handler's status: a 2xx marks the id processed (its duplicate is
+/// an empty 200 without the handler), a 500 releases it so the sender's retry runs the handler.
+#[actix_web::test]
+async fn middleware_finishes_the_completion_with_the_handlers_status() {
+    let calls = Calls::default();
+    let data = calls.clone();
+    let receiver = Receiver::new(verifier()).with_idempotency(MemoryStore::new());
+    let base = serve(move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(data.clone())).service(
+            web::resource("/webhooks/psapi")
+                .wrap(WebhookMiddleware::from_receiver(receiver.clone()))
+                .route(web::post().to(flaky)),
+        );
+    });
+    let url = format!("{base}/webhooks/psapi");
+    let sent = example(EventType::ProducerSyncUpdatesAvailable);
+
+    assert_eq!(post(&url, &sent).await.status(), 500);
+    assert_eq!(post(&url, &sent).await.status(), 200);
+    let duplicate = post(&url, &sent).await;
+    assert_eq!(duplicate.status(), 200);
+    assert!(duplicate.headers().get("content-type").is_none());
+    assert!(duplicate.bytes().await.unwrap().is_empty());
+    assert_eq!(calls.count(), 2);
 }
