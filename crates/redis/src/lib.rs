@@ -1,2 +1,354 @@
-//! agentsync-webhooks-redis (work in progress).
+//! A Redis idempotency store for AgentSync webhook receivers: each event processed once across
+//! every instance that shares the Redis.
+//!
+//! [`RedisStore`] implements the core's
+//! [`IdempotencyStore`](agentsync_webhooks_core::idempotency::IdempotencyStore) on the `redis`
+//! crate's auto-reconnecting [`ConnectionManager`]. Give it to a receiver (or an adapter's
+//! `with_idempotency`) like any store:
+//!
+//! ```no_run
+//! use agentsync_webhooks_core::{Receiver, Verifier, idempotency::Idempotency};
+//! use agentsync_webhooks_redis::RedisStore;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+//! let receiver = Receiver::new(Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?)
+//!     .with_idempotency(Idempotency::new(store).with_key_prefix("billing:"));
+//! # Ok(()) }
+//! ```
+//!
+//! # Keys and values
+//!
+//! One key per webhook id: `<prefix><webhook-id>` (the prefix is
+//! [`Idempotency::with_key_prefix`](agentsync_webhooks_core::idempotency::Idempotency::with_key_prefix),
+//! `agentsync-webhooks:` by default). It holds `lease:<token>` with the lease as its expiry while
+//! a delivery is processed, then `done` with the TTL as its expiry. Claim is one Lua script
+//! around `SET key lease:<token> NX PX <lease>`; complete and release are Lua scripts that act only
+//! if the key still holds the caller's token, so a claim whose lease expired can never overwrite or
+//! delete its successor's. `forget` is `DEL`.
+//!
+//! # Redis Cluster
+//!
+//! Every command and script touches exactly one key, passed as `KEYS[1]`, so the layout needs no
+//! hash tags and ids spread evenly over the slots. Do not put a hash tag in the prefix (such as
+//! `{billing}:`) unless you need all ids of a namespace on one node: it would send them all to one
+//! slot. This crate connects to a single Redis (or a primary behind a proxy such as Sentinel's
+//! address); the layout is ready for a cluster-aware client.
+//!
+//! # Failures
+//!
+//! Every call is bounded ([`DEFAULT_TIMEOUT`], [`RedisStore::with_timeout`]), and the connection
+//! attempts too ([`RedisStore::connection_config`]), so a dead or unreachable Redis turns into a
+//! prompt 503 with `Retry-After` (or a logged pass with fail-open), not a request that hangs until
+//! the sender gives up. The connection manager reconnects in the background; deliveries are
+//! processed again as soon as Redis answers.
+//!
+//! A delivery abandoned mid-way (handler panic, cancelled request) is released by a task spawned
+//! on the current tokio runtime; outside a runtime its claim simply expires with the lease.
 #![forbid(unsafe_code)]
+
+use std::{future::Future, sync::LazyLock, time::Duration};
+
+use agentsync_webhooks_core::idempotency::{
+    Claim, IdempotencyStore, LeaseToken, StoreError, StoreErrorKind, StoreFuture,
+};
+use redis::{
+    Client, RedisError, Script,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+
+pub use redis;
+
+/// How long one store call may take before it fails as a timeout (and the delivery gets a 503):
+/// well under the 5 s a sender waits for an answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The value of a completed key.
+const DONE: &str = "done";
+
+/// `{0}` new, `{1}` done, `{2, pttl}` in flight (`pttl` in ms; negative if the key has no expiry).
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {0}
+end
+if redis.call('GET', KEYS[1]) == ARGV[3] then
+  return {1}
+end
+return {2, redis.call('PTTL', KEYS[1])}
+",
+    )
+});
+
+/// `1` if the key held this lease and is now done for the TTL, else `0`.
+static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// `1` if the key held this lease and is now free, else `0`.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// An [`IdempotencyStore`] in Redis, shared by every instance that connects to it.
+///
+/// Cheap to clone (the connection is shared and multiplexed): keep a clone to `forget` ids.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    timeout: Duration,
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://[user:password@]host:port[/db]`, or `rediss://` if the `redis`
+    /// crate's TLS is enabled), failing if Redis does not answer now. Must run on a tokio
+    /// runtime.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client = open(url)?;
+        let connect = ConnectionManager::new_with_config(client, Self::connection_config());
+        match tokio::time::timeout(DEFAULT_TIMEOUT, connect).await {
+            Ok(Ok(connection)) => Ok(Self::from_connection_manager(connection)),
+            Ok(Err(err)) => Err(store_error("connect", err)),
+            Err(_) => Err(StoreError::new(
+                StoreErrorKind::Timeout,
+                format!("connecting to Redis took longer than {DEFAULT_TIMEOUT:?}"),
+            )),
+        }
+    }
+
+    /// A store for `url` that connects on first use, so that a service can start while Redis is
+    /// down (its deliveries get 503 until Redis answers). Must be called within a tokio runtime.
+    pub fn connect_lazy(url: &str) -> Result<Self, StoreError> {
+        let client = open(url)?;
+        ConnectionManager::new_lazy_with_config(client, Self::connection_config())
+            .map(Self::from_connection_manager)
+            .map_err(|err| store_error("configure", err))
+    }
+
+    /// A store on a connection manager you configured yourself (TLS, credentials, RESP3...).
+    /// Bound its timeouts like [`connection_config`](Self::connection_config) does.
+    pub fn from_connection_manager(connection: ConnectionManager) -> Self {
+        Self {
+            connection,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The connection settings [`connect`](Self::connect) uses: 1 s to connect, 1 s per
+    /// response, two quick reconnection attempts, then the next call tries again.
+    pub fn connection_config() -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500))
+    }
+
+    /// Sets how long one store call may take before it fails as a timeout (default
+    /// [`DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The underlying connection, for your own commands.
+    pub fn connection_manager(&self) -> &ConnectionManager {
+        &self.connection
+    }
+
+    /// Runs one Redis call within the timeout.
+    async fn bounded<T>(
+        &self,
+        what: &'static str,
+        call: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(|err| store_error(what, err)),
+            Err(_) => Err(StoreError::new(
+                StoreErrorKind::Timeout,
+                format!("Redis {what} took longer than {:?}", self.timeout),
+            )),
+        }
+    }
+
+    async fn claim_key(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
+        let token = LeaseToken::random()?;
+        let mut connection = self.connection.clone();
+        let reply: Vec<i64> = self
+            .bounded(
+                "claim",
+                CLAIM
+                    .key(key)
+                    .arg(lease_value(token))
+                    .arg(millis(lease))
+                    .arg(DONE)
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        match reply.as_slice() {
+            [0] => Ok(Claim::New(token)),
+            [1] => Ok(Claim::Done),
+            [2, pttl] => Ok(Claim::InFlight {
+                retry_after: u64::try_from(*pttl).ok().map(Duration::from_millis),
+            }),
+            other => Err(StoreError::new(
+                StoreErrorKind::Other,
+                format!("unexpected reply to the claim script: {other:?}"),
+            )),
+        }
+    }
+
+    async fn complete_key(
+        &self,
+        key: &str,
+        token: LeaseToken,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let applied: i64 = self
+            .bounded(
+                "complete",
+                COMPLETE
+                    .key(key)
+                    .arg(lease_value(token))
+                    .arg(millis(ttl))
+                    .arg(DONE)
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        Ok(applied == 1)
+    }
+
+    async fn release_key(&self, key: &str, token: LeaseToken) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let applied: i64 = self
+            .bounded(
+                "release",
+                RELEASE
+                    .key(key)
+                    .arg(lease_value(token))
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        Ok(applied == 1)
+    }
+
+    async fn forget_key(&self, key: &str) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let deleted: i64 = self
+            .bounded(
+                "forget",
+                redis::cmd("DEL").arg(key).query_async(&mut connection),
+            )
+            .await?;
+        Ok(deleted > 0)
+    }
+}
+
+impl IdempotencyStore for RedisStore {
+    fn claim<'a>(&'a self, key: &'a str, lease: Duration) -> StoreFuture<'a, Claim> {
+        Box::pin(self.claim_key(key, lease))
+    }
+
+    fn complete<'a>(
+        &'a self,
+        key: &'a str,
+        token: LeaseToken,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(self.complete_key(key, token, ttl))
+    }
+
+    fn release<'a>(&'a self, key: &'a str, token: LeaseToken) -> StoreFuture<'a, bool> {
+        Box::pin(self.release_key(key, token))
+    }
+
+    /// Spawns the release on the current tokio runtime; outside one, leaves the claim to expire
+    /// with its lease.
+    fn release_detached(&self, key: &str, token: LeaseToken) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(
+                key,
+                "no tokio runtime to release an abandoned claim: it expires with its lease"
+            );
+            return;
+        };
+        let store = self.clone();
+        let key = key.to_owned();
+        runtime.spawn(async move {
+            if let Err(err) = store.release_key(&key, token).await {
+                tracing::warn!(
+                    key,
+                    error = %err,
+                    "could not release an abandoned claim: it expires with its lease"
+                );
+            }
+        });
+    }
+
+    fn forget<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(self.forget_key(key))
+    }
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The connection's Debug shows the client's address; credentials stay out of it.
+        f.debug_struct("RedisStore")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open(url: &str) -> Result<Client, StoreError> {
+    // The error may quote the URL, and with it a password: keep only its kind.
+    Client::open(url).map_err(|err| {
+        StoreError::new(
+            StoreErrorKind::Other,
+            format!("invalid Redis URL ({:?})", err.kind()),
+        )
+    })
+}
+
+fn store_error(what: &'static str, err: RedisError) -> StoreError {
+    let kind = if err.is_timeout() {
+        StoreErrorKind::Timeout
+    } else if err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped() {
+        StoreErrorKind::Unreachable
+    } else {
+        StoreErrorKind::Other
+    };
+    StoreError::new(kind, format!("Redis {what} failed")).with_source(err)
+}
+
+/// The value a lease holds: its token, so only its holder can complete or release it.
+fn lease_value(token: LeaseToken) -> String {
+    format!("lease:{token}")
+}
+
+/// Milliseconds for `PX`: at least 1 (Redis refuses 0), at most ten years ("forever" for a
+/// webhook; Redis refuses expiries that overflow its clock).
+fn millis(duration: Duration) -> u64 {
+    const TEN_YEARS_MS: u64 = 10 * 365 * 24 * 60 * 60 * 1000;
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, TEN_YEARS_MS)
+}
