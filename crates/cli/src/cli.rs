@@ -63,6 +63,10 @@ pub struct ListenArgs {
     /// Also print each delivery's JSON body, pretty.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Process every delivery, even a webhook-id already processed (by default a repeat is
+    /// answered 200 without running the handler, as the library's idempotency does).
+    #[arg(long)]
+    pub no_idempotency: bool,
 }
 
 #[derive(Debug, Args)]

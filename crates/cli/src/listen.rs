@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use agentsync_webhooks_axum::{Webhook, WebhookLayer};
-use agentsync_webhooks_core::{Secret, Verifier};
+use agentsync_webhooks_core::{Receiver, Secret, Verifier, idempotency::MemoryStore};
 use agentsync_webhooks_tower::webhook_id;
 use axum::{
     Router,
@@ -50,7 +50,11 @@ pub async fn run(args: ListenArgs) -> Result<(), Failure> {
             (secret.expose_whsec(), true)
         }
     };
-    let layer = WebhookLayer::new(Verifier::new(&secret).map_err(bad_secret)?);
+    let mut receiver = Receiver::new(Verifier::new(&secret).map_err(bad_secret)?);
+    if !args.no_idempotency {
+        receiver = receiver.with_idempotency(MemoryStore::new());
+    }
+    let layer = WebhookLayer::from_receiver(receiver);
 
     let bind = SocketAddr::new(args.host, args.port);
     let listener = tokio::net::TcpListener::bind(bind).await.map_err(|e| {
@@ -74,7 +78,12 @@ pub async fn run(args: ListenArgs) -> Result<(), Failure> {
             send_command()
         );
     }
-    println!("Listening on {url} (Ctrl-C to stop; times are UTC)");
+    let dedup = if args.no_idempotency {
+        "every delivery processed, repeated webhook-ids too"
+    } else {
+        "each webhook-id processed once"
+    };
+    println!("Listening on {url} ({dedup}; Ctrl-C to stop; times are UTC)");
 
     let router = Router::new()
         .route(&args.path, post(receive))

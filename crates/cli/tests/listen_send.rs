@@ -258,22 +258,28 @@ fn load_mode_duplicate_resends_one_webhook_id() {
             "--count",
             "20",
             "--concurrency",
-            "4",
+            "1",
             "--duplicate",
         ],
         b"",
     );
     let report = stdout(&output);
     assert!(output.status.success(), "{report}{}", stderr(&output));
+    assert!(report.contains("statuses  200 OK: 20"), "{report}");
     let id = report
         .split("all with webhook-id ")
         .nth(1)
         .and_then(|rest| rest.split(',').next())
         .unwrap_or_else(|| panic!("{report}"))
         .to_owned();
-    for line in listener.next_lines(20) {
-        assert!(line.contains(&id), "{line}");
-    }
+    let lines = listener.next_lines(20);
+    assert!(lines.iter().all(|l| l.contains(&id)), "{lines:?}");
+    // Processed once, the other 19 acknowledged as duplicates.
+    assert!(lines[0].ends_with("200 accepted"), "{lines:?}");
+    assert!(
+        lines[1..].iter().all(|l| l.contains("200 duplicate")),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -354,4 +360,31 @@ fn duplicate_sends_the_same_message_twice() {
     let id = sent_webhook_id(&log);
     let lines = listener.next_lines(2);
     assert!(lines.iter().all(|l| l.contains(&id)), "{lines:?}");
+    assert!(lines[0].ends_with("200 accepted"), "{lines:?}");
+    assert!(
+        lines[1].ends_with("200 duplicate: already processed, handler not run"),
+        "{lines:?}"
+    );
+
+    // Without idempotency, both are processed.
+    let listener = Listener::start(&["--secret", SECRET, "--no-idempotency"]);
+    let output = run(
+        &[
+            "send",
+            "--url",
+            &listener.url,
+            "--secret",
+            SECRET,
+            "--event",
+            "producersync.npn.activated",
+            "--duplicate",
+        ],
+        b"",
+    );
+    assert!(output.status.success());
+    let lines = listener.next_lines(2);
+    assert!(
+        lines.iter().all(|l| l.ends_with("200 accepted")),
+        "{lines:?}"
+    );
 }
