@@ -55,8 +55,7 @@
 use std::{future::poll_fn, ops::Deref, pin::pin, sync::Arc};
 
 use agentsync_webhooks_core::{
-    Completion, Delivery, EventData, EventPayload, Receiver, Verifier, WebhookError,
-    headers::{SVIX_ID, WEBHOOK_ID},
+    Completion, Delivery, EventData, EventPayload, HeaderLookup, Receiver, Verifier, WebhookError,
 };
 use warp::{
     Buf, Filter, Rejection, Reply, Stream,
@@ -78,14 +77,16 @@ pub fn webhook(
     webhook_with(Receiver::new(verifier))
 }
 
-/// Like [`webhook`], with a configured [`Receiver`] (body limit, and idempotency once the
-/// receiver has it).
+/// Like [`webhook`], with a configured [`Receiver`]: its body limit and, with
+/// [`Receiver::with_idempotency`], one processing per `webhook-id` (a duplicate of a handled
+/// delivery is answered 200 without running the handler, one still in progress 409).
 ///
 /// ```
-/// use agentsync_webhooks_core::{Receiver, Verifier};
+/// use agentsync_webhooks_core::{MemoryStore, Receiver, Verifier};
 ///
 /// let receiver = Receiver::new(Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?)
-///     .with_body_limit(64 * 1024);
+///     .with_body_limit(64 * 1024)
+///     .with_idempotency(MemoryStore::new());
 /// let filter = agentsync_webhooks_warp::webhook_with(receiver);
 /// # let _ = filter;
 /// # Ok::<(), agentsync_webhooks_core::SecretError>(())
@@ -138,9 +139,9 @@ where
         .and_then(move |headers: HeaderMap, body| {
             let receiver = Arc::clone(&receiver);
             async move {
-                accept(&receiver, &headers, body).await.map_err(|error| {
-                    warp::reject::custom(WebhookRejection::from_headers(error, &headers))
-                })
+                accept(&receiver, &headers, body)
+                    .await
+                    .map_err(|error| warp::reject::custom(WebhookRejection::new(error, &headers)))
             }
         })
 }
@@ -269,32 +270,25 @@ async fn finish(completion: Completion, reply: impl Reply) -> Response {
     response
 }
 
-/// Why [`webhook`] refused a request: the core [`WebhookError`] and the delivery's id, if the
-/// headers carried one.
+/// Why [`webhook`] refused a request: the core [`WebhookError`] and the answer every adapter
+/// sends for it.
 ///
 /// Answer it with [`recover`] (or, in a `recover` function of your own, with
 /// [`response`](Self::response)); left unanswered, warp turns it into a 500.
 #[derive(Debug)]
 pub struct WebhookRejection {
     error: WebhookError,
-    webhook_id: Option<String>,
+    rejection: agentsync_webhooks_core::Rejection,
 }
 
 impl warp::reject::Reject for WebhookRejection {}
 
 impl WebhookRejection {
-    /// A rejection for `error`, naming the delivery `webhook_id` in the log line.
-    pub fn new(error: WebhookError, webhook_id: Option<String>) -> Self {
-        Self { error, webhook_id }
-    }
-
-    fn from_headers(error: WebhookError, headers: &HeaderMap) -> Self {
-        let webhook_id = headers
-            .get(WEBHOOK_ID)
-            .or_else(|| headers.get(SVIX_ID))
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        Self::new(error, webhook_id)
+    /// The refusal of a request with `headers` for `error`. Logs it once, with the request's
+    /// `webhook-id` (or `svix-id`) when it has a usable one.
+    pub fn new(error: WebhookError, headers: &(impl HeaderLookup + ?Sized)) -> Self {
+        let rejection = error.rejection_for(headers);
+        Self { error, rejection }
     }
 
     /// Why the delivery was refused.
@@ -302,31 +296,30 @@ impl WebhookRejection {
         &self.error
     }
 
-    /// The `webhook-id` (or `svix-id`) of the refused request, if it had one.
-    pub fn webhook_id(&self) -> Option<&str> {
-        self.webhook_id.as_deref()
+    /// The framework-neutral answer: status, JSON body, `Retry-After`.
+    pub fn rejection(&self) -> &agentsync_webhooks_core::Rejection {
+        &self.rejection
     }
 
-    /// The response every adapter sends for this error (status, JSON body, `Retry-After`), after
-    /// logging it once.
+    /// The response every adapter sends for this error: status, JSON body (`Content-Type:
+    /// application/json`) and `Retry-After` where the sender should come back.
     ///
     /// ```
     /// use agentsync_webhooks_core::WebhookError;
     /// use agentsync_webhooks_warp::WebhookRejection;
     ///
-    /// let rejection = WebhookRejection::new(WebhookError::InvalidTimestamp, Some("msg_1".into()));
-    /// let response = rejection.response();
+    /// let headers = [("webhook-id", "msg_1")];
+    /// let response = WebhookRejection::new(WebhookError::InvalidTimestamp, &headers).response();
     /// assert_eq!(response.status(), 400);
     /// assert_eq!(response.headers()["content-type"], "application/json");
     /// ```
     pub fn response(&self) -> Response {
-        let rejection = self.error.rejection(self.webhook_id.as_deref());
-        let content_type = rejection.content_type();
-        let mut response = Response::new(rejection.body.into());
+        let rejection = &self.rejection;
+        let mut response = Response::new(rejection.body.clone().into());
         *response.status_mut() =
             StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
-        if let Some(content_type) = content_type {
+        if let Some(content_type) = rejection.content_type() {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         }
         if let Some(seconds) = rejection.retry_after {
@@ -366,6 +359,8 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Rejection> {
 mod tests {
     use super::*;
 
+    const NO_HEADERS: [(&str, &str); 0] = [];
+
     #[test]
     fn retry_after_is_copied() {
         let response = WebhookRejection::new(
@@ -373,7 +368,7 @@ mod tests {
                 detail: "down".into(),
                 retry_after_secs: 30,
             },
-            None,
+            &NO_HEADERS,
         )
         .response();
         assert_eq!(response.status(), 503);
@@ -383,21 +378,23 @@ mod tests {
 
     #[test]
     fn duplicate_is_an_empty_200_without_content_type() {
-        let response =
-            WebhookRejection::new(WebhookError::Duplicate, Some("msg_1".into())).response();
+        let response = WebhookRejection::new(WebhookError::Duplicate, &NO_HEADERS).response();
         assert_eq!(response.status(), 200);
         assert!(response.headers().get(CONTENT_TYPE).is_none());
         assert!(response.headers().get(RETRY_AFTER).is_none());
     }
 
     #[test]
-    fn webhook_id_falls_back_to_svix() {
-        let mut headers = HeaderMap::new();
-        headers.insert(SVIX_ID, HeaderValue::from_static("msg_svix"));
-        let rejection = WebhookRejection::from_headers(WebhookError::InvalidTimestamp, &headers);
-        assert_eq!(rejection.webhook_id(), Some("msg_svix"));
-        headers.insert(WEBHOOK_ID, HeaderValue::from_static("msg_std"));
-        let rejection = WebhookRejection::from_headers(WebhookError::InvalidTimestamp, &headers);
-        assert_eq!(rejection.webhook_id(), Some("msg_std"));
+    fn response_copies_the_core_rejection() {
+        let error = WebhookError::InFlight {
+            retry_after_secs: 5,
+        };
+        let ours = WebhookRejection::new(error.clone(), &[("webhook-id", "msg_1")]);
+        assert_eq!(ours.error(), &error);
+        let core = error.rejection(Some("msg_1"));
+        assert_eq!(ours.rejection(), &core);
+        let response = ours.response();
+        assert_eq!(response.status(), core.status);
+        assert_eq!(response.headers()[RETRY_AFTER], "5");
     }
 }

@@ -13,7 +13,8 @@ use std::{
 };
 
 use agentsync_webhooks_core::{
-    Delivery, ErrorBody, EventData, EventType, Receiver, SignedRequest, Signer, Verifier,
+    Delivery, ErrorBody, EventData, EventType, MemoryStore, Receiver, SignedRequest, Signer,
+    Verifier,
 };
 use agentsync_webhooks_warp::{Webhook, webhook, webhook_as, webhook_with};
 use tokio::{
@@ -342,4 +343,83 @@ async fn a_webhook_rejection_wins_over_a_sibling_routes_404() {
     assert_eq!(error_code(response).await, "invalid_timestamp");
     let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
+}
+
+/// A server with idempotency whose handler answers `statuses[n]` on its n-th call (200 after
+/// the list) and panics where the status is `None`.
+async fn idempotent_server(statuses: Vec<Option<StatusCode>>) -> (SocketAddr, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let receiver = Receiver::new(verifier()).with_idempotency(MemoryStore::new());
+    let routes = warp::path!("webhooks" / "psapi")
+        .and(webhook_with(receiver))
+        .then(move |hook: Webhook| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let status = statuses.get(n).copied().unwrap_or(Some(StatusCode::OK));
+            hook.run(move |_delivery: Delivery| async move {
+                status.unwrap_or_else(|| panic!("handler failure on call {n}"))
+            })
+        })
+        .recover(agentsync_webhooks_warp::recover);
+    (spawn(routes).await, calls)
+}
+
+#[tokio::test]
+async fn a_handled_delivery_is_a_duplicate_on_retry() {
+    let (addr, calls) = idempotent_server(vec![]).await;
+    let request = signer().example(EventType::ProducerSyncUpdatesAvailable);
+    assert_eq!(post(addr, &request).await.status(), 200);
+    let retry = post(addr, &request).await;
+    assert_eq!(retry.status(), 200);
+    assert!(retry.bytes().await.unwrap().is_empty());
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the retry must not run the handler"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_processed_again_on_retry() {
+    let (addr, calls) = idempotent_server(vec![Some(StatusCode::INTERNAL_SERVER_ERROR)]).await;
+    let request = signer().example(EventType::ProducerSyncUpdatesAvailable);
+    assert_eq!(post(addr, &request).await.status(), 500);
+    assert_eq!(post(addr, &request).await.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // Now handled: a third attempt is a duplicate.
+    assert_eq!(post(addr, &request).await.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_releases_the_delivery() {
+    let (addr, calls) = idempotent_server(vec![None]).await;
+    let request = signer().example(EventType::ProducerSyncUpdatesAvailable);
+    // The panic drops the connection: no response at all.
+    let mut builder = reqwest::Client::new().post(format!("http://{addr}/webhooks/psapi"));
+    for (name, value) in request.headers.to_pairs() {
+        builder = builder.header(name, value);
+    }
+    assert!(builder.body(request.body.clone()).send().await.is_err());
+    assert_eq!(post(addr, &request).await.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn respond_also_finishes_the_completion() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let receiver = Receiver::new(verifier()).with_idempotency(MemoryStore::new());
+    let routes = warp::path!("webhooks" / "psapi")
+        .and(webhook_with(receiver))
+        .then(move |hook: Webhook| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            hook.respond(StatusCode::NO_CONTENT)
+        })
+        .recover(agentsync_webhooks_warp::recover);
+    let addr = spawn(routes).await;
+    let request = signer().example(EventType::ProducerSyncNpnActivated);
+    assert_eq!(post(addr, &request).await.status(), 204);
+    assert_eq!(post(addr, &request).await.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
