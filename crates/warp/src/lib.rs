@@ -54,9 +54,7 @@
 
 use std::{future::poll_fn, ops::Deref, pin::pin, sync::Arc};
 
-use agentsync_webhooks_core::{
-    Completion, Delivery, EventData, EventPayload, HeaderLookup, Receiver, Verifier, WebhookError,
-};
+use agentsync_webhooks_core::HeaderLookup;
 use warp::{
     Buf, Filter, Rejection, Reply, Stream,
     http::{
@@ -64,6 +62,11 @@ use warp::{
         header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER},
     },
     reply::Response,
+};
+
+/// The core types that appear in this crate's signatures, so that one dependency is enough.
+pub use agentsync_webhooks_core::{
+    Completion, Delivery, EventData, EventPayload, Receiver, Verifier, WebhookError,
 };
 
 /// Extracts the verified delivery as a [`Webhook`] with typed [`EventData`], using the default
