@@ -159,34 +159,35 @@ impl MemoryStore {
     fn claim_now(&self, key: &str, lease: Duration) -> Claim {
         let mut shard = self.shard(key);
         let now = Instant::now();
-        if let Some(running) = shard.leases.get(key)
-            && running.expires_at > now
-        {
-            return Claim::InFlight {
-                retry_after: Some(running.expires_at - now),
-            };
+        let expires_at = now + lease.min(FOREVER);
+        // A key is leased or completed, never both.
+        if let Some(running) = shard.leases.get_mut(key) {
+            if running.expires_at > now {
+                return Claim::InFlight {
+                    retry_after: Some(running.expires_at - now),
+                };
+            }
+            // Abandoned: its holder can no longer complete or release it.
+            let token = self.next_token();
+            *running = Lease { token, expires_at };
+            return Claim::New(token);
         }
-        if let Some(&expires_at) = shard.completed.peek(key) {
-            if expires_at > now {
+        if let Some(&completed_until) = shard.completed.peek(key) {
+            if completed_until > now {
                 return Claim::Done;
             }
             shard.completed.pop(key);
         }
-        // Unique in this process, which is all a memory store spans.
-        let counter = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
-        let token = LeaseToken::from_u128(u128::from(counter));
-        let lease = Lease {
-            token,
-            expires_at: now + lease.min(FOREVER),
-        };
-        match shard.leases.get_mut(key) {
-            Some(expired) => *expired = lease,
-            None => {
-                shard.sweep_if_grown(now);
-                shard.leases.insert(key.into(), lease);
-            }
-        }
+        let token = self.next_token();
+        shard.sweep_if_grown(now);
+        shard.leases.insert(key.into(), Lease { token, expires_at });
         Claim::New(token)
+    }
+
+    /// Unique in this process, which is all a memory store spans.
+    fn next_token(&self) -> LeaseToken {
+        let counter = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
+        LeaseToken::from_u128(u128::from(counter))
     }
 
     fn complete_now(&self, key: &str, token: LeaseToken, ttl: Duration) -> bool {
@@ -228,10 +229,12 @@ impl MemoryStore {
 impl Shard {
     /// Removes the lease of `key` if `token` holds it; the removed key if it had not expired.
     fn take_lease(&mut self, key: &str, token: LeaseToken, now: Instant) -> Option<Box<str>> {
-        if self.leases.get(key)?.token != token {
+        let (key, lease) = self.leases.remove_entry(key)?;
+        if lease.token != token {
+            // Someone else's claim: put it back (rare: a stale or forged token).
+            self.leases.insert(key, lease);
             return None;
         }
-        let (key, lease) = self.leases.remove_entry(key)?;
         (lease.expires_at > now).then_some(key)
     }
 
