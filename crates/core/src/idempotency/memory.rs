@@ -38,17 +38,19 @@ const MIN_SWEEP_LEN: usize = 64;
 ///
 /// - **Completed ids** are bounded to `capacity` entries, each expiring after its TTL. When the
 ///   store is full, the oldest completion is evicted (the duplicate check does not count as a
-///   use); expired ones are dropped whenever they are met. Size the capacity above the number of events you receive within the
-///   TTL, or a late retry of an evicted id is processed again. Ids are spread over up to 16
-///   shards with a share of the capacity each, so "oldest" is per shard.
+///   use); expired ones are dropped whenever they are met. Size the capacity above the number of
+///   events you receive within the TTL, or a late retry of an evicted id is processed again. Ids
+///   are spread over up to 16 shards, each with its share of the capacity, so "oldest" is per
+///   shard.
 /// - **Running claims** are kept beside them and never evicted: evicting one would let a
 ///   concurrent retry run the handler a second time. There is one per delivery in progress
 ///   (each of which also holds a request), and expired ones are swept as the table grows.
 ///
-/// Why not `moka`: its eviction cannot spare an entry (no pinning; LRU evicts whatever is
-/// oldest, whatever its weight), so running claims would need this side table anyway, and its
-/// insert measured several times slower than the whole 1 µs budget per event. The completed ids
-/// live in an [`lru::LruCache`] per shard instead, used in insertion order.
+/// Why not `moka`: its eviction cannot spare an entry (no pinning: its LRU evicts the oldest
+/// entry whatever its weight, and TinyLFU may refuse a new completion outright), so running
+/// claims would need this side table anyway, and its insert alone measured several times the
+/// whole 1 µs budget per event. The completed ids live in an [`lru::LruCache`] per shard
+/// instead, in completion order.
 ///
 /// Cloning is cheap and shares the records, so keep a clone to [`forget`](IdempotencyStore::forget)
 /// ids. Every method answers at once, without I/O; a dropped claim is released synchronously.
