@@ -49,7 +49,8 @@ pub use crate::{
     secret::{SECRET_PREFIX, Secret, SecretError},
     sign::{SignedHeaders, SignedRequest, Signer, new_message_id},
     verify::{
-        Clock, DEFAULT_TOLERANCE, FixedClock, MAX_ID_LEN, MAX_SIGNATURE_ENTRIES,
-        MAX_SIGNATURE_HEADER_LEN, SystemClock, VerifiedHeaders, Verifier, VerifierBuilder,
+        Clock, DEFAULT_TOLERANCE, FixedClock, FromEnvError, MAX_ID_LEN, MAX_SIGNATURE_ENTRIES,
+        MAX_SIGNATURE_HEADER_LEN, SECRET_ENV, SystemClock, VerifiedHeaders, Verifier,
+        VerifierBuilder,
     },
 };

@@ -30,6 +30,23 @@ pub const MAX_ID_LEN: usize = 256;
 /// Longest accepted `webhook-signature` header.
 pub const MAX_SIGNATURE_HEADER_LEN: usize = 8 * 1024;
 
+/// The environment variable that [`Verifier::from_env`] reads.
+pub const SECRET_ENV: &str = "AGENTSYNC_WEBHOOK_SECRET";
+
+/// Why [`Verifier::from_env`] found no usable secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FromEnvError {
+    /// The variable is not set (or not UTF-8).
+    #[error(
+        "set AGENTSYNC_WEBHOOK_SECRET to the endpoint's signing secret (whsec_..., from the AgentSync webhook portal)"
+    )]
+    Unset,
+    /// The variable holds something that is not a usable secret.
+    #[error("AGENTSYNC_WEBHOOK_SECRET: {0}")]
+    Secret(#[from] SecretError),
+}
+
 /// Checks that a delivery was signed by the sender and is recent.
 ///
 /// Cheap to clone (one `Arc`), so adapters keep one per service. Holds one or more secrets for
@@ -86,6 +103,25 @@ impl Verifier {
             .into_iter()
             .try_fold(Self::builder(), |b, s| b.secret(s))?
             .build()
+    }
+
+    /// A verifier for the secret(s) in the environment variable [`SECRET_ENV`]
+    /// (`AGENTSYNC_WEBHOOK_SECRET`); several secrets, separated by white space, are accepted
+    /// during a rotation.
+    ///
+    /// ```no_run
+    /// let verifier = agentsync_webhooks_core::Verifier::from_env()?;
+    /// # Ok::<(), agentsync_webhooks_core::FromEnvError>(())
+    /// ```
+    pub fn from_env() -> Result<Self, FromEnvError> {
+        Self::from_env_value(std::env::var(SECRET_ENV).ok())
+    }
+
+    fn from_env_value(value: Option<String>) -> Result<Self, FromEnvError> {
+        let value = value
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(FromEnvError::Unset)?;
+        Ok(Self::with_secrets(value.split_whitespace())?)
     }
 
     /// Starts a verifier with options.
@@ -285,5 +321,29 @@ impl VerifierBuilder {
                 clock: self.clock,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_from_the_environment() {
+        let unset = Verifier::from_env_value(None).unwrap_err();
+        assert_eq!(unset, FromEnvError::Unset);
+        assert!(unset.to_string().contains(SECRET_ENV));
+        assert_eq!(
+            Verifier::from_env_value(Some("  ".into())).unwrap_err(),
+            FromEnvError::Unset
+        );
+        let bad = Verifier::from_env_value(Some("v1,abc".into())).unwrap_err();
+        assert_eq!(bad, FromEnvError::Secret(SecretError::LooksLikeSignature));
+        let rotated = Verifier::from_env_value(Some(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw  whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\n"
+                .into(),
+        ))
+        .unwrap();
+        assert_eq!(rotated.inner.macs.len(), 2);
     }
 }
