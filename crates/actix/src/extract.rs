@@ -30,8 +30,11 @@ use crate::{WebhookRejection, body};
 ///   it itself, parsing `data` as `D` directly. It consumes the body (read
 ///   [`raw_body`](Webhook::raw_body)), so a handler takes one `Webhook` in this mode (actix
 ///   builds all of a handler's extractors at once). Nothing wraps the handler, so the receiver
-///   never learns its status: the delivery is released when the request ends, and the sender's
-///   retries are processed again (verified, not de-duplicated).
+///   never learns its status: with a `Receiver` that has idempotency, the id is claimed (a store
+///   failure is answered 503, a concurrent duplicate 409) but released when the request ends,
+///   whatever the handler answered, so the sender's later retries are processed again
+///   (verified, not de-duplicated). For idempotency, use
+///   [`WebhookMiddleware::with_idempotency`](crate::WebhookMiddleware::with_idempotency).
 ///
 /// With neither, every request is answered 500 with a message naming both fixes. A refused
 /// request never reaches the handler: the [`WebhookRejection`] answers with the design table's

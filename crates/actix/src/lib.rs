@@ -5,10 +5,12 @@
 //!
 //! - [`WebhookMiddleware`] on a scope or resource: it reads the body within a limit, verifies and
 //!   parses it, stores the [`Delivery`] in the request extensions, restores the body for other
-//!   extractors, and reports the handler's status to the core (idempotency hooks in there).
+//!   extractors, and reports the handler's status to the core. With
+//!   [`with_idempotency`](WebhookMiddleware::with_idempotency) each `webhook-id` is processed
+//!   once: the sender's retries of a delivery the handler answered 2xx get an empty `200`.
 //! - The [`Webhook`] extractor in handler signatures: it reads what the middleware stored, or,
 //!   without the middleware, verifies by itself with a `web::Data<Verifier>` (or
-//!   `web::Data<Receiver>`) from the app data.
+//!   `web::Data<Receiver>`) from the app data; alone, it verifies but cannot de-duplicate.
 //!
 //! ```
 //! use actix_web::{App, HttpResponse, test, web};
@@ -59,7 +61,9 @@ mod headers;
 mod middleware;
 mod rejection;
 
-pub use agentsync_webhooks_core::{Delivery, EventData, Receiver, Verifier, WebhookError};
+pub use agentsync_webhooks_core::{
+    Delivery, EventData, Idempotency, MemoryStore, Receiver, Verifier, WebhookError,
+};
 
 pub use crate::{
     extract::Webhook,

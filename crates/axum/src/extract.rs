@@ -33,8 +33,11 @@ or give the router the verifier as its state with `.with_state(verifier)`";
 /// - **Alone**, with the router's state being a [`Verifier`] or a [`Receiver`]
 ///   (`Router::new().route(..).with_state(verifier)`): the extractor collects the body within
 ///   the limit and verifies it itself. Nothing wraps the handler in this mode, so the receiver
-///   never learns its status: deliveries are verified but not de-duplicated. Use the layer when
-///   you need idempotency, or when the router's state is your own type.
+///   never learns its status: deliveries are verified but not de-duplicated. A `Receiver` with
+///   idempotency still claims each id (a store failure is answered 503), but releases it as soon
+///   as the extractor returns, so the sender's retries run the handler again. Use
+///   [`WebhookLayer::with_idempotency`](crate::WebhookLayer::with_idempotency) when you need
+///   idempotency, or when the router's state is your own type.
 ///
 /// With neither, every request is answered `500` with a message naming both fixes.
 ///

@@ -27,9 +27,26 @@
 //!
 //! The layer is the recommended setup: it answers refused deliveries before any extractor
 //! runs, and it reports the handler's status to the receiver, which is what idempotency
-//! (de-duplication of the sender's retries) hooks into. [`Webhook`] also works without the layer,
-//! verifying by itself with the router's state (see its docs), but then nothing wraps the
-//! handler, so deliveries are verified but never de-duplicated.
+//! (de-duplication of the sender's retries) needs. Turn that on with one call,
+//! [`WebhookLayer::with_idempotency`]:
+//!
+//! ```
+//! # use agentsync_webhooks_axum::{Webhook, WebhookLayer};
+//! # use agentsync_webhooks_core::{MemoryStore, Verifier};
+//! # use axum::{Router, http::StatusCode, routing::post};
+//! # async fn psapi(_: Webhook) -> StatusCode { StatusCode::NO_CONTENT }
+//! # fn app() -> Result<Router, Box<dyn std::error::Error>> {
+//! let layer = WebhookLayer::new(Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?)
+//!     // A retry of a delivery the handler answered 2xx: `200`, empty, handler not run.
+//!     .with_idempotency(MemoryStore::new());
+//! let app: Router = Router::new().route("/webhooks/psapi", post(psapi)).route_layer(layer);
+//! # Ok(app)
+//! # }
+//! ```
+//!
+//! [`Webhook`] also works without the layer, verifying by itself with the router's state (see
+//! its docs), but then nothing wraps the handler, so deliveries are verified but never
+//! de-duplicated.
 //!
 //! [axum]: https://docs.rs/axum
 #![forbid(unsafe_code)]

@@ -11,17 +11,19 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    BoxError, ResponseBody, ResponseFuture, VerifiedDelivery, collect_body, content_length, reject,
+    BoxError, Idempotency, ResponseBody, ResponseFuture, VerifiedDelivery, collect_body,
+    content_length, reject,
 };
 
 /// Verifies webhook deliveries before the inner service sees them.
 ///
 /// ```no_run
 /// # use agentsync_webhooks_core::Verifier;
-/// # use agentsync_webhooks_tower::WebhookLayer;
+/// # use agentsync_webhooks_tower::{MemoryStore, WebhookLayer};
 /// # fn f() -> Result<(), Box<dyn std::error::Error>> {
-/// let secret = std::env::var("AGENTSYNC_WEBHOOK_SECRET")?;
-/// let layer = WebhookLayer::new(Verifier::new(&secret)?).body_limit(512 * 1024);
+/// let layer = WebhookLayer::new(Verifier::from_env()?)
+///     .body_limit(512 * 1024)
+///     .with_idempotency(MemoryStore::new());
 /// // axum: Router::new().route("/webhooks/psapi", post(handler)).route_layer(layer)
 /// # Ok(())
 /// # }
@@ -34,7 +36,9 @@ use crate::{
 ///    (the design table's status, a JSON body with a stable code, a `tracing` event);
 /// 3. calls the inner service with a [`VerifiedDelivery`] in the request extensions and the
 ///    same bytes (shared, not copied) as a [`Full`] body;
-/// 4. reports the inner service's status to the receiver (idempotency) before answering.
+/// 4. reports the inner service's status to the receiver before answering: with
+///    [`with_idempotency`](Self::with_idempotency), a 2xx marks the `webhook-id` processed, and
+///    anything else (or an error, a panic, a dropped request) lets the sender's retry through.
 #[derive(Debug, Clone)]
 pub struct WebhookLayer {
     receiver: Receiver,
@@ -46,7 +50,7 @@ impl WebhookLayer {
         Self::from_receiver(Receiver::new(verifier))
     }
 
-    /// A layer running an already configured receiver (limit and, later, idempotency).
+    /// A layer running an already configured receiver (body limit, idempotency).
     pub fn from_receiver(receiver: Receiver) -> Self {
         Self { receiver }
     }
@@ -54,6 +58,57 @@ impl WebhookLayer {
     /// Sets the largest body accepted, in bytes (default 1 MiB, above what senders send).
     pub fn body_limit(mut self, limit: usize) -> Self {
         self.receiver = self.receiver.with_body_limit(limit);
+        self
+    }
+
+    /// Processes each `webhook-id` once: pass a store (such as [`MemoryStore`] for one process,
+    /// `agentsync_webhooks_redis::RedisStore` for several) or an [`Idempotency`] to set its key
+    /// prefix, lease, TTL or fail-open.
+    ///
+    /// The layer claims the id once the signature holds. A retry of an id whose service answered
+    /// 2xx is answered `200` with an empty body, and one still being processed `409` with
+    /// `Retry-After`, both without calling the service; a store that cannot answer gets `503`
+    /// with `Retry-After` (fail-closed by default). A non-2xx answer, an error, a panic or a
+    /// dropped request releases the id, so that the sender's retry is processed.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+    ///
+    /// use agentsync_webhooks_core::{EventType, Signer, Verifier};
+    /// use agentsync_webhooks_tower::{MemoryStore, WebhookLayer};
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    /// let runs = Arc::new(AtomicUsize::new(0));
+    /// let counter = Arc::clone(&runs);
+    /// let service = ServiceBuilder::new()
+    ///     .layer(WebhookLayer::new(Verifier::new(secret)?).with_idempotency(MemoryStore::new()))
+    ///     .service(service_fn(move |_: Request<Full<Bytes>>| {
+    ///         counter.fetch_add(1, Ordering::SeqCst);
+    ///         async { Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("done")))) }
+    ///     }));
+    ///
+    /// // The sender delivers an event, then retries it (same `webhook-id`).
+    /// let signed = Signer::new(secret)?.example(EventType::ProducerSyncUpdatesAvailable);
+    /// for expected_body in ["done", ""] {
+    ///     let mut request = Request::post("/webhooks/psapi").body(Full::new(Bytes::from(signed.body.clone())))?;
+    ///     *request.headers_mut() = signed.headers.to_header_map();
+    ///     let response = service.clone().oneshot(request).await?;
+    ///     assert_eq!(response.status(), 200);
+    ///     let body = http_body_util::BodyExt::collect(response.into_body()).await?.to_bytes();
+    ///     assert_eq!(body, expected_body);
+    /// }
+    /// assert_eq!(runs.load(Ordering::SeqCst), 1); // the retry was answered by the layer
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_idempotency(mut self, idempotency: impl Into<Idempotency>) -> Self {
+        self.receiver = self.receiver.with_idempotency(idempotency);
         self
     }
 

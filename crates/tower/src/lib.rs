@@ -5,7 +5,9 @@
 //! the core [`Receiver`], parses the event, and passes the request on with the verified
 //! [`VerifiedDelivery`] in its extensions and the very same bytes as its body. Refused
 //! deliveries are answered by the layer (status, small JSON body with a stable code, a `tracing`
-//! event) and never reach the inner service.
+//! event) and never reach the inner service. With
+//! [`with_idempotency`](WebhookLayer::with_idempotency), each `webhook-id` is processed once: the
+//! sender's retries of a delivery the service answered 2xx get an empty `200` from the layer.
 //!
 //! ```
 //! use agentsync_webhooks_core::{EventData, Signer, Verifier, EventType};
@@ -59,7 +61,8 @@ mod future;
 mod layer;
 mod response;
 
-pub use agentsync_webhooks_core::Receiver;
+/// The core types the layer is configured with, so that one dependency is enough.
+pub use agentsync_webhooks_core::{Idempotency, MemoryStore, Receiver};
 
 pub use crate::{
     body::{ResponseBody, collect_body, content_length},

@@ -43,6 +43,32 @@
 //! # Ok::<(), agentsync_webhooks_core::SecretError>(())
 //! ```
 //!
+//! # Idempotency
+//!
+//! warp has no layer object to configure: the filter takes a [`Receiver`], so the one call is
+//! [`Receiver::with_idempotency`] on the receiver given to [`webhook_with`]:
+//!
+//! ```
+//! use agentsync_webhooks_warp::{MemoryStore, Receiver, Verifier, Webhook, webhook_with};
+//! use warp::{Filter, http::StatusCode};
+//!
+//! let verifier = Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+//! let routes = warp::path!("webhooks" / "psapi")
+//!     .and(webhook_with(Receiver::new(verifier).with_idempotency(MemoryStore::new())))
+//!     .then(|hook: Webhook| hook.respond(StatusCode::NO_CONTENT))
+//!     .recover(agentsync_webhooks_warp::recover);
+//! # let _ = routes;
+//! # Ok::<(), agentsync_webhooks_core::SecretError>(())
+//! ```
+//!
+//! The filter then claims each `webhook-id` once the signature holds: a retry of a delivery
+//! whose reply was 2xx is refused with a [`WebhookRejection`] that [`recover`] answers `200` with
+//! an empty body, one still being processed `409` with `Retry-After`, and a store that cannot
+//! answer `503` with `Retry-After`, none of them reaching the handler. The status reaches the
+//! store only through [`Webhook::run`] or [`Webhook::respond`] (or
+//! [`Completion::finish`] after [`Webhook::into_parts`]); a non-2xx reply, a panic or a dropped
+//! request releases the id so that the sender's retry is processed.
+//!
 //! # Bodies without `Content-Length`
 //!
 //! `warp::body::content_length_limit` refuses a chunked body with 411. These filters read the
@@ -64,13 +90,15 @@ use warp::{
     reply::Response,
 };
 
-/// The core types that appear in this crate's signatures, so that one dependency is enough.
+/// The core types that appear in this crate's signatures or configure its receiver, so that one
+/// dependency is enough.
 pub use agentsync_webhooks_core::{
-    Completion, Delivery, EventData, EventPayload, Receiver, Verifier, WebhookError,
+    Completion, Delivery, EventData, EventPayload, Idempotency, MemoryStore, Receiver, Verifier,
+    WebhookError,
 };
 
 /// Extracts the verified delivery as a [`Webhook`] with typed [`EventData`], using the default
-/// body limit.
+/// body limit and no idempotency (see [`webhook_with`] for both).
 ///
 /// Rejects with a [`WebhookRejection`]; add [`recover`] to answer it. See the
 /// [crate documentation](crate) for the whole route.
@@ -82,10 +110,11 @@ pub fn webhook(
 
 /// Like [`webhook`], with a configured [`Receiver`]: its body limit and, with
 /// [`Receiver::with_idempotency`], one processing per `webhook-id` (a duplicate of a handled
-/// delivery is answered 200 without running the handler, one still in progress 409).
+/// delivery is answered 200 without running the handler, one still in progress 409; see
+/// [Idempotency](crate#idempotency)).
 ///
 /// ```
-/// use agentsync_webhooks_core::{MemoryStore, Receiver, Verifier};
+/// use agentsync_webhooks_warp::{MemoryStore, Receiver, Verifier};
 ///
 /// let receiver = Receiver::new(Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?)
 ///     .with_body_limit(64 * 1024)
