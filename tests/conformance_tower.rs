@@ -16,7 +16,8 @@ use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 use tokio::{net::TcpListener, task::JoinSet};
 use tower::{ServiceBuilder, service_fn};
 
-/// The handler: records the delivery, and checks that its body is the verified bytes, shared.
+/// The handler: records the delivery and answers as the case says, after checking that its body
+/// is the verified bytes, shared.
 async fn handle(
     calls: Calls,
     request: Request<Full<Bytes>>,
@@ -37,8 +38,8 @@ async fn handle(
             "body is not the verified bytes",
         ));
     }
-    calls.record(delivery.delivery().clone());
-    Ok(status(StatusCode::OK, ""))
+    let answer = calls.record(delivery.delivery().clone()).await;
+    Ok(status(StatusCode::from_u16(answer).unwrap(), ""))
 }
 
 fn status(status: StatusCode, message: &'static str) -> Response<Full<Bytes>> {

@@ -18,8 +18,7 @@ async fn start(receiver: Receiver, calls: Calls) -> TestServer {
         .then(move |hook: Webhook| {
             let calls = calls.clone();
             hook.run(move |delivery: Delivery| async move {
-                calls.record(delivery);
-                StatusCode::OK
+                StatusCode::from_u16(calls.record(delivery).await).unwrap()
             })
         })
         .recover(agentsync_webhooks::warp::recover);

@@ -13,22 +13,38 @@
 //! ```
 //!
 //! `start(receiver, calls)` is called once per case, with that case's own [`Receiver`] (its
-//! secrets or keys, a [`FixedClock`] at [`NOW`], its body limit). It must:
+//! secrets or keys, a [`FixedClock`] at [`NOW`], its body limit, its idempotency store). It must:
 //!
 //! - bind a real HTTP/1.1 server on `127.0.0.1:0` that uses `receiver` through the adapter
 //!   (its layer, middleware, filter or extractor);
-//! - serve `POST /webhooks/psapi` with a handler that records the verified
-//!   `Delivery<EventData>` it was given with [`Calls::record`] and answers `200`;
+//! - serve `POST /webhooks/psapi` with a handler that passes the verified `Delivery<EventData>`
+//!   it was given to [`Calls::record`] and answers with the status that call returns (`200`
+//!   unless the case says otherwise), with no other effect on the response. `record` may also
+//!   wait (to hold a delivery in flight) or panic on purpose: that is the handler waiting or
+//!   panicking, and the adapter must treat it so;
+//! - report the handler's status to the receiver (its layer, middleware or `run`), so that
+//!   idempotency covers the handler;
 //! - return a [`TestServer`] whose `url` is the base URL (`http://127.0.0.1:PORT`, no path) and
 //!   whose guard stops the server when dropped ([`TestServer::spawn`] does both for a future on
 //!   the current tokio runtime).
 //!
 //! Each case then sends real requests with reqwest and checks the status, the error code of the
-//! JSON body (`{"error": "<code>", "message": ...}` with `Content-Type: application/json`), and
-//! whether the handler ran and with which event. All failures are collected and reported in one
-//! panic that lists them.
+//! JSON body (`{"error": "<code>", "message": ...}` with `Content-Type: application/json`), the
+//! `Retry-After` header, and whether the handler ran, how often and with which event. All
+//! failures are collected and reported in one panic that lists them.
 //!
-//! The signature of [`run_suite`] and the shape of [`Calls`] and [`TestServer`] are stable.
+//! The idempotency cases (the design's "Idempotency"): the same delivery twice with a
+//! `MemoryStore` runs the handler once and answers the second `200` with an empty body; a retry
+//! after the handler answered 500, or panicked, is processed; a delivery whose twin is still in
+//! the handler gets `409` with `Retry-After`; a store that always fails gets `503` with
+//! `Retry-After` and no handler call, unless the receiver is fail-open.
+//!
+//! An extractor used without its layer or middleware never sees the handler's answer, so it
+//! cannot record a delivery as processed: [`run_extractor_suite`] runs every case except the two
+//! that need it (the duplicate and the in-flight one).
+//!
+//! The signatures of [`run_suite`] and [`run_extractor_suite`] and the shape of [`Calls`] and
+//! [`TestServer`] are stable.
 #![allow(dead_code)]
 
 use std::{
@@ -38,17 +54,21 @@ use std::{
     future::Future,
     net::SocketAddr,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     task::{Context, Poll},
     time::Duration,
 };
 
 use agentsync_webhooks::{
-    Delivery, EventData, EventType, FixedClock, Receiver, Signer, Verifier, event::samples,
+    Delivery, EventData, EventType, FixedClock, Idempotency, MemoryStore, Receiver, Signer,
+    Verifier,
+    event::samples,
+    idempotency::{Claim, IdempotencyStore, LeaseToken, StoreError, StoreErrorKind, StoreFuture},
     v1a::SigningKey,
 };
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
+use tokio::sync::Notify;
 
 /// The signing secret of every case (the Standard Webhooks test vector secret).
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -65,28 +85,81 @@ pub const SMALL_LIMIT: usize = 1024;
 /// The path every adapter serves.
 pub const PATH: &str = "/webhooks/psapi";
 
-/// What the handler was given, case by case.
+/// What the handler was given, case by case, and what it answers.
 #[derive(Debug, Clone, Default)]
-pub struct Calls(Arc<Mutex<Vec<Delivery<EventData>>>>);
+pub struct Calls(Arc<CallsInner>);
+
+#[derive(Debug, Default)]
+struct CallsInner {
+    deliveries: Mutex<Vec<Delivery<EventData>>>,
+    /// What the next calls do, in order; a plain `200` once it is empty.
+    script: Mutex<VecDeque<Reply>>,
+    /// Signalled when a held call has been recorded.
+    entered: Notify,
+    /// Lets a held call answer.
+    released: Notify,
+}
+
+/// What one handler call does.
+#[derive(Debug, Clone, Copy)]
+enum Reply {
+    /// Answers this status.
+    Status(u16),
+    /// Panics.
+    Panic,
+    /// Waits for [`Calls::release`], then answers `200`.
+    Hold,
+}
 
 impl Calls {
-    /// Records one handler call; call it from the handler with the delivery it received.
-    pub fn record(&self, delivery: Delivery<EventData>) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(delivery);
+    /// Records one handler call and says what the handler answers: call it from the handler
+    /// with the delivery it received, and answer the returned status. It may wait first (a
+    /// delivery held in flight) or panic (the handler panicking on purpose).
+    pub async fn record(&self, delivery: Delivery<EventData>) -> u16 {
+        lock(&self.0.deliveries).push(delivery);
+        let reply = lock(&self.0.script)
+            .pop_front()
+            .unwrap_or(Reply::Status(200));
+        match reply {
+            Reply::Status(status) => status,
+            Reply::Panic => panic!("conformance: the handler panics on purpose"),
+            Reply::Hold => {
+                self.0.entered.notify_one();
+                self.0.released.notified().await;
+                200
+            }
+        }
     }
 
     /// Everything recorded so far.
     pub fn take(&self) -> Vec<Delivery<EventData>> {
-        std::mem::take(
-            &mut *self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+        std::mem::take(&mut *lock(&self.0.deliveries))
     }
+
+    /// How many calls were recorded so far.
+    fn count(&self) -> usize {
+        lock(&self.0.deliveries).len()
+    }
+
+    /// Makes the next calls do `replies`, in order.
+    fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        lock(&self.0.script).extend(replies);
+    }
+
+    /// Waits until a held call has been recorded.
+    async fn entered(&self) {
+        self.0.entered.notified().await;
+    }
+
+    /// Lets the held call answer.
+    fn release(&self) {
+        self.0.released.notify_one();
+    }
+}
+
+/// A lock that a panicking handler (on purpose) does not poison for the other cases.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A running server: its base URL, and a guard that stops it when dropped.
@@ -582,7 +655,7 @@ fn cases() -> Vec<Case> {
         .with_body(chunks(padded(4 * SMALL_LIMIT))),
     );
 
-    // The same delivery twice: both verified (de-duplication comes with idempotency).
+    // The same delivery twice without idempotency: both verified, both processed.
     cases.push(Case::signed("same valid request twice", body(), ok()).sent(2));
 
     cases
@@ -594,12 +667,43 @@ where
     F: Fn(Receiver, Calls) -> Fut,
     Fut: Future<Output = TestServer>,
 {
+    run(adapter, Wrapping::Handler, start).await;
+}
+
+/// Runs every case that holds for an extractor used without its layer or middleware, which never
+/// sees the handler's answer: all but the duplicate and in-flight idempotency cases.
+pub async fn run_extractor_suite<F, Fut>(adapter: &str, start: F)
+where
+    F: Fn(Receiver, Calls) -> Fut,
+    Fut: Future<Output = TestServer>,
+{
+    run(adapter, Wrapping::None, start).await;
+}
+
+/// Whether the adapter setup under test reports the handler's status to the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wrapping {
+    /// A layer, middleware or `run` wraps the handler.
+    Handler,
+    /// An extractor alone.
+    None,
+}
+
+async fn run<F, Fut>(adapter: &str, wrapping: Wrapping, start: F)
+where
+    F: Fn(Receiver, Calls) -> Fut,
+    Fut: Future<Output = TestServer>,
+{
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
     let cases = cases();
-    let total = cases.len();
+    let scenarios: Vec<Scenario> = Scenario::ALL
+        .into_iter()
+        .filter(|s| wrapping == Wrapping::Handler || !s.needs_status_report())
+        .collect();
+    let total = cases.len() + scenarios.len();
     let mut failures = Vec::new();
     for case in cases {
         let calls = Calls::default();
@@ -617,12 +721,250 @@ where
             failures.push(format!("  {}: {}", case.name, problems.join("; ")));
         }
     }
+    for scenario in scenarios {
+        let calls = Calls::default();
+        let server = start(scenario.receiver(), calls.clone()).await;
+        let problems = scenario.play(&client, &server.url, &calls).await;
+        drop(server);
+        if !problems.is_empty() {
+            failures.push(format!("  {}: {}", scenario.name(), problems.join("; ")));
+        }
+    }
     assert!(
         failures.is_empty(),
         "{adapter}: {} of {total} conformance cases failed:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The idempotency cases: several requests of one delivery, checked one by one.
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    /// Sent twice: the handler runs once; the second answer is an empty 200.
+    Duplicate,
+    /// The handler answers 500; the retry is processed.
+    RetryAfterError,
+    /// The handler panics; the retry is processed.
+    RetryAfterPanic,
+    /// A second delivery while the first is in the handler: 409 with `Retry-After`.
+    InFlight,
+    /// The store always fails: 503 with `Retry-After`, the handler never runs.
+    StoreUnavailable,
+    /// The store always fails but the receiver is fail-open: processed (every time).
+    FailOpen,
+}
+
+impl Scenario {
+    const ALL: [Self; 6] = [
+        Self::Duplicate,
+        Self::RetryAfterError,
+        Self::RetryAfterPanic,
+        Self::InFlight,
+        Self::StoreUnavailable,
+        Self::FailOpen,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Duplicate => "idempotency: same delivery twice",
+            Self::RetryAfterError => "idempotency: retry after the handler answered 500",
+            Self::RetryAfterPanic => "idempotency: retry after the handler panicked",
+            Self::InFlight => "idempotency: second delivery while the first is in the handler",
+            Self::StoreUnavailable => "idempotency: store unavailable",
+            Self::FailOpen => "idempotency: store unavailable, fail-open",
+        }
+    }
+
+    /// Whether the case holds only if the handler's answer reaches the receiver.
+    fn needs_status_report(self) -> bool {
+        matches!(self, Self::Duplicate | Self::InFlight)
+    }
+
+    fn receiver(self) -> Receiver {
+        let idempotency = match self {
+            Self::StoreUnavailable => Idempotency::new(FailingStore),
+            Self::FailOpen => Idempotency::new(FailingStore).fail_open(),
+            _ => Idempotency::new(MemoryStore::new()),
+        };
+        receiver().with_idempotency(idempotency)
+    }
+
+    /// Sends the delivery as the case says; returns what went wrong.
+    async fn play(self, client: &reqwest::Client, url: &str, calls: &Calls) -> Vec<String> {
+        let case = Case::signed(
+            self.name(),
+            updates_available(),
+            handled(EventType::ProducerSyncUpdatesAvailable.as_str()),
+        );
+        let mut problems = Vec::new();
+        let send = || send(client, url, &case);
+        let (expected_calls, answers) = match self {
+            Self::Duplicate => {
+                let first = send().await;
+                let second = send().await;
+                let answers = [
+                    ("first", first, OK),
+                    ("duplicate", second, Answer::Duplicate),
+                ];
+                (1, answers.into())
+            }
+            Self::RetryAfterError => {
+                calls.script([Reply::Status(500)]);
+                let first = send().await;
+                let retry = send().await;
+                let answers = [("first", first, Answer::Status(500)), ("retry", retry, OK)];
+                (2, answers.into())
+            }
+            Self::RetryAfterPanic => {
+                calls.script([Reply::Panic]);
+                // A panicking handler ends in a 500 or a dropped connection, by framework.
+                if let Ok(response) = send().await
+                    && response.status != 500
+                {
+                    problems.push(format!(
+                        "the panicking handler's answer: {}",
+                        response.status
+                    ));
+                }
+                (2, vec![("retry", send().await, OK)])
+            }
+            Self::InFlight => {
+                calls.script([Reply::Hold]);
+                let Some(second) = in_flight(client, url, &case, calls, &mut problems).await else {
+                    return problems;
+                };
+                let in_flight = Answer::Refused(409, "in_flight");
+                (1, vec![("while in flight", second, in_flight)])
+            }
+            Self::StoreUnavailable => {
+                let unavailable = Answer::Refused(503, "store_unavailable");
+                (0, vec![("first", send().await, unavailable)])
+            }
+            Self::FailOpen => {
+                let first = send().await;
+                let second = send().await;
+                (2, [("first", first, OK), ("second", second, OK)].into())
+            }
+        };
+        for (what, response, answer) in answers {
+            let mut found = Vec::new();
+            match response {
+                Ok(response) => answer.check(&response, &mut found),
+                Err(e) => found.push(format!("send failed: {e}")),
+            }
+            problems.extend(found.into_iter().map(|p| format!("{what}: {p}")));
+        }
+        let ran = calls.count();
+        if ran != expected_calls {
+            problems.push(format!(
+                "the handler ran {ran} time(s), expected {expected_calls}"
+            ));
+        }
+        problems
+    }
+}
+
+/// What an idempotency case expects of one answer.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    /// The handler's status.
+    Status(u16),
+    /// A duplicate: `200` with an empty body.
+    Duplicate,
+    /// A refusal with this status and code, and a `Retry-After`.
+    Refused(u16, &'static str),
+}
+
+/// The handler's `200`.
+const OK: Answer = Answer::Status(200);
+
+impl Answer {
+    fn check(self, response: &Response, problems: &mut Vec<String>) {
+        match self {
+            Self::Status(status) => check_status(response, status, problems),
+            Self::Duplicate => {
+                check_status(response, 200, problems);
+                if !response.body.is_empty() {
+                    let body = String::from_utf8_lossy(&response.body);
+                    problems.push(format!("body {body:?}, expected an empty body"));
+                }
+            }
+            Self::Refused(status, code) => check_error(response, status, code, true, problems),
+        }
+    }
+}
+
+/// Holds a first delivery in the handler, sends the second meanwhile and returns its answer
+/// (`None` if the first never reached the handler); then lets the first one finish, which must
+/// answer 200.
+async fn in_flight(
+    client: &reqwest::Client,
+    url: &str,
+    case: &Case,
+    calls: &Calls,
+    problems: &mut Vec<String>,
+) -> Option<Result<Response, String>> {
+    let first = {
+        let (client, url, case) = (client.clone(), url.to_owned(), case.clone());
+        tokio::spawn(async move { send(&client, &url, &case).await })
+    };
+    let mut first = std::pin::pin!(first);
+    tokio::select! {
+        () = calls.entered() => {}
+        answer = &mut first => {
+            let answer = answer.map_err(|e| e.to_string()).and_then(|r| r);
+            problems.push(format!(
+                "first: answered before reaching the handler: {:?}",
+                answer.map(|r| r.status)
+            ));
+            return None;
+        }
+    }
+    let second = send(client, url, case).await;
+    calls.release();
+    match first.await.map_err(|e| e.to_string()).and_then(|r| r) {
+        Ok(response) => {
+            let mut found = Vec::new();
+            check_status(&response, 200, &mut found);
+            problems.extend(found.into_iter().map(|p| format!("first: {p}")));
+        }
+        Err(e) => problems.push(format!("first: send failed: {e}")),
+    }
+    Some(second)
+}
+
+/// A store that cannot be reached, whatever is asked.
+#[derive(Debug)]
+struct FailingStore;
+
+impl FailingStore {
+    fn error() -> StoreError {
+        StoreError::new(
+            StoreErrorKind::Unreachable,
+            "conformance: the store is down",
+        )
+    }
+}
+
+impl IdempotencyStore for FailingStore {
+    fn claim<'a>(&'a self, _: &'a str, _: Duration) -> StoreFuture<'a, Claim> {
+        Box::pin(async { Err(Self::error()) })
+    }
+
+    fn complete<'a>(&'a self, _: &'a str, _: LeaseToken, _: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async { Err(Self::error()) })
+    }
+
+    fn release<'a>(&'a self, _: &'a str, _: LeaseToken) -> StoreFuture<'a, bool> {
+        Box::pin(async { Err(Self::error()) })
+    }
+
+    fn release_detached(&self, _: &str, _: LeaseToken) {}
+
+    fn forget<'a>(&'a self, _: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async { Err(Self::error()) })
+    }
 }
 
 struct Response {
@@ -663,48 +1005,62 @@ async fn send(client: &reqwest::Client, url: &str, case: &Case) -> Result<Respon
 }
 
 fn check_response(case: &Case, response: &Response, problems: &mut Vec<String>) {
-    let body = String::from_utf8_lossy(&response.body);
     match &case.expect {
-        Expect::Handled { .. } => {
-            if response.status != 200 {
-                problems.push(format!(
-                    "status {} (body {body:?}), expected 200",
-                    response.status
-                ));
+        Expect::Handled { .. } => check_status(response, 200, problems),
+        Expect::Rejected { status, code } => check_error(response, *status, code, false, problems),
+    }
+}
+
+fn check_status(response: &Response, status: u16, problems: &mut Vec<String>) {
+    if response.status != status {
+        let body = String::from_utf8_lossy(&response.body);
+        problems.push(format!(
+            "status {} (body {body:?}), expected {status}",
+            response.status
+        ));
+    }
+}
+
+/// A refusal: `status`, a JSON body with `code` and a message, and a positive `Retry-After`
+/// exactly when `retry_after`.
+fn check_error(
+    response: &Response,
+    status: u16,
+    code: &str,
+    retry_after: bool,
+    problems: &mut Vec<String>,
+) {
+    check_status(response, status, problems);
+    if !response
+        .content_type
+        .as_deref()
+        .is_some_and(|ct| ct.starts_with("application/json"))
+    {
+        problems.push(format!(
+            "content-type {:?}, expected application/json",
+            response.content_type
+        ));
+    }
+    match serde_json::from_slice::<serde_json::Value>(&response.body) {
+        Ok(json) => {
+            if json["error"] != *code {
+                problems.push(format!("error code {}, expected {code:?}", json["error"]));
+            }
+            if json["message"].as_str().is_none_or(str::is_empty) {
+                problems.push(format!("no message in {json}"));
             }
         }
-        Expect::Rejected { status, code } => {
-            if response.status != *status {
-                problems.push(format!(
-                    "status {} (body {body:?}), expected {status}",
-                    response.status
-                ));
-            }
-            if !response
-                .content_type
-                .as_deref()
-                .is_some_and(|ct| ct.starts_with("application/json"))
-            {
-                problems.push(format!(
-                    "content-type {:?}, expected application/json",
-                    response.content_type
-                ));
-            }
-            match serde_json::from_slice::<serde_json::Value>(&response.body) {
-                Ok(json) => {
-                    if json["error"] != *code {
-                        problems.push(format!("error code {}, expected {code:?}", json["error"]));
-                    }
-                    if json["message"].as_str().is_none_or(str::is_empty) {
-                        problems.push(format!("no message in {json}"));
-                    }
-                }
-                Err(e) => problems.push(format!("body {body:?} is not JSON: {e}")),
-            }
-            if let Some(retry_after) = &response.retry_after {
-                problems.push(format!("unexpected Retry-After {retry_after}"));
-            }
+        Err(e) => {
+            let body = String::from_utf8_lossy(&response.body);
+            problems.push(format!("body {body:?} is not JSON: {e}"));
         }
+    }
+    match (&response.retry_after, retry_after) {
+        (Some(value), false) => problems.push(format!("unexpected Retry-After {value}")),
+        (None, true) => problems.push("no Retry-After".into()),
+        (Some(value), true) if value.parse::<u64>().is_ok_and(|secs| secs > 0) => {}
+        (Some(value), true) => problems.push(format!("Retry-After {value:?}, expected seconds")),
+        (None, false) => {}
     }
 }
 
