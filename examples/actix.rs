@@ -2,13 +2,18 @@
 //! answer fast, and do the work in the background.
 //!
 //! ```sh
-//! AGENTSYNC_WEBHOOK_SECRET=whsec_... PORT=3000 cargo run --example actix
+//! export AGENTSYNC_WEBHOOK_SECRET=whsec_...   # the endpoint's signing secret
+//! PORT=3000 cargo run --example actix
+//! # in another terminal, with the same variable set: the same event twice (a sender's retry)
 //! cargo run -p agentsync-webhooks-cli -- send --url http://127.0.0.1:3000/webhooks/psapi \
-//!     --secret whsec_... --event producersync.updates_available
+//!     --event producersync.updates_available --duplicate
 //! ```
 //!
 //! Listens on 127.0.0.1:$PORT (default 3000) for `POST /webhooks/psapi` (ProducerSync) and
 //! `POST /webhooks/contracting` (Contracting), and prints how to send it a signed test event.
+//! Each `webhook-id` is processed once per endpoint: a retry of a delivery the handler answered
+//! 2xx gets an empty `200` without running the handler (in-memory store; with several
+//! instances, share a `RedisStore` from `agentsync-webhooks-redis` instead).
 //! `RUST_LOG` filters the logs (default `info`): receipts, and every refused delivery with its
 //! reason.
 
@@ -16,7 +21,7 @@ use std::error::Error;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use agentsync_webhooks::{
-    EventData, EventGroup, UpdatesAvailable, Verifier,
+    EventData, EventGroup, Idempotency, MemoryStore, UpdatesAvailable, Verifier,
     actix::{Webhook, WebhookMiddleware},
 };
 use tokio::sync::mpsc;
@@ -33,10 +38,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .init();
 
-    let secret = std::env::var("AGENTSYNC_WEBHOOK_SECRET").map_err(|_| {
-        "set AGENTSYNC_WEBHOOK_SECRET to the endpoint's signing secret (whsec_..., from the AgentSync portal)"
-    })?;
-    let verifier = Verifier::new(&secret)?;
+    // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal).
+    let verifier = Verifier::from_env()?;
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port
             .parse()
@@ -48,13 +51,28 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let (pulls, queue) = mpsc::channel(64);
     actix_web::rt::spawn(pull_producersync_updates(queue));
 
+    // Verifies every delivery before the handler runs (refusals never reach it), and processes
+    // each webhook-id once: the sender's retries of a handled event get an empty 200. One store
+    // for every worker, one key prefix per endpoint: an event sent to both endpoints carries the
+    // same webhook-id.
+    let store = MemoryStore::new();
+    let verified = move |endpoint: &str| {
+        let idempotency = Idempotency::new(store.clone()).with_key_prefix(format!("{endpoint}:"));
+        WebhookMiddleware::new(verifier.clone()).with_idempotency(idempotency)
+    };
     let server = HttpServer::new(move || {
         App::new().app_data(web::Data::new(pulls.clone())).service(
             web::scope("/webhooks")
-                // Verifies every delivery before the handlers run; refusals never reach them.
-                .wrap(WebhookMiddleware::new(verifier.clone()))
-                .route("/psapi", web::post().to(psapi))
-                .route("/contracting", web::post().to(contracting)),
+                .service(
+                    web::resource("/psapi")
+                        .wrap(verified("psapi"))
+                        .route(web::post().to(psapi)),
+                )
+                .service(
+                    web::resource("/contracting")
+                        .wrap(verified("contracting"))
+                        .route(web::post().to(contracting)),
+                ),
         )
     })
     .bind(("127.0.0.1", port))?;
@@ -68,7 +86,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("send a signed test event with:");
     println!(
         "  cargo run -p agentsync-webhooks-cli -- send --url http://{addr}/webhooks/psapi \
-         --secret \"$AGENTSYNC_WEBHOOK_SECRET\" --event producersync.updates_available"
+         --secret \"$AGENTSYNC_WEBHOOK_SECRET\" --event producersync.updates_available --duplicate"
+    );
+    println!(
+        "(--duplicate sends it twice: the repeat is answered 200 without running the handler)"
     );
     server.run().await?;
     Ok(())

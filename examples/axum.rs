@@ -2,16 +2,23 @@
 //! fast, and do the work in the background.
 //!
 //! ```sh
-//! AGENTSYNC_WEBHOOK_SECRET=whsec_... PORT=3000 cargo run --example axum
+//! export AGENTSYNC_WEBHOOK_SECRET=whsec_...   # the endpoint's signing secret
+//! PORT=3000 cargo run --example axum
+//! # in another terminal, with the same variable set: the same event twice (a sender's retry)
+//! cargo run -p agentsync-webhooks-cli -- send --url http://127.0.0.1:3000/webhooks/psapi \
+//!     --event producersync.updates_available --duplicate
 //! ```
 //!
 //! Listens on 127.0.0.1:$PORT (default 3000) for `POST /webhooks/psapi` (ProducerSync) and
 //! `POST /webhooks/contracting` (Contracting), and prints how to send it a signed test event.
+//! Each `webhook-id` is processed once per endpoint: a retry of a delivery the handler answered
+//! 2xx gets an empty `200` without running the handler (in-memory store; with several
+//! instances, share a `RedisStore` from `agentsync-webhooks-redis` instead).
 
 use std::{error::Error, net::SocketAddr};
 
 use agentsync_webhooks::{
-    EventData, EventGroup, UpdatesAvailable, Verifier,
+    EventData, EventGroup, Idempotency, MemoryStore, UpdatesAvailable, Verifier,
     axum::{Webhook, WebhookLayer},
 };
 use axum::{Router, extract::State, http::StatusCode, routing::post};
@@ -32,10 +39,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .init();
 
-    let secret = std::env::var("AGENTSYNC_WEBHOOK_SECRET").map_err(|_| {
-        "set AGENTSYNC_WEBHOOK_SECRET to the endpoint's signing secret (whsec_..., from the AgentSync portal)"
-    })?;
-    let verifier = Verifier::new(&secret)?;
+    // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal).
+    let verifier = Verifier::from_env()?;
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port
             .parse()
@@ -47,11 +52,23 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let (pulls, queue) = mpsc::channel(64);
     tokio::spawn(pull_producersync_updates(queue));
 
+    // Verifies every delivery before the handler runs (refusals never reach it), and processes
+    // each webhook-id once: the sender's retries of a handled event get an empty 200. One store,
+    // one key prefix per endpoint: an event sent to both endpoints carries the same webhook-id.
+    let store = MemoryStore::new();
+    let verified = |endpoint: &str| {
+        let idempotency = Idempotency::new(store.clone()).with_key_prefix(format!("{endpoint}:"));
+        WebhookLayer::new(verifier.clone()).with_idempotency(idempotency)
+    };
     let app = Router::new()
-        .route("/webhooks/psapi", post(psapi))
-        .route("/webhooks/contracting", post(contracting))
-        // Verifies every delivery before the handlers run; refusals never reach them.
-        .route_layer(WebhookLayer::new(verifier))
+        .route(
+            "/webhooks/psapi",
+            post(psapi).route_layer(verified("psapi")),
+        )
+        .route(
+            "/webhooks/contracting",
+            post(contracting).route_layer(verified("contracting")),
+        )
         .with_state(AppState { pulls });
 
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
@@ -60,7 +77,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("send a signed test event (with the same secret in AGENTSYNC_WEBHOOK_SECRET):");
     println!(
         "  cargo run -p agentsync-webhooks-cli -- send --url http://{addr}/webhooks/psapi \\
-         --secret \"$AGENTSYNC_WEBHOOK_SECRET\" --event producersync.updates_available"
+         --secret \"$AGENTSYNC_WEBHOOK_SECRET\" --event producersync.updates_available --duplicate"
+    );
+    println!(
+        "(--duplicate sends it twice: the repeat is answered 200 without running the handler)"
     );
     axum::serve(listener, app).await?;
     Ok(())

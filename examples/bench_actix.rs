@@ -1,9 +1,11 @@
 //! The server side of the HTTP benchmark: the same actix-web route with and without verification.
 //!
 //! ```sh
+//! # servers and load generator share the secret through the environment
+//! export AGENTSYNC_WEBHOOK_SECRET=$(cargo run -q -p agentsync-webhooks-cli -- secret new)
 //! cargo build --release --example bench_actix
-//! AGENTSYNC_WEBHOOK_SECRET=whsec_... MODE=layer PORT=3001 target/release/examples/bench_actix &
-//! AGENTSYNC_WEBHOOK_SECRET=whsec_... MODE=bare  PORT=3002 target/release/examples/bench_actix &
+//! MODE=layer PORT=3001 target/release/examples/bench_actix &
+//! MODE=bare  PORT=3002 target/release/examples/bench_actix &
 //! cargo run --release -p agentsync-webhooks-cli -- send --url http://127.0.0.1:3001/webhooks/psapi \
 //!     --event producersync.updates_available --count 100000 --concurrency 64
 //! # ... and the same against :3002; compare requests/s and p99.

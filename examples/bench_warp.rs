@@ -4,9 +4,11 @@
 //! `MODE=bare` only parses the JSON body (no verification), the baseline. Both answer 200.
 //!
 //! ```sh
-//! AGENTSYNC_WEBHOOK_SECRET=whsec_... MODE=layer PORT=3000 cargo run --release --example bench_warp
+//! # server and load generator share the secret through the environment
+//! export AGENTSYNC_WEBHOOK_SECRET=$(cargo run -q -p agentsync-webhooks-cli -- secret new)
+//! MODE=layer PORT=3000 cargo run --release --example bench_warp &
 //! cargo run --release -p agentsync-webhooks-cli -- send --url http://127.0.0.1:3000/webhooks/psapi \
-//!     --secret whsec_... --event producersync.updates_available --count 20000 --concurrency 32
+//!     --event producersync.updates_available --count 20000 --concurrency 32
 //! ```
 
 use std::{error::Error, hint::black_box, net::Ipv4Addr};

@@ -1,16 +1,21 @@
 //! `WebhookLayer` on a plain hyper 1 server, no web framework.
 //!
 //! ```sh
-//! AGENTSYNC_WEBHOOK_SECRET=whsec_... PORT=3000 cargo run --example tower_hyper
+//! export AGENTSYNC_WEBHOOK_SECRET=whsec_...   # the endpoint's signing secret
+//! PORT=3000 cargo run --example tower_hyper
+//! # in another terminal, with the same variable set: the same event twice (a sender's retry)
+//! cargo run -p agentsync-webhooks-cli -- send --url http://127.0.0.1:3000/webhooks/psapi \
+//!     --event producersync.updates_available --duplicate
 //! ```
 //!
-//! Every path is a webhook endpoint here: the layer verifies the delivery, the service reads the
-//! event from the request extensions and routes on its type.
+//! Every path is one webhook endpoint here: the layer verifies the delivery and processes each
+//! `webhook-id` once (a retry of a delivery the service answered 2xx gets an empty `200` without
+//! reaching it); the service reads the event from the request extensions and routes on its type.
 
 use std::{convert::Infallible, error::Error, net::SocketAddr};
 
 use agentsync_webhooks::{
-    EventData, Verifier,
+    EventData, MemoryStore, Verifier,
     tower::{VerifiedDelivery, WebhookLayer},
 };
 use bytes::Bytes;
@@ -28,8 +33,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let secret = std::env::var("AGENTSYNC_WEBHOOK_SECRET")
-        .map_err(|_| "set AGENTSYNC_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)")?;
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port
             .parse()
@@ -37,8 +40,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Err(_) => 3000,
     };
 
+    // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal).
+    let verifier = Verifier::from_env()?;
     let service = ServiceBuilder::new()
-        .layer(WebhookLayer::new(Verifier::new(&secret)?))
+        .layer(WebhookLayer::new(verifier).with_idempotency(MemoryStore::new()))
         .service(service_fn(handle));
 
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
@@ -47,7 +52,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "send a signed test event with:\n  cargo run -p agentsync-webhooks-cli -- send \
          --url http://{addr}/webhooks/psapi --secret \"$AGENTSYNC_WEBHOOK_SECRET\" \
-         --event producersync.updates_available"
+         --event producersync.updates_available --duplicate"
+    );
+    println!(
+        "(--duplicate sends it twice: the repeat is answered 200 without running the handler)"
     );
     loop {
         let (stream, _) = listener.accept().await?;

@@ -5,10 +5,16 @@
 //! the sender's 5 s budget; slow work (pulling ProducerSync updates) goes to a background task.
 //!
 //! ```sh
-//! AGENTSYNC_WEBHOOK_SECRET=whsec_... cargo run --example warp
+//! export AGENTSYNC_WEBHOOK_SECRET=whsec_...   # the endpoint's signing secret
+//! cargo run --example warp
+//! # in another terminal, with the same variable set: the same event twice (a sender's retry)
 //! cargo run -p agentsync-webhooks-cli -- send --url http://127.0.0.1:3000/webhooks/psapi \
-//!     --secret whsec_... --event producersync.updates_available
+//!     --event producersync.updates_available --duplicate
 //! ```
+//!
+//! Each `webhook-id` is processed once per endpoint: a retry of a delivery the handler answered
+//! 2xx gets an empty `200` without running the handler (in-memory store; with several
+//! instances, share a `RedisStore` from `agentsync-webhooks-redis` instead).
 //!
 //! `PORT` (default 3000) picks the port; the server listens on 127.0.0.1 only. `RUST_LOG`
 //! filters the logs (default `info`): receipts, and every refused delivery with its reason.
@@ -16,8 +22,9 @@
 use std::{convert::Infallible, error::Error, net::Ipv4Addr};
 
 use agentsync_webhooks::{
-    Delivery, EventData, EventGroup, UpdatesAvailable, Verifier,
-    warp::{Webhook, webhook},
+    Delivery, EventData, EventGroup, Idempotency, MemoryStore, Receiver, UpdatesAvailable,
+    Verifier,
+    warp::{Webhook, webhook_with},
 };
 use tokio::{net::TcpListener, sync::mpsc};
 use tracing::{info, warn};
@@ -34,10 +41,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .init();
 
-    let secret = std::env::var("AGENTSYNC_WEBHOOK_SECRET").map_err(|_| {
-        "set AGENTSYNC_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...) from the AgentSync portal"
-    })?;
-    let verifier = Verifier::new(&secret)?;
+    // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal).
+    let verifier = Verifier::from_env()?;
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port
             .parse()
@@ -49,9 +54,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let (pulls, queue) = mpsc::channel(64);
     tokio::spawn(pull_producersync_updates(queue));
 
+    // Verifies every delivery before the handler runs (refusals never reach it), and processes
+    // each webhook-id once: the sender's retries of a handled event get an empty 200. One store,
+    // one key prefix per endpoint: an event sent to both endpoints carries the same webhook-id.
+    let store = MemoryStore::new();
+    let verified = |endpoint: &str| {
+        let idempotency = Idempotency::new(store.clone()).with_key_prefix(format!("{endpoint}:"));
+        webhook_with(Receiver::new(verifier.clone()).with_idempotency(idempotency))
+    };
     let psapi = warp::path!("webhooks" / "psapi")
         .and(warp::post())
-        .and(webhook(verifier.clone()))
+        .and(verified("psapi"))
         .and(with_queue(pulls))
         // `run` calls the handler, then records its reply's status for the delivery.
         .then(|hook: Webhook, pulls: PullQueue| {
@@ -59,7 +72,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         });
     let contracting = warp::path!("webhooks" / "contracting")
         .and(warp::post())
-        .and(webhook(verifier))
+        .and(verified("contracting"))
         .then(|hook: Webhook| hook.run(on_contracting));
     // `recover` answers refused deliveries (400, 401, 413, ...) with a JSON body; other paths
     // still get warp's 404 and 405.
@@ -71,7 +84,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let addr = listener.local_addr()?;
     println!("listening on http://{addr} (POST /webhooks/psapi, POST /webhooks/contracting)");
     println!(
-        "send a signed test event:\n  cargo run -p agentsync-webhooks-cli -- send --url http://{addr}/webhooks/psapi --secret \"$AGENTSYNC_WEBHOOK_SECRET\" --event producersync.updates_available"
+        "send a signed test event:\n  cargo run -p agentsync-webhooks-cli -- send --url http://{addr}/webhooks/psapi --secret \"$AGENTSYNC_WEBHOOK_SECRET\" --event producersync.updates_available --duplicate"
+    );
+    println!(
+        "(--duplicate sends it twice: the repeat is answered 200 without running the handler)"
     );
     warp::serve(routes)
         .incoming(listener)
