@@ -41,8 +41,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .init();
 
-    // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal).
-    let verifier = Verifier::from_env()?;
+    // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal). The
+    // error's message (not its Debug form, which `?` in `main` would print) says what to set.
+    let verifier = Verifier::from_env().map_err(|e| e.to_string())?;
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port
             .parse()
