@@ -61,9 +61,9 @@ impl WebhookLayer {
         self
     }
 
-    /// Processes each `webhook-id` once: pass a store (such as [`MemoryStore`] for one process,
-    /// `agentsync_webhooks_redis::RedisStore` for several) or an [`Idempotency`] to set its key
-    /// prefix, lease, TTL or fail-open.
+    /// Processes each `webhook-id` once: pass a store (such as
+    /// [`MemoryStore`](crate::MemoryStore) for one process, `agentsync_webhooks_redis::RedisStore`
+    /// for several) or an [`Idempotency`] to set its key prefix, lease, TTL or fail-open.
     ///
     /// The layer claims the id once the signature holds. A retry of an id whose service answered
     /// 2xx is answered `200` with an empty body, and one still being processed `409` with
