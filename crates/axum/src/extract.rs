@@ -1,9 +1,6 @@
 //! The `Webhook` extractor.
 
-use std::{
-    any::{Any, TypeId},
-    ops::Deref,
-};
+use std::{any::Any, ops::Deref};
 
 use agentsync_webhooks_core::{
     Accepted, Delivery, EventData, EventPayload, Receiver, Rejection, Verifier, WebhookError,
@@ -110,8 +107,9 @@ where
 {
     type Rejection = WebhookRejection;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(verified) = request.extensions().get::<VerifiedDelivery>() {
+    async fn from_request(mut request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Taken, not cloned: the body extractor runs last, so nothing else needs it after us.
+        if let Some(verified) = request.extensions_mut().remove::<VerifiedDelivery>() {
             return from_layer(verified)
                 .map(|delivery| Self { delivery })
                 .map_err(|error| WebhookRejection::new(&error, request.headers()));
@@ -140,20 +138,26 @@ where
     }
 }
 
-/// The layer's delivery as `Delivery<D>`: shared data cloned for `EventData`, re-parsed otherwise.
+/// The layer's delivery as `Delivery<D>`: moved out for `EventData`, re-parsed otherwise.
 fn from_layer<D: EventPayload + 'static>(
-    verified: &VerifiedDelivery,
+    verified: VerifiedDelivery,
 ) -> Result<Delivery<D>, WebhookError> {
-    if TypeId::of::<D>() == TypeId::of::<EventData>() {
-        let mut slot = Some(verified.delivery().clone());
-        if let Some(delivery) = (&mut slot as &mut dyn Any)
-            .downcast_mut::<Option<Delivery<D>>>()
-            .and_then(Option::take)
-        {
-            return Ok(delivery);
-        }
+    let mut slot = Some(verified.into_delivery());
+    if let Some(delivery) = (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<Delivery<D>>>()
+        .and_then(Option::take)
+    {
+        return Ok(delivery);
     }
-    verified.reparse::<D>()
+    // `D` is another type: the slot still holds the `EventData` delivery.
+    slot.iter()
+        .map(Delivery::reparse)
+        .next()
+        .unwrap_or_else(|| {
+            Err(WebhookError::BodyRead(
+                "the verified delivery was already taken".into(),
+            ))
+        })
 }
 
 /// The receiver of extractor-only mode: the router's state, when it is one (or a verifier).

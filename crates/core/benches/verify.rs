@@ -3,11 +3,18 @@
 //!
 //! `cargo bench -p agentsync-webhooks-core --bench verify`
 
-use std::hint::black_box;
+use std::{
+    future::Future as _,
+    hint::black_box,
+    pin::pin,
+    task::{Context, Poll, Waker},
+};
 
 use agentsync_webhooks_core::{
-    Clock as _, EventType, Signer, SystemClock, Verifier, event::samples,
+    Clock as _, Delivery, EventData, EventType, Receiver, Signer, SystemClock, Verifier,
+    event::samples,
 };
+use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{KeyInit as _, Mac as _};
 
@@ -83,5 +90,32 @@ fn verify(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verify);
+/// The whole pipeline an adapter runs per delivery (verify, then parse the envelope and typed
+/// `data`), and the parse alone, for the AgentSync payload.
+fn accept(c: &mut Criterion) {
+    let receiver = Receiver::new(Verifier::new(SECRET).unwrap());
+    let body = Bytes::from(bodies().swap_remove(0).1);
+    let signed = Signer::new(SECRET)
+        .unwrap()
+        .sign(ID, SystemClock.now_unix_secs(), &body);
+    let pairs = signed.to_pairs();
+    let mut group = c.benchmark_group("accept");
+    group.bench_function("parse_only", |b| {
+        b.iter(|| {
+            Delivery::<EventData>::parse(ID, signed.timestamp, black_box(body.clone())).is_ok()
+        })
+    });
+    group.bench_function("verify_and_parse", |b| {
+        b.iter(|| {
+            let accepted = pin!(receiver.accept::<EventData>(&pairs, black_box(body.clone())));
+            matches!(
+                accepted.poll(&mut Context::from_waker(Waker::noop())),
+                Poll::Ready(Ok(_))
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, verify, accept);
 criterion_main!(benches);

@@ -38,6 +38,11 @@ impl VerifiedDelivery {
     pub fn into_arc(self) -> Arc<Delivery<EventData>> {
         self.0
     }
+
+    /// The delivery itself: moved out when this is its only handle, cloned otherwise.
+    pub fn into_delivery(self) -> Delivery<EventData> {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
+    }
 }
 
 impl Deref for VerifiedDelivery {

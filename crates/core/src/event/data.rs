@@ -180,15 +180,20 @@ impl<T: DeserializeOwned> EventPayload for T {
     }
 }
 
-/// Deserializes `data`, reporting the serde path of the first mismatch.
+/// Deserializes `data`; only a failure is parsed again to find the serde path of the mismatch,
+/// so the common case pays nothing for path tracking.
 fn typed<T: DeserializeOwned>(event_type: &str, data: &RawValue) -> Result<T, WebhookError> {
-    let mut de = serde_json::Deserializer::from_str(data.get());
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
+    serde_json::from_str(data.get()).map_err(|_| {
+        let mut de = serde_json::Deserializer::from_str(data.get());
+        let (path, detail) = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Err(e) => (e.path().to_string(), e.into_inner().to_string()),
+            // Unreachable for a deterministic parser; kept total rather than panicking.
+            Ok(_) => (".".to_owned(), "inconsistent parse".to_owned()),
+        };
         WebhookError::InvalidEventData {
             event_type: event_type.to_owned(),
             path,
-            detail: e.into_inner().to_string(),
+            detail,
         }
     })
 }
