@@ -42,7 +42,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal). The
     // error's message (not its Debug form, which `?` in `main` would print) says what to set.
-    let verifier = Verifier::from_env().map_err(|e| e.to_string())?;
+    let verifier = Verifier::from_env()?;
     let service = ServiceBuilder::new()
         .layer(WebhookLayer::new(verifier).with_idempotency(MemoryStore::new()))
         .service(service_fn(handle));

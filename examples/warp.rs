@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal). The
     // error's message (not its Debug form, which `?` in `main` would print) says what to set.
-    let verifier = Verifier::from_env().map_err(|e| e.to_string())?;
+    let verifier = Verifier::from_env()?;
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port
             .parse()

@@ -34,7 +34,10 @@ pub const MAX_SIGNATURE_HEADER_LEN: usize = 8 * 1024;
 pub const SECRET_ENV: &str = "AGENTSYNC_WEBHOOK_SECRET";
 
 /// Why [`Verifier::from_env`] found no usable secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Its `Debug` form is its message, so that `fn main() -> Result<(), Box<dyn Error>>` with a `?`
+/// tells the person starting the service what to set.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FromEnvError {
     /// The variable is not set (or not UTF-8).
@@ -45,6 +48,12 @@ pub enum FromEnvError {
     /// The variable holds something that is not a usable secret.
     #[error("AGENTSYNC_WEBHOOK_SECRET: {0}")]
     Secret(#[from] SecretError),
+}
+
+impl fmt::Debug for FromEnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// Checks that a delivery was signed by the sender and is recent.
@@ -333,6 +342,7 @@ mod tests {
         let unset = Verifier::from_env_value(None).unwrap_err();
         assert_eq!(unset, FromEnvError::Unset);
         assert!(unset.to_string().contains(SECRET_ENV));
+        assert_eq!(format!("{unset:?}"), unset.to_string());
         assert_eq!(
             Verifier::from_env_value(Some("  ".into())).unwrap_err(),
             FromEnvError::Unset
