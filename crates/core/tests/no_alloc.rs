@@ -14,7 +14,9 @@ fn verify_does_not_allocate() {
         .build()
         .unwrap();
     let body = br#"{"type":"producersync.updates_available","data":{"runDate":"2025-07-24"}}"#;
-    let signed = Signer::new(secret).unwrap().sign("msg_1", 1_614_265_330, body);
+    let signed = Signer::new(secret)
+        .unwrap()
+        .sign("msg_1", 1_614_265_330, body);
     let decoys = format!("v1,Zm9v v2,abc {} v1,", signed.signature);
     let headers = [
         ("webhook-id", "msg_1".to_owned()),
