@@ -5,6 +5,12 @@
 # runs on CPU 0 and the load generator on CPU 1.
 #
 #   benches/http.sh [COUNT] [ROUNDS] [FRAMEWORKS...]      e.g. benches/http.sh 50000 3 axum warp
+#   LOADGEN=wrk benches/http.sh 0 3                        wrk (Debian package) instead of the CLI
+#
+# The CLI signs every delivery afresh, like the real sender, but on two cores it saturates before
+# the server does. `LOADGEN=wrk` replays one signed delivery (the bench servers keep no
+# idempotency state) for DURATION seconds (default 5) from a generator light enough for the server
+# to become the bottleneck, which is what "throughput" means.
 #
 # Prints requests/s, the server's CPU time per request (from /proc, so it does not depend on
 # whether the load generator or the server saturates first) and p99 latency per run, then the
@@ -31,6 +37,20 @@ export AGENTSYNC_WEBHOOK_SECRET
 taskset=(); command -v taskset >/dev/null && taskset=(taskset -c)
 pin() { if [ ${#taskset[@]} -gt 0 ]; then "${taskset[@]}" "$@"; else "${@:2}"; fi; }
 
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# A wrk script that POSTs one freshly signed AgentSync delivery.
+wrk_script() {
+  local body headers
+  body=$(printf '{"id":"whe_bench","type":"producersync.updates_available","timestamp":"2025-07-24T22:51:05.206Z","data":{"runDate":"2025-07-24"}}')
+  headers=$(printf '%s' "$body" | "$cli" sign | grep '^webhook-')
+  echo 'wrk.method = "POST"'
+  printf 'wrk.body = [[%s]]\n' "$body"
+  echo 'wrk.headers["content-type"] = "application/json"'
+  while IFS=': ' read -r name value; do printf 'wrk.headers["%s"] = "%s"\n' "$name" "$value"; done <<<"$headers"
+}
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
@@ -43,14 +63,23 @@ run() { # framework mode port -> "requests/s server-CPU-µs-per-request p99"
   fi
   server=$!
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-  out=$(pin 1 "$cli" send --url "http://127.0.0.1:$port/webhooks/psapi" \
-    --event producersync.updates_available --count "$count" --concurrency "$concurrency" 2>/dev/null)
+  local url="http://127.0.0.1:$port/webhooks/psapi" requests=$count
+  if [ "${LOADGEN:-cli}" = wrk ]; then
+    wrk_script "$url" > "$tmp/request.lua"
+    out=$(pin 1 wrk -t1 -c"$concurrency" -d"${DURATION:-5}s" --latency -s "$tmp/request.lua" "$url")
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
+    rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {sub(/ms$/, " ms", $2); sub(/us$/, " µs", $2); print $2}' <<<"$out")
+  else
+    out=$(pin 1 "$cli" send --url "$url" --event producersync.updates_available \
+      --count "$count" --concurrency "$concurrency" 2>/dev/null)
+    rps=$(sed -n 's/.*: \([0-9.]*\) requests\/s.*/\1/p' <<<"$out")
+    p99=$(sed -n 's/.*p99 \([0-9.]* [mµ]*s\).*/\1/p' <<<"$out")
+  fi
   ticks=$(cpu_ticks "$server")
   kill "$server" 2>/dev/null || { echo "the $fw $mode server stopped early" >&2; exit 1; }
   wait "$server" 2>/dev/null || true
-  rps=$(sed -n 's/.*: \([0-9.]*\) requests\/s.*/\1/p' <<<"$out")
-  p99=$(sed -n 's/.*p99 \([0-9.]* [mµ]*s\).*/\1/p' <<<"$out")
-  echo "$rps $(awk -v t="$ticks" -v hz="$hz" -v n="$count" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}') $p99"
+  echo "$rps $(awk -v t="$ticks" -v hz="$hz" -v n="$requests" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}') $p99"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
