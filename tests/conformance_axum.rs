@@ -1,15 +1,22 @@
 //! The conformance suite against axum: the layer with the `Webhook` extractor, and the extractor
-//! alone with the receiver as router state (every case but the idempotency ones that need the
-//! handler's answer, which it never sees); plus what only axum has (user payload types, the
-//! raw body next to the event, the misconfiguration answer).
+//! alone with the receiver as the router state (`Webhook`) or taken from the application's own
+//! state through `FromRef` (`WebhookFromState`), each with every case but the idempotency ones
+//! that need the handler's answer, which an extractor never sees; plus what only axum has (user
+//! payload types, the raw body next to the event, the misconfiguration answer).
 
 mod conformance;
 
 use agentsync_webhooks::{
     EventType, Receiver, Signer, UpdatesAvailable, Verifier,
-    axum::{Webhook, WebhookLayer},
+    axum::{Webhook, WebhookFromState, WebhookLayer},
 };
-use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post};
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{FromRef, State},
+    http::StatusCode,
+    routing::post,
+};
 use conformance::{Calls, PATH, SECRET, TestServer};
 use tokio::net::TcpListener;
 
@@ -55,6 +62,35 @@ async fn extractor_alone_passes_the_conformance_suite() {
 
 /// A payload type of the user's own (any `Deserialize` type; this one happens to ship with the
 /// core crate): `data` is parsed into it instead of `EventData`.
+/// A router state of the application's own, giving the receiver through `FromRef`.
+#[derive(Clone)]
+struct AppState {
+    receiver: Receiver,
+    calls: Calls,
+}
+
+impl FromRef<AppState> for Receiver {
+    fn from_ref(state: &AppState) -> Self {
+        state.receiver.clone()
+    }
+}
+
+#[tokio::test]
+async fn extractor_with_the_receiver_from_an_app_state_passes_the_conformance_suite() {
+    async fn handler(State(state): State<AppState>, event: WebhookFromState) -> StatusCode {
+        let delivery = event.0.into_delivery();
+        StatusCode::from_u16(state.calls.record(delivery).await).unwrap()
+    }
+    conformance::run_extractor_suite("axum extractor from FromRef", |receiver, calls| {
+        serve(
+            Router::new()
+                .route(PATH, post(handler))
+                .with_state(AppState { receiver, calls }),
+        )
+    })
+    .await;
+}
+
 async fn run_date(event: Webhook<UpdatesAvailable>) -> String {
     format!("{} {}", event.event_type, event.data.updated_since())
 }

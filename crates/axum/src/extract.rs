@@ -7,7 +7,7 @@ use agentsync_webhooks_core::{
     WebhookEvent,
 };
 use agentsync_webhooks_tower::{VerifiedDelivery, collect_body, content_length};
-use axum_core::extract::{FromRequest, Request};
+use axum_core::extract::{FromRef, FromRequest, Request};
 use bytes::Bytes;
 
 use crate::WebhookRejection;
@@ -34,7 +34,8 @@ or give the router the verifier as its state with `.with_state(verifier)`";
 ///   idempotency still claims each id (a store failure is answered 503), but releases it as soon
 ///   as the extractor returns, so the sender's retries run the handler again. Use
 ///   [`WebhookLayer::with_idempotency`](crate::WebhookLayer::with_idempotency) when you need
-///   idempotency, or when the router's state is your own type.
+///   idempotency. When the router's state is your own type, use [`WebhookFromState`], which
+///   takes the receiver from it through `FromRef`.
 ///
 /// With neither, every request is answered `500` with a message naming both fixes.
 ///
@@ -117,24 +118,97 @@ where
         let Some(receiver) = receiver_from_state(state) else {
             return Err(Rejection::misconfigured(MISCONFIGURED).into());
         };
-        let (parts, body) = request.into_parts();
-        let accepted = async {
-            let collector = receiver.collector(content_length(&parts.headers, &body))?;
-            let body = collect_body(collector, body).await?;
-            receiver.accept::<D>(&parts.headers, body).await
-        };
-        match accepted.await {
-            Ok(Accepted {
-                delivery,
-                completion,
-            }) => {
-                // Nothing wraps the handler here, so its status cannot be reported; releasing
-                // at once keeps the sender's retries processable (at-least-once).
-                drop(completion);
-                Ok(Self { delivery })
-            }
-            Err(error) => Err(WebhookRejection::new(&error, &parts.headers)),
+        verify_alone(&receiver, request)
+            .await
+            .map(|delivery| Self { delivery })
+    }
+}
+
+/// A verified webhook delivery for routers whose state is your own type: the extractor verifies
+/// by itself with the [`Receiver`] that the state provides through [`FromRef`], and a state that
+/// provides none is a compile error. Derefs to [`Webhook`].
+///
+/// As with [`Webhook`] used alone, nothing wraps the handler, so deliveries are verified but not
+/// de-duplicated; [`WebhookLayer`](crate::WebhookLayer) is the setup that covers idempotency.
+///
+/// ```
+/// use agentsync_webhooks_axum::WebhookFromState;
+/// use agentsync_webhooks_core::{Receiver, Verifier};
+/// use axum::{Router, extract::FromRef, http::StatusCode, routing::post};
+///
+/// #[derive(Clone)]
+/// struct AppState {
+///     receiver: Receiver,
+///     database_url: String,
+/// }
+///
+/// // Or `#[derive(FromRef)]` on `AppState`, with axum's `macros` feature.
+/// impl FromRef<AppState> for Receiver {
+///     fn from_ref(state: &AppState) -> Self {
+///         state.receiver.clone()
+///     }
+/// }
+///
+/// async fn psapi(event: WebhookFromState) -> StatusCode {
+///     println!("{} {}", event.webhook_id(), event.event_type);
+///     StatusCode::NO_CONTENT
+/// }
+///
+/// # fn app() -> Result<Router, Box<dyn std::error::Error>> {
+/// let receiver = Receiver::new(Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?);
+/// let state = AppState { receiver, database_url: "postgres://localhost/app".into() };
+/// let app: Router = Router::new().route("/webhooks/psapi", post(psapi)).with_state(state);
+/// # Ok(app)
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct WebhookFromState<D = EventData>(pub Webhook<D>);
+
+impl<D> Deref for WebhookFromState<D> {
+    type Target = Webhook<D>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<S, D> FromRequest<S> for WebhookFromState<D>
+where
+    Receiver: FromRef<S>,
+    S: Send + Sync,
+    D: EventPayload + Send + 'static,
+{
+    type Rejection = WebhookRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        verify_alone(&Receiver::from_ref(state), request)
+            .await
+            .map(|delivery| Self(Webhook { delivery }))
+    }
+}
+
+/// Extractor-only mode: collect the body within the limit, verify, parse.
+async fn verify_alone<D: EventPayload>(
+    receiver: &Receiver,
+    request: Request,
+) -> Result<Delivery<D>, WebhookRejection> {
+    let (parts, body) = request.into_parts();
+    let accepted = async {
+        let collector = receiver.collector(content_length(&parts.headers, &body))?;
+        let body = collect_body(collector, body).await?;
+        receiver.accept::<D>(&parts.headers, body).await
+    };
+    match accepted.await {
+        Ok(Accepted {
+            delivery,
+            completion,
+        }) => {
+            // Nothing wraps the handler here, so its status cannot be reported; releasing at
+            // once keeps the sender's retries processable (at-least-once).
+            drop(completion);
+            Ok(delivery)
         }
+        Err(error) => Err(WebhookRejection::new(&error, &parts.headers)),
     }
 }
 

@@ -57,4 +57,7 @@ mod rejection;
 
 pub use agentsync_webhooks_tower::{VerifiedDelivery, WebhookLayer};
 
-pub use crate::{extract::Webhook, rejection::WebhookRejection};
+pub use crate::{
+    extract::{Webhook, WebhookFromState},
+    rejection::WebhookRejection,
+};
