@@ -10,10 +10,10 @@ mod idempotency_support;
 use std::{
     net::TcpListener as StdTcpListener,
     sync::{
-        Arc, OnceLock,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use agentsync_webhooks::{
@@ -22,6 +22,7 @@ use agentsync_webhooks::{
     redis::{
         RedisStore,
         redis::{self, ConnectionAddr, IntoConnectionInfo, aio::ConnectionManager},
+        testing::{namespace, real_store, redis_url},
     },
 };
 use axum::{http::StatusCode, response::IntoResponse, routing::post};
@@ -36,41 +37,6 @@ const DELIVERIES: usize = 500;
 /// How many other copies the handler waits to see answered before it returns, so that they
 /// overlap its claim for certain (they can only be answered `409` meanwhile).
 const OVERLAP: usize = 100;
-
-/// `REDIS_URL`, and whether it was set (then Redis is required).
-fn redis_url() -> (String, bool) {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => (url, true),
-        _ => ("redis://127.0.0.1:6379".to_owned(), false),
-    }
-}
-
-/// A connection to the real Redis, or `None` (skip) if it is unreachable and `REDIS_URL` is not
-/// set. Panics if `REDIS_URL` is set and Redis is unreachable.
-async fn real_store(test: &str) -> Option<RedisStore> {
-    let (url, required) = redis_url();
-    match RedisStore::connect(&url).await {
-        Ok(store) => Some(store),
-        Err(err) if required => panic!("REDIS_URL={url} is set but Redis is unreachable: {err}"),
-        Err(err) => {
-            eprintln!("skipping {test}: no Redis at {url} ({err}); set REDIS_URL to require it");
-            None
-        }
-    }
-}
-
-/// A key prefix unique to this test in this run.
-fn namespace(test: &str) -> String {
-    static RUN: OnceLock<String> = OnceLock::new();
-    let run = RUN.get_or_init(|| {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        format!("{}-{nanos:x}", std::process::id())
-    });
-    format!("agentsync-webhooks-e2e:{run}:{test}:")
-}
 
 /// Idempotency in `store` under `prefix`, remembering ids for ten minutes rather than 72 h, so
 /// that test runs do not pile keys up in a shared Redis.

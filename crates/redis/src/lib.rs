@@ -59,6 +59,9 @@ use redis::{
 
 pub use redis;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 /// How long one store call may take before it fails as a timeout (and the delivery gets a 503):
 /// well under the 5 s a sender waits for an answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);

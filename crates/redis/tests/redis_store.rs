@@ -8,51 +8,20 @@
 use std::{
     net::TcpListener as StdTcpListener,
     process::Stdio,
-    sync::OnceLock,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use agentsync_webhooks_core::{
     EventData, EventType, Receiver, Signer, Verifier, WebhookError,
     idempotency::{Claim, Idempotency, IdempotencyStore, StoreErrorKind, contract::StoreContract},
 };
-use agentsync_webhooks_redis::RedisStore;
+use agentsync_webhooks_redis::{
+    RedisStore,
+    testing::{namespace, real_store},
+};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const MINUTE: Duration = Duration::from_secs(60);
-
-fn redis_url() -> (String, bool) {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => (url, true),
-        _ => ("redis://127.0.0.1:6379".to_owned(), false),
-    }
-}
-
-/// The real Redis, or `None` (skip) if it is unreachable and `REDIS_URL` is not set.
-async fn real_store(test: &str) -> Option<RedisStore> {
-    let (url, required) = redis_url();
-    match RedisStore::connect(&url).await {
-        Ok(store) => Some(store),
-        Err(err) if required => panic!("REDIS_URL={url} is set but Redis is unreachable: {err}"),
-        Err(err) => {
-            eprintln!("skipping {test}: no Redis at {url} ({err}); set REDIS_URL to require it");
-            None
-        }
-    }
-}
-
-/// A key prefix unique to this test in this run.
-fn namespace(test: &str) -> String {
-    static RUN: OnceLock<String> = OnceLock::new();
-    let run = RUN.get_or_init(|| {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        format!("{}-{nanos:x}", std::process::id())
-    });
-    format!("agentsync-webhooks-test:{run}:{test}:")
-}
 
 async fn contract(case: &'static str) -> Option<StoreContract> {
     let store = real_store(case).await?;
