@@ -2,11 +2,10 @@
 
 use std::{future::poll_fn, pin::Pin};
 
-use actix_web::{
-    dev::Payload,
-    http::header::{CONTENT_LENGTH, HeaderMap},
+use actix_web::{dev::Payload, http::header::HeaderMap};
+use agentsync_webhooks_core::{
+    Accepted, EventPayload, Receiver, WebhookError, headers::content_length,
 };
-use agentsync_webhooks_core::{Accepted, EventPayload, Receiver, WebhookError};
 use futures_core::Stream;
 
 use crate::ActixHeaders;
@@ -18,7 +17,7 @@ pub(crate) async fn accept<D: EventPayload>(
     headers: &HeaderMap,
     mut payload: Payload,
 ) -> Result<Accepted<D>, WebhookError> {
-    let mut collector = receiver.collector(content_length(headers))?;
+    let mut collector = receiver.collector(content_length(&ActixHeaders(headers)))?;
     while let Some(chunk) = poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
         let chunk = chunk.map_err(|e| WebhookError::BodyRead(e.to_string()))?;
         collector.push(&chunk)?;
@@ -26,16 +25,4 @@ pub(crate) async fn accept<D: EventPayload>(
     receiver
         .accept(&ActixHeaders(headers), collector.finish())
         .await
-}
-
-/// The declared `Content-Length`, if there is a readable one (actix already refused malformed
-/// ones; a missing one leaves the streamed check in charge).
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }

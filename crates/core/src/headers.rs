@@ -63,6 +63,16 @@ impl HeaderLookup for http::HeaderMap {
     }
 }
 
+/// The declared `Content-Length`, when there is a readable one (a missing or unreadable one
+/// leaves the streamed limit in charge).
+pub fn content_length(headers: &(impl HeaderLookup + ?Sized)) -> Option<u64> {
+    std::str::from_utf8(headers.header("content-length")?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The `webhook-id` (or `svix-id`) of a request, for log lines, when it is printable and not
 /// oversized. Verification proper is [`Verifier::verify`](crate::Verifier::verify)'s job.
 pub fn id_for_log(headers: &(impl HeaderLookup + ?Sized)) -> Option<&str> {
@@ -114,6 +124,14 @@ mod tests {
             webhook_or_svix(&both, WEBHOOK_SIGNATURE, SVIX_SIGNATURE).unwrap_err(),
             crate::WebhookError::MissingHeader("webhook-signature")
         );
+    }
+
+    #[test]
+    fn content_length_when_readable() {
+        assert_eq!(content_length(&[("Content-Length", " 42 ")]), Some(42));
+        assert_eq!(content_length(&[("content-length", "4x")]), None);
+        assert_eq!(content_length(&[("content-length", "-1")]), None);
+        assert_eq!(content_length(&[("x", "1")]), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::{
 
 use agentsync_webhooks_core::{BodyCollector, WebhookError};
 use bytes::{Buf, Bytes};
-use http::{HeaderMap, header};
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt as _, Full};
 use pin_project_lite::pin_project;
@@ -18,11 +18,7 @@ use crate::BoxError;
 ///
 /// Used to refuse an oversized body before reading a byte of it.
 pub fn content_length(headers: &HeaderMap, body: &impl Body) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .or_else(|| body.size_hint().exact())
+    agentsync_webhooks_core::headers::content_length(headers).or_else(|| body.size_hint().exact())
 }
 
 /// Reads `body` frame by frame into `collector`, stopping at the first chunk that would pass the
@@ -166,7 +162,7 @@ mod tests {
         let body = Full::new(Bytes::from_static(b"abc"));
         let mut headers = HeaderMap::new();
         assert_eq!(content_length(&headers, &body), Some(3));
-        headers.insert(header::CONTENT_LENGTH, http::HeaderValue::from_static("10"));
+        headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("10"));
         assert_eq!(content_length(&headers, &body), Some(10));
     }
 }

@@ -80,12 +80,12 @@
 
 use std::{future::poll_fn, ops::Deref, pin::pin, sync::Arc};
 
-use agentsync_webhooks_core::HeaderLookup;
+use agentsync_webhooks_core::{HeaderLookup, headers::content_length};
 use warp::{
     Buf, Filter, Rejection, Reply, Stream,
     http::{
         HeaderMap, HeaderValue, StatusCode,
-        header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER},
+        header::{CONTENT_TYPE, RETRY_AFTER},
     },
     reply::Response,
 };
@@ -184,7 +184,7 @@ async fn accept<D: EventPayload>(
     headers: &HeaderMap,
     body: impl Stream<Item = Result<impl Buf, warp::Error>>,
 ) -> Result<Webhook<D>, WebhookError> {
-    let mut collector = receiver.collector(declared_length(headers))?;
+    let mut collector = receiver.collector(content_length(headers))?;
     let mut body = pin!(body);
     while let Some(chunk) = poll_fn(|cx| body.as_mut().poll_next(cx)).await {
         let mut chunk = chunk.map_err(|e| WebhookError::BodyRead(e.to_string()))?;
@@ -203,10 +203,6 @@ async fn accept<D: EventPayload>(
 }
 
 /// The declared `Content-Length` (hyper has already refused a malformed one).
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
-}
-
 /// A verified delivery, extracted by [`webhook`], with the obligation to report how its handler
 /// did.
 ///
