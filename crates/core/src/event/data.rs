@@ -12,6 +12,7 @@ use crate::WebhookError;
 #[serde(rename_all = "camelCase")]
 pub struct UpdatesAvailable {
     /// The NIPR run this signal is for; pass it as `updatedSince` when pulling changes.
+    #[serde(deserialize_with = "super::time::date")]
     pub run_date: NaiveDate,
 }
 
@@ -30,6 +31,7 @@ pub struct NpnActivated {
     #[serde(deserialize_with = "npn")]
     pub npn: String,
     /// When the producer joined the monitored population.
+    #[serde(deserialize_with = "super::time::instant")]
     pub activated_at: DateTime<Utc>,
 }
 
@@ -41,6 +43,7 @@ pub struct NpnDeactivated {
     #[serde(deserialize_with = "npn")]
     pub npn: String,
     /// When the producer left the monitored population.
+    #[serde(deserialize_with = "super::time::instant")]
     pub deactivated_at: DateTime<Utc>,
 }
 

@@ -2,6 +2,7 @@
 
 mod data;
 pub mod samples;
+mod time;
 mod types;
 
 use std::borrow::Cow;
@@ -63,7 +64,7 @@ struct RawEnvelope<'a> {
     id: Option<Cow<'a, str>>,
     #[serde(rename = "type", borrow)]
     event_type: Cow<'a, str>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "time::optional_instant")]
     timestamp: Option<DateTime<Utc>>,
     #[serde(default, borrow)]
     data: Option<&'a RawValue>,
