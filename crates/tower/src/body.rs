@@ -162,7 +162,10 @@ mod tests {
         let body = Full::new(Bytes::from_static(b"abc"));
         let mut headers = HeaderMap::new();
         assert_eq!(content_length(&headers, &body), Some(3));
-        headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("10"));
+        headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("10"),
+        );
         assert_eq!(content_length(&headers, &body), Some(10));
     }
 }

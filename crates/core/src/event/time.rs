@@ -88,7 +88,10 @@ mod tests {
             NaiveDate::from_ymd_opt(2025, 7, 24).unwrap()
         );
         // chrono's relaxed form, as before: single-digit months and days.
-        assert_eq!(parse_date("2025-7-4").unwrap(), NaiveDate::from_ymd_opt(2025, 7, 4).unwrap());
+        assert_eq!(
+            parse_date("2025-7-4").unwrap(),
+            NaiveDate::from_ymd_opt(2025, 7, 4).unwrap()
+        );
         for bad in ["2025-02-30", "2025-13-01", "24/07/2025", ""] {
             assert!(parse_date(bad).is_err(), "{bad}");
         }
