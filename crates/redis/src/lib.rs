@@ -1,9 +1,8 @@
 //! A Redis idempotency store for AgentSync webhook receivers: each event processed once across
 //! every instance that shares the Redis.
 //!
-//! [`RedisStore`] implements the core's
-//! [`IdempotencyStore`](agentsync_webhooks_core::idempotency::IdempotencyStore) on the `redis`
-//! crate's auto-reconnecting [`ConnectionManager`]. Give it to a receiver (or an adapter's
+//! [`RedisStore`] implements the core's [`IdempotencyStore`] on the `redis` crate's
+//! auto-reconnecting [`ConnectionManager`]. Give it to a receiver (or an adapter's
 //! `with_idempotency`) like any store:
 //!
 //! ```no_run
