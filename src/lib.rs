@@ -4,6 +4,7 @@
 //! This facade re-exports [`agentsync_webhooks_core`] and, behind cargo features, the adapter
 //! crates, so one dependency line is enough.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub use agentsync_webhooks_core::*;
 

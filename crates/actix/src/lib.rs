@@ -54,6 +54,7 @@
 //! actix-web 4 is built on `http` 0.2; this crate bridges its headers to the core with
 //! [`ActixHeaders`] and never exposes `http` 1 types.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod body;
 mod extract;

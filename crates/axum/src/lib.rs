@@ -50,6 +50,7 @@
 //!
 //! [axum]: https://docs.rs/axum
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod extract;

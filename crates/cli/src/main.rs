@@ -15,6 +15,7 @@
 //!     --secret whsec_... --event contract.updated --count 10000 --concurrency 64
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod cli;
 mod failure;

@@ -51,6 +51,8 @@ impl<B, E> ResponseFuture<B, E> {
 impl<B, E> Future for ResponseFuture<B, E> {
     type Output = Result<Response<ResponseBody<B>>, E>;
 
+    // Polling a finished future is a caller bug that every future may answer with a panic.
+    #[allow(clippy::expect_used)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Ready { response } => Poll::Ready(Ok(response

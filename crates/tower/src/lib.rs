@@ -53,6 +53,7 @@
 //!
 //! [tower]: https://docs.rs/tower
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;

@@ -76,6 +76,7 @@
 //! limit is refused with 413 before anything is read, and a stream that grows past it is refused
 //! with 413 at the chunk that crosses it, so memory stays bounded either way.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::{future::poll_fn, ops::Deref, pin::pin, sync::Arc};
