@@ -1,7 +1,6 @@
 //! The `Webhook` extractor: the middleware's delivery, or a verification of its own.
 
 use std::{
-    any::Any,
     future::{Future, ready},
     ops::Deref,
     pin::Pin,
@@ -9,8 +8,7 @@ use std::{
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web, web::Bytes};
 use agentsync_webhooks_core::{
-    Accepted, Completion, Delivery, EventData, EventPayload, Receiver, Verifier, WebhookError,
-    WebhookEvent,
+    Accepted, Completion, Delivery, EventData, EventPayload, Receiver, Verifier, WebhookEvent,
 };
 
 use crate::{WebhookRejection, body};
@@ -131,7 +129,8 @@ impl<D: EventPayload + 'static> FromRequest for Webhook<D> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         if let Some(stored) = req.extensions().get::<Delivery>() {
-            let webhook = as_payload(stored)
+            let webhook = stored
+                .to_payload()
                 .map(Webhook)
                 .map_err(|e| WebhookRejection::new(e, Some(&stored.webhook_id)));
             return Box::pin(ready(webhook));
@@ -169,17 +168,4 @@ fn receiver_from_app_data(req: &HttpRequest) -> Option<Receiver> {
         .map(|v| Verifier::clone(v))
         .or_else(|| req.app_data::<Verifier>().cloned())?;
     Some(Receiver::new(verifier))
-}
-
-/// The stored delivery as `Delivery<D>`: a clone when `D` is [`EventData`], else a re-parse of
-/// the verified body.
-fn as_payload<D: EventPayload + 'static>(stored: &Delivery) -> Result<Delivery<D>, WebhookError> {
-    let mut same = None::<Delivery<D>>;
-    if let Some(slot) = (&mut same as &mut dyn Any).downcast_mut::<Option<Delivery>>() {
-        *slot = Some(stored.clone());
-    }
-    match same {
-        Some(delivery) => Ok(delivery),
-        None => stored.reparse(),
-    }
 }

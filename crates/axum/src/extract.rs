@@ -3,8 +3,7 @@
 use std::{any::Any, ops::Deref};
 
 use agentsync_webhooks_core::{
-    Accepted, Delivery, EventData, EventPayload, Receiver, Rejection, Verifier, WebhookError,
-    WebhookEvent,
+    Accepted, Delivery, EventData, EventPayload, Receiver, Rejection, Verifier, WebhookEvent,
 };
 use agentsync_webhooks_tower::{VerifiedDelivery, collect_body, content_length};
 use axum_core::extract::{FromRef, FromRequest, Request};
@@ -111,7 +110,9 @@ where
     async fn from_request(mut request: Request, state: &S) -> Result<Self, Self::Rejection> {
         // Taken, not cloned: the body extractor runs last, so nothing else needs it after us.
         if let Some(verified) = request.extensions_mut().remove::<VerifiedDelivery>() {
-            return from_layer(verified)
+            return verified
+                .into_delivery()
+                .into_payload()
                 .map(|delivery| Self { delivery })
                 .map_err(|error| WebhookRejection::new(&error, request.headers()));
         }
@@ -210,28 +211,6 @@ async fn verify_alone<D: EventPayload>(
         }
         Err(error) => Err(WebhookRejection::new(&error, &parts.headers)),
     }
-}
-
-/// The layer's delivery as `Delivery<D>`: moved out for `EventData`, re-parsed otherwise.
-fn from_layer<D: EventPayload + 'static>(
-    verified: VerifiedDelivery,
-) -> Result<Delivery<D>, WebhookError> {
-    let mut slot = Some(verified.into_delivery());
-    if let Some(delivery) = (&mut slot as &mut dyn Any)
-        .downcast_mut::<Option<Delivery<D>>>()
-        .and_then(Option::take)
-    {
-        return Ok(delivery);
-    }
-    // `D` is another type: the slot still holds the `EventData` delivery.
-    slot.iter()
-        .map(Delivery::reparse)
-        .next()
-        .unwrap_or_else(|| {
-            Err(WebhookError::BodyRead(
-                "the verified delivery was already taken".into(),
-            ))
-        })
 }
 
 /// The receiver of extractor-only mode: the router's state, when it is one (or a verifier).

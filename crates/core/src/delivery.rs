@@ -1,5 +1,7 @@
 //! A verified delivery: the typed event plus what a receipt log needs.
 
+use std::any::{Any, TypeId};
+
 use bytes::Bytes;
 
 use crate::{EventData, EventPayload, WebhookError, WebhookEvent, event};
@@ -50,5 +52,76 @@ impl<D> Delivery<D> {
     /// The event, dropping the delivery metadata.
     pub fn into_event(self) -> WebhookEvent<D> {
         self.event
+    }
+}
+
+impl Delivery<EventData> {
+    /// This delivery with `data` as `D`, for adapters that verified with [`EventData`] and hand a
+    /// handler its own type: the delivery itself, moved, when `D` is `EventData`; otherwise
+    /// `data` parsed again from the raw body.
+    pub fn into_payload<D: EventPayload + 'static>(self) -> Result<Delivery<D>, WebhookError> {
+        let mut slot = Some(self);
+        if let Some(same) = (&mut slot as &mut dyn Any)
+            .downcast_mut::<Option<Delivery<D>>>()
+            .and_then(Option::take)
+        {
+            return Ok(same);
+        }
+        // `D` is another type, so the slot still holds the delivery.
+        slot.as_ref().map_or_else(
+            || {
+                Err(WebhookError::BodyRead(
+                    "the delivery was already taken".into(),
+                ))
+            },
+            Delivery::reparse,
+        )
+    }
+
+    /// [`into_payload`](Self::into_payload) for a shared delivery: a clone when `D` is
+    /// `EventData`, a re-parse otherwise (never both).
+    pub fn to_payload<D: EventPayload + 'static>(&self) -> Result<Delivery<D>, WebhookError> {
+        if TypeId::of::<D>() == TypeId::of::<EventData>() {
+            self.clone().into_payload()
+        } else {
+            self.reparse()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventType, UpdatesAvailable, event::samples};
+
+    fn delivery() -> Delivery {
+        let body = samples::example_body(
+            EventType::ProducerSyncUpdatesAvailable,
+            "whe_1",
+            1_700_000_000,
+        );
+        Delivery::parse("msg_1", 1_700_000_000, body.into()).unwrap()
+    }
+
+    #[test]
+    fn same_type_is_moved_other_types_reparsed() {
+        let original = delivery();
+        let same = original.clone().into_payload::<EventData>().unwrap();
+        assert_eq!(same.event, original.event);
+        let typed = original.to_payload::<UpdatesAvailable>().unwrap();
+        assert_eq!(typed.event.data.updated_since(), "2025-07-24");
+        assert_eq!(typed.webhook_id, "msg_1");
+        assert_eq!(
+            original.to_payload::<EventData>().unwrap().event,
+            original.event
+        );
+        assert_eq!(
+            original
+                .into_payload::<serde_json::Value>()
+                .unwrap()
+                .event
+                .data["runDate"],
+            "2025-07-24"
+        );
     }
 }
