@@ -38,8 +38,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .init();
 
-    // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal). The
-    // error's message (not its Debug form, which `?` in `main` would print) says what to set.
+    // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal); when it
+    // is missing or malformed, the error says what to set.
     let verifier = Verifier::from_env()?;
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port

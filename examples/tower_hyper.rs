@@ -40,8 +40,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Err(_) => 3000,
     };
 
-    // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal). The
-    // error's message (not its Debug form, which `?` in `main` would print) says what to set.
+    // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal); when it
+    // is missing or malformed, the error says what to set.
     let verifier = Verifier::from_env()?;
     let service = ServiceBuilder::new()
         .layer(WebhookLayer::new(verifier).with_idempotency(MemoryStore::new()))
