@@ -59,7 +59,28 @@ impl<N: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for Vec<(N, V)> {
 #[cfg(feature = "http")]
 impl HeaderLookup for http::HeaderMap {
     fn header(&self, name: &str) -> Option<&[u8]> {
-        self.get(name).map(http::HeaderValue::as_bytes)
+        use http::header::{CONTENT_LENGTH, HeaderName};
+        // The names the core asks for are looked up by ready-made `HeaderName`s: a `&str` key
+        // would be validated and lower-cased again on every request.
+        static NAMES: [HeaderName; 6] = [
+            HeaderName::from_static(WEBHOOK_ID),
+            HeaderName::from_static(WEBHOOK_TIMESTAMP),
+            HeaderName::from_static(WEBHOOK_SIGNATURE),
+            HeaderName::from_static(SVIX_ID),
+            HeaderName::from_static(SVIX_TIMESTAMP),
+            HeaderName::from_static(SVIX_SIGNATURE),
+        ];
+        let value = match name {
+            WEBHOOK_ID => self.get(&NAMES[0]),
+            WEBHOOK_TIMESTAMP => self.get(&NAMES[1]),
+            WEBHOOK_SIGNATURE => self.get(&NAMES[2]),
+            SVIX_ID => self.get(&NAMES[3]),
+            SVIX_TIMESTAMP => self.get(&NAMES[4]),
+            SVIX_SIGNATURE => self.get(&NAMES[5]),
+            "content-length" => self.get(CONTENT_LENGTH),
+            other => self.get(other),
+        };
+        value.map(http::HeaderValue::as_bytes)
     }
 }
 
@@ -151,6 +172,14 @@ mod tests {
     fn http_header_map() {
         let mut map = http::HeaderMap::new();
         map.insert("Webhook-Id", http::HeaderValue::from_static("msg_1"));
+        map.insert("SVIX-Signature", http::HeaderValue::from_static("v1,x"));
+        map.insert("Content-Length", http::HeaderValue::from_static("7"));
+        map.insert("X-Other", http::HeaderValue::from_static("o"));
         assert_eq!(map.header("webhook-id"), Some(&b"msg_1"[..]));
+        assert_eq!(map.header(SVIX_SIGNATURE), Some(&b"v1,x"[..]));
+        assert_eq!(map.header("Webhook-Id"), Some(&b"msg_1"[..]));
+        assert_eq!(content_length(&map), Some(7));
+        assert_eq!(map.header("x-other"), Some(&b"o"[..]));
+        assert_eq!(map.header(WEBHOOK_TIMESTAMP), None);
     }
 }

@@ -7,7 +7,6 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use hmac::{KeyInit as _, Mac as _};
-use subtle::ConstantTimeEq as _;
 
 pub use self::{
     signatures::MAX_SIGNATURE_ENTRIES,
@@ -171,11 +170,11 @@ impl Verifier {
 
         let candidates = signatures::Candidates::parse(signature_header);
         let parts = [id.as_bytes(), b".", raw_timestamp, b".", body];
-        if self.matches_v1(candidates.v1(), &parts) || self.matches_v1a(&candidates, &parts) {
+        if self.matches_v1(candidates, &parts) || self.matches_v1a(candidates, &parts) {
             Ok(VerifiedHeaders { id, timestamp })
         } else {
             Err(WebhookError::SignatureMismatch {
-                entries: candidates.entries,
+                entries: candidates.entries_examined(),
                 candidates: candidates.usable(),
             })
         }
@@ -192,35 +191,52 @@ impl Verifier {
         Delivery::parse(verified.id, verified.timestamp, body)
     }
 
-    /// One HMAC per secret, compared in constant time against every decoded `v1` tag.
-    fn matches_v1(&self, tags: &[[u8; 32]], parts: &[&[u8]; 5]) -> bool {
-        if tags.is_empty() {
+    /// One HMAC per secret, compared in constant time against every decoded `v1` tag (a header
+    /// without a usable `v1` entry costs no HMAC). The first secret's pass is the one that walks
+    /// the header; later secrets (during a rotation) walk it again.
+    fn matches_v1(&self, candidates: signatures::Candidates<'_>, parts: &[&[u8]; 5]) -> bool {
+        let mut tags = candidates.v1();
+        let Some(first) = tags.next() else {
             return false;
-        }
-        self.inner.macs.iter().any(|keyed| {
+        };
+        let expected = |keyed: &HmacSha256| -> [u8; 32] {
             let mut mac = keyed.clone();
             for part in parts {
                 mac.update(part);
             }
-            let expected = mac.finalize().into_bytes();
-            tags.iter().fold(false, |found, tag| {
-                found | bool::from(expected.as_slice().ct_eq(tag))
-            })
+            mac.finalize().into_bytes().into()
+        };
+        let matches = |expected: &[u8; 32], tag: [u8; 32]| signatures::tags_equal(expected, &tag);
+        let mut macs = self.inner.macs.iter();
+        let Some(primary) = macs.next() else {
+            return false;
+        };
+        let primary = expected(primary);
+        if tags.fold(matches(&primary, first), |found, tag| {
+            found | matches(&primary, tag)
+        }) {
+            return true;
+        }
+        macs.any(|keyed| {
+            let expected = expected(keyed);
+            candidates
+                .v1()
+                .fold(false, |found, tag| found | matches(&expected, tag))
         })
     }
 
     #[cfg(feature = "v1a")]
-    fn matches_v1a(&self, candidates: &signatures::Candidates, parts: &[&[u8]; 5]) -> bool {
-        candidates.v1a().iter().any(|sig| {
+    fn matches_v1a(&self, candidates: signatures::Candidates<'_>, parts: &[&[u8]; 5]) -> bool {
+        candidates.v1a().any(|sig| {
             self.inner
                 .public_keys
                 .iter()
-                .any(|key| key.verify_parts(sig, parts))
+                .any(|key| key.verify_parts(&sig, parts))
         })
     }
 
     #[cfg(not(feature = "v1a"))]
-    fn matches_v1a(&self, _: &signatures::Candidates, _: &[&[u8]; 5]) -> bool {
+    fn matches_v1a(&self, _: signatures::Candidates<'_>, _: &[&[u8]; 5]) -> bool {
         false
     }
 }
