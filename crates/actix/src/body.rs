@@ -20,7 +20,7 @@ pub(crate) async fn accept<D: EventPayload>(
     let mut collector = receiver.collector(content_length(&ActixHeaders(headers)))?;
     while let Some(chunk) = poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
         let chunk = chunk.map_err(|e| WebhookError::BodyRead(e.to_string()))?;
-        collector.push(&chunk)?;
+        collector.push_buf(chunk)?;
     }
     receiver
         .accept(&ActixHeaders(headers), collector.finish())

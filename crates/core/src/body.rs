@@ -1,6 +1,6 @@
 //! Collecting a request body within a limit, for adapters that read a stream of chunks.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BufMut as _, Bytes, BytesMut};
 
 use crate::WebhookError;
 
@@ -11,6 +11,10 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// `Content-Length` over it is refused before reading, and a stream that grows past it is
 /// refused at the chunk that crosses it.
 ///
+/// A body that arrives as one chunk (the usual case for a webhook) is kept as that chunk, shared
+/// and uncopied, when it is pushed with [`push_buf`](Self::push_buf); later chunks are appended
+/// to a buffer sized from the declared length.
+///
 /// ```
 /// use agentsync_webhooks_core::BodyCollector;
 ///
@@ -18,12 +22,28 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// body.push(b"hello")?;
 /// assert_eq!(&body.finish()[..], b"hello");
 /// assert_eq!(BodyCollector::new(Some(9), 8).unwrap_err().status(), 413);
+///
+/// let chunk = bytes::Bytes::from_static(b"hello");
+/// let mut body = BodyCollector::new(None, 8)?;
+/// body.push_buf(chunk.clone())?;
+/// assert_eq!(body.finish().as_ptr(), chunk.as_ptr()); // the same bytes, not a copy
 /// # Ok::<(), agentsync_webhooks_core::WebhookError>(())
 /// ```
 #[derive(Debug)]
 pub struct BodyCollector {
-    buf: BytesMut,
+    body: Collected,
+    expected: usize,
     limit: usize,
+}
+
+/// What has been collected so far.
+#[derive(Debug)]
+enum Collected {
+    Empty,
+    /// One chunk, as received.
+    One(Bytes),
+    /// Several chunks, copied together.
+    Many(BytesMut),
 }
 
 impl BodyCollector {
@@ -32,23 +52,64 @@ impl BodyCollector {
         check_content_length(content_length, limit)?;
         let expected = content_length.map_or(0, |n| usize::try_from(n).unwrap_or(limit));
         Ok(Self {
-            buf: BytesMut::with_capacity(expected.min(limit)),
+            body: Collected::Empty,
+            expected: expected.min(limit),
             limit,
         })
     }
 
-    /// Appends a chunk, or refuses it if the body would exceed the limit.
+    /// Bytes collected so far.
+    pub fn len(&self) -> usize {
+        match &self.body {
+            Collected::Empty => 0,
+            Collected::One(chunk) => chunk.len(),
+            Collected::Many(buf) => buf.len(),
+        }
+    }
+
+    /// Whether nothing has been collected yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends a chunk (copied), or refuses it if the body would exceed the limit.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), WebhookError> {
-        if chunk.len() > self.limit - self.buf.len() {
+        self.push_buf(chunk)
+    }
+
+    /// Appends a chunk, or refuses it if the body would exceed the limit. The first chunk is
+    /// kept as it is when it is [`Bytes`] (no copy); the body's later chunks are copied.
+    pub fn push_buf(&mut self, mut chunk: impl Buf) -> Result<(), WebhookError> {
+        let len = chunk.remaining();
+        if len > self.limit - self.len() {
             return Err(WebhookError::PayloadTooLarge { limit: self.limit });
         }
-        self.buf.extend_from_slice(chunk);
+        if len == 0 {
+            return Ok(());
+        }
+        self.body = match std::mem::replace(&mut self.body, Collected::Empty) {
+            Collected::Empty => Collected::One(chunk.copy_to_bytes(len)),
+            Collected::One(first) => {
+                let mut buf = BytesMut::with_capacity(self.expected.max(first.len() + len));
+                buf.put(first);
+                buf.put(chunk);
+                Collected::Many(buf)
+            }
+            Collected::Many(mut buf) => {
+                buf.put(chunk);
+                Collected::Many(buf)
+            }
+        };
         Ok(())
     }
 
     /// The whole body.
     pub fn finish(self) -> Bytes {
-        self.buf.freeze()
+        match self.body {
+            Collected::Empty => Bytes::new(),
+            Collected::One(chunk) => chunk,
+            Collected::Many(buf) => buf.freeze(),
+        }
     }
 }
 
@@ -76,6 +137,28 @@ mod tests {
             WebhookError::PayloadTooLarge { limit: 4 }
         );
         assert_eq!(&body.finish()[..], b"abcd");
+    }
+
+    #[test]
+    fn one_chunk_is_kept_several_are_joined() {
+        let first = Bytes::from_static(b"ab");
+        let mut one = BodyCollector::new(Some(2), 4).unwrap();
+        one.push_buf(first.clone()).unwrap();
+        one.push_buf(Bytes::new()).unwrap();
+        assert_eq!(one.len(), 2);
+        assert_eq!(one.finish().as_ptr(), first.as_ptr());
+
+        let mut many = BodyCollector::new(None, 5).unwrap();
+        assert!(many.is_empty());
+        many.push_buf(first).unwrap();
+        many.push(b"c").unwrap();
+        many.push_buf(Bytes::from_static(b"de")).unwrap();
+        assert_eq!(
+            many.push_buf(Bytes::from_static(b"f")).unwrap_err(),
+            WebhookError::PayloadTooLarge { limit: 5 }
+        );
+        assert_eq!(&many.finish()[..], b"abcde");
+        assert!(BodyCollector::new(None, 4).unwrap().finish().is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::{
 };
 
 use agentsync_webhooks_core::{BodyCollector, WebhookError};
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt as _, Full};
@@ -47,13 +47,8 @@ where
     let mut body = std::pin::pin!(body);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| WebhookError::BodyRead(e.into().to_string()))?;
-        if let Ok(mut data) = frame.into_data() {
-            while data.has_remaining() {
-                let chunk = data.chunk();
-                let len = chunk.len();
-                collector.push(chunk)?;
-                data.advance(len);
-            }
+        if let Ok(data) = frame.into_data() {
+            collector.push_buf(data)?;
         }
     }
     Ok(collector.finish())

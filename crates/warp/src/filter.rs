@@ -97,13 +97,7 @@ async fn accept<D: EventPayload>(
     let mut collector = receiver.collector(content_length(headers))?;
     let mut body = pin!(body);
     while let Some(chunk) = poll_fn(|cx| body.as_mut().poll_next(cx)).await {
-        let mut chunk = chunk.map_err(|e| WebhookError::BodyRead(e.to_string()))?;
-        while chunk.has_remaining() {
-            let bytes = chunk.chunk();
-            let len = bytes.len();
-            collector.push(bytes)?;
-            chunk.advance(len);
-        }
+        collector.push_buf(chunk.map_err(|e| WebhookError::BodyRead(e.to_string()))?)?;
     }
     Ok(receiver
         .accept::<D>(headers, collector.finish())
