@@ -14,14 +14,16 @@
 //! `MODE=layer`: `WebhookMiddleware` plus the `Webhook` extractor (read within the limit,
 //! verify, parse, hand over). `MODE=bare`: a handler that only parses the JSON body, no
 //! verification: the floor the middleware is measured against (target: at most 5% fewer
-//! requests/s). `WORKERS` sets actix's worker count (default: one per core).
+//! requests/s). `MODE=floor`: `bare` plus `Verifier::verify` on the headers and body, the
+//! least any verifying receiver adds to `bare`. `WORKERS` sets actix's worker count (default:
+//! one per core).
 
 use std::error::Error;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use agentsync_webhooks::{
     EventData, Verifier,
-    actix::{Webhook, WebhookMiddleware},
+    actix::{ActixHeaders, Webhook, WebhookMiddleware},
 };
 
 const PATH: &str = "/webhooks/psapi";
@@ -39,6 +41,19 @@ async fn bare(body: web::Bytes) -> HttpResponse {
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(json) if json.get("type").is_some_and(|t| t.is_string()) => HttpResponse::Ok().finish(),
         _ => HttpResponse::BadRequest().finish(),
+    }
+}
+
+/// `MODE=floor`: the bare handler plus the signature check alone (no middleware, no typed
+/// parse): the least any verifying receiver must add to `bare`.
+async fn floor(
+    verifier: web::Data<Verifier>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    match verifier.verify(&ActixHeaders(request.headers()), &body) {
+        Ok(_) => bare(body).await,
+        Err(_) => HttpResponse::Unauthorized().finish(),
     }
 }
 
@@ -62,14 +77,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
     let mode = std::env::var("MODE").unwrap_or_else(|_| "layer".into());
     let verifier = match mode.as_str() {
-        "layer" => Some(Verifier::new(&secret)?),
+        "layer" | "floor" => Some(Verifier::new(&secret)?),
         "bare" => None,
-        other => return Err(format!("MODE={other:?}: use MODE=layer or MODE=bare").into()),
+        other => {
+            return Err(format!("MODE={other:?}: use MODE=layer, MODE=bare or MODE=floor").into());
+        }
     };
+    let floor_mode = mode == "floor";
 
     let mut server = HttpServer::new(move || {
         let verifier = verifier.clone();
         App::new().configure(move |cfg| match verifier {
+            Some(verifier) if floor_mode => {
+                cfg.app_data(web::Data::new(verifier))
+                    .route(PATH, web::post().to(floor));
+            }
             Some(verifier) => {
                 cfg.service(
                     web::resource(PATH)

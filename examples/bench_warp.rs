@@ -1,7 +1,9 @@
 //! The warp side of the HTTP benchmark: the same endpoint with and without the webhook filter.
 //!
 //! `MODE=layer` verifies and parses every delivery with `agentsync_webhooks::warp::webhook`;
-//! `MODE=bare` only parses the JSON body (no verification), the baseline. Both answer 200.
+//! `MODE=bare` only parses the JSON body (no verification), the baseline; `MODE=floor` is `bare`
+//! plus `Verifier::verify` on the three headers and the body, the least any verifying receiver
+//! adds to `bare`. All answer 200.
 //!
 //! ```sh
 //! # server and load generator share the secret through the environment
@@ -15,10 +17,14 @@ use std::{error::Error, hint::black_box, net::Ipv4Addr};
 
 use agentsync_webhooks::{
     Delivery, Verifier,
+    headers::{WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP},
     warp::{Webhook, webhook},
 };
 use tokio::net::TcpListener;
-use warp::{Filter, http::StatusCode};
+use warp::{
+    Filter,
+    http::{HeaderValue, StatusCode},
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -63,7 +69,42 @@ async fn main() -> Result<(), Box<dyn Error>> {
             println!("bench_warp MODE=bare on http://{addr}/webhooks/psapi");
             warp::serve(routes).incoming(listener).run().await;
         }
-        other => return Err(format!("MODE={other}: use MODE=layer or MODE=bare").into()),
+        "floor" => {
+            // The three headers borrowed as values (no `HeaderMap` clone), the body, the check.
+            let verifier = Verifier::new(&secret)?;
+            let routes = path
+                .and(warp::header::value(WEBHOOK_ID))
+                .and(warp::header::value(WEBHOOK_TIMESTAMP))
+                .and(warp::header::value(WEBHOOK_SIGNATURE))
+                .and(warp::body::bytes())
+                .map(
+                    move |id: HeaderValue,
+                          timestamp: HeaderValue,
+                          signature: HeaderValue,
+                          body: bytes::Bytes| {
+                        let headers = [
+                            (WEBHOOK_ID, id),
+                            (WEBHOOK_TIMESTAMP, timestamp),
+                            (WEBHOOK_SIGNATURE, signature),
+                        ];
+                        if verifier.verify(&headers, &body).is_err() {
+                            return StatusCode::UNAUTHORIZED;
+                        }
+                        match serde_json::from_slice::<serde_json::Value>(&body) {
+                            Ok(event) => {
+                                black_box(&event);
+                                StatusCode::OK
+                            }
+                            Err(_) => StatusCode::BAD_REQUEST,
+                        }
+                    },
+                );
+            println!("bench_warp MODE=floor on http://{addr}/webhooks/psapi");
+            warp::serve(routes).incoming(listener).run().await;
+        }
+        other => {
+            return Err(format!("MODE={other}: use MODE=layer, MODE=bare or MODE=floor").into());
+        }
     }
     Ok(())
 }
