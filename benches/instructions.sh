@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# User-space instructions per delivery in each bench server (examples/bench_<framework>.rs), by
+# mode, counted by callgrind: repeatable to a few instructions whatever else the machine does,
+# where the wall-clock runs of benches/http.sh drift by 10%. Kernel time is not counted.
+#
+#   benches/instructions.sh [COUNT] [FRAMEWORKS...]     e.g. benches/instructions.sh 3000 axum
+#
+# Under valgrind, sha2 sees no SHA extensions and runs its portable code, so the count of
+# `sha2::sha256::soft::*` is reported apart: on hardware with SHA-NI it is a few hundred
+# instructions, not the ~17,000 shown. Needs valgrind (Debian package valgrind).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+count=${1:-3000}
+shift $(( $# > 0 ? 1 : 0 ))
+frameworks=("$@")
+[ $# -gt 0 ] || frameworks=(axum actix warp)
+modes=(${MODES:-bare floor layer})
+
+cargo build -q --release --all-features -p agentsync-webhooks \
+  --example bench_axum --example bench_actix --example bench_warp
+cargo build -q --release -p agentsync-webhooks-cli
+bin=${CARGO_TARGET_DIR:-target}/release
+cli=$bin/agentsync-webhooks
+AGENTSYNC_WEBHOOK_SECRET=$("$cli" secret new)
+export AGENTSYNC_WEBHOOK_SECRET
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+port=${PORT:-3950}
+
+# Sums the self cost of every function in a callgrind part, and that of sha2's portable code.
+totals() {
+  awk '/^fn=/ {sha = ($0 ~ /sha2::sha256::soft/)} /^calls=/ {skip = 1; next}
+       /^[0-9+*-]/ && NF >= 2 {if (skip) {skip = 0; next} all += $2; if (sha) soft += $2}
+       END {printf "%d %d\n", all, soft}' "$1"
+}
+
+printf '%-7s %-6s %14s %16s %14s\n' framework mode instructions "of them sha soft" "without sha"
+for fw in "${frameworks[@]}"; do
+  for mode in "${modes[@]}"; do
+    port=$((port + 1))
+    out=$tmp/$fw.$mode
+    MODE=$mode PORT=$port WORKERS=1 valgrind --tool=callgrind --compress-strings=no \
+      --compress-pos=no --callgrind-out-file="$out" "$bin/examples/bench_$fw" >/dev/null 2>&1 &
+    server=$!
+    for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    send() {
+      "$cli" send --url "http://127.0.0.1:$port/webhooks/psapi" \
+        --event producersync.updates_available --count "$1" --concurrency 8 >"$tmp/send" 2>&1 \
+        || { echo "$fw $mode: deliveries failed: $(cat "$tmp/send")" >&2; exit 1; }
+    }
+    send 500                                # warm-up, then count only what follows
+    callgrind_control -d "$server" >/dev/null 2>&1
+    send "$count"
+    callgrind_control -d "$server" >/dev/null 2>&1
+    kill "$server"
+    wait "$server" 2>/dev/null || true
+    read -r all soft <<<"$(totals "$out.2")"
+    printf '%-7s %-6s %14d %16d %14d\n' "$fw" "$mode" $((all / count)) $((soft / count)) \
+      $(((all - soft) / count))
+  done
+done
