@@ -30,13 +30,8 @@ frameworks=("${@:-axum}")
 concurrency=${CONCURRENCY:-32}
 port=${PORT:-3900}
 
-cargo build -q --release --all-features -p agentsync-webhooks \
-  --example bench_axum --example bench_actix --example bench_warp
-cargo build -q --release -p agentsync-webhooks-cli
-bin=${CARGO_TARGET_DIR:-target}/release
-cli=$bin/agentsync-webhooks
-AGENTSYNC_WEBHOOK_SECRET=$("$cli" secret new)
-export AGENTSYNC_WEBHOOK_SECRET
+# shellcheck source=benches/common.sh
+source benches/common.sh
 
 taskset=(); command -v taskset >/dev/null && taskset=(taskset -c)
 pin() { if [ ${#taskset[@]} -gt 0 ]; then "${taskset[@]}" "$@"; else "${@:2}"; fi; }

@@ -17,13 +17,8 @@ frameworks=("$@")
 [ $# -gt 0 ] || frameworks=(axum actix warp)
 modes=(${MODES:-bare floor layer})
 
-cargo build -q --release --all-features -p agentsync-webhooks \
-  --example bench_axum --example bench_actix --example bench_warp
-cargo build -q --release -p agentsync-webhooks-cli
-bin=${CARGO_TARGET_DIR:-target}/release
-cli=$bin/agentsync-webhooks
-AGENTSYNC_WEBHOOK_SECRET=$("$cli" secret new)
-export AGENTSYNC_WEBHOOK_SECRET
+# shellcheck source=benches/common.sh
+source benches/common.sh
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
