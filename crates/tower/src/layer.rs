@@ -1,6 +1,9 @@
 //! The layer and its service.
 
-use std::task::{Context, Poll};
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use agentsync_webhooks_core::{Accepted, EventData, Receiver, Verifier};
 use bytes::Bytes;
@@ -130,13 +133,17 @@ impl<S> Layer<S> for WebhookLayer {
 #[derive(Debug, Clone)]
 pub struct WebhookService<S> {
     inner: S,
-    receiver: Receiver,
+    // Shared: each request's future holds a pointer, not a copy of the configuration.
+    receiver: Arc<Receiver>,
 }
 
 impl<S> WebhookService<S> {
     /// Wraps `inner`, verifying with `receiver`.
     pub fn new(inner: S, receiver: Receiver) -> Self {
-        Self { inner, receiver }
+        Self {
+            inner,
+            receiver: Arc::new(receiver),
+        }
     }
 
     /// The inner service.
@@ -190,7 +197,7 @@ where
         // into the future (tower's rule for services called later).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let receiver = self.receiver.clone();
+        let receiver = Arc::clone(&self.receiver);
         ResponseFuture::pending(Box::pin(async move {
             let rejection = |error| Ok(reject(&error, &parts.headers).map(ResponseBody::rejection));
             let body = match collect_body(collector, body).await {
