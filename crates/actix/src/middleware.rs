@@ -141,7 +141,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(WebhookMiddlewareService {
             service: Rc::new(service),
-            receiver: self.receiver.clone(),
+            receiver: Rc::new(self.receiver.clone()),
         }))
     }
 }
@@ -150,7 +150,7 @@ where
 #[derive(Debug)]
 pub struct WebhookMiddlewareService<S> {
     service: Rc<S>,
-    receiver: Receiver,
+    receiver: Rc<Receiver>,
 }
 
 impl<S, B> Service<ServiceRequest> for WebhookMiddlewareService<S>
@@ -166,7 +166,7 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
-        let receiver = self.receiver.clone();
+        let receiver = Rc::clone(&self.receiver);
         Box::pin(async move {
             let payload = req.take_payload();
             let Accepted {
