@@ -2,21 +2,15 @@
 
 mod common;
 
-use common::{Listener, OTHER_SECRET, SECRET, command, run, sent_webhook_id, stderr, stdout};
+use common::{Listener, OTHER_SECRET, SECRET, command, run, send, sent_webhook_id, stderr, stdout};
 
 #[test]
 fn a_sent_example_is_verified_and_printed() {
     let listener = Listener::start(&["--secret", SECRET]);
-    let output = run(
-        &[
-            "send",
-            "--url",
-            &listener.url,
-            "--secret",
-            SECRET,
-            "--event",
-            "producersync.updates_available",
-        ],
+    let output = send(
+        &listener.url,
+        SECRET,
+        &["--event", "producersync.updates_available"],
         b"",
     );
     let log = stdout(&output);
@@ -35,18 +29,10 @@ fn a_sent_example_is_verified_and_printed() {
 fn every_documented_type_is_accepted_verbose_shows_the_json() {
     let listener = Listener::start(&["--secret", SECRET, "--verbose"]);
     for event_type in agentsync_webhooks_core::EventType::ALL {
-        let output = run(
-            &[
-                "send",
-                "--url",
-                &listener.url,
-                "--secret",
-                SECRET,
-                "--event",
-                event_type.as_str(),
-                "--schedule",
-                "none",
-            ],
+        let output = send(
+            &listener.url,
+            SECRET,
+            &["--event", event_type.as_str(), "--schedule", "none"],
             b"",
         );
         assert!(output.status.success(), "{event_type}: {}", stdout(&output));
@@ -64,18 +50,10 @@ fn every_documented_type_is_accepted_verbose_shows_the_json() {
 #[test]
 fn a_wrong_secret_is_refused_retried_and_explained_on_both_sides() {
     let listener = Listener::start(&["--secret", SECRET]);
-    let output = run(
-        &[
-            "send",
-            "--url",
-            &listener.url,
-            "--secret",
-            OTHER_SECRET,
-            "--event",
-            "contract.updated",
-            "--schedule",
-            "0,10ms,20ms",
-        ],
+    let output = send(
+        &listener.url,
+        OTHER_SECRET,
+        &["--event", "contract.updated", "--schedule", "0,10ms,20ms"],
         b"",
     );
     let log = stdout(&output);
@@ -111,13 +89,10 @@ fn raw_bodies_and_custom_data_reach_the_receiver_as_sent() {
         r#"{"npn": "42", "activatedAt": "2025-01-02T03:04:05Z"}"#,
     )
     .unwrap();
-    let output = run(
+    let output = send(
+        &listener.url,
+        SECRET,
         &[
-            "send",
-            "--url",
-            &listener.url,
-            "--secret",
-            SECRET,
             "--event",
             "producersync.npn.activated",
             "--data",
@@ -134,18 +109,10 @@ fn raw_bodies_and_custom_data_reach_the_receiver_as_sent() {
     assert!(json.contains("\"id\": \"whe_custom_data\""), "{json}");
 
     // Not an envelope: the library refuses it after verifying the signature.
-    let output = run(
-        &[
-            "send",
-            "--url",
-            &listener.url,
-            "--secret",
-            SECRET,
-            "--body",
-            "-",
-            "--schedule",
-            "none",
-        ],
+    let output = send(
+        &listener.url,
+        SECRET,
+        &["--body", "-", "--schedule", "none"],
         b"not json",
     );
     assert_eq!(output.status.code(), Some(1));
@@ -204,13 +171,10 @@ fn listen_reads_the_secret_from_the_environment() {
 #[test]
 fn load_mode_reports_throughput_latency_and_statuses() {
     let listener = Listener::start(&["--secret", SECRET]);
-    let output = run(
+    let output = send(
+        &listener.url,
+        SECRET,
         &[
-            "send",
-            "--url",
-            &listener.url,
-            "--secret",
-            SECRET,
             "--event",
             "id.producer.updated",
             "--count",
@@ -246,13 +210,10 @@ fn load_mode_reports_throughput_latency_and_statuses() {
 #[test]
 fn load_mode_duplicate_resends_one_webhook_id() {
     let listener = Listener::start(&["--secret", SECRET]);
-    let output = run(
+    let output = send(
+        &listener.url,
+        SECRET,
         &[
-            "send",
-            "--url",
-            &listener.url,
-            "--secret",
-            SECRET,
             "--event",
             "contract.updated",
             "--count",
@@ -285,13 +246,10 @@ fn load_mode_duplicate_resends_one_webhook_id() {
 #[test]
 fn load_mode_counts_refusals_and_fails() {
     let listener = Listener::start(&["--secret", SECRET]);
-    let output = run(
+    let output = send(
+        &listener.url,
+        OTHER_SECRET,
         &[
-            "send",
-            "--url",
-            &listener.url,
-            "--secret",
-            OTHER_SECRET,
             "--event",
             "contract.updated",
             "--count",
@@ -313,18 +271,10 @@ fn a_delivery_to_another_path_is_a_404_and_printed() {
     let url = listener
         .url
         .replace("/webhooks/psapi", "/webhooks/contracting");
-    let output = run(
-        &[
-            "send",
-            "--url",
-            &url,
-            "--secret",
-            SECRET,
-            "--event",
-            "contract.updated",
-            "--schedule",
-            "none",
-        ],
+    let output = send(
+        &url,
+        SECRET,
+        &["--event", "contract.updated", "--schedule", "none"],
         b"",
     );
     assert_eq!(output.status.code(), Some(1));
@@ -340,17 +290,10 @@ fn a_delivery_to_another_path_is_a_404_and_printed() {
 #[test]
 fn duplicate_sends_the_same_message_twice() {
     let listener = Listener::start(&["--secret", SECRET]);
-    let output = run(
-        &[
-            "send",
-            "--url",
-            &listener.url,
-            "--secret",
-            SECRET,
-            "--event",
-            "producersync.npn.activated",
-            "--duplicate",
-        ],
+    let output = send(
+        &listener.url,
+        SECRET,
+        &["--event", "producersync.npn.activated", "--duplicate"],
         b"",
     );
     let log = stdout(&output);
@@ -368,17 +311,10 @@ fn duplicate_sends_the_same_message_twice() {
 
     // Without idempotency, both are processed.
     let listener = Listener::start(&["--secret", SECRET, "--no-idempotency"]);
-    let output = run(
-        &[
-            "send",
-            "--url",
-            &listener.url,
-            "--secret",
-            SECRET,
-            "--event",
-            "producersync.npn.activated",
-            "--duplicate",
-        ],
+    let output = send(
+        &listener.url,
+        SECRET,
+        &["--event", "producersync.npn.activated", "--duplicate"],
         b"",
     );
     assert!(output.status.success());

@@ -9,7 +9,7 @@ use std::{
 };
 
 use agentsync_webhooks_core::Verifier;
-use common::{SECRET, run, stderr, stdout};
+use common::{SECRET, send, stderr, stdout};
 
 /// One request as the scripted server read it.
 struct Seen {
@@ -70,13 +70,10 @@ fn header<'a>(seen: &'a Seen, name: &str) -> &'a str {
 fn a_failed_attempt_is_retried_with_the_same_id_and_body_and_a_fresh_signature() {
     let (url, seen) = scripted_server(&[500, 503, 204]);
     // More than a second between attempts, so that the timestamps must differ.
-    let output = run(
+    let output = send(
+        &url,
+        SECRET,
         &[
-            "send",
-            "--url",
-            &url,
-            "--secret",
-            SECRET,
             "--event",
             "producersync.npn.deactivated",
             "--schedule",
@@ -131,18 +128,10 @@ fn an_attempt_without_an_answer_times_out_after_5_seconds() {
         let _request = read_request(&mut stream);
         std::thread::park();
     });
-    let output = run(
-        &[
-            "send",
-            "--url",
-            &url,
-            "--secret",
-            SECRET,
-            "--event",
-            "contract.updated",
-            "--schedule",
-            "none",
-        ],
+    let output = send(
+        &url,
+        SECRET,
+        &["--event", "contract.updated", "--schedule", "none"],
         b"",
     );
     let log = stdout(&output);

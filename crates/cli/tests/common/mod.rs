@@ -141,3 +141,11 @@ pub fn sent_webhook_id(send_stdout: &str) -> String {
         .map(|id| id.trim().to_owned())
         .expect("send prints the webhook-id")
 }
+
+/// Runs `send --url URL --secret SECRET ARGS` to completion with `stdin` as its input.
+pub fn send(url: &str, secret: &str, args: &[&str], stdin: &[u8]) -> Output {
+    run(
+        &[&["send", "--url", url, "--secret", secret], args].concat(),
+        stdin,
+    )
+}
