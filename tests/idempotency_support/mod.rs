@@ -186,6 +186,12 @@ pub async fn wait_until(limit: Duration, condition: impl Fn() -> bool) -> bool {
     true
 }
 
+/// Concurrent copies of one delivery.
+pub const DELIVERIES: usize = 500;
+/// How many other copies the handler waits to see answered before it returns, so that they
+/// overlap its claim for certain (they can only be answered `409` meanwhile).
+pub const OVERLAP: usize = 100;
+
 /// How many answers of each kind, for assertions and their messages.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -209,5 +215,24 @@ impl Tally {
             }
         }
         tally
+    }
+
+    /// What a [`burst`] of [`DELIVERIES`] copies must give, whatever the store: `handler_runs`
+    /// is 1, one answer is processed, and every other is a duplicate or in flight, at least the
+    /// [`OVERLAP`] sent while the handler ran being in flight.
+    pub fn assert_one_run_of_a_burst(&self, handler_runs: usize) {
+        let tally = self;
+        assert_eq!(handler_runs, 1, "handler runs: {tally:?}");
+        assert_eq!(tally.processed, 1, "{tally:?}");
+        assert!(tally.other.is_empty(), "answers not 200 or 409: {tally:?}");
+        assert_eq!(
+            tally.duplicate + tally.in_flight,
+            DELIVERIES - 1,
+            "{tally:?}"
+        );
+        assert!(
+            tally.in_flight >= OVERLAP,
+            "the {OVERLAP} answers sent while the handler ran must be 409: {tally:?}"
+        );
     }
 }
