@@ -26,6 +26,7 @@ mod body;
 mod delivery;
 mod error;
 pub mod event;
+pub mod handoff;
 pub mod headers;
 pub mod idempotency;
 mod receiver;
