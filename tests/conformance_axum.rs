@@ -1,22 +1,13 @@
-//! The conformance suite against axum: the layer with the `Webhook` extractor, and the extractor
-//! alone with the receiver as the router state (`Webhook`) or taken from the application's own
-//! state through `FromRef` (`WebhookFromState`), each with every case but the idempotency ones
-//! that need the handler's answer, which an extractor never sees; plus what only axum has (user
-//! payload types, the raw body next to the event, the misconfiguration answer).
+//! The conformance suite against axum: the layer with the `Webhook` extractor; plus what only
+//! axum has (user payload types, the raw body next to the event, the misconfiguration answer).
 
 mod conformance;
 
 use agentsync_webhooks::{
     EventType, Receiver, Signer, UpdatesAvailable, Verifier,
-    axum::{Webhook, WebhookFromState, WebhookLayer},
+    axum::{Webhook, WebhookLayer},
 };
-use axum::{
-    Router,
-    body::Bytes,
-    extract::{FromRef, State},
-    http::StatusCode,
-    routing::post,
-};
+use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post};
 use conformance::{Calls, PATH, SECRET, TestServer};
 use tokio::net::TcpListener;
 
@@ -45,52 +36,6 @@ async fn layer_and_extractor_pass_the_conformance_suite() {
     .await;
 }
 
-#[tokio::test]
-async fn extractor_alone_passes_the_conformance_suite() {
-    conformance::run_extractor_suite("axum extractor", |receiver: Receiver, calls: Calls| {
-        let handler = move |event: Webhook| async move {
-            StatusCode::from_u16(calls.record(event.into_delivery()).await).unwrap()
-        };
-        serve(
-            Router::new()
-                .route(PATH, post(handler))
-                .with_state(receiver),
-        )
-    })
-    .await;
-}
-
-/// A payload type of the user's own (any `Deserialize` type; this one happens to ship with the
-/// core crate): `data` is parsed into it instead of `EventData`.
-/// A router state of the application's own, giving the receiver through `FromRef`.
-#[derive(Clone)]
-struct AppState {
-    receiver: Receiver,
-    calls: Calls,
-}
-
-impl FromRef<AppState> for Receiver {
-    fn from_ref(state: &AppState) -> Self {
-        state.receiver.clone()
-    }
-}
-
-#[tokio::test]
-async fn extractor_with_the_receiver_from_an_app_state_passes_the_conformance_suite() {
-    async fn handler(State(state): State<AppState>, event: WebhookFromState) -> StatusCode {
-        let delivery = event.0.into_delivery();
-        StatusCode::from_u16(state.calls.record(delivery).await).unwrap()
-    }
-    conformance::run_extractor_suite("axum extractor from FromRef", |receiver, calls| {
-        serve(
-            Router::new()
-                .route(PATH, post(handler))
-                .with_state(AppState { receiver, calls }),
-        )
-    })
-    .await;
-}
-
 async fn run_date(event: Webhook<UpdatesAvailable>) -> String {
     format!("{} {}", event.event_type, event.data.updated_since())
 }
@@ -107,21 +52,16 @@ async fn post_example(url: &str, event_type: EventType) -> (u16, String) {
 }
 
 #[tokio::test]
-async fn user_payload_types_in_both_modes() {
+async fn user_payload_types() {
     let verifier = Verifier::new(SECRET).unwrap();
     let layered = serve(
         Router::new()
             .route(PATH, post(run_date))
-            .route_layer(WebhookLayer::new(verifier.clone())),
+            .route_layer(WebhookLayer::new(verifier)),
     )
     .await;
-    let alone = serve(
-        Router::new()
-            .route(PATH, post(run_date))
-            .with_state(verifier),
-    )
-    .await;
-    for server in [&layered, &alone] {
+    {
+        let server = &layered;
         assert_eq!(
             post_example(&server.url, EventType::ProducerSyncUpdatesAvailable).await,
             (200, "producersync.updates_available 2025-07-24".into())
@@ -152,7 +92,7 @@ async fn a_bytes_handler_gets_the_verified_body_behind_the_layer() {
 }
 
 #[tokio::test]
-async fn neither_layer_nor_verifier_is_a_500_naming_the_fix() {
+async fn the_extractor_without_the_layer_is_a_500_naming_the_fix() {
     async fn handler(_: Webhook) -> StatusCode {
         StatusCode::OK
     }
@@ -161,5 +101,4 @@ async fn neither_layer_nor_verifier_is_a_500_naming_the_fix() {
     assert_eq!(status, 500);
     assert!(body.contains("\"misconfigured\""), "{body}");
     assert!(body.contains("WebhookLayer::new(verifier)"), "{body}");
-    assert!(body.contains("with_state(verifier)"), "{body}");
 }

@@ -39,12 +39,15 @@
 //! the handler gets `409` with `Retry-After`; a store that always fails gets `503` with
 //! `Retry-After` and no handler call, unless the receiver is fail-open.
 //!
-//! An extractor used without its layer or middleware never sees the handler's answer, so it
-//! cannot record a delivery as processed: [`run_extractor_suite`] runs every case except the two
-//! that need it (the duplicate and the in-flight one).
+//! The slow-body case sends a valid delivery's headers, then its body a byte per second, over a
+//! raw TCP socket: the receiver's body-read deadline (1 s in that case) must answer 408
+//! `body_read_timeout` without running the handler, and the server must then close the
+//! connection.
 //!
-//! The signatures of [`run_suite`] and [`run_extractor_suite`] and the shape of [`Calls`] and
-//! [`TestServer`] are stable.
+//! Extractors work only behind their layer or middleware (an extractor alone never sees the
+//! handler's answer), so every case runs in that one mode; none is skipped.
+//!
+//! The signature of [`run_suite`] and the shape of [`Calls`] and [`TestServer`] are stable.
 #![allow(dead_code)]
 
 use std::{
@@ -667,29 +670,10 @@ where
     F: Fn(Receiver, Calls) -> Fut,
     Fut: Future<Output = TestServer>,
 {
-    run(adapter, Wrapping::Handler, start).await;
+    run(adapter, start).await;
 }
 
-/// Runs every case that holds for an extractor used without its layer or middleware, which never
-/// sees the handler's answer: all but the duplicate and in-flight idempotency cases.
-pub async fn run_extractor_suite<F, Fut>(adapter: &str, start: F)
-where
-    F: Fn(Receiver, Calls) -> Fut,
-    Fut: Future<Output = TestServer>,
-{
-    run(adapter, Wrapping::None, start).await;
-}
-
-/// Whether the adapter setup under test reports the handler's status to the receiver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wrapping {
-    /// A layer, middleware or `run` wraps the handler.
-    Handler,
-    /// An extractor alone.
-    None,
-}
-
-async fn run<F, Fut>(adapter: &str, wrapping: Wrapping, start: F)
+async fn run<F, Fut>(adapter: &str, start: F)
 where
     F: Fn(Receiver, Calls) -> Fut,
     Fut: Future<Output = TestServer>,
@@ -699,10 +683,7 @@ where
         .build()
         .unwrap();
     let cases = cases();
-    let scenarios: Vec<Scenario> = Scenario::ALL
-        .into_iter()
-        .filter(|s| wrapping == Wrapping::Handler || !s.needs_status_report())
-        .collect();
+    let scenarios = Scenario::ALL;
     let total = cases.len() + scenarios.len();
     let mut failures = Vec::new();
     for case in cases {
@@ -753,16 +734,20 @@ enum Scenario {
     StoreUnavailable,
     /// The store always fails but the receiver is fail-open: processed (every time).
     FailOpen,
+    /// The body arrives a byte per second: 408 once the deadline passes, handler not run,
+    /// connection closed.
+    SlowBody,
 }
 
 impl Scenario {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Duplicate,
         Self::RetryAfterError,
         Self::RetryAfterPanic,
         Self::InFlight,
         Self::StoreUnavailable,
         Self::FailOpen,
+        Self::SlowBody,
     ];
 
     fn name(self) -> &'static str {
@@ -773,18 +758,15 @@ impl Scenario {
             Self::InFlight => "idempotency: second delivery while the first is in the handler",
             Self::StoreUnavailable => "idempotency: store unavailable",
             Self::FailOpen => "idempotency: store unavailable, fail-open",
+            Self::SlowBody => "a body sent a byte per second",
         }
-    }
-
-    /// Whether the case holds only if the handler's answer reaches the receiver.
-    fn needs_status_report(self) -> bool {
-        matches!(self, Self::Duplicate | Self::InFlight)
     }
 
     fn receiver(self) -> Receiver {
         let idempotency = match self {
             Self::StoreUnavailable => Idempotency::new(FailingStore),
             Self::FailOpen => Idempotency::new(FailingStore).fail_open(),
+            Self::SlowBody => return receiver().with_body_read_timeout(SLOW_BODY_DEADLINE),
             _ => Idempotency::new(MemoryStore::new()),
         };
         receiver().with_idempotency(idempotency)
@@ -845,6 +827,10 @@ impl Scenario {
                 let first = send().await;
                 let second = send().await;
                 (2, [("first", first, OK), ("second", second, OK)].into())
+            }
+            Self::SlowBody => {
+                problems.extend(slow_body(url, &case).await);
+                (0, Vec::new())
             }
         };
         for (what, response, answer) in answers {
@@ -932,6 +918,68 @@ async fn in_flight(
         Err(e) => problems.push(format!("first: send failed: {e}")),
     }
     Some(second)
+}
+
+/// The body-read deadline of the slow-body case.
+const SLOW_BODY_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Sends `case`'s headers at once and its body a byte per second over a raw socket; expects a
+/// 408 `body_read_timeout` long before the body could have arrived, then the connection closed.
+async fn slow_body(url: &str, case: &Case) -> Vec<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut problems = Vec::new();
+    let addr = url.trim_start_matches("http://").to_owned();
+    let stream = match tokio::net::TcpStream::connect(&addr).await {
+        Ok(stream) => stream,
+        Err(e) => return vec![format!("connect: {e}")],
+    };
+    let (mut reader, mut writer) = stream.into_split();
+    let body = case.body.bytes();
+    let mut head = format!(
+        "POST {PATH} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    for (name, value) in &case.headers {
+        head.extend_from_slice(format!("{name}: ").as_bytes());
+        head.extend_from_slice(value);
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    let drip = tokio::spawn(async move {
+        writer.write_all(&head).await?;
+        for byte in body {
+            writer.write_all(&[byte]).await?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Ok::<_, std::io::Error>(writer)
+    });
+    // The deadline is 1 s; the whole body would take minutes. 20 s bounds a hung server.
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = reader.read(&mut buf).await {
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    drip.abort();
+    let answer = String::from_utf8_lossy(&answer);
+    if closed.is_err() {
+        problems.push(format!(
+            "the connection was still open 20 s later (answer so far: {answer:?})"
+        ));
+    }
+    if !answer.starts_with("HTTP/1.1 408") {
+        problems.push(format!("expected a 408 answer, got {answer:?}"));
+    }
+    if !answer.contains("\"error\":\"body_read_timeout\"") {
+        problems.push(format!(
+            "expected the body_read_timeout code, got {answer:?}"
+        ));
+    }
+    problems
 }
 
 /// A store that cannot be reached, whatever is asked.

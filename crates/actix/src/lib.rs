@@ -1,24 +1,21 @@
 //! actix-web 4 middleware and extractor that verify AgentSync (Standard Webhooks) deliveries.
 //!
-//! Two ways to use it, which answer every request alike (the status table of the design notes,
-//! the same JSON error bodies as every other adapter):
-//!
-//! - [`WebhookMiddleware`] on a scope or resource: it reads the body within a limit, verifies and
-//!   parses it, stores the [`Delivery`] in the request extensions, restores the body for other
-//!   extractors, and reports the handler's status to the core. With
-//!   [`with_idempotency`](WebhookMiddleware::with_idempotency) each `webhook-id` is processed
-//!   once: the sender's retries of a delivery the handler answered 2xx get an empty `200`.
-//! - The [`Webhook`] extractor in handler signatures: it reads what the middleware stored, or,
-//!   without the middleware, verifies by itself with a `web::Data<Verifier>` (or
-//!   `web::Data<Receiver>`) from the app data; alone, it verifies but cannot de-duplicate.
+//! [`WebhookMiddleware`] on a scope or resource runs every request through the core's receive
+//! port: it reads the body within a limit and a deadline, verifies and parses it, stores the
+//! [`Delivery`] in the request extensions, restores the body for other extractors, and reports
+//! the handler's status to the core. The [`Webhook`] extractor in a handler's signature reads what
+//! it stored. With [`with_idempotency`](WebhookMiddleware::with_idempotency) each `webhook-id` is
+//! processed once: the sender's retries of a delivery the handler answered 2xx get an empty
+//! `200`. Every answer is the one every other adapter gives (the status table of the design
+//! notes, the same JSON error bodies).
 //!
 //! ```
 //! use actix_web::{App, HttpResponse, test, web};
 //! use agentsync_webhooks_actix::{Webhook, WebhookMiddleware};
 //! use agentsync_webhooks_core::{EventData, EventType, Signer, Verifier};
 //!
-//! async fn psapi(Webhook(delivery): Webhook) -> HttpResponse {
-//!     match delivery.event.data {
+//! async fn psapi(event: Webhook) -> HttpResponse {
+//!     match event.into_event().data {
 //!         EventData::ProducerSyncUpdatesAvailable(d) => println!("pull updatedSince={}", d.updated_since()),
 //!         other => println!("{:?}", other.event_type()),
 //!     }
@@ -56,7 +53,6 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-mod body;
 mod extract;
 mod headers;
 mod middleware;
@@ -70,5 +66,5 @@ pub use crate::{
     extract::Webhook,
     headers::ActixHeaders,
     middleware::{WebhookMiddleware, WebhookMiddlewareService},
-    rejection::{WebhookRejection, rejection_response},
+    rejection::WebhookRejection,
 };

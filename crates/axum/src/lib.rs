@@ -44,9 +44,9 @@
 //! # }
 //! ```
 //!
-//! [`Webhook`] also works without the layer, verifying by itself with the router's state (see
-//! its docs), but then nothing wraps the handler, so deliveries are verified but never
-//! de-duplicated.
+//! [`Webhook`] needs the layer: an extractor alone never sees the handler's answer, so it could
+//! not report it for idempotency, and the answers would differ from the other frameworks'. On a
+//! route without the layer, it answers `500` with a message naming the fix.
 //!
 //! [axum]: https://docs.rs/axum
 #![forbid(unsafe_code)]
@@ -58,7 +58,4 @@ mod rejection;
 
 pub use agentsync_webhooks_tower::{VerifiedDelivery, WebhookLayer};
 
-pub use crate::{
-    extract::{Webhook, WebhookFromState},
-    rejection::WebhookRejection,
-};
+pub use crate::{extract::Webhook, rejection::WebhookRejection};

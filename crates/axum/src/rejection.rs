@@ -1,41 +1,32 @@
 //! The extractor's rejection.
 
-use agentsync_webhooks_core::{Rejection, WebhookError};
-use agentsync_webhooks_tower::{rejection_response, webhook_id};
+use agentsync_webhooks_core::adapter::Rejection;
 use axum_core::{
     body::Body,
     response::{IntoResponse, Response},
 };
-use http::HeaderMap;
 
-/// Why [`Webhook`](crate::Webhook) refused a request, answered with the status and JSON body of
-/// the design table (the same response as the layer's).
+/// Why [`Webhook`](crate::Webhook) refused a request, answered with the design table's status
+/// and JSON body (the same response as the layer's); derefs to the core
+/// [`Rejection`] for its status, code and error.
 ///
 /// ```
 /// use agentsync_webhooks_axum::WebhookRejection;
-/// use agentsync_webhooks_core::WebhookError;
+/// use agentsync_webhooks_core::{WebhookError, adapter::Rejection};
 /// use axum_core::response::IntoResponse;
 ///
-/// let rejection = WebhookRejection::from(WebhookError::MissingHeader("webhook-id").rejection(None));
+/// let rejection = WebhookRejection::from(Rejection::new(WebhookError::MissingHeader("webhook-id"), None));
+/// assert_eq!(rejection.code(), "missing_header");
 /// assert_eq!(rejection.into_response().status(), 400);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookRejection(Rejection);
+pub struct WebhookRejection(pub Rejection);
 
-impl WebhookRejection {
-    /// Logs `error` with the request's `webhook-id` and keeps its response.
-    pub(crate) fn new(error: &WebhookError, headers: &HeaderMap) -> Self {
-        Self(error.rejection(webhook_id(headers)))
-    }
+impl std::ops::Deref for WebhookRejection {
+    type Target = Rejection;
 
-    /// The framework-neutral rejection (status, body, `Retry-After`).
-    pub fn rejection(&self) -> &Rejection {
+    fn deref(&self) -> &Rejection {
         &self.0
-    }
-
-    /// The HTTP status.
-    pub fn status(&self) -> u16 {
-        self.0.status
     }
 }
 
@@ -47,6 +38,6 @@ impl From<Rejection> for WebhookRejection {
 
 impl IntoResponse for WebhookRejection {
     fn into_response(self) -> Response {
-        rejection_response(self.0).map(Body::new)
+        self.0.into_response::<Body>()
     }
 }

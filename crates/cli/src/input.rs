@@ -5,7 +5,7 @@ use std::{
     path::Path,
 };
 
-use agentsync_webhooks_core::MAX_ID_LEN;
+use agentsync_webhooks_core::headers::MAX_ID_LEN;
 
 use crate::failure::Failure;
 

@@ -8,8 +8,8 @@
 use std::net::SocketAddr;
 
 use agentsync_webhooks_axum::{Webhook, WebhookLayer};
+use agentsync_webhooks_core::headers::id_for_log;
 use agentsync_webhooks_core::{Receiver, Secret, Verifier, idempotency::MemoryStore};
-use agentsync_webhooks_tower::webhook_id;
 use axum::{
     Router,
     body::Body,
@@ -136,7 +136,7 @@ async fn not_here(request: Request) -> StatusCode {
 
 /// Prints one line per delivery on the webhook path, whatever answered it.
 async fn print_outcome(request: Request, next: Next) -> Response {
-    let id = webhook_id(request.headers()).unwrap_or("-").to_owned();
+    let id = id_for_log(request.headers()).unwrap_or("-").to_owned();
     let response = next.run(request).await;
     let status = response.status();
     if let Some(received) = response.extensions().get::<Received>().cloned() {

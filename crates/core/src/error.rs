@@ -1,7 +1,5 @@
 //! Why a delivery was refused, and what every adapter answers for it.
 
-use std::fmt;
-
 /// Every reason a delivery can be refused.
 ///
 /// Each variant has a stable machine-readable [`code`](WebhookError::code), the HTTP
@@ -77,6 +75,15 @@ pub enum WebhookError {
         limit: usize,
     },
 
+    /// The body did not fully arrive within the body-read deadline (a slow or stalled client).
+    #[error(
+        "the request body did not fully arrive within {timeout_ms} ms: a slow or stalled client, or a proxy that buffers badly"
+    )]
+    BodyReadTimeout {
+        /// The configured deadline in milliseconds.
+        timeout_ms: u64,
+    },
+
     /// The body could not be read (the client went away, or the transport failed).
     #[error("the request body could not be read: {0}")]
     BodyRead(String),
@@ -116,8 +123,11 @@ pub enum WebhookError {
         retry_after_secs: u64,
     },
 
-    /// The idempotency store could not be reached, so the delivery was not processed.
-    #[error("the idempotency store is unavailable ({detail}): retry after {retry_after_secs} s")]
+    /// The idempotency store or the handoff's queue could not be reached, so the delivery was
+    /// neither processed nor stored.
+    #[error(
+        "the idempotency store or queue is unavailable ({detail}): retry after {retry_after_secs} s"
+    )]
     StoreUnavailable {
         /// What the store said.
         detail: String,
@@ -137,6 +147,7 @@ impl WebhookError {
             Self::TimestampTooNew { .. } => "timestamp_too_new",
             Self::SignatureMismatch { .. } => "signature_mismatch",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::BodyReadTimeout { .. } => "body_read_timeout",
             Self::BodyRead(_) => "body_read_failed",
             Self::InvalidPayload { .. } => "invalid_payload",
             Self::InvalidEventData { .. } => "invalid_event_data",
@@ -160,6 +171,7 @@ impl WebhookError {
             | Self::TimestampTooNew { .. }
             | Self::SignatureMismatch { .. } => 401,
             Self::PayloadTooLarge { .. } => 413,
+            Self::BodyReadTimeout { .. } => 408,
             Self::Duplicate => 200,
             Self::InFlight { .. } => 409,
             Self::StoreUnavailable { .. } => 503,
@@ -176,144 +188,11 @@ impl WebhookError {
             _ => None,
         }
     }
-
-    /// [`rejection`](Self::rejection) with the request's `webhook-id` (or `svix-id`) for the log
-    /// line, when the headers hold a usable one: what adapters call.
-    pub fn rejection_for(&self, headers: &(impl crate::HeaderLookup + ?Sized)) -> Rejection {
-        self.rejection(crate::headers::id_for_log(headers))
-    }
-
-    /// The response every adapter sends for this error, after logging it once.
-    ///
-    /// `webhook_id` is the delivery's id when the headers held one; it goes into the log line so
-    /// that an operator can find the attempt in the sender's portal.
-    pub fn rejection(&self, webhook_id: Option<&str>) -> Rejection {
-        let code = self.code();
-        let status = self.status();
-        match status {
-            200 => tracing::info!(code, webhook_id, "duplicate webhook delivery acknowledged"),
-            500.. => {
-                tracing::error!(code, webhook_id, status, error = %self, "webhook delivery refused")
-            }
-            _ => {
-                tracing::warn!(code, webhook_id, status, error = %self, "webhook delivery refused")
-            }
-        }
-        let body = if status == 200 {
-            Vec::new()
-        } else {
-            serde_json::to_vec(&ErrorBody::new(code, self.to_string())).unwrap_or_default()
-        };
-        Rejection {
-            status,
-            body,
-            retry_after: self.retry_after(),
-        }
-    }
-}
-
-/// The JSON body of every rejection: `{"error": "<code>", "message": "<sentence>"}`.
-#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct ErrorBody<'a> {
-    /// The stable code, [`WebhookError::code`].
-    pub error: &'a str,
-    /// A sentence with the likely cause.
-    #[serde(borrow)]
-    pub message: std::borrow::Cow<'a, str>,
-}
-
-impl<'a> ErrorBody<'a> {
-    fn new(error: &'a str, message: String) -> Self {
-        Self {
-            error,
-            message: message.into(),
-        }
-    }
-}
-
-/// A framework-neutral answer to a refused delivery; adapters copy it into their response type.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Rejection {
-    /// The HTTP status code.
-    pub status: u16,
-    /// The JSON body (`application/json`), or empty for an acknowledged duplicate.
-    pub body: Vec<u8>,
-    /// Seconds for a `Retry-After` header, if any.
-    pub retry_after: Option<u64>,
-}
-
-impl Rejection {
-    /// The `Content-Type` of [`body`](Self::body), if it has one.
-    pub fn content_type(&self) -> Option<&'static str> {
-        (!self.body.is_empty()).then_some("application/json")
-    }
-
-    /// A 500 for a misconfigured service (for example an extractor used with neither the layer
-    /// nor a verifier), naming the fix.
-    pub fn misconfigured(message: &str) -> Self {
-        tracing::error!(code = "misconfigured", "{message}");
-        let body = serde_json::to_vec(&ErrorBody::new("misconfigured", message.to_owned()))
-            .unwrap_or_default();
-        Self {
-            status: 500,
-            body,
-            retry_after: None,
-        }
-    }
-}
-
-impl fmt::Debug for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rejection")
-            .field("status", &self.status)
-            .field("body", &String::from_utf8_lossy(&self.body))
-            .field("retry_after", &self.retry_after)
-            .finish()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rejection_body_is_small_json_with_code() {
-        let r = WebhookError::SignatureMismatch {
-            entries: 2,
-            candidates: 1,
-        }
-        .rejection(Some("msg_1"));
-        assert_eq!(r.status, 401);
-        let body: ErrorBody<'_> = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(body.error, "signature_mismatch");
-        assert!(body.message.contains("signing secret"));
-        assert_eq!(r.content_type(), Some("application/json"));
-    }
-
-    #[test]
-    fn duplicate_is_an_empty_200() {
-        let r = WebhookError::Duplicate.rejection(None);
-        assert_eq!((r.status, r.body.len(), r.content_type()), (200, 0, None));
-    }
-
-    #[test]
-    fn retry_after_only_where_the_sender_should_come_back() {
-        assert_eq!(
-            WebhookError::InFlight {
-                retry_after_secs: 5
-            }
-            .rejection(None)
-            .retry_after,
-            Some(5)
-        );
-        let r = WebhookError::StoreUnavailable {
-            detail: "down".into(),
-            retry_after_secs: 30,
-        }
-        .rejection(None);
-        assert_eq!((r.status, r.retry_after), (503, Some(30)));
-        assert_eq!(WebhookError::InvalidTimestamp.retry_after(), None);
-    }
 
     #[test]
     fn no_status_is_410() {
@@ -338,6 +217,7 @@ mod tests {
             },
             WebhookError::PayloadTooLarge { limit: 1 },
             WebhookError::BodyRead("reset".into()),
+            WebhookError::BodyReadTimeout { timeout_ms: 1 },
             WebhookError::InvalidPayload {
                 detail: "eof".into(),
             },

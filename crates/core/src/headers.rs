@@ -1,5 +1,7 @@
 //! Reading webhook headers without tying the core to one `http` crate version.
 
+pub use crate::verify::{MAX_ID_LEN, MAX_SIGNATURE_ENTRIES, MAX_SIGNATURE_HEADER_LEN};
+
 /// `webhook-id`: the message id, repeated on every retry of the same event.
 pub const WEBHOOK_ID: &str = "webhook-id";
 /// `webhook-timestamp`: integer seconds since the Unix epoch, when this attempt was signed.
@@ -101,7 +103,7 @@ pub fn id_for_log(headers: &(impl HeaderLookup + ?Sized)) -> Option<&str> {
         .header(WEBHOOK_ID)
         .or_else(|| headers.header(SVIX_ID))
         .filter(|id| {
-            !id.is_empty() && id.len() <= crate::MAX_ID_LEN && id.iter().all(u8::is_ascii_graphic)
+            !id.is_empty() && id.len() <= MAX_ID_LEN && id.iter().all(u8::is_ascii_graphic)
         })
         .and_then(|id| std::str::from_utf8(id).ok())
 }

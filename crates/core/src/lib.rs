@@ -22,7 +22,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod body;
+pub mod adapter;
 mod delivery;
 mod error;
 pub mod event;
@@ -37,21 +37,19 @@ pub mod v1a;
 mod verify;
 
 pub use crate::{
-    body::{BodyCollector, DEFAULT_BODY_LIMIT, check_content_length},
     delivery::Delivery,
-    error::{ErrorBody, Rejection, WebhookError},
+    error::WebhookError,
     event::{
         EventData, EventGroup, EventPayload, EventType, NpnActivated, NpnDeactivated, ObjectData,
         UnknownEventType, UpdatesAvailable, WebhookEvent,
     },
     headers::HeaderLookup,
     idempotency::{Idempotency, IdempotencyStore, MemoryStore},
-    receiver::{Accepted, Completion, Receiver},
+    receiver::{DEFAULT_BODY_READ_TIMEOUT, Receiver},
     secret::{SECRET_PREFIX, Secret, SecretError},
     sign::{SignedHeaders, SignedRequest, Signer, new_message_id},
     verify::{
-        Clock, DEFAULT_TOLERANCE, FixedClock, FromEnvError, MAX_ID_LEN, MAX_SIGNATURE_ENTRIES,
-        MAX_SIGNATURE_HEADER_LEN, SECRET_ENV, SystemClock, VerifiedHeaders, Verifier,
-        VerifierBuilder,
+        Clock, DEFAULT_TOLERANCE, FixedClock, FromEnvError, SECRET_ENV, SystemClock,
+        VerifiedHeaders, Verifier, VerifierBuilder,
     },
 };

@@ -1,39 +1,72 @@
-//! The one pipeline every adapter runs: limit, verify, parse, and (with idempotency) claim.
+//! What an endpoint accepts: the verifier, the limits and, if enabled, idempotency or the handoff.
+
+use std::{fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 
 use crate::{
-    BodyCollector, Delivery, EventPayload, HeaderLookup, Verifier, WebhookError,
-    body::DEFAULT_BODY_LIMIT,
-    idempotency::{ClaimGuard, Idempotency},
+    Delivery, EventPayload, HeaderLookup, Verifier, WebhookError,
+    adapter::{Accepted, Completion, DEFAULT_BODY_LIMIT},
+    handoff::{Enqueued, Handoff, ReceivedDelivery, now_ms},
+    headers::{SVIX_SIGNATURE, WEBHOOK_SIGNATURE, webhook_or_svix},
+    idempotency::{DEFAULT_UNAVAILABLE_RETRY_AFTER, Idempotency, whole_seconds},
 };
 
-/// Everything an adapter needs to accept deliveries: the verifier, the body limit and, if
-/// enabled, idempotency.
+/// How long the body of a request may take to arrive: 10 s. The sender gives up after 5 s, so a
+/// body still arriving after 10 s is a stalled or hostile client holding a connection.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything an endpoint needs to accept deliveries: the verifier, the body limit and
+/// body-read deadline, and what happens once a delivery is verified (nothing more, idempotency,
+/// or the durable handoff).
 ///
-/// Adapters hold one (it is cheap to clone), translate their request into headers and body,
-/// call [`accept`](Receiver::accept), and after the handler ran report its status with
-/// [`Completion::finish`]. Every decision lives here, so every framework answers alike.
-#[derive(Debug, Clone)]
+/// Adapters hold one (it is cheap to clone) and run every request through its one entry point,
+/// [`receive`](Self::receive) (the port), so every framework decides alike.
+///
+/// ```
+/// use std::time::Duration;
+/// use agentsync_webhooks_core::{MemoryStore, Receiver, Verifier};
+///
+/// let receiver = Receiver::new(Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?)
+///     .with_body_limit(256 * 1024)
+///     .with_body_read_timeout(Duration::from_secs(5))
+///     .with_idempotency(MemoryStore::new());
+/// assert_eq!(receiver.body_limit(), 256 * 1024);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
 pub struct Receiver {
     verifier: Verifier,
     body_limit: usize,
+    body_read_timeout: Duration,
     idempotency: Option<Idempotency>,
+    handoff: Option<Arc<dyn Handoff>>,
 }
 
 impl Receiver {
-    /// A receiver with the default body limit.
+    /// A receiver with the default body limit and body-read deadline.
     pub fn new(verifier: Verifier) -> Self {
         Self {
             verifier,
             body_limit: DEFAULT_BODY_LIMIT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             idempotency: None,
+            handoff: None,
         }
     }
 
-    /// Sets the largest body accepted, in bytes (default [`DEFAULT_BODY_LIMIT`]).
+    /// Sets the largest body accepted, in bytes (default [`DEFAULT_BODY_LIMIT`]); larger ones are
+    /// answered 413 before they are read (declared) or at the chunk that crosses it (streamed).
     pub fn with_body_limit(mut self, limit: usize) -> Self {
         self.body_limit = limit;
+        self
+    }
+
+    /// Sets how long a body may take to arrive (default [`DEFAULT_BODY_READ_TIMEOUT`]); a slower
+    /// one is answered 408 (`body_read_timeout`), the handler does not run, and the connection is
+    /// closed.
+    pub fn with_body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
         self
     }
 
@@ -41,18 +74,16 @@ impl Receiver {
     /// [`MemoryStore`](crate::idempotency::MemoryStore)) for the defaults, or an
     /// [`Idempotency`] to set the key prefix, lease, TTL or fail-open.
     ///
-    /// [`accept`](Self::accept) then claims the id once the signature holds, answering a
-    /// duplicate of a processed id with [`WebhookError::Duplicate`] (200, empty), one being
-    /// processed with [`WebhookError::InFlight`] (409) and a store failure with
-    /// [`WebhookError::StoreUnavailable`] (503), without running the handler.
-    /// [`Completion::finish`] records a 2xx as processed and releases the id otherwise;
-    /// dropping the completion unfinished (a panic, a cancelled request) releases it too.
+    /// The id is claimed once the signature holds: a duplicate of a processed id is answered 200
+    /// with an empty body, one being processed 409, a store failure 503, none of them running
+    /// the handler. [`Completion::finish`] records a 2xx as processed and releases the id
+    /// otherwise; dropping the completion unfinished (a panic, a cancelled request) releases it
+    /// too.
     ///
     /// ```
     /// use agentsync_webhooks_core::{Receiver, Verifier, idempotency::{Idempotency, MemoryStore}};
     ///
     /// let verifier = Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
-    /// let receiver = Receiver::new(verifier.clone()).with_idempotency(MemoryStore::new());
     /// let namespaced = Receiver::new(verifier)
     ///     .with_idempotency(Idempotency::new(MemoryStore::new()).with_key_prefix("billing:"));
     /// assert_eq!(namespaced.idempotency().map(Idempotency::key_prefix), Some("billing:"));
@@ -63,9 +94,24 @@ impl Receiver {
         self
     }
 
+    /// Writes every verified delivery to a durable queue before the handler runs, so that the
+    /// handler only has to answer 202 and the work happens on workers (see
+    /// [`handoff`](crate::handoff)). The queue de-duplicates by `webhook-id` in the same step, so
+    /// this replaces [`with_idempotency`](Self::with_idempotency): a delivery already stored is
+    /// answered 200 with an empty body, a queue that cannot be written 503 with `Retry-After`.
+    pub fn with_handoff(mut self, queue: impl Handoff) -> Self {
+        self.handoff = Some(Arc::new(queue));
+        self
+    }
+
     /// The idempotency settings, if enabled (to [`forget`](Idempotency::forget) an id).
     pub fn idempotency(&self) -> Option<&Idempotency> {
         self.idempotency.as_ref()
+    }
+
+    /// Whether verified deliveries are written to a queue before the handler runs.
+    pub fn has_handoff(&self) -> bool {
+        self.handoff.is_some()
     }
 
     /// The largest body accepted, in bytes.
@@ -73,21 +119,41 @@ impl Receiver {
         self.body_limit
     }
 
+    /// How long a body may take to arrive.
+    pub fn body_read_timeout(&self) -> Duration {
+        self.body_read_timeout
+    }
+
     /// The verifier.
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
     }
 
-    /// A collector for a body of declared length `content_length`, bounded by the limit.
-    pub fn collector(&self, content_length: Option<u64>) -> Result<BodyCollector, WebhookError> {
-        BodyCollector::new(content_length, self.body_limit)
-    }
-
-    /// Verifies, claims (with idempotency) and parses a delivery whose body was collected within
-    /// the limit.
+    /// Verifies, claims or stores, and parses a delivery whose body is already in memory: the
+    /// port's steps after the body was read, for integrations that get the whole body at once
+    /// (a serverless function, a test). Refusals are returned, not logged.
     ///
-    /// The id is claimed after the signature holds and before the body is parsed; a body that
-    /// then fails to parse releases the claim. The returned future is `Send` whatever `D` is.
+    /// With idempotency the id is claimed after the signature holds and before the body is
+    /// parsed (a body that then fails to parse releases the claim); with the handoff the body is
+    /// parsed first, so that only deliveries a worker can process are stored. The returned
+    /// future is `Send` whatever `D` is.
+    ///
+    /// ```
+    /// use agentsync_webhooks_core::{EventData, EventType, MemoryStore, Receiver, Signer, Verifier, WebhookError};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    /// let receiver = Receiver::new(Verifier::new(secret)?).with_idempotency(MemoryStore::new());
+    /// let request = Signer::new(secret)?.example(EventType::ProducerSyncUpdatesAvailable);
+    /// let headers = request.headers.to_pairs();
+    ///
+    /// let accepted = receiver.accept::<EventData>(&headers, request.body.clone().into()).await?;
+    /// accepted.completion.finish(200).await; // the handler answered 200
+    /// let again = receiver.accept::<EventData>(&headers, request.body.into()).await;
+    /// assert!(matches!(again, Err(WebhookError::Duplicate)));
+    /// # Ok(()) }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
+    /// ```
     pub async fn accept<D: EventPayload>(
         &self,
         headers: &(impl HeaderLookup + ?Sized),
@@ -99,6 +165,25 @@ impl Receiver {
             });
         }
         let verified = self.verifier.verify(headers, &body)?;
+        if let Some(handoff) = &self.handoff {
+            let received = received::<D>(headers, verified.id, verified.timestamp, &body)?;
+            match handoff.enqueue(&received).await {
+                Ok(Enqueued::New) => {}
+                Ok(Enqueued::Duplicate) => return Err(WebhookError::Duplicate),
+                Err(err) => {
+                    tracing::warn!(webhook_id = verified.id, error = %err, "queue unavailable");
+                    return Err(WebhookError::StoreUnavailable {
+                        detail: err.kind().as_str().to_owned(),
+                        retry_after_secs: whole_seconds(DEFAULT_UNAVAILABLE_RETRY_AFTER),
+                    });
+                }
+            }
+            let delivery = Delivery::parse(verified.id, verified.timestamp, body)?;
+            return Ok(Accepted {
+                delivery,
+                completion: Completion::stored(),
+            });
+        }
         let claim = match &self.idempotency {
             Some(idempotency) => idempotency.claim(verified.id).await?,
             None => None,
@@ -109,7 +194,7 @@ impl Receiver {
             Ok(delivery) => {
                 return Ok(Accepted {
                     delivery,
-                    completion: Completion { claim },
+                    completion: Completion::claimed(claim),
                 });
             }
             Err(err) => err,
@@ -121,42 +206,37 @@ impl Receiver {
     }
 }
 
-/// A delivery that passed every check, with the obligation to report how its handler did.
-#[derive(Debug)]
-pub struct Accepted<D> {
-    /// The verified, parsed delivery, for the handler.
-    pub delivery: Delivery<D>,
-    /// To be finished with the handler's status.
-    pub completion: Completion,
+/// The record the handoff stores: checked to parse first (a delivery no worker could process is
+/// refused with 400 and never stored), then described without holding the parsed payload, so
+/// that the future stays `Send` whatever the payload type.
+fn received<D: EventPayload>(
+    headers: &(impl HeaderLookup + ?Sized),
+    webhook_id: &str,
+    webhook_timestamp: i64,
+    body: &Bytes,
+) -> Result<ReceivedDelivery, WebhookError> {
+    let event_type = Delivery::<D>::parse(webhook_id, webhook_timestamp, body.clone())?
+        .event
+        .event_type;
+    let signature = webhook_or_svix(headers, WEBHOOK_SIGNATURE, SVIX_SIGNATURE)?;
+    Ok(ReceivedDelivery {
+        webhook_id: webhook_id.to_owned(),
+        event_type,
+        webhook_timestamp,
+        signature: String::from_utf8_lossy(signature).into_owned(),
+        received_at_ms: now_ms(),
+        body: body.clone(),
+    })
 }
 
-/// Reports the handler's outcome for one delivery: with idempotency, it holds the claim of its
-/// `webhook-id`.
-///
-/// Call [`finish`](Self::finish) with the handler's status. If the handler panics or the request
-/// is cancelled, just drop it: dropping an unfinished completion releases the claim (at once for
-/// the memory store, in the background for stores that need I/O, or when the lease expires), so
-/// that the sender's retry is processed.
-#[derive(Debug)]
-#[must_use = "finish the completion with the handler's status"]
-pub struct Completion {
-    claim: Option<ClaimGuard>,
-}
-
-impl Completion {
-    /// Records the handler's HTTP status for this delivery: a 2xx marks the id processed (its
-    /// duplicates are then answered 200 without running the handler), anything else releases it
-    /// so that the sender's retry runs the handler again. Store failures are logged, not
-    /// returned: the response is already decided.
-    pub async fn finish(self, status: u16) {
-        if let Some(claim) = self.claim {
-            claim.finish(status).await;
-        }
-    }
-
-    /// Whether this delivery holds an idempotency claim (false without idempotency, or when a
-    /// fail-open receiver let it through while the store was unavailable).
-    pub fn is_claimed(&self) -> bool {
-        self.claim.is_some()
+impl fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("verifier", &self.verifier)
+            .field("body_limit", &self.body_limit)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("idempotency", &self.idempotency)
+            .field("handoff", &self.handoff.is_some())
+            .finish()
     }
 }

@@ -14,6 +14,7 @@ use std::{
 
 use agentsync_webhooks_core::{
     EventData, EventPayload, EventType, Receiver, Signer, Verifier, WebhookError,
+    adapter::Rejection,
     idempotency::{
         Claim, Idempotency, IdempotencyStore, LeaseToken, MemoryStore, StoreError, StoreErrorKind,
         StoreFuture, contract::StoreContract,
@@ -163,9 +164,12 @@ async fn an_unavailable_store_is_a_503_by_default_and_passes_when_fail_open() {
         .accept::<EventData>(&headers, request.body.clone().into())
         .await
         .unwrap_err();
-    let rejection = err.rejection(Some(&request.headers.id));
-    assert_eq!((rejection.status, rejection.retry_after), (503, Some(7)));
-    let body = String::from_utf8(rejection.body).unwrap();
+    let rejection = Rejection::new(err, Some(&request.headers.id));
+    assert_eq!(
+        (rejection.status(), rejection.retry_after()),
+        (503, Some(7))
+    );
+    let body = String::from_utf8(rejection.body().to_vec()).unwrap();
     assert!(
         body.contains("store_unavailable") && body.contains("unreachable"),
         "{body}"

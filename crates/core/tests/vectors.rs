@@ -1,7 +1,7 @@
 //! The published Standard Webhooks test vectors, and the negative cases around them.
 
 use agentsync_webhooks_core::{
-    FixedClock, MAX_SIGNATURE_ENTRIES, Secret, SecretError, Signer, Verifier, WebhookError,
+    FixedClock, Secret, SecretError, Signer, Verifier, WebhookError, headers::MAX_SIGNATURE_ENTRIES,
 };
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

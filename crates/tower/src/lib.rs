@@ -1,8 +1,9 @@
 //! A [tower] layer that verifies AgentSync (Standard Webhooks) deliveries before your service
 //! sees them, for axum, hyper, tonic-style stacks or any `tower::Service` over `http` 1.
 //!
-//! [`WebhookLayer`] collects the body within a limit, verifies the signature and timestamp with
-//! the core [`Receiver`], parses the event, and passes the request on with the verified
+//! [`WebhookLayer`] runs every request through the core's receive port ([`Receiver::receive`]):
+//! it collects the body within a limit and a deadline, verifies the signature and timestamp,
+//! parses the event, and passes the request on with the verified
 //! [`VerifiedDelivery`] in its extensions and the very same bytes as its body. Refused
 //! deliveries are answered by the layer (status, small JSON body with a stable code, a `tracing`
 //! event) and never reach the inner service. With
@@ -58,20 +59,13 @@
 
 mod body;
 mod delivery;
-mod future;
 mod layer;
-mod response;
 
 /// The core types the layer is configured with, so that one dependency is enough.
 pub use agentsync_webhooks_core::{Idempotency, MemoryStore, Receiver};
 
 pub use crate::{
-    body::{ResponseBody, collect_body, content_length},
+    body::ResponseBody,
     delivery::VerifiedDelivery,
-    future::ResponseFuture,
-    layer::{WebhookLayer, WebhookService},
-    response::{reject, rejection_response, webhook_id},
+    layer::{ResponseFuture, WebhookLayer, WebhookService},
 };
-
-/// The boxed error type that request bodies' errors convert into.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

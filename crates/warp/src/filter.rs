@@ -1,11 +1,10 @@
-//! The filters: read the body within the limit, verify, parse.
+//! The filters: the core's receive port on warp's headers and body stream.
 
-use std::{future::poll_fn, pin::pin, sync::Arc};
+use std::sync::Arc;
 
-use agentsync_webhooks_core::headers::content_length;
-use warp::{Buf, Filter, Rejection, Stream, http::HeaderMap};
+use warp::{Filter, Rejection, http::HeaderMap};
 
-use crate::{EventData, EventPayload, Receiver, Verifier, Webhook, WebhookError, WebhookRejection};
+use crate::{EventData, EventPayload, Receiver, Verifier, Webhook, WebhookRejection};
 
 /// Extracts the verified delivery as a [`Webhook`](crate::Webhook) with typed [`EventData`], using the default
 /// body limit and no idempotency (see [`webhook_with`](crate::webhook_with) for both).
@@ -81,26 +80,10 @@ where
         .and_then(move |headers: HeaderMap, body| {
             let receiver = Arc::clone(&receiver);
             async move {
-                accept(&receiver, &headers, body)
-                    .await
-                    .map_err(|error| warp::reject::custom(WebhookRejection::new(error, &headers)))
+                match receiver.receive::<D, _, _>(&headers, None, body).await {
+                    Ok(accepted) => Ok(Webhook::from(accepted)),
+                    Err(rejection) => Err(warp::reject::custom(WebhookRejection(rejection))),
+                }
             }
         })
-}
-
-/// Collects the body within the limit and runs the core pipeline on it.
-async fn accept<D: EventPayload>(
-    receiver: &Receiver,
-    headers: &HeaderMap,
-    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
-) -> Result<Webhook<D>, WebhookError> {
-    let mut collector = receiver.collector(content_length(headers))?;
-    let mut body = pin!(body);
-    while let Some(chunk) = poll_fn(|cx| body.as_mut().poll_next(cx)).await {
-        collector.push_buf(chunk.map_err(|e| WebhookError::BodyRead(e.to_string()))?)?;
-    }
-    Ok(receiver
-        .accept::<D>(headers, collector.finish())
-        .await?
-        .into())
 }

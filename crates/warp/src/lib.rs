@@ -71,10 +71,12 @@
 //!
 //! # Bodies without `Content-Length`
 //!
-//! `warp::body::content_length_limit` refuses a chunked body with 411. These filters read the
-//! body stream instead, chunk by chunk, up to [`Receiver::body_limit`]: a declared length over the
-//! limit is refused with 413 before anything is read, and a stream that grows past it is refused
-//! with 413 at the chunk that crosses it, so memory stays bounded either way.
+//! `warp::body::content_length_limit` refuses a chunked body with 411. These filters hand the
+//! body stream to the core's receive port instead, which reads it chunk by chunk up to
+//! [`Receiver::body_limit`]: a declared length over the limit is refused with 413 before
+//! anything is read, a stream that grows past it with 413 at the chunk that crosses it, and a
+//! body still arriving after [`Receiver::body_read_timeout`] with 408, so memory and time stay
+//! bounded either way.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -86,8 +88,8 @@ mod webhook;
 /// The core types that appear in this crate's signatures or configure its receiver, so that one
 /// dependency is enough.
 pub use agentsync_webhooks_core::{
-    Completion, Delivery, EventData, EventPayload, Idempotency, MemoryStore, Receiver, Verifier,
-    WebhookError,
+    Delivery, EventData, EventPayload, Idempotency, MemoryStore, Receiver, Verifier, WebhookError,
+    adapter::Completion,
 };
 
 pub use crate::{

@@ -1,24 +1,25 @@
 //! The extracted delivery, and running the handler so that its status reaches the receiver.
 
-use std::ops::Deref;
-
 use warp::{Reply, reply::Response};
 
-use agentsync_webhooks_core::Accepted;
+use agentsync_webhooks_core::adapter::{Accepted, Completion};
 
-use crate::{Completion, Delivery, EventData};
+use crate::{Delivery, EventData};
 
-/// A verified delivery, extracted by [`webhook`](crate::webhook), with the obligation to report how its handler
-/// did.
+/// A verified delivery, extracted by [`webhook`](crate::webhook), with the obligation to report
+/// how its handler did. Derefs to the [`WebhookEvent`](agentsync_webhooks_core::WebhookEvent),
+/// with the same accessors as every adapter's `Webhook`.
 ///
-/// Dereferences to the [`Delivery`] (`hook.event`, `hook.webhook_id`, `hook.raw_body`,
-/// `hook.reparse::<T>()`). Hand it a handler with [`run`](Self::run), or answer it with
-/// [`respond`](Self::respond); dropping it instead releases the delivery for a retry.
+/// Hand it a handler with [`run`](Self::run), or answer it with [`respond`](Self::respond);
+/// dropping it instead (or taking [`into_delivery`](Self::into_delivery) or
+/// [`into_event`](Self::into_event)) reports nothing, which releases the delivery for a retry.
 #[derive(Debug)]
 pub struct Webhook<D = EventData> {
     delivery: Delivery<D>,
     completion: Completion,
 }
+
+agentsync_webhooks_core::adapter::webhook_accessors!(Webhook);
 
 impl<D> From<Accepted<D>> for Webhook<D> {
     fn from(accepted: Accepted<D>) -> Self {
@@ -37,21 +38,15 @@ impl<D> Webhook<D> {
     /// ```
     /// use agentsync_webhooks_core::{Delivery, Verifier};
     /// use agentsync_webhooks_warp::{Webhook, webhook};
-    /// use tokio::sync::mpsc;
     /// use warp::{Filter, http::StatusCode};
     ///
-    /// let (jobs, _worker) = mpsc::channel::<Delivery>(64);
     /// let verifier = Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
     /// let route = warp::path!("webhooks" / "psapi")
     ///     .and(webhook(verifier))
-    ///     .then(move |hook: Webhook| {
-    ///         let jobs = jobs.clone();
-    ///         hook.run(move |delivery| async move {
-    ///             match jobs.send(delivery).await {
-    ///                 Ok(()) => StatusCode::ACCEPTED,
-    ///                 // Not handled: a non-2xx makes the sender retry later.
-    ///                 Err(_) => StatusCode::SERVICE_UNAVAILABLE,
-    ///             }
+    ///     .then(|hook: Webhook| {
+    ///         hook.run(|delivery: Delivery| async move {
+    ///             println!("{} {}", delivery.webhook_id, delivery.event.event_type);
+    ///             StatusCode::NO_CONTENT
     ///         })
     ///     });
     /// # let _ = route;
@@ -77,7 +72,7 @@ impl<D> Webhook<D> {
     /// use warp::{Reply, http::StatusCode};
     ///
     /// async fn on_webhook(hook: Webhook) -> Result<impl Reply, Infallible> {
-    ///     println!("{} {}", hook.webhook_id, hook.event.event_type);
+    ///     println!("{} {}", hook.webhook_id(), hook.event_type);
     ///     Ok(hook.respond(StatusCode::NO_CONTENT).await)
     /// }
     /// ```
@@ -89,19 +84,6 @@ impl<D> Webhook<D> {
     /// [`Completion::finish`] with the status you answer with.
     pub fn into_parts(self) -> (Delivery<D>, Completion) {
         (self.delivery, self.completion)
-    }
-
-    /// The delivery.
-    pub fn delivery(&self) -> &Delivery<D> {
-        &self.delivery
-    }
-}
-
-impl<D> Deref for Webhook<D> {
-    type Target = Delivery<D>;
-
-    fn deref(&self) -> &Delivery<D> {
-        &self.delivery
     }
 }
 

@@ -1,5 +1,6 @@
-//! The warp filters over real TCP: a warp server on 127.0.0.1:0, reqwest (or a raw socket for
-//! chunked bodies) as the sender.
+//! What only warp has, over real TCP (a warp server on 127.0.0.1:0, reqwest as the sender):
+//! `Webhook::run` and `respond`, user payload types, and `recover` next to other routes'
+//! rejections. Everything every adapter must do is in the root conformance suite.
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
@@ -13,14 +14,10 @@ use std::{
 };
 
 use agentsync_webhooks_core::{
-    Delivery, ErrorBody, EventData, EventType, MemoryStore, Receiver, SignedRequest, Signer,
-    Verifier,
+    Delivery, EventData, EventType, MemoryStore, Receiver, SignedRequest, Signer, Verifier,
 };
 use agentsync_webhooks_warp::{Webhook, webhook, webhook_as, webhook_with};
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
-};
+use tokio::net::TcpListener;
 use warp::{Filter, Rejection, Reply, http::StatusCode};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -79,7 +76,8 @@ async fn post(addr: SocketAddr, request: &SignedRequest) -> reqwest::Response {
 async fn error_code(response: reqwest::Response) -> String {
     assert_eq!(response.headers()["content-type"], "application/json");
     let body = response.bytes().await.unwrap();
-    let parsed: ErrorBody<'_> = serde_json::from_slice(&body).unwrap();
+    let parsed: agentsync_webhooks_core::adapter::ErrorBody<'_> =
+        serde_json::from_slice(&body).unwrap();
     assert!(!parsed.message.is_empty());
     parsed.error.to_owned()
 }
@@ -126,7 +124,7 @@ async fn the_handlers_failure_status_is_what_the_sender_sees() {
 #[tokio::test]
 async fn respond_answers_from_an_and_then_handler() {
     async fn on_webhook(hook: Webhook) -> Result<impl Reply, Infallible> {
-        let status = match hook.event.data {
+        let status = match hook.data {
             EventData::ProducerSyncNpnActivated(_) => StatusCode::NO_CONTENT,
             _ => StatusCode::OK,
         };
@@ -166,7 +164,7 @@ async fn own_payload_types_and_reparse() {
     let reparsed = warp::path!("webhooks" / "psapi")
         .and(webhook(verifier()))
         .then(|hook: Webhook| async move {
-            let npn = hook.reparse::<Npn>().map(|d| d.event.data.npn);
+            let npn = hook.delivery().reparse::<Npn>().map(|d| d.event.data.npn);
             hook.respond(npn.unwrap_or_default()).await
         });
     let addr = spawn(typed.or(reparsed).recover(agentsync_webhooks_warp::recover)).await;
@@ -193,112 +191,6 @@ async fn own_payload_types_and_reparse() {
     let response = post(addr, &signer().example(EventType::ProducerSyncNpnActivated)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "19370865");
-}
-
-#[tokio::test]
-async fn bad_signature_is_a_json_401_and_the_handler_never_runs() {
-    let (addr, calls) = counting_server(Receiver::new(verifier()), StatusCode::OK).await;
-    let other = Signer::new("whsec_dGhpcyBpcyBub3QgdGhlIHNlY3JldA==").unwrap();
-    let response = post(addr, &other.example(EventType::ProducerUpdated)).await;
-    assert_eq!(response.status(), 401);
-    assert_eq!(error_code(response).await, "signature_mismatch");
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
-}
-
-#[tokio::test]
-async fn missing_headers_are_a_json_400() {
-    let (addr, calls) = counting_server(Receiver::new(verifier()), StatusCode::OK).await;
-    let response = reqwest::Client::new()
-        .post(format!("http://{addr}/webhooks/psapi"))
-        .body(r#"{"type":"producersync.updates_available","data":{"runDate":"2025-07-24"}}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    assert_eq!(error_code(response).await, "missing_header");
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
-}
-
-#[tokio::test]
-async fn declared_length_over_the_limit_is_a_413() {
-    let (addr, calls) = counting_server(
-        Receiver::new(verifier()).with_body_limit(64),
-        StatusCode::OK,
-    )
-    .await;
-    let request = signer().example(EventType::ProducerAddressUpdated);
-    assert!(request.body.len() > 64);
-    let response = post(addr, &request).await;
-    assert_eq!(response.status(), 413);
-    assert_eq!(error_code(response).await, "payload_too_large");
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
-}
-
-/// Sends a chunked POST by hand (no `Content-Length`), one chunk per slice, with the final
-/// chunk only if `finish`; returns the response's status.
-async fn post_chunked(
-    addr: SocketAddr,
-    request: &SignedRequest,
-    chunks: &[&[u8]],
-    finish: bool,
-) -> u16 {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut head = String::from("POST /webhooks/psapi HTTP/1.1\r\nhost: 127.0.0.1\r\n");
-    for (name, value) in request.headers.to_pairs() {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(
-        "content-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    for chunk in chunks {
-        stream
-            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-            .await
-            .unwrap();
-        stream.write_all(chunk).await.unwrap();
-        stream.write_all(b"\r\n").await.unwrap();
-    }
-    if finish {
-        stream.write_all(b"0\r\n\r\n").await.unwrap();
-    }
-    // Read the status line; the server answers without waiting for the rest of the body.
-    let mut response = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !response.windows(2).any(|w| w == b"\r\n") {
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "connection closed before a status line");
-        response.extend_from_slice(&buf[..n]);
-    }
-    let line = String::from_utf8_lossy(&response);
-    line.split(' ').nth(1).unwrap().parse().unwrap()
-}
-
-#[tokio::test]
-async fn chunked_body_without_content_length_is_accepted() {
-    let (addr, calls) = counting_server(Receiver::new(verifier()), StatusCode::OK).await;
-    let request = signer().example(EventType::ProducerSyncNpnDeactivated);
-    let (a, rest) = request.body.split_at(10);
-    let (b, c) = rest.split_at(rest.len() / 2);
-    assert_eq!(post_chunked(addr, &request, &[a, b, c], true).await, 200);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
-}
-
-#[tokio::test]
-async fn chunked_body_is_refused_at_the_chunk_that_crosses_the_limit() {
-    let (addr, calls) = counting_server(
-        Receiver::new(verifier()).with_body_limit(100),
-        StatusCode::OK,
-    )
-    .await;
-    let request = signer().example(EventType::ProducerSyncUpdatesAvailable);
-    let filler = [b' '; 60];
-    // 120 bytes sent and the body never ends: the answer cannot wait for the end.
-    assert_eq!(
-        post_chunked(addr, &request, &[&filler, &filler], false).await,
-        413
-    );
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
@@ -343,66 +235,6 @@ async fn a_webhook_rejection_wins_over_a_sibling_routes_404() {
     assert_eq!(error_code(response).await, "invalid_timestamp");
     let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
-}
-
-/// A server with idempotency whose handler answers `statuses[n]` on its n-th call (200 after
-/// the list) and panics where the status is `None`.
-async fn idempotent_server(statuses: Vec<Option<StatusCode>>) -> (SocketAddr, Arc<AtomicUsize>) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
-    let receiver = Receiver::new(verifier()).with_idempotency(MemoryStore::new());
-    let routes = warp::path!("webhooks" / "psapi")
-        .and(webhook_with(receiver))
-        .then(move |hook: Webhook| {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let status = statuses.get(n).copied().unwrap_or(Some(StatusCode::OK));
-            hook.run(move |_delivery: Delivery| async move {
-                status.unwrap_or_else(|| panic!("handler failure on call {n}"))
-            })
-        })
-        .recover(agentsync_webhooks_warp::recover);
-    (spawn(routes).await, calls)
-}
-
-#[tokio::test]
-async fn a_handled_delivery_is_a_duplicate_on_retry() {
-    let (addr, calls) = idempotent_server(vec![]).await;
-    let request = signer().example(EventType::ProducerSyncUpdatesAvailable);
-    assert_eq!(post(addr, &request).await.status(), 200);
-    let retry = post(addr, &request).await;
-    assert_eq!(retry.status(), 200);
-    assert!(retry.bytes().await.unwrap().is_empty());
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "the retry must not run the handler"
-    );
-}
-
-#[tokio::test]
-async fn a_failed_delivery_is_processed_again_on_retry() {
-    let (addr, calls) = idempotent_server(vec![Some(StatusCode::INTERNAL_SERVER_ERROR)]).await;
-    let request = signer().example(EventType::ProducerSyncUpdatesAvailable);
-    assert_eq!(post(addr, &request).await.status(), 500);
-    assert_eq!(post(addr, &request).await.status(), 200);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
-    // Now handled: a third attempt is a duplicate.
-    assert_eq!(post(addr, &request).await.status(), 200);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
-}
-
-#[tokio::test]
-async fn a_panicking_handler_releases_the_delivery() {
-    let (addr, calls) = idempotent_server(vec![None]).await;
-    let request = signer().example(EventType::ProducerSyncUpdatesAvailable);
-    // The panic drops the connection: no response at all.
-    let mut builder = reqwest::Client::new().post(format!("http://{addr}/webhooks/psapi"));
-    for (name, value) in request.headers.to_pairs() {
-        builder = builder.header(name, value);
-    }
-    assert!(builder.body(request.body.clone()).send().await.is_err());
-    assert_eq!(post(addr, &request).await.status(), 200);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

@@ -197,7 +197,7 @@ impl fmt::Debug for Idempotency {
 }
 
 /// Seconds for `Retry-After`: rounded up, at least 1.
-fn whole_seconds(duration: Duration) -> u64 {
+pub(crate) fn whole_seconds(duration: Duration) -> u64 {
     let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
     secs.max(1)
 }

@@ -216,7 +216,7 @@ impl StoreContract {
     async fn deliver(
         receiver: &Receiver,
         request: &SignedRequest,
-    ) -> Result<crate::Accepted<EventData>, WebhookError> {
+    ) -> Result<crate::adapter::Accepted<EventData>, WebhookError> {
         let headers = request.headers.to_pairs();
         receiver
             .accept::<EventData>(&headers, request.body.clone().into())
@@ -519,9 +519,9 @@ impl StoreContract {
         };
         match Self::deliver(&receiver, &request).await {
             Err(err @ WebhookError::InFlight { .. }) => {
-                let rejection = err.rejection(Some(&request.headers.id));
-                assert_eq!(rejection.status, 409, "{case}: status");
-                let retry_after = rejection.retry_after.unwrap_or_default();
+                let rejection = crate::adapter::Rejection::new(err, Some(&request.headers.id));
+                assert_eq!(rejection.status(), 409, "{case}: status");
+                let retry_after = rejection.retry_after().unwrap_or_default();
                 assert!(
                     (1..=60).contains(&retry_after),
                     "{case}: Retry-After {retry_after} within the default 60 s lease"

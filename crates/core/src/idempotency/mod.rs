@@ -64,4 +64,4 @@ pub use self::{
     store::{Claim, IdempotencyStore, LeaseToken, StoreError, StoreErrorKind, StoreFuture},
 };
 
-pub(crate) use self::config::ClaimGuard;
+pub(crate) use self::config::{ClaimGuard, whole_seconds};

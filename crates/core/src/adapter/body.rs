@@ -1,4 +1,4 @@
-//! Collecting a request body within a limit, for adapters that read a stream of chunks.
+//! Collecting a request body within a limit, chunk by chunk.
 
 use bytes::{Buf, BufMut as _, Bytes, BytesMut};
 
@@ -12,25 +12,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// refused at the chunk that crosses it.
 ///
 /// A body that arrives as one chunk (the usual case for a webhook) is kept as that chunk, shared
-/// and uncopied, when it is pushed with [`push_buf`](Self::push_buf); later chunks are appended
-/// to a buffer sized from the declared length.
-///
-/// ```
-/// use agentsync_webhooks_core::BodyCollector;
-///
-/// let mut body = BodyCollector::new(Some(5), 8)?;
-/// body.push(b"hello")?;
-/// assert_eq!(&body.finish()[..], b"hello");
-/// assert_eq!(BodyCollector::new(Some(9), 8).unwrap_err().status(), 413);
-///
-/// let chunk = bytes::Bytes::from_static(b"hello");
-/// let mut body = BodyCollector::new(None, 8)?;
-/// body.push_buf(chunk.clone())?;
-/// assert_eq!(body.finish().as_ptr(), chunk.as_ptr()); // the same bytes, not a copy
-/// # Ok::<(), agentsync_webhooks_core::WebhookError>(())
-/// ```
+/// and uncopied; later chunks are appended to a buffer sized from the declared length.
 #[derive(Debug)]
-pub struct BodyCollector {
+pub(crate) struct BodyCollector {
     body: Collected,
     expected: usize,
     limit: usize,
@@ -48,7 +32,7 @@ enum Collected {
 
 impl BodyCollector {
     /// Starts collecting; `content_length` is the declared length, if any.
-    pub fn new(content_length: Option<u64>, limit: usize) -> Result<Self, WebhookError> {
+    pub(crate) fn new(content_length: Option<u64>, limit: usize) -> Result<Self, WebhookError> {
         check_content_length(content_length, limit)?;
         let expected = content_length.map_or(0, |n| usize::try_from(n).unwrap_or(limit));
         Ok(Self {
@@ -59,7 +43,7 @@ impl BodyCollector {
     }
 
     /// Bytes collected so far.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match &self.body {
             Collected::Empty => 0,
             Collected::One(chunk) => chunk.len(),
@@ -67,19 +51,15 @@ impl BodyCollector {
         }
     }
 
-    /// Whether nothing has been collected yet.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Appends a chunk (copied), or refuses it if the body would exceed the limit.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<(), WebhookError> {
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<(), WebhookError> {
         self.push_buf(chunk)
     }
 
     /// Appends a chunk, or refuses it if the body would exceed the limit. The first chunk is
     /// kept as it is when it is [`Bytes`] (no copy); the body's later chunks are copied.
-    pub fn push_buf(&mut self, mut chunk: impl Buf) -> Result<(), WebhookError> {
+    pub(crate) fn push_buf(&mut self, mut chunk: impl Buf) -> Result<(), WebhookError> {
         let len = chunk.remaining();
         if len > self.limit - self.len() {
             return Err(WebhookError::PayloadTooLarge { limit: self.limit });
@@ -104,7 +84,7 @@ impl BodyCollector {
     }
 
     /// The whole body.
-    pub fn finish(self) -> Bytes {
+    pub(crate) fn finish(self) -> Bytes {
         match self.body {
             Collected::Empty => Bytes::new(),
             Collected::One(chunk) => chunk,
@@ -114,7 +94,10 @@ impl BodyCollector {
 }
 
 /// Refuses a declared `Content-Length` over `limit` before any byte is read.
-pub fn check_content_length(content_length: Option<u64>, limit: usize) -> Result<(), WebhookError> {
+pub(crate) fn check_content_length(
+    content_length: Option<u64>,
+    limit: usize,
+) -> Result<(), WebhookError> {
     match content_length {
         Some(n) if n > u64::try_from(limit).unwrap_or(u64::MAX) => {
             Err(WebhookError::PayloadTooLarge { limit })
@@ -149,7 +132,7 @@ mod tests {
         assert_eq!(one.finish().as_ptr(), first.as_ptr());
 
         let mut many = BodyCollector::new(None, 5).unwrap();
-        assert!(many.is_empty());
+        assert_eq!(many.len(), 0);
         many.push_buf(first).unwrap();
         many.push(b"c").unwrap();
         many.push_buf(Bytes::from_static(b"de")).unwrap();

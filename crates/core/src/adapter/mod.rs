@@ -1,0 +1,238 @@
+//! For adapter authors: the receive port and what it returns. Users of an adapter do not need
+//! this module; it is what the tower, axum, actix-web and warp adapters are built on.
+//!
+//! An adapter does five things and decides nothing:
+//!
+//! 1. turn its framework's request into headers (anything that implements
+//!    [`HeaderLookup`](crate::HeaderLookup)), the body's exact size if the framework knows it,
+//!    and the body as a [`Stream`](futures_core::Stream) of chunks;
+//! 2. call [`Receiver::receive`](crate::Receiver::receive), the port, which applies the body
+//!    limit and the body-read deadline, verifies, claims the `webhook-id` (idempotency) or stores
+//!    the delivery (handoff), parses, and logs every refusal;
+//! 3. on [`Accepted`], hand the [`Delivery`](crate::Delivery) to the handler;
+//! 4. report the handler's status with [`Completion::finish`];
+//! 5. on a [`Rejection`], copy it into its framework's response
+//!    ([`Rejection::into_response`] for `http` 1).
+//!
+//! Every adapter's `Webhook<D>` gets the same accessors and `Deref` target from
+//! [`webhook_accessors!`], so that moving from one framework to another changes imports, not
+//! handlers.
+
+mod body;
+#[cfg(feature = "receive")]
+mod port;
+mod rejection;
+
+pub use bytes::Bytes;
+
+pub(crate) use self::body::BodyCollector;
+#[cfg(feature = "receive")]
+pub use self::port::{FullBody, full_body};
+pub use self::{
+    body::DEFAULT_BODY_LIMIT,
+    rejection::{ErrorBody, Rejection},
+};
+use crate::{Delivery, idempotency::ClaimGuard};
+#[doc(inline)]
+pub use crate::{receiver_config, webhook_accessors};
+
+/// A delivery that passed every check, with the obligation to report how its handler did.
+#[derive(Debug)]
+pub struct Accepted<D> {
+    /// The verified, parsed delivery, for the handler.
+    pub delivery: Delivery<D>,
+    /// To be finished with the handler's status.
+    pub completion: Completion,
+}
+
+/// Reports the handler's outcome for one delivery: with idempotency, it holds the claim of its
+/// `webhook-id`.
+///
+/// Call [`finish`](Self::finish) with the handler's status. If the handler panics or the request
+/// is cancelled, just drop it: dropping an unfinished completion releases the claim (at once for
+/// the memory store, in the background for stores that need I/O, or when the lease expires), so
+/// that the sender's retry is processed.
+#[derive(Debug)]
+#[must_use = "finish the completion with the handler's status"]
+pub struct Completion {
+    claim: Option<ClaimGuard>,
+    stored: bool,
+}
+
+impl Completion {
+    pub(crate) fn claimed(claim: Option<ClaimGuard>) -> Self {
+        Self {
+            claim,
+            stored: false,
+        }
+    }
+
+    pub(crate) fn stored() -> Self {
+        Self {
+            claim: None,
+            stored: true,
+        }
+    }
+
+    /// Records the handler's HTTP status for this delivery: a 2xx marks the id processed (its
+    /// duplicates are then answered 200 without running the handler), anything else releases it
+    /// so that the sender's retry runs the handler again. Store failures are logged, not
+    /// returned: the response is already decided.
+    pub async fn finish(self, status: u16) {
+        if let Some(claim) = self.claim {
+            claim.finish(status).await;
+        }
+    }
+
+    /// Whether this delivery holds an idempotency claim (false without idempotency, with the
+    /// handoff, or when a fail-open receiver let it through while the store was unavailable).
+    pub fn is_claimed(&self) -> bool {
+        self.claim.is_some()
+    }
+
+    /// Whether this delivery was written to the handoff's queue before the handler runs (the
+    /// handler then only acknowledges it).
+    pub fn is_stored(&self) -> bool {
+        self.stored
+    }
+}
+
+/// Implements the accessors and the `Deref` (to [`WebhookEvent`](crate::WebhookEvent)) that
+/// every adapter's `Webhook<D>` shares, for a struct with a `delivery: Delivery<D>` field.
+///
+/// ```
+/// use agentsync_webhooks_core::{Delivery, EventData};
+///
+/// /// A framework's handler argument.
+/// pub struct Webhook<D = EventData> {
+///     delivery: Delivery<D>,
+/// }
+///
+/// agentsync_webhooks_core::adapter::webhook_accessors!(Webhook);
+/// ```
+#[macro_export]
+macro_rules! webhook_accessors {
+    ($webhook:ident) => {
+        impl<D> $webhook<D> {
+            /// The whole delivery: event, `webhook-id`, `webhook-timestamp`, raw body.
+            pub fn delivery(&self) -> &$crate::Delivery<D> {
+                &self.delivery
+            }
+
+            /// `webhook-id`: the same on every retry of this message (the idempotency key).
+            pub fn webhook_id(&self) -> &str {
+                &self.delivery.webhook_id
+            }
+
+            /// The signed `webhook-timestamp` of this attempt, in seconds since the Unix epoch.
+            pub fn webhook_timestamp(&self) -> i64 {
+                self.delivery.webhook_timestamp
+            }
+
+            /// The body exactly as received and verified.
+            pub fn raw_body(&self) -> &$crate::adapter::Bytes {
+                &self.delivery.raw_body
+            }
+
+            /// The event, e.g. to move it into a background task.
+            pub fn into_event(self) -> $crate::WebhookEvent<D> {
+                self.into_delivery().event
+            }
+
+            /// The delivery: event, `webhook-id`, `webhook-timestamp`, raw body.
+            pub fn into_delivery(self) -> $crate::Delivery<D> {
+                self.delivery
+            }
+        }
+
+        /// Derefs to the event, so `webhook.event_type` and `webhook.data` read directly.
+        impl<D> ::core::ops::Deref for $webhook<D> {
+            type Target = $crate::WebhookEvent<D>;
+
+            fn deref(&self) -> &Self::Target {
+                &self.delivery.event
+            }
+        }
+    };
+}
+
+/// Implements the configuration methods that every adapter's layer, middleware or filter builder
+/// shares, for a struct whose only field is `receiver: Receiver`: the same names as
+/// [`Receiver`](crate::Receiver)'s own, forwarded to it.
+///
+/// ```
+/// use agentsync_webhooks_core::{MemoryStore, Receiver, Verifier};
+///
+/// /// A framework's middleware.
+/// pub struct WebhookMiddleware {
+///     receiver: Receiver,
+/// }
+///
+/// agentsync_webhooks_core::adapter::receiver_config!(WebhookMiddleware);
+///
+/// let middleware = WebhookMiddleware::new(Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?)
+///     .with_body_limit(64 * 1024)
+///     .with_idempotency(MemoryStore::new());
+/// assert_eq!(middleware.receiver().body_limit(), 64 * 1024);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[macro_export]
+macro_rules! receiver_config {
+    ($builder:ident) => {
+        impl $builder {
+            /// Verifies with `verifier`, with the default body limit (1 MiB) and body-read
+            /// deadline (10 s), and no idempotency.
+            pub fn new(verifier: $crate::Verifier) -> Self {
+                Self::from_receiver($crate::Receiver::new(verifier))
+            }
+
+            /// Runs an already configured [`Receiver`]($crate::Receiver).
+            pub fn from_receiver(receiver: $crate::Receiver) -> Self {
+                Self { receiver }
+            }
+
+            /// Sets the largest body accepted, in bytes; a larger one is answered 413 before it
+            /// is read (declared) or at the chunk that crosses the limit (streamed).
+            pub fn with_body_limit(mut self, limit: usize) -> Self {
+                self.receiver = self.receiver.with_body_limit(limit);
+                self
+            }
+
+            /// Sets how long a body may take to arrive; a slower one is answered 408
+            /// (`body_read_timeout`) without running the handler, and its connection is closed.
+            pub fn with_body_read_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+                self.receiver = self.receiver.with_body_read_timeout(timeout);
+                self
+            }
+
+            /// Processes each `webhook-id` once: pass a store (such as `MemoryStore` for one
+            /// process, `RedisStore` for several) or an `Idempotency` to set its key prefix,
+            /// lease, TTL or fail-open. A retry of a delivery whose handler answered 2xx is
+            /// answered 200 with an empty body, one still being processed 409 with
+            /// `Retry-After`, a store that cannot answer 503 with `Retry-After`, none of them
+            /// running the handler; a non-2xx answer, an error, a panic or a dropped request
+            /// releases the id, so that the sender's retry is processed.
+            pub fn with_idempotency(
+                mut self,
+                idempotency: impl Into<$crate::idempotency::Idempotency>,
+            ) -> Self {
+                self.receiver = self.receiver.with_idempotency(idempotency);
+                self
+            }
+
+            /// Writes every verified delivery to a durable queue before the handler runs (the
+            /// handler then only answers 202; workers do the work). A delivery already stored is
+            /// answered 200 with an empty body, a queue that cannot be written 503 with
+            /// `Retry-After`. Replaces idempotency: the queue de-duplicates.
+            pub fn with_handoff(mut self, queue: impl $crate::handoff::Handoff) -> Self {
+                self.receiver = self.receiver.with_handoff(queue);
+                self
+            }
+
+            /// The receiver every request goes through.
+            pub fn receiver(&self) -> &$crate::Receiver {
+                &self.receiver
+            }
+        }
+    };
+}

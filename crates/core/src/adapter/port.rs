@@ -1,0 +1,100 @@
+//! The receive port: the one entry point every adapter calls.
+
+use std::{
+    convert::Infallible,
+    fmt::Display,
+    future::poll_fn,
+    pin::{Pin, pin},
+    task::{Context, Poll},
+};
+
+use bytes::{Buf, Bytes};
+use futures_core::Stream;
+
+use super::{Accepted, BodyCollector, Rejection};
+use crate::{EventPayload, HeaderLookup, Receiver, WebhookError, headers::content_length};
+
+impl Receiver {
+    /// The port: reads the body within the limit and the body-read deadline, then verifies,
+    /// claims or stores, and parses it; every refusal comes back as a logged [`Rejection`].
+    ///
+    /// `size_hint` is the body's exact size when the framework knows it without a
+    /// `Content-Length` header (the header, when present, wins). A declared size over the limit
+    /// is refused before a byte is read; a stream that grows past it is refused at the chunk
+    /// that crosses it; a body still arriving after
+    /// [`body_read_timeout`](Receiver::body_read_timeout) is refused with 408.
+    ///
+    /// ```
+    /// use agentsync_webhooks_core::{EventData, EventType, Receiver, Signer, Verifier, adapter::full_body};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    /// let receiver = Receiver::new(Verifier::new(secret)?);
+    /// let request = Signer::new(secret)?.example(EventType::ProducerSyncUpdatesAvailable);
+    /// let headers = request.headers.to_pairs();
+    ///
+    /// let accepted = receiver.receive::<EventData, _, _>(&headers, None, full_body(request.body.into())).await?;
+    /// assert_eq!(accepted.delivery.event.event_type, "producersync.updates_available");
+    /// accepted.completion.finish(200).await;
+    ///
+    /// let forged = receiver.receive::<EventData, _, _>(&headers, None, full_body("{}".into())).await;
+    /// assert_eq!(forged.unwrap_err().status(), 401);
+    /// # Ok(()) }
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(run()).unwrap();
+    /// ```
+    pub async fn receive<D, C, E>(
+        &self,
+        headers: &(impl HeaderLookup + ?Sized),
+        size_hint: Option<u64>,
+        body: impl Stream<Item = Result<C, E>>,
+    ) -> Result<Accepted<D>, Rejection>
+    where
+        D: EventPayload,
+        C: Buf,
+        E: Display,
+    {
+        let accepted = async {
+            let declared = content_length(headers).or(size_hint);
+            let collector = BodyCollector::new(declared, self.body_limit())?;
+            let timeout = self.body_read_timeout();
+            let body = tokio::time::timeout(timeout, collect(collector, body))
+                .await
+                .map_err(|_elapsed| WebhookError::BodyReadTimeout {
+                    timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                })??;
+            self.accept::<D>(headers, body).await
+        };
+        accepted
+            .await
+            .map_err(|error| Rejection::for_request(error, headers))
+    }
+}
+
+/// Reads every chunk into `collector`; a transport error is [`WebhookError::BodyRead`].
+async fn collect<C: Buf, E: Display>(
+    mut collector: BodyCollector,
+    body: impl Stream<Item = Result<C, E>>,
+) -> Result<Bytes, WebhookError> {
+    let mut body = pin!(body);
+    while let Some(chunk) = poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+        collector.push_buf(chunk.map_err(|e| WebhookError::BodyRead(e.to_string()))?)?;
+    }
+    Ok(collector.finish())
+}
+
+/// A body that is already in memory, as the one-chunk stream [`Receiver::receive`] reads.
+pub fn full_body(bytes: Bytes) -> FullBody {
+    FullBody(Some(bytes))
+}
+
+/// The stream of [`full_body`]: one chunk, then the end.
+#[derive(Debug)]
+pub struct FullBody(Option<Bytes>);
+
+impl Stream for FullBody {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.0.take().map(Ok))
+    }
+}
