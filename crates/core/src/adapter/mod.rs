@@ -9,7 +9,7 @@
 //! 2. call [`Receiver::receive`](crate::Receiver::receive), the port, which applies the body
 //!    limit and the body-read deadline, verifies, claims the `webhook-id` (idempotency) or stores
 //!    the delivery (handoff), parses, and logs every refusal;
-//! 3. on [`Accepted`], hand the [`Delivery`](crate::Delivery) to the handler;
+//! 3. on [`Accepted`], hand the [`Delivery`] to the handler;
 //! 4. report the handler's status with [`Completion::finish`];
 //! 5. on a [`Rejection`], copy it into its framework's response
 //!    ([`Rejection::into_response`] for `http` 1).
