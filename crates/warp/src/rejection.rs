@@ -1,39 +1,25 @@
 //! Refused deliveries as warp rejections, and the `recover` that answers them.
 
-use agentsync_webhooks_core::adapter::Rejection;
 use warp::reply::Response;
 
-/// Why [`webhook`](crate::webhook) refused a request: the core [`Rejection`] (it derefs to it,
-/// for its status, code and error), answered by [`recover`](crate::recover) with the status and
-/// JSON body every adapter sends. Left unanswered, warp turns it into a 500.
-///
-/// ```
-/// use agentsync_webhooks_core::{WebhookError, adapter::Rejection};
-/// use agentsync_webhooks_warp::WebhookRejection;
-///
-/// let rejection = WebhookRejection(Rejection::new(WebhookError::InvalidTimestamp, Some("msg_1")));
-/// let response = rejection.response();
-/// assert_eq!((response.status().as_u16(), rejection.code()), (400, "invalid_timestamp"));
-/// assert_eq!(response.headers()["content-type"], "application/json");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookRejection(pub Rejection);
+agentsync_webhooks_core::adapter::webhook_rejection! {
+    /// Why [`webhook`](crate::webhook) refused a request: the core [`Rejection`](agentsync_webhooks_core::adapter::Rejection) (it derefs to it,
+    /// for its status, code and error), answered by [`recover`](crate::recover) with the status and
+    /// JSON body every adapter sends. Left unanswered, warp turns it into a 500.
+    ///
+    /// ```
+    /// use agentsync_webhooks_core::{WebhookError, adapter::Rejection};
+    /// use agentsync_webhooks_warp::WebhookRejection;
+    ///
+    /// let rejection = WebhookRejection(Rejection::new(WebhookError::InvalidTimestamp, Some("msg_1")));
+    /// let response = rejection.response();
+    /// assert_eq!((response.status().as_u16(), rejection.code()), (400, "invalid_timestamp"));
+    /// assert_eq!(response.headers()["content-type"], "application/json");
+    /// ```
+    WebhookRejection
+}
 
 impl warp::reject::Reject for WebhookRejection {}
-
-impl std::ops::Deref for WebhookRejection {
-    type Target = Rejection;
-
-    fn deref(&self) -> &Rejection {
-        &self.0
-    }
-}
-
-impl From<Rejection> for WebhookRejection {
-    fn from(rejection: Rejection) -> Self {
-        Self(rejection)
-    }
-}
 
 impl WebhookRejection {
     /// The response every adapter sends for this refusal, for a `recover` function of your own.

@@ -34,7 +34,7 @@ pub use self::{
 };
 use crate::{Delivery, idempotency::ClaimGuard};
 #[doc(inline)]
-pub use crate::{receiver_config, webhook_accessors};
+pub use crate::{receiver_config, webhook_accessors, webhook_rejection};
 
 /// A delivery that passed every check, with the obligation to report how its handler did.
 #[derive(Debug)]
@@ -232,6 +232,57 @@ macro_rules! receiver_config {
             /// The receiver every request goes through.
             pub fn receiver(&self) -> &$crate::Receiver {
                 &self.receiver
+            }
+        }
+    };
+}
+
+/// Defines an adapter's `WebhookRejection`: a newtype over the core [`Rejection`] that derefs to
+/// it and converts from it, with `Display` and `Error`, so that every framework's rejection has
+/// the same shape and only its response conversion differs. Doc comments and attributes given
+/// before the name go on the type.
+///
+/// ```
+/// use agentsync_webhooks_core::{WebhookError, adapter::Rejection};
+///
+/// agentsync_webhooks_core::adapter::webhook_rejection! {
+///     /// Why a framework's extractor refused a request.
+///     WebhookRejection
+/// }
+///
+/// let rejection = WebhookRejection::from(Rejection::new(WebhookError::InvalidTimestamp, None));
+/// assert_eq!((rejection.status(), rejection.code()), (400, "invalid_timestamp"));
+/// ```
+#[macro_export]
+macro_rules! webhook_rejection {
+    ($(#[$meta:meta])* $rejection:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $rejection(pub $crate::adapter::Rejection);
+
+        impl ::core::ops::Deref for $rejection {
+            type Target = $crate::adapter::Rejection;
+
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+
+        impl ::core::convert::From<$crate::adapter::Rejection> for $rejection {
+            fn from(rejection: $crate::adapter::Rejection) -> Self {
+                Self(rejection)
+            }
+        }
+
+        impl ::core::fmt::Display for $rejection {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                ::core::fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl ::std::error::Error for $rejection {
+            fn source(&self) -> ::core::option::Option<&(dyn ::std::error::Error + 'static)> {
+                ::core::option::Option::Some(&self.0)
             }
         }
     };
