@@ -166,7 +166,7 @@ pub struct SendArgs {
     #[arg(long = "header", value_name = "NAME:VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
     /// The webhook-id (message id) to send; default: a fresh msg_ id.
-    #[arg(long, value_parser = parse_message_id)]
+    #[arg(long, value_parser = parse_message_id, conflicts_with = "events")]
     pub id: Option<String>,
     /// Retry schedule: `quick` (default: immediately, 0.5 s, 1 s, 2 s, 4 s, 8 s), `svix` (the
     /// real one: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), `none`, or delays
