@@ -102,28 +102,23 @@ pub async fn run(args: ListenArgs, secret_from_env: bool) -> Result<(), Failure>
              for this run:\n\n    {secret}\n"
         ))?;
     }
-    let send_secret = if secret_from_env {
-        String::new()
+    // The ready `send` line: the secret as given, unless it came from the environment.
+    let (secret_flag, where_from) = if secret_from_env {
+        (
+            String::new(),
+            " (with AGENTSYNC_WEBHOOK_SECRET set there too)",
+        )
     } else if keys::is_v1a(&secret) {
-        " --secret whsk_...".to_owned() // the signing key whose public key this is
+        // The signing key whose public key this is.
+        ("--secret whsk_... ".to_owned(), "")
     } else {
-        format!(" --secret {}", secret.trim())
+        (format!("--secret {} ", secret.trim()), "")
     };
     banner.line(format_args!(
-        "Send a signed test event from another terminal{}:\n\n    {} --url {} {}--event \
-         producersync.updates_available\n",
-        if secret_from_env {
-            " (with AGENTSYNC_WEBHOOK_SECRET set there too)"
-        } else {
-            ""
-        },
+        "Send a signed test event from another terminal{where_from}:\n\n    {} --url {} \
+         {secret_flag}--event producersync.updates_available\n",
         send_command(),
         urls.first().map_or("", String::as_str),
-        if send_secret.is_empty() {
-            String::new()
-        } else {
-            format!("{} ", send_secret.trim_start())
-        }
     ))?;
     if let Some(forward) = &forward {
         banner.line(format_args!(
