@@ -31,6 +31,14 @@ impl Failure {
         }
     }
 
+    /// Stdout was closed by its reader (`| head -1`): stop quietly, exit 0.
+    pub fn stdout_closed() -> Self {
+        Self {
+            status: 0,
+            message: String::new(),
+        }
+    }
+
     /// Prints the message and gives the exit status.
     pub fn report(self) -> ExitCode {
         if !self.message.is_empty() {

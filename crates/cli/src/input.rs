@@ -1,11 +1,9 @@
-//! Reading and checking what commands take as input: files, stdin, message ids.
+//! Reading what commands take as input: files and stdin.
 
 use std::{
     io::{IsTerminal as _, Read as _},
     path::Path,
 };
-
-use agentsync_webhooks_core::headers::MAX_ID_LEN;
 
 use crate::failure::Failure;
 
@@ -30,16 +28,4 @@ pub fn read_stdin() -> Result<Vec<u8>, Failure> {
         .read_to_end(&mut body)
         .map_err(|e| Failure::bad_input(format!("cannot read stdin: {e}")))?;
     Ok(body)
-}
-
-/// A `webhook-id` that receivers accept: 1 to `MAX_ID_LEN` visible ASCII characters.
-pub fn check_message_id(id: &str) -> Result<(), Failure> {
-    let visible = id.bytes().all(|b| b.is_ascii_graphic());
-    if id.is_empty() || id.len() > MAX_ID_LEN || !visible {
-        return Err(Failure::bad_input(format!(
-            "bad --id: a webhook-id is 1 to {MAX_ID_LEN} visible ASCII characters (no spaces), \
-             such as msg_2Lh5UzG3ZR1n0dXdBDfpDXuHHm8"
-        )));
-    }
-    Ok(())
 }

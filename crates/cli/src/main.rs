@@ -2,7 +2,8 @@
 //!
 //! `listen` runs a receiver built on the library, so that what it accepts is what a service using
 //! the library accepts; `send` signs and delivers like AgentSync's Standard Webhooks sender (and
-//! doubles as a load generator); `sign`, `verify` and `secret new` help with captured deliveries.
+//! doubles as a load generator); `replay`, `sign`, `verify`, `events`, `secret new` and
+//! `completions` help around them.
 //!
 //! ```sh
 //! # terminal 1: prints a fresh secret and the exact send command
@@ -17,10 +18,17 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod capture;
 mod cli;
+mod completions;
+mod events;
 mod failure;
+mod http_client;
 mod input;
+mod keys;
 mod listen;
+mod output;
+mod replay;
 mod secret;
 mod send;
 mod sign;
@@ -28,21 +36,36 @@ mod verify;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _, parser::ValueSource};
 
 use crate::cli::{Cli, Command, SecretCommand};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    // `listen` prints a ready `send` line, which differs when the secret came from the
+    // environment (the other terminal needs the variable, not the value).
+    let secret_from_env = matches
+        .subcommand_matches("listen")
+        .and_then(|listen| listen.value_source("secret"))
+        == Some(ValueSource::EnvVariable);
     init_tracing();
     let outcome = match cli.command {
-        Command::Listen(args) => runtime().and_then(|rt| rt.block_on(listen::run(args))),
+        Command::Listen(args) => {
+            runtime().and_then(|rt| rt.block_on(listen::run(args, secret_from_env)))
+        }
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(args))),
+        Command::Replay(args) => runtime().and_then(|rt| rt.block_on(replay::run(args))),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Events => events::list(),
         Command::Secret {
-            command: SecretCommand::New,
-        } => secret::new(),
+            command: SecretCommand::New { v1a },
+        } => secret::new(v1a),
+        Command::Completions { shell } => completions::print(shell),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,32 +1,50 @@
 //! `sign`: the headers a sender would put on a body, and a curl line that sends it.
 
-use agentsync_webhooks_core::{Clock as _, Signer, SystemClock, new_message_id};
+use agentsync_webhooks_core::{Clock as _, DEFAULT_BODY_LIMIT, SystemClock, new_message_id};
 
-use crate::{
-    cli::SignArgs,
-    failure::{Failure, bad_secret},
-    input::{check_message_id, read_stdin},
-};
+use crate::{cli::SignArgs, failure::Failure, input::read_stdin, keys, output::out};
 
 /// Signs stdin and prints `name: value` header lines, a blank line, then a ready `curl` command.
 ///
 /// The header block alone (everything before the blank line) is what `verify --headers` reads.
+/// A `whsk_` key signs `v1a`.
 pub fn run(args: SignArgs) -> Result<(), Failure> {
-    let signer = Signer::new(&args.secret).map_err(bad_secret)?;
+    let signer = keys::signer(&args.secret)?;
     let id = args.id.unwrap_or_else(new_message_id);
-    check_message_id(&id)?;
     let timestamp = args
         .timestamp
         .unwrap_or_else(|| SystemClock.now_unix_secs());
     let body = read_stdin()?;
+    if let Some(warning) = body_warning(body.len()) {
+        eprintln!("warning: {warning}");
+    }
     let headers = signer.sign(&id, timestamp, &body);
     let pairs = headers.to_pairs();
     for (name, value) in &pairs {
-        println!("{name}: {value}");
+        out!("{name}: {value}");
     }
-    println!();
-    println!("{}", curl_line(&args.url, &pairs, &body));
+    out!();
+    out!("{}", curl_line(&args.url, &pairs, &body));
     Ok(())
+}
+
+/// What a receiver will make of a body of `len` bytes, when that is a refusal.
+fn body_warning(len: usize) -> Option<String> {
+    if len == 0 {
+        Some(
+            "the body is empty (nothing on stdin?): the signature is valid, but receivers \
+             answer 400 invalid_payload, an AgentSync delivery is a JSON envelope"
+                .to_owned(),
+        )
+    } else if len > DEFAULT_BODY_LIMIT {
+        Some(format!(
+            "the body is {len} bytes, over the {} MiB receivers accept by default: they answer \
+             413 payload_too_large without checking the signature",
+            DEFAULT_BODY_LIMIT / (1024 * 1024)
+        ))
+    } else {
+        None
+    }
 }
 
 /// A `curl` command that POSTs exactly `body` with the signed headers.
@@ -56,6 +74,17 @@ fn shell_quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warns_of_bodies_receivers_refuse() {
+        assert!(body_warning(0).unwrap().contains("empty"));
+        assert_eq!(body_warning(DEFAULT_BODY_LIMIT), None);
+        assert!(
+            body_warning(DEFAULT_BODY_LIMIT + 1)
+                .unwrap()
+                .contains("413")
+        );
+    }
 
     #[test]
     fn quotes_single_quotes() {

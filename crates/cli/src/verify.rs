@@ -10,6 +10,8 @@ use crate::{
     cli::VerifyArgs,
     failure::{Failure, bad_secret},
     input::read_stdin,
+    keys,
+    output::out,
 };
 
 /// Verifies the body on stdin against the captured headers, as a receiver would, and explains
@@ -27,6 +29,8 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
     let body = Bytes::from(read_stdin()?);
 
     let capture_time = capture_timestamp(&headers);
+    // Once, so that a short secret is warned about once.
+    keys::verifier_builder(&args.secret)?;
     // --ignore-timestamp: judge the capture as of its own timestamp.
     let verifier = verifier_at(&args.secret, capture_time.filter(|_| args.ignore_timestamp))?;
 
@@ -35,14 +39,14 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
             let signed_at = chrono::DateTime::from_timestamp(delivery.webhook_timestamp, 0)
                 .map(|t| t.format(" (%Y-%m-%d %H:%M:%S UTC)").to_string())
                 .unwrap_or_default();
-            println!("valid: the signature matches and the body is a well-formed delivery");
-            println!("  webhook-id         {}", delivery.webhook_id);
-            println!(
+            out!("valid: the signature matches and the body is a well-formed delivery");
+            out!("  webhook-id         {}", delivery.webhook_id);
+            out!(
                 "  webhook-timestamp  {}{signed_at}",
                 delivery.webhook_timestamp
             );
-            println!("  type               {}", delivery.event.event_type);
-            println!("  event id           {}", delivery.event.id);
+            out!("  type               {}", delivery.event.event_type);
+            out!("  event id           {}", delivery.event.id);
             Ok(())
         }
         Err(error) => {
@@ -73,7 +77,11 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
 }
 
 fn verifier_at(secret: &str, at: Option<i64>) -> Result<Verifier, Failure> {
-    let builder = Verifier::builder().secret(secret).map_err(bad_secret)?;
+    let builder = if keys::is_v1a(secret) {
+        keys::verifier_builder(secret)?
+    } else {
+        Verifier::builder().secret(secret).map_err(bad_secret)?
+    };
     let builder = match at {
         Some(at) => builder.clock(FixedClock::new(at)),
         None => builder,

@@ -2,32 +2,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{Listener, OTHER_SECRET, SECRET, run, send, stderr, stdout};
-
-/// A scratch directory for header files, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("agentsync-cli-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, contents: &[u8]) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path.to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{Listener, OTHER_SECRET, SECRET, Scratch, run, send, stderr, stdout};
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -265,7 +240,7 @@ fn bad_input_exits_2_with_a_clear_message() {
                 "--event",
                 "contract.updated",
             ],
-            "bad --url",
+            "invalid value 'not a url' for '--url <URL>'",
         ),
         (
             &[
@@ -319,11 +294,105 @@ fn bad_input_exits_2_with_a_clear_message() {
                 "--id",
                 "has space",
             ],
-            "bad --id",
+            "--id",
         ),
         (
             &["send", "--url", "http://127.0.0.1:9", "--secret", SECRET],
             "--event",
+        ),
+        (
+            &[
+                "send",
+                "--url",
+                "http://127.0.0.1:9",
+                "--secret",
+                "nothing",
+                "--event",
+                "contract.updated",
+            ],
+            "secret_too_short",
+        ),
+        (
+            &[
+                "send",
+                "--url",
+                "http://127.0.0.1:9",
+                "--secret",
+                SECRET,
+                "--event",
+                "contract.updated",
+                "--header",
+                "novalue",
+            ],
+            "NAME:VALUE",
+        ),
+        (
+            &[
+                "send",
+                "--url",
+                "http://127.0.0.1:9",
+                "--secret",
+                SECRET,
+                "--event",
+                "contract.updated",
+                "--header",
+                "webhook-id:x",
+            ],
+            "signing header",
+        ),
+        (
+            &[
+                "send",
+                "--url",
+                "http://127.0.0.1:9",
+                "--secret",
+                SECRET,
+                "--event",
+                "contract.updated",
+                "--set",
+                "data.npn",
+            ],
+            "PATH=VALUE",
+        ),
+        (
+            &[
+                "send",
+                "--url",
+                "http://127.0.0.1:9",
+                "--secret",
+                SECRET,
+                "--event",
+                "producersync.npn.activated",
+                "--set",
+                "data.npn.x=1",
+            ],
+            "the payload has a string there",
+        ),
+        (
+            &[
+                "send",
+                "--url",
+                "http://127.0.0.1:9",
+                "--secret",
+                SECRET,
+                "--events",
+                "contract,nope",
+            ],
+            "\"nope\" is neither",
+        ),
+        (
+            &[
+                "send",
+                "--url",
+                "http://127.0.0.1:9",
+                "--secret",
+                SECRET,
+                "--events",
+                "contract",
+                "--event",
+                "contract.updated",
+            ],
+            "cannot be used with",
         ),
         (&["sign", "--secret", ""], "secret"),
         (
@@ -337,7 +406,70 @@ fn bad_input_exits_2_with_a_clear_message() {
             "cannot read --headers",
         ),
         (&["listen", "--path", "webhooks"], "must start with /"),
-        (&["listen", "--secret", "whsk_abc"], "asymmetric"),
+        (&["listen", "--secret", "whsk_abc"], "not a valid v1a key"),
+        (&["listen", "--secret", "nothing"], "secret_too_short"),
+        (&["sign", "--secret", "whsec_c2hvcnQ="], "16-byte minimum"),
+        (
+            &[
+                "sign",
+                "--secret",
+                "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4=",
+            ],
+            "cannot sign",
+        ),
+        (
+            &["listen", "--forward-to", "https://127.0.0.1:9/x"],
+            "plain http only",
+        ),
+        (
+            &["listen", "--forward-to", "127.0.0.1:3000"],
+            "--forward-to",
+        ),
+        (
+            &["listen", "--format", "xml"],
+            "possible values: text, json",
+        ),
+        (
+            &["listen", "--color", "sometimes"],
+            "possible values: auto, always, never",
+        ),
+        (
+            &["listen", "--events", "contract,nope"],
+            "\"nope\" is neither",
+        ),
+        (&["listen", "--fail-rate", "2"], "fraction from 0 to 1"),
+        (&["listen", "--fail-rate", "x%"], "fraction from 0 to 1"),
+        (&["listen", "--status", "99"], "--status"),
+        (&["listen", "--status", "600"], "--status"),
+        (&["listen", "--host", "a b"], "IP address"),
+        (
+            &["listen", "--host", "no-such-host.invalid"],
+            "cannot resolve --host",
+        ),
+        (&["completions", "tcsh"], "possible values"),
+        (
+            &[
+                "replay",
+                "/nonexistent.http",
+                "--url",
+                "http://127.0.0.1:9/",
+            ],
+            "give --secret",
+        ),
+        (
+            &[
+                "replay",
+                "/nonexistent.http",
+                "--url",
+                "http://127.0.0.1:9/",
+                "--as-captured",
+            ],
+            "cannot read /nonexistent.http",
+        ),
+        (
+            &["replay", "--url", "http://127.0.0.1:9/", "--as-captured"],
+            "<FILE>",
+        ),
     ];
     for (args, message) in cases {
         let output = run(args, b"");
@@ -367,7 +499,10 @@ fn closed_port() -> String {
 #[test]
 fn an_unreachable_url_fails_at_once_with_exit_1() {
     let url = closed_port();
-    for extra in [&[][..], &["--count", "50", "--concurrency", "5"][..]] {
+    for extra in [
+        &["--schedule", "none"][..],
+        &["--count", "50", "--concurrency", "5"][..],
+    ] {
         let args = [&["--event", "contract.updated"][..], extra].concat();
         let output = send(&url, SECRET, &args, b"");
         assert_eq!(output.status.code(), Some(1), "{args:?}");
@@ -391,4 +526,174 @@ fn listen_on_a_busy_port_fails_with_exit_1() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn sign_says_so_when_receivers_will_refuse_the_body() {
+    let empty = run(&["sign", "--secret", SECRET], b"");
+    assert!(empty.status.success());
+    assert!(
+        stderr(&empty).contains("warning: the body is empty"),
+        "{}",
+        stderr(&empty)
+    );
+    let big = vec![b'a'; 1024 * 1024 + 1];
+    let over = run(&["sign", "--secret", SECRET], &big);
+    assert!(over.status.success());
+    assert!(
+        stderr(&over).contains("413 payload_too_large"),
+        "{}",
+        stderr(&over)
+    );
+    let fine = run(&["sign", "--secret", SECRET], b"{}");
+    assert!(!stderr(&fine).contains("warning"), "{}", stderr(&fine));
+}
+
+#[test]
+fn a_short_secret_is_warned_about_and_a_very_short_one_refused() {
+    // 18 bytes: accepted, with a warning.
+    let short = run(
+        &["sign", "--secret", "whsec_plJ3nmyCDGBKInavdOK15jsl"],
+        b"{}",
+    );
+    assert!(short.status.success(), "{}", stderr(&short));
+    assert!(
+        stderr(&short)
+            .contains("only 18 bytes once decoded; Standard Webhooks secrets are 24 to 64 bytes"),
+        "{}",
+        stderr(&short)
+    );
+    // 5 bytes: refused with a hint, exit 2.
+    for secret in ["nothing", "whsec_c2hvcnQ="] {
+        let refused = run(&["sign", "--secret", secret], b"{}");
+        assert_eq!(refused.status.code(), Some(2), "{secret}");
+        assert!(
+            stderr(&refused).contains("only 5 bytes"),
+            "{}",
+            stderr(&refused)
+        );
+    }
+    // The core's tracing warning from Verifier::new, shown with RUST_LOG=warn.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let output = common::command(&[
+        "listen",
+        "--port",
+        &port,
+        "--secret",
+        "whsec_plJ3nmyCDGBKInavdOK15jsl",
+    ])
+    .env("RUST_LOG", "warn")
+    .output()
+    .unwrap();
+    assert!(stderr(&output).contains("WARN"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the webhook signing secret is only 18 bytes"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn secrets_with_trailing_bits_in_the_last_character_work_as_in_the_reference_libraries() {
+    for (loose, canonical) in [
+        (
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaQ=",
+        ),
+        (
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwBr",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwBg==",
+        ),
+    ] {
+        let args = ["--id", "msg_1", "--timestamp", "1614265330"];
+        let ours = run(&[&["sign", "--secret", loose][..], &args].concat(), b"{}");
+        assert!(ours.status.success(), "{loose}: {}", stderr(&ours));
+        let same_key = run(
+            &[&["sign", "--secret", canonical][..], &args].concat(),
+            b"{}",
+        );
+        assert_eq!(
+            common::signed_headers(&stdout(&ours)),
+            common::signed_headers(&stdout(&same_key)),
+            "{loose}"
+        );
+        // And over TCP: a listener with the loose form accepts what send signs with it.
+        let listener = Listener::start(&["--secret", loose]);
+        let output = send(&listener.url, loose, &["--event", "contract.updated"], b"");
+        assert!(output.status.success(), "{}", stdout(&output));
+        assert!(listener.next_line().ends_with("200 accepted"));
+    }
+}
+
+#[test]
+fn v1a_key_pairs_sign_and_verify_end_to_end() {
+    let output = run(&["secret", "new", "--v1a"], b"");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let (signing, public) = (lines[0], lines[1]);
+    assert!(
+        signing.starts_with("whsk_") && public.starts_with("whpk_"),
+        "{text}"
+    );
+
+    let signed = run(&["sign", "--secret", signing, "--id", "msg_v1a"], b"{}");
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    let headers = common::signed_headers(&stdout(&signed));
+    assert!(headers[2].1.starts_with("v1a,"), "{headers:?}");
+
+    // A listener trusting the public key accepts what send signs with the signing key.
+    let listener = Listener::start(&["--secret", public]);
+    let output = send(
+        &listener.url,
+        signing,
+        &["--event", "contract.updated"],
+        b"",
+    );
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(listener.next_line().ends_with("200 accepted"));
+    // A v1 secret's signature is refused by it.
+    let output = send(
+        &listener.url,
+        SECRET,
+        &["--event", "contract.updated", "--schedule", "none"],
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(listener.next_line().contains("401"));
+}
+
+#[test]
+fn events_lists_the_21_types_by_group() {
+    let output = run(&["events"], b"");
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert!(
+        text.starts_with("21 documented AgentSync event types in 3 groups"),
+        "{text}"
+    );
+    for event_type in agentsync_webhooks_core::EventType::ALL {
+        assert!(
+            text.contains(&format!("\n  {event_type}\n"))
+                || text.ends_with(&format!("  {event_type}\n")),
+            "{event_type}"
+        );
+    }
+    for group in ["producersync (", "contract (", "id.producer ("] {
+        assert!(text.contains(group), "{text}");
+    }
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = run(&["completions", shell], b"");
+        assert!(output.status.success(), "{shell}: {}", stderr(&output));
+        let script = stdout(&output);
+        assert!(script.contains("agentsync-webhooks"), "{shell}");
+        assert!(script.contains("forward-to"), "{shell}");
+        assert!(script.contains("replay"), "{shell}");
+    }
 }

@@ -40,10 +40,11 @@ fn every_documented_type_is_accepted_verbose_shows_the_json() {
         assert!(line.contains(event_type.as_str()), "{line}");
         assert!(line.ends_with("200 accepted"), "{line}");
         assert!(
-            json.contains(&format!("\"type\": \"{event_type}\"")),
+            json.contains(&format!("\"type\":\"{event_type}\"")),
             "{json}"
         );
-        assert!(json.contains("\"data\": {"), "{json}");
+        assert!(json.contains("\"data\":{"), "{json}");
+        assert!(json.contains("    webhook-signature: v1,"), "{json}");
     }
 }
 
@@ -70,6 +71,8 @@ fn a_wrong_secret_is_refused_retried_and_explained_on_both_sides() {
     let id = sent_webhook_id(&log);
     for line in listener.next_lines(3) {
         assert!(line.contains(&id), "{line}");
+        // The type the body claims, although the signature failed.
+        assert!(line.contains("contract.updated"), "{line}");
         assert!(
             line.contains("401 signature_mismatch: no signature matches"),
             "{line}"
@@ -105,8 +108,8 @@ fn raw_bodies_and_custom_data_reach_the_receiver_as_sent() {
     assert!(output.status.success(), "{}", stdout(&output));
     let (line, json) = listener.verbose_delivery();
     assert!(line.contains("msg_custom_data"), "{line}");
-    assert!(json.contains("\"npn\": \"42\""), "{json}");
-    assert!(json.contains("\"id\": \"whe_custom_data\""), "{json}");
+    assert!(json.contains("\"npn\":\"42\""), "{json}");
+    assert!(json.contains("\"id\":\"whe_custom_data\""), "{json}");
 
     // Not an envelope: the library refuses it after verifying the signature.
     let output = send(
@@ -121,8 +124,10 @@ fn raw_bodies_and_custom_data_reach_the_receiver_as_sent() {
         "{}",
         stdout(&output)
     );
-    let line = listener.next_line();
+    let (line, raw) = listener.verbose_delivery();
     assert!(line.contains("400 invalid_payload"), "{line}");
+    // --verbose shows refused deliveries too, raw body included.
+    assert!(raw.contains("    not json"), "{raw}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -308,6 +313,8 @@ fn duplicate_sends_the_same_message_twice() {
         lines[1].ends_with("200 duplicate: already processed, handler not run"),
         "{lines:?}"
     );
+    // The duplicate line shows the type too.
+    assert!(lines[1].contains("producersync.npn.activated"), "{lines:?}");
 
     // Without idempotency, both are processed.
     let listener = Listener::start(&["--secret", SECRET, "--no-idempotency"]);

@@ -140,3 +140,55 @@ fn an_attempt_without_an_answer_times_out_after_5_seconds() {
     assert!(log.contains("no answer within 5 s"), "{log}");
     assert!(stderr(&output).contains("the only attempt failed"));
 }
+
+#[test]
+fn a_refused_connection_is_retried_as_the_schedule_says() {
+    // Nothing listens yet: the first attempts are refused.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("http://127.0.0.1:{port}/webhooks/psapi");
+    let schedule = format!("0{}", ",1s".repeat(60));
+    let mut child = common::command(&[
+        "send",
+        "--url",
+        &url,
+        "--secret",
+        SECRET,
+        "--event",
+        "contract.updated",
+        "--schedule",
+        &schedule,
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let lines = common::line_channel(child.stdout.take().unwrap());
+    let wait = std::time::Duration::from_secs(60);
+    loop {
+        let line = lines
+            .recv_timeout(wait)
+            .expect("send printed no failed attempt");
+        if line.contains("Failed     no connection") {
+            break;
+        }
+    }
+    // The receiver comes up after send started; a later attempt reaches it.
+    let listener = common::Listener::start_with(common::command(&[
+        "listen",
+        "--port",
+        &port.to_string(),
+        "--secret",
+        SECRET,
+    ]));
+    let rest: Vec<String> = lines.iter().collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.starts_with("Delivered on attempt")),
+        "{rest:?}"
+    );
+    assert!(listener.next_line().ends_with("200 accepted"));
+}

@@ -37,6 +37,7 @@ pub mod v1a;
 mod verify;
 
 pub use crate::{
+    adapter::DEFAULT_BODY_LIMIT,
     delivery::Delivery,
     error::WebhookError,
     event::{

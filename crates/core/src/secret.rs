@@ -14,6 +14,15 @@ pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// How secrets are decoded: as [`BASE64`], and like the Python and Go reference libraries, the
+/// unused low bits of the last character may be non-zero (`...LaS` reads as `...LaQ=`).
+const SECRET_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
 /// The prefix of Standard Webhooks symmetric secrets.
 pub const SECRET_PREFIX: &str = "whsec_";
 
@@ -34,8 +43,27 @@ pub struct Secret {
 }
 
 impl Secret {
-    /// Parses a secret: `whsec_` prefix optional, standard base64 with or without padding,
-    /// surrounding whitespace ignored.
+    /// The shortest key accepted, in decoded bytes: anything shorter is refused
+    /// ([`SecretError::TooShort`]).
+    pub const MIN_LEN: usize = 16;
+    /// The shortest key Standard Webhooks recommends (secrets are 24 to 64 bytes); a key from
+    /// [`MIN_LEN`](Self::MIN_LEN) up to this is accepted with a warning ([`Secret::is_short`]).
+    pub const RECOMMENDED_LEN: usize = 24;
+
+    /// Parses a secret: `whsec_` prefix optional, standard base64 with or without padding (the
+    /// unused bits of the last character may be set, as the reference libraries allow),
+    /// surrounding whitespace ignored. A key under [`Secret::MIN_LEN`] bytes is refused.
+    ///
+    /// ```
+    /// use agentsync_webhooks_core::{Secret, SecretError};
+    ///
+    /// let secret = Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+    /// assert_eq!(secret.len(), 24);
+    /// assert!(!secret.is_short());
+    /// // A 5-byte key is refused, with a hint.
+    /// assert!(matches!(Secret::parse("whsec_c2hvcnQ="), Err(SecretError::TooShort { len: 5 })));
+    /// # Ok::<(), SecretError>(())
+    /// ```
     pub fn parse(text: &str) -> Result<Self, SecretError> {
         let text = text.trim();
         if text.starts_with("v1,") || text.starts_with("v1a,") {
@@ -48,11 +76,20 @@ impl Secret {
         if encoded.is_empty() {
             return Err(SecretError::Empty);
         }
-        let key = Zeroizing::new(BASE64.decode(encoded).map_err(|_| SecretError::NotBase64)?);
+        let key = Zeroizing::new(
+            SECRET_BASE64
+                .decode(encoded)
+                .map_err(|_| SecretError::NotBase64)?,
+        );
+        if !key.is_empty() && key.len() < Self::MIN_LEN {
+            return Err(SecretError::TooShort { len: key.len() });
+        }
         Self::from_bytes(&key)
     }
 
-    /// A secret made of raw key bytes.
+    /// A secret made of raw key bytes, taken as they are (any non-empty length), for keys that
+    /// did not come from a person: other libraries' test vectors, a key store. The length rules
+    /// of [`Secret::parse`] are for the text forms people paste.
     pub fn from_bytes(key: &[u8]) -> Result<Self, SecretError> {
         if key.is_empty() {
             return Err(SecretError::Empty);
@@ -73,6 +110,20 @@ impl Secret {
     /// the result is the secret itself.
     pub fn expose_whsec(&self) -> String {
         format!("{SECRET_PREFIX}{}", BASE64.encode(&*self.key))
+    }
+
+    /// The length of the key, in decoded bytes.
+    #[allow(clippy::len_without_is_empty)] // a secret is never empty
+    pub fn len(&self) -> usize {
+        self.key.len()
+    }
+
+    /// Whether the key is shorter than the [`Secret::RECOMMENDED_LEN`] bytes of Standard Webhooks
+    /// secrets: accepted, but worth a warning (the CLI prints one, [`Verifier::new`] logs one).
+    ///
+    /// [`Verifier::new`]: crate::Verifier::new
+    pub fn is_short(&self) -> bool {
+        self.key.len() < Self::RECOMMENDED_LEN
     }
 
     pub(crate) fn key(&self) -> &[u8] {
@@ -108,6 +159,14 @@ pub enum SecretError {
         "the secret is not valid base64 after the whsec_ prefix: copy it again from the portal, whole"
     )]
     NotBase64,
+    /// The decoded key is shorter than [`Secret::MIN_LEN`] bytes: not a real endpoint secret.
+    #[error(
+        "the secret is only {len} bytes once decoded, under the 16-byte minimum (Standard Webhooks secrets are 24 to 64 bytes): copy the endpoint's signing secret (whsec_...) from the webhook portal, whole, or make one with 32 random bytes"
+    )]
+    TooShort {
+        /// The decoded length.
+        len: usize,
+    },
     /// Something that looks like a signature (`v1,...`) was given as the secret.
     #[error(
         "this looks like a signature (v1,...), not a secret: use the endpoint's signing secret (whsec_...)"
@@ -132,6 +191,7 @@ impl SecretError {
         match self {
             Self::Empty => "secret_empty",
             Self::NotBase64 => "secret_not_base64",
+            Self::TooShort { .. } => "secret_too_short",
             Self::LooksLikeSignature => "secret_looks_like_signature",
             Self::AsymmetricKey => "secret_is_asymmetric_key",
             Self::InvalidKey => "invalid_key",
@@ -143,6 +203,7 @@ impl SecretError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Clock as _;
 
     #[test]
     fn accepts_the_forms_people_paste() {
@@ -158,17 +219,98 @@ mod tests {
                 "{form:?}"
             );
         }
-        // 18 bytes, and base64 without its padding.
+        // 18 bytes: accepted, and short.
+        let short = Secret::parse("whsec_plJ3nmyCDGBKInavdOK15jsl").unwrap();
+        assert_eq!(short.len(), 18);
+        assert!(short.is_short());
+        assert!(!canonical.is_short());
+        // Base64 without its padding (17 bytes, "0123456789abcdefg").
+        let unpadded = Secret::parse("whsec_MDEyMzQ1Njc4OWFiY2RlZmc").unwrap();
+        assert_eq!(unpadded.key(), b"0123456789abcdefg");
         assert_eq!(
-            Secret::parse("whsec_plJ3nmyCDGBKInavdOK15jsl")
+            Secret::parse("whsec_MDEyMzQ1Njc4OWFiY2RlZmc=")
                 .unwrap()
-                .key()
-                .len(),
-            18
+                .key(),
+            b"0123456789abcdefg"
         );
-        let unpadded = Secret::parse("whsec_YWJjZA").unwrap();
-        assert_eq!(unpadded.key(), b"abcd");
-        assert_eq!(Secret::parse("whsec_YWJjZA==").unwrap().key(), b"abcd");
+    }
+
+    #[test]
+    fn keys_under_16_bytes_are_refused_with_a_hint() {
+        for (text, len) in [("nothing", 5), ("whsec_c2hvcnQ=", 5), ("whsec_YWJjZA", 4)] {
+            let error = Secret::parse(text).unwrap_err();
+            assert_eq!(error, SecretError::TooShort { len }, "{text}");
+            assert_eq!(error.code(), "secret_too_short");
+            assert!(error.to_string().contains("24 to 64 bytes"), "{error}");
+        }
+        // 15 bytes refused, 16 accepted (and short).
+        assert_eq!(
+            Secret::parse("whsec_MDEyMzQ1Njc4OWFiY2Rl").unwrap_err(),
+            SecretError::TooShort { len: 15 }
+        );
+        assert!(
+            Secret::parse("whsec_MDEyMzQ1Njc4OWFiY2RlZg==")
+                .unwrap()
+                .is_short()
+        );
+        // Raw bytes are taken as they are.
+        assert_eq!(Secret::from_bytes(b"abcd").unwrap().len(), 4);
+    }
+
+    /// `MfKQ...LaS` (23 bytes) and `MfKQ...LaSwBr` (25 bytes) end with a character whose unused
+    /// low bits are set. Python's `base64.b64decode` and Go's `base64.StdEncoding` ignore those
+    /// bits; so do we, and the key is the one of the canonical form (bits cleared).
+    #[test]
+    fn non_zero_trailing_bits_are_accepted_as_the_reference_libraries_do() {
+        for (loose, canonical) in [
+            (
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",
+                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaQ=",
+            ),
+            (
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwBr",
+                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwBg==",
+            ),
+            (
+                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwBr==",
+                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwBg==",
+            ),
+        ] {
+            let secret = Secret::parse(loose).unwrap();
+            assert_eq!(
+                secret.expose_whsec(),
+                format!("whsec_{canonical}"),
+                "{loose}"
+            );
+
+            // The standardwebhooks crate (strict base64) signs with the canonical form; we
+            // verify with the form as pasted, and sign the same bytes.
+            let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+            let timestamp = crate::SystemClock.now_unix_secs();
+            let body = br#"{"type":"contract.updated","data":{}}"#;
+            let reference = standardwebhooks::Webhook::new(&format!("whsec_{canonical}")).unwrap();
+            let theirs = reference.sign(id, timestamp, body).unwrap();
+            let timestamp = timestamp.to_string();
+            let headers = [
+                ("webhook-id", id),
+                ("webhook-timestamp", timestamp.as_str()),
+                ("webhook-signature", theirs.as_str()),
+            ];
+            crate::Verifier::new(loose)
+                .unwrap()
+                .verify(&headers, body)
+                .unwrap();
+            let ours =
+                crate::Signer::new(loose)
+                    .unwrap()
+                    .signature(id, timestamp.parse().unwrap(), body);
+            assert_eq!(ours, theirs, "{loose}");
+        }
+        // Characters outside the alphabet are still refused.
+        assert_eq!(
+            Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLa!w").unwrap_err(),
+            SecretError::NotBase64
+        );
     }
 
     #[test]
@@ -185,7 +327,7 @@ mod tests {
             SecretError::NotBase64
         );
         assert_eq!(
-            Secret::parse("whsec_YWJjZA===").unwrap_err(),
+            Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw===").unwrap_err(),
             SecretError::NotBase64
         );
         assert_eq!(

@@ -60,6 +60,7 @@ use redis::{
 pub use redis;
 
 #[cfg(feature = "testing")]
+#[doc(hidden)] // helpers for this workspace's test suites, not part of the public API
 pub mod testing;
 
 /// How long one store call may take before it fails as a timeout (and the delivery gets a 503):
@@ -113,6 +114,22 @@ return 0
 /// An [`IdempotencyStore`] in Redis, shared by every instance that connects to it.
 ///
 /// Cheap to clone (the connection is shared and multiplexed): keep a clone to `forget` ids.
+///
+/// ```no_run
+/// use agentsync_webhooks_core::{Receiver, Verifier, idempotency::Idempotency};
+/// use agentsync_webhooks_redis::RedisStore;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// // Starts even while Redis is down: deliveries get 503 with Retry-After until it answers.
+/// let store = RedisStore::connect_lazy(&std::env::var("REDIS_URL")?)?;
+/// let idempotency = Idempotency::new(store.clone());
+/// let receiver = Receiver::new(Verifier::from_env()?).with_idempotency(idempotency.clone());
+///
+/// // An operator wants one event processed again (a replay from the portal reuses its id).
+/// idempotency.forget("msg_2Lh5UzG3ZR1n0dXdBDfpDXuHHm8").await?;
+/// # let _ = receiver;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,

@@ -9,34 +9,35 @@ use agentsync_webhooks_core::{Clock as _, Signer, SystemClock};
 use axum::body::Bytes;
 
 use super::ATTEMPT_TIMEOUT;
-use crate::failure::Failure;
+use crate::{failure::Failure, http_client};
 
 /// Longest response excerpt shown in the attempt log.
 const RESPONSE_EXCERPT: usize = 200;
+/// Width of the status column: the longest status text, "511 Network Authentication Required".
+pub const STATUS_WIDTH: usize = 35;
 
 /// Signs and POSTs deliveries to one endpoint.
 pub struct Sender {
     client: reqwest::Client,
     url: reqwest::Url,
     signer: Signer,
+    /// `--header` pairs, sent on every attempt.
+    extra_headers: Vec<(String, String)>,
 }
 
 impl Sender {
     /// A sender keeping up to `connections` idle connections open for reuse.
-    pub fn new(url: reqwest::Url, signer: Signer, connections: u64) -> Result<Self, Failure> {
-        let client = reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
-            .pool_max_idle_per_host(usize::try_from(connections).unwrap_or(usize::MAX))
-            .user_agent(concat!(
-                "agentsync-webhooks-cli/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .map_err(|e| Failure::failed(format!("cannot set up the HTTP client: {e}")))?;
+    pub fn new(
+        url: reqwest::Url,
+        signer: Signer,
+        extra_headers: Vec<(String, String)>,
+        connections: u64,
+    ) -> Result<Self, Failure> {
         Ok(Self {
-            client,
+            client: http_client::build(ATTEMPT_TIMEOUT, connections)?,
             url,
             signer,
+            extra_headers,
         })
     }
 
@@ -48,11 +49,14 @@ impl Sender {
     /// One attempt of delivery `id`: signed now, so every retry carries a fresh timestamp.
     pub async fn attempt(&self, id: &str, body: &Bytes) -> Attempt {
         let headers = self.signer.sign(id, SystemClock.now_unix_secs(), body);
-        let mut request = self
-            .client
-            .post(self.url.clone())
-            .header("content-type", "application/json");
+        let mut request = self.client.post(self.url.clone());
+        if !self.extra_headers.iter().any(|(n, _)| n == "content-type") {
+            request = request.header("content-type", "application/json");
+        }
         for (name, value) in headers.to_pairs() {
+            request = request.header(name, value);
+        }
+        for (name, value) in &self.extra_headers {
             request = request.header(name, value);
         }
         let at = SystemTime::now();
@@ -139,13 +143,7 @@ impl Attempt {
             "Failed"
         };
         let (status, response) = match &self.outcome {
-            Outcome::Answered { status, body } => {
-                let reason = reqwest::StatusCode::from_u16(*status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("");
-                (format!("{status} {reason}"), excerpt(body))
-            }
+            Outcome::Answered { status, body } => (status_text(*status), excerpt(body)),
             Outcome::TimedOut => (
                 "timeout".to_owned(),
                 format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
@@ -154,11 +152,22 @@ impl Attempt {
             Outcome::Failed(reason) => ("error".to_owned(), reason.clone()),
         };
         format!(
-            "{at}  {result:<9}  {status:<22}  {:>8}  {response}",
+            "{at}  {result:<9}  {status:<STATUS_WIDTH$}  {:>8}  {response}",
             human_latency(self.latency)
         )
         .trim_end()
         .to_owned()
+    }
+}
+
+/// `401 Unauthorized`, or the bare code when it has no standard reason.
+pub fn status_text(status: u16) -> String {
+    match reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(reason) => format!("{status} {reason}"),
+        None => status.to_string(),
     }
 }
 
@@ -198,9 +207,32 @@ mod tests {
         };
         assert_eq!(
             attempt.log_line(),
-            "1970-01-01 00:00:00  Failed     401 Unauthorized          2.5 ms  \
+            "1970-01-01 00:00:00  Failed     401 Unauthorized                       2.5 ms  \
              {\"error\": \"signature_mismatch\"}"
         );
+    }
+
+    #[test]
+    fn the_columns_hold_every_status() {
+        let widest = (100..=599)
+            .map(|status| status_text(status).len())
+            .max()
+            .unwrap();
+        assert_eq!(widest, STATUS_WIDTH);
+        let row = |status| {
+            Attempt {
+                at: SystemTime::UNIX_EPOCH,
+                latency: Duration::from_millis(3),
+                outcome: Outcome::Answered {
+                    status,
+                    body: Bytes::from_static(b"x"),
+                },
+            }
+            .log_line()
+        };
+        let duration_at = |line: String| line.find(" ms").unwrap();
+        assert_eq!(duration_at(row(200)), duration_at(row(511)));
+        assert_eq!(duration_at(row(200)), duration_at(row(599)));
     }
 
     #[test]

@@ -13,14 +13,17 @@ use std::{
 
 use agentsync_webhooks_core::{Clock as _, SystemClock, new_message_id};
 use axum::body::Bytes;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use super::{
     Payload, Schedule,
-    attempt::{Attempt, Outcome, Sender, human_latency},
+    attempt::{Attempt, Outcome, Sender, human_latency, status_text},
     schedule::jittered,
 };
-use crate::failure::Failure;
+use crate::{
+    failure::Failure,
+    output::{out, write_text},
+};
 
 /// What a load run does.
 #[derive(Debug)]
@@ -38,7 +41,8 @@ pub struct Plan {
 /// Shared by the workers.
 struct Run {
     sender: Sender,
-    payload: Payload,
+    /// Taken in turn, one per delivery.
+    payloads: Vec<Payload>,
     shared: Option<(String, Bytes)>,
     schedule: Schedule,
     count: u64,
@@ -50,15 +54,22 @@ struct Run {
 }
 
 /// Sends `plan.count` deliveries with `plan.concurrency` workers and prints the summary.
-pub async fn run(sender: Sender, payload: Payload, plan: Plan) -> Result<(), Failure> {
+pub async fn run(sender: Sender, payloads: Vec<Payload>, plan: Plan) -> Result<(), Failure> {
+    let Some(first) = payloads.first() else {
+        return Err(Failure::bad_input("nothing to send"));
+    };
     let shared = plan.shared_id.as_ref().map(|id| {
-        let body = payload.body(id, SystemClock.now_unix_secs());
+        let body = first.body(id, SystemClock.now_unix_secs());
         (id.clone(), body)
     });
-    println!(
-        "Sending {} deliveries of {} to {}",
+    let what = if payloads.len() == 1 || shared.is_some() {
+        first.describe()
+    } else {
+        format!("{} types in turn", payloads.len())
+    };
+    out!(
+        "Sending {} deliveries of {what} to {}",
         plan.count,
-        payload.describe(),
         sender.url()
     );
     let ids = match &shared {
@@ -70,20 +81,21 @@ pub async fn run(sender: Sender, payload: Payload, plan: Plan) -> Result<(), Fai
     } else {
         "no retries".to_owned()
     };
-    println!(
+    out!(
         "  {} at a time, {ids}, {retries}",
         plan.concurrency.min(plan.count)
     );
 
     let progress = ProgressBar::new(plan.count).with_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} {wide_bar} {pos}/{len} {per_sec:>12} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{elapsed_precise} {wide_bar} {pos}/{len} {rate} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key("rate", |state: &ProgressState, w: &mut dyn fmt::Write| {
+                let _ = w.write_str(&format!("{:>10}", format_rate(state.per_sec())));
+            }),
     );
     let run = Arc::new(Run {
         sender,
-        payload,
+        payloads,
         shared,
         schedule: plan.schedule.clone(),
         count: plan.count,
@@ -116,7 +128,7 @@ pub async fn run(sender: Sender, payload: Payload, plan: Plan) -> Result<(), Fai
             run.sender.url()
         )));
     }
-    print!("{}", stats.summary(elapsed));
+    write_text(&stats.summary(elapsed))?;
     if stats.failed > 0 {
         return Err(Failure::failed(format!(
             "{} of {} deliveries failed",
@@ -129,19 +141,27 @@ pub async fn run(sender: Sender, payload: Payload, plan: Plan) -> Result<(), Fai
 
 async fn worker(run: Arc<Run>) -> Stats {
     let mut stats = Stats::default();
-    'deliveries: while !run.abort.load(Ordering::Relaxed)
-        && run.next.fetch_add(1, Ordering::Relaxed) < run.count
-    {
+    'deliveries: while !run.abort.load(Ordering::Relaxed) {
+        let index = run.next.fetch_add(1, Ordering::Relaxed);
+        if index >= run.count {
+            break;
+        }
         let (id, body) = match &run.shared {
             Some((id, body)) => (id.clone(), body.clone()),
             None => {
                 let id = new_message_id();
-                let body = run.payload.body(&id, SystemClock.now_unix_secs());
+                let turn = usize::try_from(index).unwrap_or(0) % run.payloads.len().max(1);
+                let body = run
+                    .payloads
+                    .get(turn)
+                    .map(|payload| payload.body(&id, SystemClock.now_unix_secs()))
+                    .unwrap_or_default();
                 (id, body)
             }
         };
         let mut delivered = false;
-        for delay in run.schedule.delays() {
+        let attempts = run.schedule.attempts();
+        for (attempt_index, delay) in run.schedule.delays().iter().enumerate() {
             if !delay.is_zero() {
                 tokio::time::sleep(jittered(*delay)).await;
             }
@@ -152,8 +172,10 @@ async fn worker(run: Arc<Run>) -> Stats {
                 run.delivered_any.store(true, Ordering::Relaxed);
                 break;
             }
-            // Nothing listening at all: stop at once rather than fail every delivery.
+            // Nothing listening at all, even after this delivery's retries: stop rather than
+            // fail every delivery.
             if let Outcome::Unreachable(reason) = &attempt.outcome
+                && attempt_index + 1 == attempts
                 && !run.delivered_any.load(Ordering::Relaxed)
             {
                 run.abort.store(true, Ordering::Relaxed);
@@ -185,13 +207,7 @@ enum OutcomeKind {
 impl fmt::Display for OutcomeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Status(status) => {
-                let reason = reqwest::StatusCode::from_u16(*status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("");
-                write!(f, "{status} {reason}")
-            }
+            Self::Status(status) => f.write_str(&status_text(*status)),
             Self::TimedOut => f.write_str("timeout"),
             Self::Unreachable => f.write_str("no connection"),
             Self::Failed => f.write_str("error"),
@@ -263,6 +279,15 @@ impl Stats {
     }
 }
 
+/// `320/s`, `1.5/s`: the progress bar's rate, rounded.
+fn format_rate(per_sec: f64) -> String {
+    if per_sec >= 10.0 {
+        format!("{per_sec:.0}/s")
+    } else {
+        format!("{per_sec:.1}/s")
+    }
+}
+
 /// Nearest-rank percentile of sorted, non-empty `values`.
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     let rank = (q * sorted.len() as f64).ceil() as usize;
@@ -272,6 +297,13 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_are_rounded() {
+        assert_eq!(format_rate(319.858080348152), "320/s");
+        assert_eq!(format_rate(1.25), "1.2/s");
+        assert_eq!(format_rate(0.0), "0.0/s");
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

@@ -2,7 +2,8 @@
 #![allow(dead_code)] // each test file uses part of it
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::TcpStream,
     process::{Child, Command, Output, Stdio},
     sync::mpsc,
     time::Duration,
@@ -61,23 +62,34 @@ impl Listener {
         Self::start_with(command(&[&["listen", "--port", "0"], args].concat()))
     }
 
-    pub fn start_with(mut command: Command) -> Self {
+    pub fn start_with(command: Command) -> Self {
+        Self::start_reading_banner(command, false)
+    }
+
+    /// Starts `listen --port 0 --format json ARGS`: the banner is read from stderr, the JSON
+    /// lines from stdout.
+    pub fn start_json(args: &[&str]) -> Self {
+        let command = command(&[&["listen", "--port", "0", "--format", "json"], args].concat());
+        Self::start_reading_banner(command, true)
+    }
+
+    fn start_reading_banner(mut command: Command, banner_on_stderr: bool) -> Self {
+        let stderr = if banner_on_stderr {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        };
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_channel(child.stdout.take().unwrap());
+        let banner_lines = match child.stderr.take() {
+            Some(stderr) => line_channel(stderr),
+            None => lines_from(&[]),
+        };
         let mut listener = Self {
             child,
             lines,
@@ -85,13 +97,40 @@ impl Listener {
             url: String::new(),
         };
         loop {
-            let line = listener.next_line();
+            let line = if banner_on_stderr {
+                banner_lines
+                    .recv_timeout(LINE_WAIT)
+                    .expect("the listener printed no banner")
+            } else {
+                listener.next_line()
+            };
             if let Some(rest) = line.strip_prefix("Listening on ") {
                 listener.url = rest.split_whitespace().next().unwrap().to_owned();
+                if banner_on_stderr {
+                    // Keep draining stderr so that the listener never blocks on it.
+                    std::thread::spawn(move || for _ in banner_lines.iter() {});
+                }
                 return listener;
             }
             listener.banner.push(line);
         }
+    }
+
+    /// The next line, parsed as JSON (`--format json`).
+    pub fn next_json(&self) -> serde_json::Value {
+        let line = self.next_line();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// Waits for the process to end by itself (a guard against a hang, not a timing check).
+    pub fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the listener did not stop");
     }
 
     /// The next line it prints.
@@ -114,9 +153,10 @@ impl Listener {
         }
     }
 
-    /// A delivery line and, with `--verbose`, its pretty JSON (up to the envelope's `}`).
+    /// A delivery line and, with `--verbose`, its headers and raw body (up to the blank line
+    /// that ends them).
     pub fn verbose_delivery(&self) -> (String, String) {
-        let lines = self.lines_until(|l| l == "    }");
+        let lines = self.lines_until(str::is_empty);
         (lines[0].clone(), lines[1..].join("\n"))
     }
 
@@ -148,4 +188,94 @@ pub fn send(url: &str, secret: &str, args: &[&str], stdin: &[u8]) -> Output {
         &[&["send", "--url", url, "--secret", secret], args].concat(),
         stdin,
     )
+}
+
+/// A channel of the lines read from `stream` by a thread.
+pub fn line_channel(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+fn lines_from(lines: &[&str]) -> mpsc::Receiver<String> {
+    let (send, receiver) = mpsc::channel();
+    for line in lines {
+        let _ = send.send((*line).to_owned());
+    }
+    receiver
+}
+
+/// One raw HTTP/1.1 request to `url` (http://host:port/path); the status and the body.
+pub fn raw_request(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = TcpStream::connect(authority).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The `name: value` header lines that `sign` printed, as pairs.
+pub fn signed_headers(sign_stdout: &str) -> Vec<(String, String)> {
+    sign_stdout
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// A scratch directory, removed on drop.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("agentsync-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn write(&self, name: &str, contents: &[u8]) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -99,6 +99,28 @@ macro_rules! event_data {
         /// single `match` covers every known type. Types this version does not know arrive as
         /// [`EventData::Unknown`], never as an error: new types and the sender's endpoint check
         /// must still be answered 2xx.
+        ///
+        /// ```
+        /// use agentsync_webhooks_core::{EventData, EventType, Signer, Verifier};
+        ///
+        /// let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        /// let request = Signer::new(secret)?.example(EventType::ProducerSyncNpnActivated);
+        /// let headers = request.headers.to_pairs();
+        /// let delivery = Verifier::new(secret)?
+        ///     .verify_delivery::<EventData>(&headers, request.body.into())?;
+        ///
+        /// match &delivery.event.data {
+        ///     EventData::ProducerSyncNpnActivated(activated) => {
+        ///         println!("NPN {} joined at {}", activated.npn, activated.activated_at);
+        ///     }
+        ///     EventData::ContractUpdated(object) => println!("contract {:?}", object.get_str("id")),
+        ///     EventData::Unknown { event_type, .. } => println!("not known yet: {event_type}"),
+        ///     // `EventData` is non-exhaustive: new documented types come in minor versions.
+        ///     other => println!("{:?}", other.event_type()),
+        /// }
+        /// assert_eq!(delivery.event.data.event_type(), Some(EventType::ProducerSyncNpnActivated));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         #[derive(Debug, Clone, PartialEq)]
         #[non_exhaustive]
         pub enum EventData {

@@ -579,6 +579,7 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
 /// or `None` to skip it (say why on stderr; e.g. no backend configured). Needs `tokio` with the
 /// `macros`, `rt-multi-thread` and `time` features in the calling crate.
 #[macro_export]
+#[doc(hidden)] // for store crates' tests, not part of the public API
 macro_rules! store_contract_tests {
     ($make:path) => {
         $crate::store_contract_tests!(@cases $make;

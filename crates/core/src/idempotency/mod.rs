@@ -51,6 +51,7 @@
 
 mod config;
 #[cfg(feature = "testing")]
+#[doc(hidden)] // the store contract suite, for store crates' tests, not part of the public API
 pub mod contract;
 mod memory;
 mod store;

@@ -99,8 +99,21 @@ pub struct VerifiedHeaders<'h> {
 
 impl Verifier {
     /// A verifier for one secret (`whsec_...`) with the default tolerance.
+    ///
+    /// A key under 16 bytes is refused ([`SecretError::TooShort`]); one under the 24 bytes of
+    /// Standard Webhooks secrets is accepted with a `tracing` warning (never showing the key).
     pub fn new(secret: &str) -> Result<Self, SecretError> {
-        Self::builder().secret(secret)?.build()
+        let secret = Secret::parse(secret)?;
+        if secret.is_short() {
+            tracing::warn!(
+                key_bytes = secret.len(),
+                "the webhook signing secret is only {} bytes once decoded; Standard Webhooks \
+                 secrets are {} to 64 bytes: check that it is the endpoint's whole secret",
+                secret.len(),
+                Secret::RECOMMENDED_LEN
+            );
+        }
+        Self::builder().parsed_secret(secret).build()
     }
 
     /// A verifier that accepts any of several secrets, for rotation.

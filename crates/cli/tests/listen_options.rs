@@ -1,0 +1,271 @@
+//! `listen`'s options and `send`'s payload options, over real TCP between real processes.
+
+mod common;
+
+use common::{Listener, OTHER_SECRET, SECRET, command, raw_request, run, send, stderr, stdout};
+
+#[test]
+fn with_a_secret_the_ready_send_line_is_printed_and_works() {
+    let listener = Listener::start(&["--secret", SECRET]);
+    let banner = listener.banner.join("\n");
+    let send_line = listener
+        .banner
+        .iter()
+        .find(|l| l.contains(" send --url "))
+        .unwrap_or_else(|| panic!("no send command in {banner}"));
+    assert!(
+        send_line.contains(&format!("--secret {SECRET}")),
+        "{send_line}"
+    );
+    let args: Vec<&str> = send_line.split_whitespace().collect();
+    let send_at = args.iter().position(|a| *a == "send").unwrap();
+    let output = run(&args[send_at..], b"");
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(listener.next_line().ends_with("200 accepted"));
+
+    // From the environment: the line, without the secret, says to set the variable.
+    let mut listen = command(&["listen", "--port", "0"]);
+    listen.env("AGENTSYNC_WEBHOOK_SECRET", SECRET);
+    let listener = Listener::start_with(listen);
+    let banner = listener.banner.join("\n");
+    assert!(banner.contains(" send --url "), "{banner}");
+    assert!(
+        banner.contains("with AGENTSYNC_WEBHOOK_SECRET set there too"),
+        "{banner}"
+    );
+    assert!(!banner.contains("whsec_"), "{banner}");
+}
+
+#[test]
+fn host_localhost_is_accepted() {
+    let listener = Listener::start(&["--host", "localhost", "--secret", SECRET]);
+    assert!(
+        listener.url.starts_with("http://localhost:"),
+        "{}",
+        listener.url
+    );
+    let output = send(&listener.url, SECRET, &["--event", "contract.updated"], b"");
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(listener.next_line().ends_with("200 accepted"));
+}
+
+#[test]
+fn a_get_on_the_webhook_path_is_405_and_other_paths_404() {
+    let listener = Listener::start(&["--secret", SECRET]);
+    let (status, _) = raw_request(&listener.url, "GET", &[], b"");
+    assert_eq!(status, 405);
+    let line = listener.next_line();
+    assert!(
+        line.contains("GET /webhooks/psapi -> 405 (deliveries are POSTs)"),
+        "{line}"
+    );
+    let elsewhere = listener.url.replace("/webhooks/psapi", "/health");
+    let (status, _) = raw_request(&elsewhere, "GET", &[], b"");
+    assert_eq!(status, 404);
+    assert!(listener.next_line().contains("GET /health -> 404"));
+}
+
+#[test]
+fn several_paths_receive() {
+    let listener = Listener::start(&[
+        "--secret",
+        SECRET,
+        "--path",
+        "/webhooks/psapi",
+        "--path",
+        "/webhooks/contracting",
+    ]);
+    let banner = listener.url.clone();
+    for path in ["/webhooks/psapi", "/webhooks/contracting"] {
+        let url = banner.replace("/webhooks/psapi", path);
+        let output = send(&url, SECRET, &["--event", "contract.updated"], b"");
+        assert!(output.status.success(), "{path}: {}", stdout(&output));
+        assert!(listener.next_line().ends_with("200 accepted"));
+    }
+}
+
+#[test]
+fn json_format_prints_one_object_per_delivery() {
+    let listener = Listener::start_json(&["--secret", SECRET]);
+    let output = send(&listener.url, SECRET, &["--event", "contract.updated"], b"");
+    assert!(output.status.success());
+    let id = common::sent_webhook_id(&stdout(&output));
+    let line = listener.next_json();
+    assert_eq!(line["webhook_id"], id.as_str());
+    assert_eq!(line["type"], "contract.updated");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["outcome"], "accepted");
+    assert!(line["code"].is_null());
+    assert!(line["bytes"].as_u64().unwrap() > 0);
+    assert!(line["ms"].as_f64().is_some());
+    assert!(line["app_status"].is_null());
+
+    let output = send(
+        &listener.url,
+        OTHER_SECRET,
+        &["--event", "contract.updated", "--schedule", "none"],
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let line = listener.next_json();
+    assert_eq!(line["outcome"], "refused");
+    assert_eq!(line["status"], 401);
+    assert_eq!(line["code"], "signature_mismatch");
+}
+
+#[test]
+fn events_filter_answers_other_types_200_as_filtered() {
+    let listener = Listener::start(&[
+        "--secret",
+        SECRET,
+        "--events",
+        "contract,id.producer.updated",
+    ]);
+    let output = send(
+        &listener.url,
+        SECRET,
+        &["--event", "producersync.updates_available"],
+        b"",
+    );
+    assert!(output.status.success(), "{}", stdout(&output));
+    let line = listener.next_line();
+    assert!(line.contains("producersync.updates_available"), "{line}");
+    assert!(
+        line.ends_with("200 filtered: not in --events, handler not run"),
+        "{line}"
+    );
+    for event_type in ["contract.packet.submitted", "id.producer.updated"] {
+        let output = send(&listener.url, SECRET, &["--event", event_type], b"");
+        assert!(output.status.success());
+        assert!(listener.next_line().ends_with("200 accepted"));
+    }
+}
+
+#[test]
+fn color_always_even_with_no_color_and_never_by_default_into_a_pipe() {
+    let mut listen = command(&[
+        "listen", "--port", "0", "--secret", SECRET, "--color", "always",
+    ]);
+    listen.env("NO_COLOR", "1"); // an explicit --color always wins
+    let listener = Listener::start_with(listen);
+    send(&listener.url, SECRET, &["--event", "contract.updated"], b"");
+    let line = listener.next_line();
+    assert!(line.contains("\x1b[32m200 accepted\x1b[0m"), "{line:?}");
+
+    let mut listen = command(&["listen", "--port", "0", "--secret", SECRET]);
+    listen.env("NO_COLOR", "1");
+    let listener = Listener::start_with(listen);
+    send(&listener.url, SECRET, &["--event", "contract.updated"], b"");
+    let line = listener.next_line();
+    assert!(!line.contains('\x1b'), "{line:?}");
+}
+
+#[test]
+fn status_and_fail_rate_answer_errors_on_purpose_and_retries_are_processed() {
+    // Every delivery fails, so every retry is processed again (the claim is released).
+    let listener = Listener::start(&["--secret", SECRET, "--fail-rate", "100%", "--status", "503"]);
+    let output = send(
+        &listener.url,
+        SECRET,
+        &["--event", "contract.updated", "--schedule", "0,10ms"],
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stdout(&output).matches("503 Service Unavailable").count(),
+        2
+    );
+    for line in listener.next_lines(2) {
+        assert!(
+            line.ends_with("503 failed on purpose (--fail-rate/--status)"),
+            "{line}"
+        );
+    }
+    // --status alone: every delivery gets it.
+    let listener = Listener::start(&["--secret", SECRET, "--status", "500"]);
+    let output = send(
+        &listener.url,
+        SECRET,
+        &["--event", "contract.updated", "--schedule", "none"],
+        b"",
+    );
+    assert!(stdout(&output).contains("500 Internal Server Error"));
+    assert!(
+        listener
+            .next_line()
+            .ends_with("500 failed on purpose (--fail-rate/--status)")
+    );
+    // A rate of 0: every delivery accepted.
+    let listener = Listener::start(&["--secret", SECRET, "--fail-rate", "0"]);
+    let output = send(&listener.url, SECRET, &["--event", "contract.updated"], b"");
+    assert!(output.status.success());
+    assert!(listener.next_line().ends_with("200 accepted"));
+}
+
+#[test]
+fn send_headers_overrides_and_several_events() {
+    let listener = Listener::start(&["--secret", SECRET, "--verbose"]);
+    let output = send(
+        &listener.url,
+        SECRET,
+        &[
+            "--event",
+            "producersync.npn.activated",
+            "--header",
+            "X-Tenant: acme",
+            "--set",
+            "data.npn=123",
+            "--set",
+            "data.extra.flag=true",
+        ],
+        b"",
+    );
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(stdout(&output).contains("with data.npn, data.extra.flag from --set"));
+    let (line, raw) = listener.verbose_delivery();
+    assert!(line.ends_with("200 accepted"), "{line}");
+    assert!(raw.contains("    x-tenant: acme"), "{raw}");
+    assert!(raw.contains(r#""npn":"123""#), "{raw}");
+    assert!(raw.contains(r#""extra":{"flag":true}"#), "{raw}");
+
+    let listener = Listener::start(&["--secret", SECRET]);
+    let output = send(&listener.url, SECRET, &["--events", "producersync"], b"");
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert_eq!(stdout(&output).matches("Delivered on attempt 1").count(), 3);
+    let lines = listener.next_lines(3);
+    for (line, event_type) in lines.iter().zip([
+        "producersync.updates_available",
+        "producersync.npn.activated",
+        "producersync.npn.deactivated",
+    ]) {
+        assert!(
+            line.contains(event_type) && line.ends_with("200 accepted"),
+            "{lines:?}"
+        );
+    }
+
+    // In load mode the types take turns.
+    let output = send(
+        &listener.url,
+        SECRET,
+        &["--events", "contract", "--count", "16"],
+        b"",
+    );
+    assert!(output.status.success(), "{}", stdout(&output));
+    let lines = listener.next_lines(16);
+    assert!(
+        lines.iter().any(|l| l.contains("contract.updated ")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("contract.packet.submitted")),
+        "{lines:?}"
+    );
+}
