@@ -129,6 +129,10 @@ pub struct ListenArgs {
     /// answered 200 without running the handler, as the library's idempotency does).
     #[arg(long)]
     pub no_idempotency: bool,
+    /// Seconds a request body may take to arrive; a slower one is answered 408 and its
+    /// connection closed, as the library does (the sender itself waits 5 s).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_read_timeout: u64,
 }
 
 /// `send`.

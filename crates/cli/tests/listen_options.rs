@@ -269,3 +269,36 @@ fn send_headers_overrides_and_several_events() {
         "{lines:?}"
     );
 }
+
+/// A delivery whose body drips in a byte per second is answered 408 once `--body-read-timeout`
+/// passes, the listener prints the refusal, and the connection is closed.
+#[test]
+fn a_body_sent_a_byte_per_second_is_cut_off_with_408() {
+    use std::io::{Read as _, Write as _};
+
+    let listener = Listener::start(&["--secret", SECRET, "--body-read-timeout", "1"]);
+    let rest = listener.url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {authority}\r\nwebhook-id: msg_slow\r\nwebhook-timestamp: 1\r\nwebhook-signature: v1,x\r\ncontent-length: 100\r\n\r\n{{"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let writer = stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut writer = writer;
+        while writer.write_all(b" ").is_ok() {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    });
+    // Bounds a listener that never answers; the deadline is 1 s, the body would take 100 s.
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("body_read_timeout"), "{response}");
+    let line = listener.next_line();
+    assert!(line.contains("408"), "{line}");
+}

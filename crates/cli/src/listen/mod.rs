@@ -75,7 +75,8 @@ pub async fn run(args: ListenArgs, secret_from_env: bool) -> Result<(), Failure>
             (secret.expose_whsec(), true)
         }
     };
-    let mut receiver = Receiver::new(keys::verifier(&secret)?);
+    let mut receiver = Receiver::new(keys::verifier(&secret)?)
+        .with_body_read_timeout(std::time::Duration::from_secs(args.body_read_timeout));
     if !args.no_idempotency {
         receiver = receiver.with_idempotency(MemoryStore::new());
     }
