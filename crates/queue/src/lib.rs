@@ -16,6 +16,7 @@
 
 mod backend;
 mod queue;
+mod worker;
 
 #[cfg(feature = "testing")]
 pub mod contract;
@@ -28,6 +29,7 @@ pub mod sqlite;
 
 pub use crate::backend::{Backend, DeadLetter, Job, QueueFuture, QueueStats, Receipt};
 pub use crate::queue::Queue;
+pub use crate::worker::{Backoff, Workers};
 pub use agentsync_webhooks_core::{
     handoff::{Enqueued, Handoff, ReceivedDelivery},
     idempotency::{StoreError, StoreErrorKind},
