@@ -63,7 +63,9 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job, mut aborted: watch::Receive
     let mut lease_until = started + ctx.config.lease;
     // A task of its own, so that a panic is caught (as a JoinError) and a handler stuck past the
     // grace period can be aborted.
-    let mut handler = tokio::spawn(ctx.router.dispatch(&job.delivery, job.attempt));
+    // The dispatch itself runs in the task too: a handler may panic before its first await.
+    let (router, delivery, attempt) = (ctx.router.clone(), job.delivery.clone(), job.attempt);
+    let mut handler = tokio::spawn(async move { router.dispatch(&delivery, attempt).await });
     let every = ctx.config.extend_every();
     let mut extend = interval_at(started + every, every);
     extend.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -73,7 +75,12 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job, mut aborted: watch::Receive
             joined = &mut handler => break Ran::Finished(joined.unwrap_or_else(from_join_error)),
             () = wait_aborted(&mut aborted) => {
                 handler.abort();
-                break Ran::Interrupted;
+                // A handler that finished just before the abort keeps its result.
+                break match (&mut handler).await {
+                    Ok(result) => Ran::Finished(result),
+                    Err(err) if err.is_cancelled() => Ran::Interrupted,
+                    Err(err) => Ran::Finished(from_join_error(err)),
+                };
             }
             _ = extend.tick() => {
                 let asked = Instant::now();
