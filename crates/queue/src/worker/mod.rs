@@ -12,13 +12,13 @@
 //!     Ok(())
 //! }
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run(ctrl_c: impl std::future::Future<Output = ()> + Send) -> Result<(), Box<dyn std::error::Error>> {
 //! let queue = Queue::from_url(&std::env::var("AGENTSYNC_QUEUE_URL").unwrap_or_default()).await?;
 //! let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, pull_updates);
 //! Workers::new(queue, router)
 //!     .concurrency(8)
 //!     .max_attempts(10)
-//!     .run_until(async { tokio::signal::ctrl_c().await.unwrap_or(()) })
+//!     .run_until(ctrl_c) // e.g. `async { tokio::signal::ctrl_c().await.unwrap_or(()) }`
 //!     .await;
 //! # Ok(()) }
 //! ```
@@ -333,8 +333,10 @@ impl Workers {
     /// # use agentsync_webhooks_core::route::EventRouter;
     /// # use agentsync_webhooks_queue::{Queue, Workers};
     /// # async fn run(queue: Queue, router: EventRouter) {
+    /// # let ctrl_c = async {};
+    /// // e.g. `let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or(()) };`
     /// Workers::new(queue, router)
-    ///     .run_until(async { tokio::signal::ctrl_c().await.unwrap_or(()) })
+    ///     .run_until(ctrl_c)
     ///     .await;
     /// # }
     /// ```
