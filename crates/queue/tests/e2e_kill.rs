@@ -210,3 +210,9 @@ mod redis {
     use super::*;
     engine_tests!(Engine::Redis);
 }
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    engine_tests!(Engine::Postgres);
+}

@@ -426,3 +426,9 @@ mod redis {
     use super::*;
     all_cases!(Engine::Redis);
 }
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    all_cases!(Engine::Postgres);
+}

@@ -28,6 +28,10 @@ pub enum Engine {
     /// The Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`), under a fresh key prefix.
     #[cfg(feature = "redis")]
     Redis,
+    /// The PostgreSQL at `POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`), in a
+    /// fresh table.
+    #[cfg(feature = "postgres")]
+    Postgres,
 }
 
 /// A fresh, empty queue for one test, and what it takes to open it again from another process.
@@ -76,12 +80,32 @@ pub async fn fixture(engine: Engine, case: &str) -> Fixture {
                 _dir: None,
             }
         }
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => {
+            // PostgreSQL names are at most 63 bytes: a short, unique table name.
+            let table = unique("wq").to_ascii_lowercase();
+            let location = format!("{}#{table}", postgres_url());
+            Fixture {
+                queue: reopen(engine, &location).await,
+                engine,
+                location,
+                _dir: None,
+            }
+        }
     }
 }
 
 #[cfg(feature = "redis")]
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+#[cfg(feature = "postgres")]
+pub fn postgres_url() -> String {
+    std::env::var("POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// The queue of a [`Fixture`], opened again (another handle, or another process).
@@ -98,6 +122,15 @@ pub async fn reopen(engine: Engine, location: &str) -> Queue {
                     .unwrap_or_else(|err| panic!("Redis at {url} does not answer: {err}"));
             Queue::new(backend)
         }
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => {
+            use agentsync_webhooks_queue::postgres::{PostgresBackend, PostgresOptions};
+            let (url, table) = location.split_once('#').unwrap();
+            let backend = PostgresBackend::connect_with(url, PostgresOptions::new().table(table))
+                .await
+                .unwrap_or_else(|err| panic!("PostgreSQL at {url} does not answer: {err}"));
+            Queue::new(backend)
+        }
     }
 }
 
@@ -107,6 +140,8 @@ pub fn engine_name(engine: Engine) -> &'static str {
         Engine::Sqlite => "sqlite",
         #[cfg(feature = "redis")]
         Engine::Redis => "redis",
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => "postgres",
     }
 }
 
@@ -115,6 +150,8 @@ pub fn engine_named(name: &str) -> Engine {
     match name {
         #[cfg(feature = "redis")]
         "redis" => Engine::Redis,
+        #[cfg(feature = "postgres")]
+        "postgres" => Engine::Postgres,
         _ => Engine::Sqlite,
     }
 }
