@@ -51,14 +51,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // The queue the receivers write to; the error names the missing feature or the engine that
     // does not answer.
     let queue = Queue::from_url(&url).await?;
-    info!(
-        queue = if url.is_empty() {
-            "sqlite (working directory)"
-        } else {
-            url.as_str()
-        },
-        "webhook workers connecting"
-    );
+    // The scheme only: a URL may carry a password.
+    let engine = url.split_once(':').map_or("sqlite", |(scheme, _)| scheme);
+    info!(engine, "webhook workers connected to the queue");
 
     let router = EventRouter::new()
         .on(

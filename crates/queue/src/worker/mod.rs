@@ -366,13 +366,18 @@ impl Workers {
         );
         'run: loop {
             // Reap what finished, and wait for a free slot when all are taken.
-            while tasks.try_join_next().is_some() {}
+            while let Some(joined) = tasks.try_join_next() {
+                report_task(joined);
+            }
             let free = ctx.config.concurrency.saturating_sub(tasks.len());
             if free == 0 {
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break 'run,
-                    _ = tasks.join_next() => continue 'run,
+                    Some(joined) = tasks.join_next() => {
+                        report_task(joined);
+                        continue 'run;
+                    }
                 }
             }
 
@@ -439,7 +444,7 @@ impl Workers {
         let mut deadline = std::pin::pin!(deadline);
         while !tasks.is_empty() {
             tokio::select! {
-                _ = tasks.join_next() => {}
+                Some(joined) = tasks.join_next() => report_task(joined),
                 () = &mut deadline => {
                     tracing::warn!(
                         running = tasks.len(),
@@ -450,8 +455,18 @@ impl Workers {
                 }
             }
         }
-        while tasks.join_next().await.is_some() {}
+        while let Some(joined) = tasks.join_next().await {
+            report_task(joined);
+        }
         tracing::info!("webhook workers stopped");
+    }
+}
+
+/// Logs a job task that did not end normally (a bug: handler panics are caught inside it). Its
+/// job comes back when its lease expires.
+fn report_task(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = joined {
+        tracing::error!(error = %err, "a webhook job task failed; its job runs again when its lease expires");
     }
 }
 
