@@ -23,6 +23,9 @@ pub use agentsync_webhooks_warp as warp;
 #[cfg(feature = "redis")]
 pub use agentsync_webhooks_redis as redis;
 
+#[cfg(feature = "queue")]
+pub use agentsync_webhooks_queue as queue;
+
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -30,6 +30,7 @@ pub mod handoff;
 pub mod headers;
 pub mod idempotency;
 mod receiver;
+pub mod route;
 mod secret;
 mod sign;
 #[cfg(feature = "v1a")]
@@ -47,6 +48,7 @@ pub use crate::{
     headers::HeaderLookup,
     idempotency::{Idempotency, IdempotencyStore, MemoryStore},
     receiver::{DEFAULT_BODY_READ_TIMEOUT, Receiver},
+    route::{EventRouter, HandlerError},
     secret::{SECRET_PREFIX, Secret, SecretError},
     sign::{SignedHeaders, SignedRequest, Signer, new_message_id},
     verify::{

@@ -101,3 +101,38 @@ pub trait Backend: Send + Sync + 'static {
     /// Depth, oldest age and dead letters now.
     fn stats(&self) -> QueueFuture<'_, QueueStats>;
 }
+
+/// Milliseconds in `duration`, saturated to `i64` (what every engine stores).
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "redis", feature = "postgres")),
+    allow(dead_code)
+)]
+pub(crate) fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Milliseconds since the Unix epoch at `at` (0 before the epoch), as every engine stores times.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "redis", feature = "postgres")),
+    allow(dead_code)
+)]
+pub(crate) fn system_time_ms(at: SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, duration_ms)
+}
+
+/// A fresh random lease token for one claim, as text (32 hex digits).
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn new_lease_token() -> Result<String, StoreError> {
+    agentsync_webhooks_core::idempotency::LeaseToken::random().map(|token| token.to_string())
+}
+
+/// An attempt count read back from an engine, as the `u32` a [`Job`] holds (saturated, never
+/// negative).
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "redis", feature = "postgres")),
+    allow(dead_code)
+)]
+pub(crate) fn attempt_count(value: i64) -> u32 {
+    u32::try_from(value.max(0)).unwrap_or(u32::MAX)
+}

@@ -1,11 +1,35 @@
 //! Durable handoff for AgentSync webhooks: the verified delivery is written to a queue before the
 //! 2xx, and routed, typed handlers run later on workers, with retries, dead letters and replay.
+//!
+//! A [`Queue`] is the handle users hold; it writes through one [`Backend`], each an engine used
+//! through its own primitives, each behind its cargo feature:
+//!
+//! | feature | engine | for |
+//! |---|---|---|
+//! | `sqlite` (default) | [`sqlite::SqliteBackend`]: one file, WAL, `synchronous = FULL` | one instance, no server |
+//! | `redis` | [`redis::RedisBackend`]: a stream with a consumer group | several instances |
+//! | `postgres` | [`postgres::PostgresBackend`]: one table, `FOR UPDATE SKIP LOCKED` | several instances |
+//!
+//! The `testing` feature adds [`contract`], the test suite every backend passes.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod backend;
+mod queue;
+mod worker;
+
+#[cfg(feature = "testing")]
+pub mod contract;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 pub use crate::backend::{Backend, DeadLetter, Job, QueueFuture, QueueStats, Receipt};
+pub use crate::queue::Queue;
+pub use crate::worker::{Backoff, Workers};
 pub use agentsync_webhooks_core::{
     handoff::{Enqueued, Handoff, ReceivedDelivery},
     idempotency::{StoreError, StoreErrorKind},

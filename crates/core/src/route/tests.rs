@@ -1,0 +1,273 @@
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::{NpnActivated, ObjectData, UpdatesAvailable, event::samples};
+
+/// Which handler ran, with what attempt: shared between the handlers of one router.
+type Log = Arc<Mutex<Vec<(&'static str, String, u32)>>>;
+
+fn recorder<T: Send + 'static>(
+    log: &Log,
+    name: &'static str,
+) -> impl Fn(Event<T>) -> std::future::Ready<Result<(), HandlerError>> + Send + Sync + 'static {
+    let log = log.clone();
+    move |event: Event<T>| {
+        log.lock()
+            .unwrap()
+            .push((name, event.event_type.clone(), event.attempt));
+        std::future::ready(Ok(()))
+    }
+}
+
+fn body_of(event_type: &str, data: serde_json::Value) -> Bytes {
+    serde_json::json!({
+        "id": "whe_1",
+        "type": event_type,
+        "timestamp": "2025-07-24T22:51:05.206Z",
+        "data": data,
+    })
+    .to_string()
+    .into()
+}
+
+fn stored(event_type: &str, body: Bytes) -> ReceivedDelivery {
+    ReceivedDelivery {
+        webhook_id: "msg_1".into(),
+        event_type: event_type.into(),
+        webhook_timestamp: 1_700_000_000,
+        signature: "v1,unused".into(),
+        received_at_ms: 1_700_000_000_123,
+        body,
+    }
+}
+
+fn example(event_type: EventType) -> ReceivedDelivery {
+    let body = samples::example_body(event_type, "whe_1", 1_700_000_000);
+    stored(event_type.as_str(), body.into())
+}
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+fn full_router(log: &Log) -> EventRouter {
+    EventRouter::new()
+        .on(
+            EventType::ProducerSyncUpdatesAvailable,
+            recorder::<UpdatesAvailable>(log, "type"),
+        )
+        .on_group(EventGroup::Contract, recorder::<ObjectData>(log, "group"))
+        .on_group(
+            EventGroup::ProducerSync,
+            recorder::<EventData>(log, "producersync"),
+        )
+        .on_unknown(recorder::<serde_json::Value>(log, "unknown"))
+}
+
+#[test]
+fn type_beats_group_beats_unknown() {
+    let log = Log::default();
+    let router = full_router(&log);
+    let cases = [
+        (
+            example(EventType::ProducerSyncUpdatesAvailable),
+            Routed::Type(EventType::ProducerSyncUpdatesAvailable),
+            "type",
+        ),
+        (
+            example(EventType::ProducerSyncNpnActivated),
+            Routed::Group(EventGroup::ProducerSync),
+            "producersync",
+        ),
+        (
+            example(EventType::ContractPacketSubmitted),
+            Routed::Group(EventGroup::Contract),
+            "group",
+        ),
+        // An undocumented type of a known group goes to the group.
+        (
+            stored(
+                "contract.new_thing",
+                body_of("contract.new_thing", serde_json::json!({"a": 1})),
+            ),
+            Routed::Group(EventGroup::Contract),
+            "group",
+        ),
+        (
+            stored(
+                "billing.invoice.paid",
+                body_of("billing.invoice.paid", serde_json::json!(7)),
+            ),
+            Routed::Unknown,
+            "unknown",
+        ),
+        // A documented type with no type or group handler is acknowledged, not "unknown".
+        (
+            example(EventType::ProducerPhoneDeleted),
+            Routed::Acknowledged,
+            "",
+        ),
+    ];
+    for (delivery, expected, handler) in cases {
+        log.lock().unwrap().clear();
+        let routed = block_on(router.dispatch(&delivery, 1)).unwrap();
+        assert_eq!(routed, expected, "{}", delivery.event_type);
+        let ran: Vec<_> = log.lock().unwrap().iter().map(|(n, _, _)| *n).collect();
+        if handler.is_empty() {
+            assert!(ran.is_empty(), "{ran:?}");
+        } else {
+            assert_eq!(ran, [handler], "{}", delivery.event_type);
+        }
+    }
+}
+
+#[test]
+fn an_event_with_no_handler_is_acknowledged_on_every_path() {
+    let router = EventRouter::new();
+    let delivery = example(EventType::ContractUpdated);
+    assert_eq!(
+        block_on(router.dispatch(&delivery, 1)).unwrap(),
+        Routed::Acknowledged
+    );
+    let parsed = Delivery::<EventData>::parse("msg_1", 1, delivery.body.clone()).unwrap();
+    assert_eq!(
+        block_on(router.dispatch_delivery(parsed)).unwrap(),
+        Routed::Acknowledged
+    );
+    assert_eq!(
+        block_on(router.dispatch_raw("msg_1", 1, delivery.body)).unwrap(),
+        Routed::Acknowledged
+    );
+    // Unknown types too, when there is no unknown handler.
+    let unknown = stored("x.y", body_of("x.y", serde_json::json!({})));
+    assert_eq!(
+        block_on(router.dispatch(&unknown, 1)).unwrap(),
+        Routed::Acknowledged
+    );
+}
+
+#[test]
+fn data_that_does_not_fit_is_permanent_and_names_the_path() {
+    let log = Log::default();
+    // The contract group's data parsed as UpdatesAvailable: a handler written for the wrong type.
+    let router = EventRouter::new()
+        .on_group(
+            EventGroup::Contract,
+            recorder::<UpdatesAvailable>(&log, "wrong"),
+        )
+        .on(
+            EventType::ProducerSyncNpnActivated,
+            recorder::<NpnActivated>(&log, "npn"),
+        );
+    let err = block_on(router.dispatch(&example(EventType::ContractUpdated), 1)).unwrap_err();
+    assert!(err.is_permanent());
+    assert_eq!(err.code(), "invalid_event_data");
+    assert!(err.to_string().contains("runDate"), "{err}");
+
+    // A documented type whose data misstates a field: the path of the field.
+    let bad = body_of(
+        "producersync.npn.activated",
+        serde_json::json!({"npn": "1", "activatedAt": 12}),
+    );
+    let err = block_on(router.dispatch(&stored("producersync.npn.activated", bad.clone()), 1))
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_event_data");
+    match err.webhook_error() {
+        Some(WebhookError::InvalidEventData { path, .. }) => assert_eq!(path, "activatedAt"),
+        other => panic!("{other:?}"),
+    }
+    assert!(block_on(router.dispatch_raw("msg_1", 1, bad)).is_err());
+    assert!(log.lock().unwrap().is_empty(), "no handler ran");
+
+    // Not an envelope at all.
+    let err = block_on(router.dispatch_raw("msg_1", 1, "{\"data\":{}}".into())).unwrap_err();
+    assert_eq!((err.code(), err.is_permanent()), ("invalid_payload", true));
+}
+
+#[test]
+fn handler_errors_keep_their_kind() {
+    async fn flaky(_: Event<EventData>) -> Result<(), std::io::Error> {
+        Err(std::io::Error::other("ProducerSync is down"))
+    }
+    async fn refuses(_: Event<EventData>) -> Result<(), HandlerError> {
+        Err(HandlerError::permanent("not our producer"))
+    }
+    async fn busy(_: Event<EventData>) -> Result<(), HandlerError> {
+        let _: u32 = "x".parse()?;
+        Ok(())
+    }
+    let router = EventRouter::new()
+        .on(EventType::ContractUpdated, flaky)
+        .on(EventType::ProducerUpdated, refuses)
+        .on(EventType::ProducerDeleted, busy);
+    let err = block_on(router.dispatch(&example(EventType::ContractUpdated), 1)).unwrap_err();
+    assert_eq!((err.code(), err.is_permanent()), ("handler_failed", false));
+    assert_eq!(err.to_string(), "ProducerSync is down");
+    let err = block_on(router.dispatch(&example(EventType::ProducerUpdated), 1)).unwrap_err();
+    assert_eq!(
+        (err.code(), err.is_permanent()),
+        ("handler_permanent", true)
+    );
+    let err = block_on(router.dispatch(&example(EventType::ProducerDeleted), 1)).unwrap_err();
+    assert_eq!(err.kind(), HandlerErrorKind::Retryable);
+    assert!(
+        err.error()
+            .downcast_ref::<std::num::ParseIntError>()
+            .is_some()
+    );
+}
+
+#[test]
+fn the_event_carries_the_delivery() {
+    let seen: Arc<Mutex<Option<Event<UpdatesAvailable>>>> = Arc::default();
+    let slot = seen.clone();
+    let router = EventRouter::new().on(
+        EventType::ProducerSyncUpdatesAvailable,
+        move |event: Event<UpdatesAvailable>| {
+            *slot.lock().unwrap() = Some(event);
+            async { Ok::<_, HandlerError>(()) }
+        },
+    );
+    let delivery = example(EventType::ProducerSyncUpdatesAvailable);
+    block_on(router.dispatch(&delivery, 4)).unwrap();
+    let event = seen.lock().unwrap().take().unwrap();
+    assert_eq!(event.data.updated_since(), "2025-07-24");
+    assert_eq!(event.webhook_id, "msg_1");
+    assert_eq!(event.id, "whe_1");
+    assert_eq!(event.event_type, "producersync.updates_available");
+    assert_eq!(event.webhook_timestamp, 1_700_000_000);
+    assert_eq!(event.timestamp.timestamp(), 1_700_000_000);
+    assert_eq!(event.attempt, 4);
+    assert_eq!(event.received_at_ms, Some(1_700_000_000_123));
+    assert_eq!(event.raw_body, delivery.body);
+
+    // Inline: attempt 1, no received-at, the parsed data moved in.
+    let parsed = Delivery::<EventData>::parse("msg_9", 1, delivery.body.clone()).unwrap();
+    block_on(router.dispatch_delivery(parsed)).unwrap();
+    let event = seen.lock().unwrap().take().unwrap();
+    assert_eq!((event.webhook_id.as_str(), event.attempt), ("msg_9", 1));
+    assert_eq!(event.received_at_ms, None);
+}
+
+#[test]
+fn the_router_is_cheap_to_share() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<EventRouter>();
+    fn sendable<T: Send + 'static>(_: &T) {}
+    let log = Log::default();
+    let router = full_router(&log);
+    sendable(&router.dispatch(&example(EventType::ContractUpdated), 1));
+    let clone = router.clone();
+    assert!(Arc::ptr_eq(&router.routes, &clone.routes));
+    // Registering on a clone does not change the original.
+    let more = clone.on(
+        EventType::ProducerPhoneDeleted,
+        recorder::<EventData>(&log, "x"),
+    );
+    assert!(more.handles("id.producer.phone.deleted"));
+    assert!(!router.handles("id.producer.phone.deleted"));
+    assert!(format!("{router:?}").contains("producersync.updates_available"));
+}

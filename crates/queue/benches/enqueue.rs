@@ -1,0 +1,278 @@
+//! Throughput of each queue engine on this machine: enqueue one at a time, enqueue from many
+//! concurrent senders, and claim + complete with several workers.
+//!
+//! ```text
+//! cargo bench -p agentsync-webhooks-queue --all-features --bench enqueue
+//! BENCH_JOBS=5000 BENCH_BACKENDS=sqlite,redis cargo bench -p agentsync-webhooks-queue --all-features --bench enqueue
+//! ```
+//!
+//! `BENCH_JOBS` (default 5,000) deliveries per phase; `BENCH_BACKENDS` (default all compiled in:
+//! `sqlite-full`, `sqlite-normal`, `redis`, `postgres`); `REDIS_URL`, `POSTGRES_URL` as in the
+//! tests. For Redis it also prints the commands Redis counted (`INFO commandstats`) per
+//! sequential enqueue: one script call is one round trip.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use agentsync_webhooks_core::handoff::now_ms;
+use agentsync_webhooks_queue::{Backend, Enqueued, ReceivedDelivery};
+
+/// Concurrent senders in the concurrent enqueue phase.
+const SENDERS: usize = 32;
+/// Concurrent workers in the claim + complete phase, each claiming this many at a time.
+const WORKERS: usize = 10;
+const BATCH: usize = 10;
+
+fn delivery(run: &str, n: usize) -> ReceivedDelivery {
+    ReceivedDelivery {
+        webhook_id: format!("msg_{run}_{n}"),
+        event_type: "producersync.updates_available".into(),
+        webhook_timestamp: 1_700_000_000,
+        signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=".into(),
+        received_at_ms: now_ms(),
+        body: bytes::Bytes::from(format!(
+            r#"{{"id":"msg_{run}_{n}","type":"producersync.updates_available","timestamp":"2026-01-01T00:00:00Z","data":{{"producerId":12345,"updatedSince":"2026-01-01T00:00:00Z"}}}}"#
+        )),
+    }
+}
+
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+/// Runs the three phases against `backend`, printing one line per phase.
+async fn measure(name: &str, backend: Arc<dyn Backend>, jobs: usize) {
+    let run = format!("{:x}", now_ms());
+
+    let started = Instant::now();
+    for n in 0..jobs {
+        match backend.enqueue(&delivery(&run, n)).await {
+            Ok(Enqueued::New) => {}
+            other => panic!("{name}: sequential enqueue {n}: {other:?}"),
+        }
+    }
+    let sequential = started.elapsed();
+    println!(
+        "{name:14} enqueue, one at a time     {:>9.0}/s  ({jobs} in {sequential:.2?})",
+        rate(jobs, sequential)
+    );
+
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    for sender in 0..SENDERS {
+        let backend = Arc::clone(&backend);
+        let run = run.clone();
+        senders.push(tokio::spawn(async move {
+            let mut n = jobs + sender;
+            while n < 2 * jobs {
+                backend.enqueue(&delivery(&run, n)).await.map(|_| ())?;
+                n += SENDERS;
+            }
+            Ok::<_, agentsync_webhooks_queue::StoreError>(())
+        }));
+    }
+    for sender in senders {
+        match sender.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => panic!("{name}: concurrent enqueue: {err}"),
+            Err(err) => panic!("{name}: a sender panicked: {err}"),
+        }
+    }
+    let concurrent = started.elapsed();
+    println!(
+        "{name:14} enqueue, {SENDERS} concurrent     {:>9.0}/s  ({jobs} in {concurrent:.2?})",
+        rate(jobs, concurrent)
+    );
+
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..WORKERS {
+        let backend = Arc::clone(&backend);
+        workers.push(tokio::spawn(async move {
+            let mut done = 0usize;
+            let mut idle = 0;
+            while idle < 3 {
+                let claimed = backend.claim(BATCH, Duration::from_secs(60)).await?;
+                if claimed.is_empty() {
+                    idle += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                idle = 0;
+                for job in &claimed {
+                    if backend.complete(job).await? {
+                        done += 1;
+                    }
+                }
+            }
+            Ok::<_, agentsync_webhooks_queue::StoreError>(done)
+        }));
+    }
+    let mut done = 0;
+    for worker in workers {
+        match worker.await {
+            Ok(Ok(count)) => done += count,
+            Ok(Err(err)) => panic!("{name}: worker: {err}"),
+            Err(err) => panic!("{name}: worker panicked: {err}"),
+        }
+    }
+    // The workers stop after a few idle polls: leave those out of the rate.
+    let processed = started.elapsed().saturating_sub(Duration::from_millis(15));
+    assert_eq!(done, 2 * jobs, "{name}: every job processed once");
+    println!(
+        "{name:14} claim+complete, {WORKERS} workers {:>9.0}/s  ({done} in {processed:.2?})",
+        rate(done, processed)
+    );
+}
+
+#[cfg(feature = "redis")]
+fn redis_url() -> String {
+    std::env::var("REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// `(total calls, calls per command)` from `INFO commandstats`.
+#[cfg(feature = "redis")]
+fn redis_command_calls() -> Option<(u64, Vec<(String, u64)>)> {
+    let client = redis::Client::open(redis_url()).ok()?;
+    let mut connection = client.get_connection().ok()?;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut connection)
+        .ok()?;
+    let mut per_command = Vec::new();
+    for line in info.lines() {
+        let Some(rest) = line.strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let Some((command, stats)) = rest.split_once(':') else {
+            continue;
+        };
+        let calls = stats
+            .split(',')
+            .find_map(|field| field.strip_prefix("calls="))
+            .and_then(|calls| calls.parse().ok())
+            .unwrap_or(0);
+        per_command.push((command.to_owned(), calls));
+    }
+    Some((per_command.iter().map(|(_, n)| n).sum(), per_command))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let jobs: usize = std::env::var("BENCH_JOBS")
+        .ok()
+        .and_then(|jobs| jobs.parse().ok())
+        .unwrap_or(5_000);
+    let wanted = std::env::var("BENCH_BACKENDS").unwrap_or_default();
+    let wants = |name: &str| wanted.is_empty() || wanted.split(',').any(|w| w == name);
+    println!("{jobs} deliveries per phase, 2 worker threads");
+
+    #[cfg(feature = "sqlite")]
+    for (name, synchronous) in [
+        (
+            "sqlite-full",
+            agentsync_webhooks_queue::sqlite::Synchronous::Full,
+        ),
+        (
+            "sqlite-normal",
+            agentsync_webhooks_queue::sqlite::Synchronous::Normal,
+        ),
+    ] {
+        if !wants(name) {
+            continue;
+        }
+        let dir =
+            std::env::temp_dir().join(format!("agentsync-queue-bench-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{name}.sqlite3"));
+        let backend = agentsync_webhooks_queue::sqlite::SqliteBackend::open_with(
+            &path,
+            agentsync_webhooks_queue::sqlite::SqliteOptions::new().synchronous(synchronous),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{name}: {err}"));
+        measure(name, Arc::new(backend), jobs).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(feature = "redis")]
+    if wants("redis") {
+        let prefix = format!("agentsync-webhooks-bench:{}:", std::process::id());
+        let backend = agentsync_webhooks_queue::redis::RedisBackend::connect_with(
+            &redis_url(),
+            agentsync_webhooks_queue::redis::RedisOptions::new().prefix(prefix.clone()),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("redis: {err}"));
+        let backend: Arc<dyn Backend> = Arc::new(backend);
+        // Round trips: the commands Redis counts for a burst of sequential enqueues.
+        let probe = 1_000;
+        let before = redis_command_calls();
+        for n in 0..probe {
+            let _ = backend.enqueue(&delivery("probe", n)).await;
+        }
+        let after = redis_command_calls();
+        if let (Some((before_total, before_each)), Some((after_total, after_each))) =
+            (before, after)
+        {
+            let mut grown: Vec<String> = after_each
+                .iter()
+                .filter_map(|(command, calls)| {
+                    let was = before_each
+                        .iter()
+                        .find(|(c, _)| c == command)
+                        .map_or(0, |(_, n)| *n);
+                    (calls > &was).then(|| format!("{command} +{}", calls - was))
+                })
+                .collect();
+            grown.sort();
+            // The two INFO calls themselves are counted too.
+            println!(
+                "redis          commands per enqueue: {:.3} ({}; minus the INFO probe itself)",
+                (after_total - before_total).saturating_sub(1) as f64 / probe as f64,
+                grown.join(", ")
+            );
+        }
+        let _ = backend.claim(probe, Duration::from_secs(60)).await;
+        measure("redis", backend, jobs).await;
+        if let Ok(client) = redis::Client::open(redis_url())
+            && let Ok(mut connection) = client.get_connection()
+        {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{prefix}*"))
+                .query(&mut connection)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query(&mut connection);
+            }
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    if wants("postgres") {
+        let url = std::env::var("POSTGRES_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let table = format!("queue_bench_{}", std::process::id());
+        let backend = agentsync_webhooks_queue::postgres::PostgresBackend::connect_with(
+            &url,
+            agentsync_webhooks_queue::postgres::PostgresOptions::new().table(table.clone()),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("postgres: {err}"));
+        measure("postgres", Arc::new(backend), jobs).await;
+        if let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+        {
+            tokio::spawn(connection);
+            let _ = client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+                .await;
+        }
+    }
+}

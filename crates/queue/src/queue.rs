@@ -1,0 +1,352 @@
+//! [`Queue`]: the handle users hold, the receive port writes to and the workers read from.
+
+use std::sync::Arc;
+
+use agentsync_webhooks_core::{
+    handoff::{Enqueued, Handoff, ReceivedDelivery},
+    idempotency::{StoreError, StoreErrorKind, StoreFuture},
+};
+
+use crate::backend::{Backend, DeadLetter, QueueStats};
+
+/// A durable queue of verified deliveries: cheap to clone (an `Arc` inside), shared by the
+/// receive port (it implements [`Handoff`]), the workers ([`backend`](Self::backend)) and the
+/// operators (dead letters, [`stats`](Self::stats)).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use agentsync_webhooks_queue::{Enqueued, Queue, ReceivedDelivery};
+///
+/// # let dir = std::env::temp_dir().join(format!("agentsync-doc-queue-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+/// let delivery = ReceivedDelivery {
+///     webhook_id: "msg_1".into(),
+///     event_type: "producersync.updates_available".into(),
+///     webhook_timestamp: 1_700_000_000,
+///     signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=".into(),
+///     received_at_ms: 1_700_000_000_123,
+///     body: bytes::Bytes::from_static(br#"{"type":"producersync.updates_available"}"#),
+/// };
+/// assert_eq!(queue.enqueue(&delivery).await?, Enqueued::New);
+/// assert_eq!(queue.enqueue(&delivery).await?, Enqueued::Duplicate);
+/// assert_eq!(queue.stats().await?.depth, 1);
+/// # drop(queue);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Queue {
+    backend: Arc<dyn Backend>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    /// A queue on `backend` (one of this crate's, or your own that passes the
+    /// [`contract`](crate#features) suite).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::{Queue, sqlite::SqliteBackend};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-new-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::new(SqliteBackend::open(dir.join("queue.sqlite3")).await?);
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn new(backend: impl Backend) -> Self {
+        Self {
+            backend: Arc::new(backend),
+        }
+    }
+
+    /// A queue on a backend that is already shared.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use agentsync_webhooks_queue::{Backend, Queue, sqlite::SqliteBackend};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-arc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let backend: Arc<dyn Backend> = Arc::new(SqliteBackend::open(dir.join("q.sqlite3")).await?);
+    /// let queue = Queue::from_backend(backend);
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_backend(backend: Arc<dyn Backend>) -> Self {
+        Self { backend }
+    }
+
+    /// Opens the queue `url` names, the way a service reads it from its configuration
+    /// (`AGENTSYNC_QUEUE_URL`):
+    ///
+    /// | `url` | queue | feature |
+    /// |---|---|---|
+    /// | `""` (empty, or the variable unset) | the SQLite file [`agentsync-webhooks-queue.sqlite3`](crate::sqlite::DEFAULT_FILE) in the working directory | `sqlite` |
+    /// | `sqlite://PATH`, `sqlite:PATH` | the SQLite file at `PATH` | `sqlite` |
+    /// | `redis://...`, `rediss://...` | Redis Streams | `redis` |
+    /// | `postgres://...`, `postgresql://...` | PostgreSQL | `postgres` |
+    ///
+    /// Fails with an error naming the cargo feature when the scheme's backend was not compiled
+    /// in, and when the engine cannot be reached now.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), agentsync_webhooks_queue::StoreError> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// let queue = Queue::from_url(&std::env::var("AGENTSYNC_QUEUE_URL").unwrap_or_default()).await?;
+    /// # let _ = queue;
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_url(url: &str) -> Result<Self, StoreError> {
+        let url = url.trim();
+        let scheme = url
+            .split_once(':')
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        match scheme.as_deref() {
+            None if url.is_empty() => Self::open_sqlite_url(None).await,
+            Some("sqlite") => Self::open_sqlite_url(Some(url)).await,
+            Some("redis" | "rediss" | "redis+unix" | "unix") => Self::open_redis_url(url).await,
+            Some("postgres" | "postgresql") => Self::open_postgres_url(url).await,
+            _ => Err(StoreError::new(
+                StoreErrorKind::Other,
+                "unknown queue URL: expected empty (a SQLite file in the working directory), \
+                 sqlite://PATH, redis://... or postgres://...",
+            )),
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn open_sqlite_url(url: Option<&str>) -> Result<Self, StoreError> {
+        let path = match url {
+            None => crate::sqlite::DEFAULT_FILE,
+            Some(url) => {
+                let rest = url.get("sqlite:".len()..).unwrap_or_default();
+                rest.strip_prefix("//").unwrap_or(rest)
+            }
+        };
+        if path.is_empty() {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                "a sqlite: queue URL needs a file path (sqlite://PATH)",
+            ));
+        }
+        Self::sqlite(path).await
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    async fn open_sqlite_url(_url: Option<&str>) -> Result<Self, StoreError> {
+        Err(missing_feature("sqlite", "a SQLite queue"))
+    }
+
+    #[cfg(feature = "redis")]
+    async fn open_redis_url(url: &str) -> Result<Self, StoreError> {
+        Self::redis(url).await
+    }
+
+    #[cfg(not(feature = "redis"))]
+    async fn open_redis_url(_url: &str) -> Result<Self, StoreError> {
+        Err(missing_feature("redis", "a Redis queue"))
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn open_postgres_url(url: &str) -> Result<Self, StoreError> {
+        Self::postgres(url).await
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn open_postgres_url(_url: &str) -> Result<Self, StoreError> {
+        Err(missing_feature("postgres", "a PostgreSQL queue"))
+    }
+
+    /// Opens (or creates) the SQLite queue in the file at `path`, with the default
+    /// [`SqliteOptions`](crate::sqlite::SqliteOptions) (`synchronous = FULL`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-sqlite-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sqlite")]
+    pub async fn sqlite(path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
+        Ok(Self::new(crate::sqlite::SqliteBackend::open(path).await?))
+    }
+
+    /// Connects to the Redis at `url` with the default
+    /// [`RedisOptions`, failing if it does not answer now.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), agentsync_webhooks_queue::StoreError> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// let queue = Queue::redis("redis://127.0.0.1:6379").await?;
+    /// # let _ = queue;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub async fn redis(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(crate::redis::RedisBackend::connect(url).await?))
+    }
+
+    /// Connects to the PostgreSQL at `url` with the default
+    /// [`PostgresOptions`, creating the table if needed.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), agentsync_webhooks_queue::StoreError> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// let queue = Queue::postgres("postgres://postgres@127.0.0.1:5432/app").await?;
+    /// # let _ = queue;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub async fn postgres(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(
+            crate::postgres::PostgresBackend::connect(url).await?,
+        ))
+    }
+
+    /// The engine, for the workers (claim, complete, retry...).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-backend-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// let jobs = queue.backend().claim(8, Duration::from_secs(30)).await?;
+    /// assert!(jobs.is_empty());
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Stores `delivery` unless its `webhook-id` is already known; returns once the write holds.
+    /// The receive port calls it through [`Handoff`].
+    pub async fn enqueue(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
+        self.backend.enqueue(delivery).await
+    }
+
+    /// The dead letters, oldest first, at most `limit`: deliveries that failed permanently or
+    /// too often, kept until they are replayed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-dlq-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// for dead in queue.dead_letters(100).await? {
+    ///     println!("{} after {} attempts: {}", dead.delivery.webhook_id, dead.attempts, dead.last_error);
+    /// }
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.backend.dead_letters(limit).await
+    }
+
+    /// The dead letter with this `webhook-id`, if there is one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-show-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// assert!(queue.dead_letter("msg_unknown").await?.is_none());
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn dead_letter(&self, webhook_id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        self.backend.dead_letter(webhook_id).await
+    }
+
+    /// Moves the dead letter with this `webhook-id` back to the queue, due at once with its
+    /// attempts reset (after the handler or its data was fixed). `false` if there is none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-replay-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// assert!(!queue.replay("msg_unknown").await?);
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn replay(&self, webhook_id: &str) -> Result<bool, StoreError> {
+        self.backend.replay(webhook_id).await
+    }
+
+    /// Depth, age of the oldest waiting job and dead letters now, for metrics and health checks.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-stats-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// let stats = queue.stats().await?;
+    /// assert_eq!((stats.depth, stats.dead, stats.oldest_age), (0, 0, None));
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn stats(&self) -> Result<QueueStats, StoreError> {
+        self.backend.stats().await
+    }
+}
+
+impl Handoff for Queue {
+    fn enqueue<'a>(&'a self, delivery: &'a ReceivedDelivery) -> StoreFuture<'a, Enqueued> {
+        self.backend.enqueue(delivery)
+    }
+}
+
+#[cfg(not(all(feature = "sqlite", feature = "redis", feature = "postgres")))]
+fn missing_feature(feature: &str, what: &str) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Other,
+        format!(
+            "{what} needs the `{feature}` cargo feature of agentsync-webhooks-queue, \
+             which this build does not enable"
+        ),
+    )
+}

@@ -1,0 +1,685 @@
+//! SQLite: the embedded default. One file, no server, and a 2xx that survives `kill -9` and,
+//! in the default [`Synchronous::Full`] setting, power loss.
+//!
+//! # Layout
+//!
+//! One table, `jobs`, one row per `webhook-id` (its primary key), holding the delivery, its state
+//! (`queued`, `running`, `done`, `dead`), the attempts, when it is due (`next_run_at_ms`), the
+//! lease (`locked_until_ms` and a random `lease` token) and the last error. The journal is WAL.
+//!
+//! - Enqueue is `INSERT ... ON CONFLICT(webhook_id) DO NOTHING`: the de-duplication and the write
+//!   are one statement. Concurrent enqueues are committed together (one transaction, one sync of
+//!   the WAL for the whole group), and each is answered only once that commit holds.
+//! - Claim is one `BEGIN IMMEDIATE` transaction that reads the due jobs through a partial index on
+//!   `next_run_at_ms WHERE state = 'queued'` and the expired leases through one on
+//!   `locked_until_ms WHERE state = 'running'`: never a scan of the table.
+//! - Done rows keep their `webhook-id` for the retention (72 h by default, so that the sender's
+//!   late retries are duplicates) but drop their body; they are purged in small batches by the
+//!   claims. Dead rows stay until replayed.
+//!
+//! Every statement runs on one thread of its own that owns the connection, so the async runtime
+//! never blocks on the disk.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use agentsync_webhooks_queue::sqlite::{SqliteBackend, SqliteOptions, Synchronous};
+//!
+//! # let dir = std::env::temp_dir().join(format!("agentsync-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let backend = SqliteBackend::open_with(
+//!     dir.join("queue.sqlite3"),
+//!     SqliteOptions::new().synchronous(Synchronous::Full),
+//! )
+//! .await?;
+//! # drop(backend);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(()) }
+//! ```
+
+use std::{
+    path::{Path, PathBuf},
+    sync::mpsc,
+    thread,
+    time::{Duration, SystemTime},
+};
+
+use agentsync_webhooks_core::{
+    handoff::{Enqueued, ReceivedDelivery, now_ms},
+    idempotency::{StoreError, StoreErrorKind},
+};
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use crate::backend::{
+    Backend, DeadLetter, Job, QueueFuture, QueueStats, Receipt, attempt_count, duration_ms,
+    new_lease_token, system_time_ms,
+};
+
+/// The file [`Queue::from_url`](crate::Queue::from_url) uses for an empty URL, in the working
+/// directory.
+pub const DEFAULT_FILE: &str = "agentsync-webhooks-queue.sqlite3";
+
+/// How long a done `webhook-id` stays known: longer than a Standard Webhooks sender's retry
+/// horizon (about a day), so that its late retries are answered as duplicates.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 60 * 60);
+
+/// How long a statement waits for another process's lock on the file before it fails as a
+/// timeout (and the delivery gets a 503): well under the 5 s a sender waits.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// At most this many done rows are purged per claim, so that a purge never holds the write lock
+/// for long.
+const PURGE_BATCH: i64 = 500;
+/// How often (at most) the claims look for done rows to purge when the last purge found few.
+const PURGE_EVERY_MS: i64 = 60_000;
+/// At most this many concurrent enqueues share one commit.
+const MAX_GROUP: usize = 256;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    webhook_id TEXT PRIMARY KEY NOT NULL,
+    event_type TEXT NOT NULL,
+    webhook_timestamp INTEGER NOT NULL,
+    signature TEXT NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_run_at_ms INTEGER NOT NULL,
+    locked_until_ms INTEGER,
+    lease TEXT,
+    last_error TEXT,
+    died_at_ms INTEGER,
+    done_at_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (next_run_at_ms) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (locked_until_ms) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (received_at_ms) WHERE state IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS jobs_done ON jobs (done_at_ms) WHERE state = 'done';
+CREATE INDEX IF NOT EXISTS jobs_dead ON jobs (died_at_ms) WHERE state = 'dead';
+";
+
+const ENQUEUE: &str = "
+INSERT INTO jobs (webhook_id, event_type, webhook_timestamp, signature, received_at_ms, body,
+                  state, attempts, next_run_at_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7)
+ON CONFLICT (webhook_id) DO NOTHING";
+const SELECT_EXPIRED: &str = "
+SELECT rowid FROM jobs WHERE state = 'running' AND locked_until_ms <= ?1
+ORDER BY locked_until_ms LIMIT ?2";
+const SELECT_DUE: &str = "
+SELECT rowid FROM jobs WHERE state = 'queued' AND next_run_at_ms <= ?1
+ORDER BY next_run_at_ms LIMIT ?2";
+const TAKE: &str = "
+UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until_ms = ?2, lease = ?3
+WHERE rowid = ?1
+RETURNING webhook_id, event_type, webhook_timestamp, signature, received_at_ms, body, attempts";
+const COMPLETE: &str = "
+UPDATE jobs SET state = 'done', done_at_ms = ?3, body = X'', locked_until_ms = NULL, lease = NULL
+WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
+const RETRY: &str = "
+UPDATE jobs SET state = 'queued', next_run_at_ms = ?3, last_error = ?4, locked_until_ms = NULL,
+                lease = NULL
+WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
+const EXTEND: &str = "
+UPDATE jobs SET locked_until_ms = ?3
+WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
+const RELEASE: &str = "
+UPDATE jobs SET state = 'queued', next_run_at_ms = ?3, attempts = max(attempts - 1, 0),
+                locked_until_ms = NULL, lease = NULL
+WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
+const BURY: &str = "
+UPDATE jobs SET state = 'dead', died_at_ms = ?3, last_error = ?4, locked_until_ms = NULL,
+                lease = NULL
+WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
+const DEAD_LETTERS: &str = "
+SELECT webhook_id, event_type, webhook_timestamp, signature, received_at_ms, body, attempts,
+       last_error, died_at_ms
+FROM jobs WHERE state = 'dead' ORDER BY died_at_ms, webhook_id LIMIT ?1";
+const DEAD_LETTER: &str = "
+SELECT webhook_id, event_type, webhook_timestamp, signature, received_at_ms, body, attempts,
+       last_error, died_at_ms
+FROM jobs WHERE state = 'dead' AND webhook_id = ?1";
+const REPLAY: &str = "
+UPDATE jobs SET state = 'queued', attempts = 0, next_run_at_ms = ?2, died_at_ms = NULL
+WHERE webhook_id = ?1 AND state = 'dead'";
+const PENDING: &str = "
+SELECT count(*), min(received_at_ms) FROM jobs WHERE state IN ('queued', 'running')";
+const DEAD_COUNT: &str = "SELECT count(*) FROM jobs WHERE state = 'dead'";
+const PURGE: &str = "
+DELETE FROM jobs WHERE rowid IN (
+    SELECT rowid FROM jobs WHERE state = 'done' AND done_at_ms <= ?1 LIMIT ?2)";
+
+/// How SQLite syncs the WAL to the disk at each commit: what a 2xx survives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// `synchronous = FULL`: every commit is synced (one `fsync` of the WAL per commit, shared by
+    /// concurrent enqueues), so an answered delivery survives a process kill, an OS crash and a
+    /// power loss. The default: a 2xx is a promise the sender will never retry.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: commits are synced only at checkpoints, so an answered delivery
+    /// survives a process kill (`kill -9`, a panic, an OOM kill) but the last commits may be
+    /// lost to an OS crash or a power loss. Faster where an `fsync` is slow.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma_value(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Settings of a [`SqliteBackend`].
+///
+/// ```
+/// use std::time::Duration;
+/// use agentsync_webhooks_queue::sqlite::{SqliteOptions, Synchronous};
+///
+/// let options = SqliteOptions::new()
+///     .synchronous(Synchronous::Full)
+///     .retention(Duration::from_secs(48 * 3600))
+///     .busy_timeout(Duration::from_secs(1));
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    synchronous: Synchronous,
+    busy_timeout: Duration,
+    retention: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SqliteOptions {
+    /// [`Synchronous::Full`], [`DEFAULT_BUSY_TIMEOUT`], [`DEFAULT_RETENTION`].
+    pub fn new() -> Self {
+        Self {
+            synchronous: Synchronous::Full,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            retention: DEFAULT_RETENTION,
+        }
+    }
+
+    /// What a commit survives (default [`Synchronous::Full`]).
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// How long a statement waits for another process's lock (default [`DEFAULT_BUSY_TIMEOUT`]).
+    pub fn busy_timeout(mut self, busy_timeout: Duration) -> Self {
+        self.busy_timeout = busy_timeout;
+        self
+    }
+
+    /// How long a done `webhook-id` stays known as a duplicate (default [`DEFAULT_RETENTION`]).
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+}
+
+/// One request to the connection's thread.
+enum Task {
+    /// Enqueues are grouped into one commit.
+    Enqueue(
+        ReceivedDelivery,
+        oneshot::Sender<Result<Enqueued, StoreError>>,
+    ),
+    /// Anything else runs on its own.
+    Run(Box<dyn FnOnce(&mut Engine) + Send>),
+}
+
+/// The connection and what its thread remembers between tasks.
+struct Engine {
+    connection: Connection,
+    retention_ms: i64,
+    /// How often to look for done rows to purge: every minute, or every retention if shorter.
+    purge_every_ms: i64,
+    next_purge_ms: i64,
+}
+
+/// A [`Backend`] on one SQLite file. Open it once per process and share it (through a
+/// [`Queue`](crate::Queue)): its connection lives on a thread of its own.
+///
+/// Several processes may open the same file (SQLite locks it), though one receiver process with
+/// its workers is the intended use; to share the work between machines, use Redis or PostgreSQL.
+pub struct SqliteBackend {
+    tasks: mpsc::Sender<Task>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteBackend")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteBackend {
+    /// Opens (or creates) the queue in the file at `path` with the default [`SqliteOptions`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::sqlite::SqliteBackend;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-open-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let backend = SqliteBackend::open(dir.join("queue.sqlite3")).await?;
+    /// # drop(backend);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::new()).await
+    }
+
+    /// Opens (or creates) the queue in the file at `path` with `options`.
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let (tasks, inbox) = mpsc::channel::<Task>();
+        let (opened, opening) = oneshot::channel();
+        let thread_path = path.clone();
+        thread::Builder::new()
+            .name("agentsync-queue-sqlite".into())
+            .spawn(move || match open_engine(&thread_path, &options) {
+                Ok(engine) => {
+                    let _ = opened.send(Ok(()));
+                    serve(engine, &inbox);
+                }
+                Err(err) => {
+                    let _ = opened.send(Err(sqlite_error("open", &err)));
+                }
+            })
+            .map_err(|err| {
+                StoreError::new(StoreErrorKind::Other, "could not start the SQLite thread")
+                    .with_source(err)
+            })?;
+        match opening.await {
+            Ok(Ok(())) => Ok(Self { tasks, path }),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(thread_gone()),
+        }
+    }
+
+    /// The file this queue lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` on the connection's thread and waits for its answer.
+    async fn run<T, F>(&self, what: &'static str, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Engine) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let task = Task::Run(Box::new(move |engine: &mut Engine| {
+            let _ = answer.send(work(engine).map_err(|err| sqlite_error(what, &err)));
+        }));
+        self.tasks.send(task).map_err(|_| thread_gone())?;
+        answered.await.map_err(|_| thread_gone())?
+    }
+
+    async fn enqueue_delivery(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        self.tasks
+            .send(Task::Enqueue(delivery.clone(), answer))
+            .map_err(|_| thread_gone())?;
+        answered.await.map_err(|_| thread_gone())?
+    }
+
+    async fn claim_jobs(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let token = new_lease_token()?;
+        let lease_ms = duration_ms(lease);
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let jobs = self
+            .run("claim", move |engine| {
+                let jobs = engine.claim(max, lease_ms, &token)?;
+                engine.purge_if_due();
+                Ok(jobs)
+            })
+            .await?;
+        Ok(jobs)
+    }
+
+    /// Runs one of the settling statements on the job's row; `true` if it still held the lease.
+    async fn settle(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+        job: &Job,
+        value: i64,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let id = job.delivery.webhook_id.clone();
+        let lease = job.receipt.0.clone();
+        let error = error.map(str::to_owned);
+        self.run(what, move |engine| {
+            let mut statement = engine.connection.prepare_cached(sql)?;
+            let changed = match error {
+                Some(error) => statement.execute(params![id, lease, value, error])?,
+                None => statement.execute(params![id, lease, value])?,
+            };
+            Ok(changed == 1)
+        })
+        .await
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn enqueue<'a>(&'a self, delivery: &'a ReceivedDelivery) -> QueueFuture<'a, Enqueued> {
+        Box::pin(self.enqueue_delivery(delivery))
+    }
+
+    fn claim(&self, max: usize, lease: Duration) -> QueueFuture<'_, Vec<Job>> {
+        Box::pin(self.claim_jobs(max, lease))
+    }
+
+    fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
+        Box::pin(self.settle("complete", COMPLETE, job, now_ms(), None))
+    }
+
+    fn retry<'a>(&'a self, job: &'a Job, at: SystemTime, error: &'a str) -> QueueFuture<'a, bool> {
+        Box::pin(self.settle("retry", RETRY, job, system_time_ms(at), Some(error)))
+    }
+
+    fn extend<'a>(&'a self, job: &'a Job, lease: Duration) -> QueueFuture<'a, bool> {
+        let until = now_ms().saturating_add(duration_ms(lease));
+        Box::pin(self.settle("extend", EXTEND, job, until, None))
+    }
+
+    fn release<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
+        Box::pin(self.settle("release", RELEASE, job, now_ms(), None))
+    }
+
+    fn bury<'a>(&'a self, job: &'a Job, error: &'a str) -> QueueFuture<'a, bool> {
+        Box::pin(self.settle("bury", BURY, job, now_ms(), Some(error)))
+    }
+
+    fn dead_letters(&self, limit: usize) -> QueueFuture<'_, Vec<DeadLetter>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Box::pin(self.run("list dead letters", move |engine| {
+            let mut statement = engine.connection.prepare_cached(DEAD_LETTERS)?;
+            let rows = statement.query_map(params![limit], dead_letter_from_row)?;
+            rows.collect()
+        }))
+    }
+
+    fn dead_letter<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, Option<DeadLetter>> {
+        let id = webhook_id.to_owned();
+        Box::pin(self.run("show a dead letter", move |engine| {
+            engine
+                .connection
+                .prepare_cached(DEAD_LETTER)?
+                .query_row(params![id], dead_letter_from_row)
+                .optional()
+        }))
+    }
+
+    fn replay<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, bool> {
+        let id = webhook_id.to_owned();
+        Box::pin(self.run("replay", move |engine| {
+            let changed = engine
+                .connection
+                .prepare_cached(REPLAY)?
+                .execute(params![id, now_ms()])?;
+            Ok(changed == 1)
+        }))
+    }
+
+    fn stats(&self) -> QueueFuture<'_, QueueStats> {
+        Box::pin(self.run("stats", |engine| {
+            let (depth, oldest): (i64, Option<i64>) = engine
+                .connection
+                .prepare_cached(PENDING)?
+                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let dead: i64 = engine
+                .connection
+                .prepare_cached(DEAD_COUNT)?
+                .query_row([], |row| row.get(0))?;
+            let now = now_ms();
+            Ok(QueueStats {
+                depth: u64::try_from(depth).unwrap_or(0),
+                oldest_age: oldest.map(|received| {
+                    Duration::from_millis(u64::try_from(now.saturating_sub(received)).unwrap_or(0))
+                }),
+                dead: u64::try_from(dead).unwrap_or(0),
+            })
+        }))
+    }
+}
+
+/// Opens the file and sets it up: WAL, the synchronous setting, the busy timeout, the schema.
+fn open_engine(path: &Path, options: &SqliteOptions) -> rusqlite::Result<Engine> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(options.busy_timeout)?;
+    let mode: String =
+        connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(
+            path = %path.display(),
+            journal_mode = %mode,
+            "SQLite refused WAL for the queue file; commits are still durable, but slower"
+        );
+    }
+    connection.pragma_update(None, "synchronous", options.synchronous.pragma_value())?;
+    connection.execute_batch(SCHEMA)?;
+    Ok(Engine {
+        connection,
+        retention_ms: duration_ms(options.retention),
+        purge_every_ms: duration_ms(options.retention).clamp(1, PURGE_EVERY_MS),
+        next_purge_ms: 0,
+    })
+}
+
+/// The connection's thread: runs tasks until every handle is dropped, committing the enqueues
+/// that wait together in one transaction.
+fn serve(mut engine: Engine, inbox: &mpsc::Receiver<Task>) {
+    let mut held: Option<Task> = None;
+    loop {
+        let task = match held.take() {
+            Some(task) => task,
+            None => match inbox.recv() {
+                Ok(task) => task,
+                Err(_) => return,
+            },
+        };
+        match task {
+            Task::Run(work) => work(&mut engine),
+            Task::Enqueue(delivery, answer) => {
+                let mut group = vec![(delivery, answer)];
+                while group.len() < MAX_GROUP {
+                    match inbox.try_recv() {
+                        Ok(Task::Enqueue(delivery, answer)) => group.push((delivery, answer)),
+                        Ok(other) => {
+                            held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                engine.enqueue_group(group);
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Writes a group of deliveries in one transaction, answering each only once it committed.
+    fn enqueue_group(
+        &mut self,
+        group: Vec<(
+            ReceivedDelivery,
+            oneshot::Sender<Result<Enqueued, StoreError>>,
+        )>,
+    ) {
+        let now = now_ms();
+        let outcome = (|| -> rusqlite::Result<Vec<rusqlite::Result<Enqueued>>> {
+            let transaction = self
+                .connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut results = Vec::with_capacity(group.len());
+            {
+                let mut insert = transaction.prepare_cached(ENQUEUE)?;
+                for (delivery, _) in &group {
+                    results.push(
+                        insert
+                            .execute(params![
+                                delivery.webhook_id,
+                                delivery.event_type,
+                                delivery.webhook_timestamp,
+                                delivery.signature,
+                                delivery.received_at_ms,
+                                delivery.body.as_ref(),
+                                now,
+                            ])
+                            .map(|inserted| {
+                                if inserted == 1 {
+                                    Enqueued::New
+                                } else {
+                                    Enqueued::Duplicate
+                                }
+                            }),
+                    );
+                }
+            }
+            transaction.commit()?;
+            Ok(results)
+        })();
+        match outcome {
+            Ok(results) => {
+                for ((_, answer), result) in group.into_iter().zip(results) {
+                    let _ = answer.send(result.map_err(|err| sqlite_error("enqueue", &err)));
+                }
+            }
+            Err(err) => {
+                for (_, answer) in group {
+                    let _ = answer.send(Err(sqlite_error("enqueue", &err)));
+                }
+            }
+        }
+    }
+
+    /// Claims up to `max` jobs whose lease expired or that are due, in one `BEGIN IMMEDIATE`.
+    fn claim(&mut self, max: i64, lease_ms: i64, token: &str) -> rusqlite::Result<Vec<Job>> {
+        let now = now_ms();
+        let until = now.saturating_add(lease_ms);
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut rows: Vec<i64> = transaction
+            .prepare_cached(SELECT_EXPIRED)?
+            .query_map(params![now, max], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let wanted = max.saturating_sub(i64::try_from(rows.len()).unwrap_or(i64::MAX));
+        if wanted > 0 {
+            let due = transaction
+                .prepare_cached(SELECT_DUE)?
+                .query_map(params![now, wanted], |row| row.get::<_, i64>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.extend(due);
+        }
+        let mut jobs = Vec::with_capacity(rows.len());
+        {
+            let mut take = transaction.prepare_cached(TAKE)?;
+            for row in rows {
+                jobs.push(take.query_row(params![row, until, token], |row| {
+                    Ok(Job {
+                        delivery: delivery_from_row(row)?,
+                        attempt: attempt_count(row.get(6)?),
+                        receipt: Receipt(token.to_owned()),
+                    })
+                })?);
+            }
+        }
+        transaction.commit()?;
+        Ok(jobs)
+    }
+
+    /// Deletes one batch of done rows older than the retention, when it is time to.
+    fn purge_if_due(&mut self) {
+        let now = now_ms();
+        if now < self.next_purge_ms {
+            return;
+        }
+        let cutoff = now.saturating_sub(self.retention_ms);
+        match self
+            .connection
+            .prepare_cached(PURGE)
+            .and_then(|mut purge| purge.execute(params![cutoff, PURGE_BATCH]))
+        {
+            // A full batch: there may be more, purge again at the next claim.
+            Ok(purged) if i64::try_from(purged).unwrap_or(i64::MAX) >= PURGE_BATCH => {}
+            Ok(_) => self.next_purge_ms = now.saturating_add(self.purge_every_ms),
+            Err(err) => {
+                self.next_purge_ms = now.saturating_add(self.purge_every_ms);
+                tracing::warn!(error = %err, "could not purge done jobs from the SQLite queue");
+            }
+        }
+    }
+}
+
+/// The delivery in the first six columns of `row`.
+fn delivery_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReceivedDelivery> {
+    Ok(ReceivedDelivery {
+        webhook_id: row.get(0)?,
+        event_type: row.get(1)?,
+        webhook_timestamp: row.get(2)?,
+        signature: row.get(3)?,
+        received_at_ms: row.get(4)?,
+        body: Bytes::from(row.get::<_, Vec<u8>>(5)?),
+    })
+}
+
+fn dead_letter_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
+    Ok(DeadLetter {
+        delivery: delivery_from_row(row)?,
+        attempts: attempt_count(row.get(6)?),
+        last_error: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
+        died_at_ms: row.get::<_, Option<i64>>(8)?.unwrap_or_default(),
+    })
+}
+
+fn thread_gone() -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Other,
+        "the SQLite queue's thread stopped (it panicked or its file could not be opened)",
+    )
+}
+
+/// A SQLite error as a [`StoreError`]: a lock held too long is a timeout, a file that cannot be
+/// opened or read is unreachable, anything else is `Other`.
+fn sqlite_error(what: &'static str, err: &rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let kind = match err.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreErrorKind::Timeout,
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::PermissionDenied
+            | ErrorCode::ReadOnly,
+        ) => StoreErrorKind::Unreachable,
+        _ => StoreErrorKind::Other,
+    };
+    StoreError::new(kind, format!("SQLite {what} failed: {err}"))
+}

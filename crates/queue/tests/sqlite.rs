@@ -1,0 +1,167 @@
+//! `SqliteBackend` on real SQLite files: the shared queue contract, durability across a reopen,
+//! the claim path's indexes, and the retention purge.
+#![cfg(feature = "sqlite")]
+
+use std::time::Duration;
+
+use agentsync_webhooks_queue::{
+    Backend, Enqueued, Queue, ReceivedDelivery,
+    contract::QueueContract,
+    sqlite::{SqliteBackend, SqliteOptions},
+};
+
+async fn contract(case: &'static str) -> Option<QueueContract> {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = SqliteBackend::open(dir.path().join("queue.sqlite3"))
+        .await
+        .unwrap();
+    Some(QueueContract::new(backend, case).keep_alive(dir))
+}
+
+agentsync_webhooks_queue::queue_contract_tests!(contract);
+
+fn delivery(id: &str) -> ReceivedDelivery {
+    ReceivedDelivery {
+        webhook_id: id.into(),
+        event_type: "producersync.updates_available".into(),
+        webhook_timestamp: 1_700_000_000,
+        signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=".into(),
+        received_at_ms: 1_700_000_000_123,
+        body: bytes::Bytes::from_static(b"{\"type\":\"producersync.updates_available\"}"),
+    }
+}
+
+#[tokio::test]
+async fn a_stored_delivery_survives_closing_and_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite3");
+    {
+        let queue = Queue::sqlite(&path).await.unwrap();
+        assert_eq!(
+            queue.enqueue(&delivery("msg_1")).await.unwrap(),
+            Enqueued::New
+        );
+    }
+    let queue = Queue::sqlite(&path).await.unwrap();
+    assert_eq!(
+        queue.enqueue(&delivery("msg_1")).await.unwrap(),
+        Enqueued::Duplicate
+    );
+    let jobs = queue
+        .backend()
+        .claim(10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].delivery, delivery("msg_1"));
+}
+
+#[tokio::test]
+async fn from_url_opens_sqlite_files_and_names_missing_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("by-url.sqlite3");
+    let url = format!("sqlite://{}", path.display());
+    let queue = Queue::from_url(&url).await.unwrap();
+    assert_eq!(
+        queue.enqueue(&delivery("msg_url")).await.unwrap(),
+        Enqueued::New
+    );
+    drop(queue);
+    assert!(path.exists(), "{url} did not create {}", path.display());
+    let queue = Queue::from_url(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(
+        queue.enqueue(&delivery("msg_url")).await.unwrap(),
+        Enqueued::Duplicate
+    );
+
+    let err = Queue::from_url("ftp://example").await.unwrap_err();
+    assert!(err.to_string().contains("unknown queue URL"), "{err}");
+    #[cfg(not(feature = "redis"))]
+    {
+        let err = Queue::from_url("redis://127.0.0.1:6379").await.unwrap_err();
+        assert!(err.to_string().contains("`redis` cargo feature"), "{err}");
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let err = Queue::from_url("postgres://localhost/db")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("`postgres` cargo feature"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn claims_and_purges_go_through_indexes_never_a_table_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite3");
+    drop(SqliteBackend::open(&path).await.unwrap());
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let plans = [
+        (
+            "SELECT rowid FROM jobs WHERE state = 'running' AND locked_until_ms <= 1 ORDER BY locked_until_ms LIMIT 5",
+            "jobs_lease",
+        ),
+        (
+            "SELECT rowid FROM jobs WHERE state = 'queued' AND next_run_at_ms <= 1 ORDER BY next_run_at_ms LIMIT 5",
+            "jobs_due",
+        ),
+        (
+            "SELECT rowid FROM jobs WHERE state = 'done' AND done_at_ms <= 1 LIMIT 5",
+            "jobs_done",
+        ),
+        (
+            "SELECT count(*), min(received_at_ms) FROM jobs WHERE state IN ('queued', 'running')",
+            "jobs_pending",
+        ),
+    ];
+    for (sql, index) in plans {
+        let mut statement = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let plan: Vec<String> = statement
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("; ");
+        assert!(plan.contains(index), "{sql}: {plan}");
+        assert!(
+            !plan.starts_with("SCAN jobs") || plan.contains("INDEX"),
+            "{sql}: {plan}"
+        );
+    }
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode.to_ascii_lowercase(), "wal");
+}
+
+#[tokio::test]
+async fn done_rows_are_purged_after_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = SqliteBackend::open_with(
+        dir.path().join("queue.sqlite3"),
+        SqliteOptions::new().retention(Duration::from_millis(1)),
+    )
+    .await
+    .unwrap();
+    backend.enqueue(&delivery("msg_done")).await.unwrap();
+    let job = backend
+        .claim(1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(backend.complete(&job).await.unwrap());
+    // Within the retention a done id is a duplicate, past it the next claim purges it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    backend.claim(1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        backend.enqueue(&delivery("msg_done")).await.unwrap(),
+        Enqueued::New
+    );
+}

@@ -1,0 +1,434 @@
+//! Workers against the real engines: backoff, dead letters and replay, permanent errors, panics,
+//! jobs that kill their worker, long handlers, graceful shutdown, concurrency, and engines that
+//! are slow or down. Nothing here asserts how long anything took; waits have generous bounds.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod worker_support;
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use agentsync_webhooks_core::{
+    EventType, UpdatesAvailable,
+    route::{Event, EventRouter, HandlerError},
+};
+use agentsync_webhooks_queue::{Backoff, Enqueued, Queue, Workers};
+use worker_support::*;
+
+const BOUND: Duration = Duration::from_secs(60);
+
+fn ids(case: &str, n: usize) -> Vec<String> {
+    let run = unique(case);
+    (0..n).map(|i| format!("msg_{run}_{i}")).collect()
+}
+
+/// A handler that keeps failing backs off (each wait at least its backoff, the waits growing),
+/// reaches the dead letters after `max_attempts`, and a replay runs it again.
+async fn backoff_dead_letters_and_replay(f: Fixture) {
+    let runs: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
+    let fixed = Arc::new(AtomicBool::new(false));
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let (runs, fixed) = (runs.clone(), fixed.clone());
+        move |event: Event<UpdatesAvailable>| {
+            runs.lock().unwrap().push((event.attempt, Instant::now()));
+            let fixed = fixed.load(Ordering::SeqCst);
+            async move {
+                if fixed {
+                    Ok(())
+                } else {
+                    Err(HandlerError::retryable("ProducerSync is down"))
+                }
+            }
+        }
+    });
+    let backoff =
+        Backoff::new(Duration::from_millis(100), 3.0, Duration::from_secs(10)).jitter(0.0);
+    let workers = start(
+        eager(Workers::new(f.queue.clone(), router))
+            .max_attempts(4)
+            .backoff(backoff),
+    );
+    let id = &ids("backoff", 1)[0];
+    f.queue.enqueue(&delivery(id)).await.unwrap();
+
+    let dead = dead(&f.queue, id, BOUND).await;
+    assert_eq!(dead.attempts, 4);
+    assert!(
+        dead.last_error.contains("ProducerSync is down"),
+        "{}",
+        dead.last_error
+    );
+    let runs_so_far = runs.lock().unwrap().clone();
+    let attempts: Vec<u32> = runs_so_far.iter().map(|(a, _)| *a).collect();
+    assert_eq!(attempts, [1, 2, 3, 4]);
+    let gaps: Vec<Duration> = runs_so_far.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    for (i, gap) in gaps.iter().enumerate() {
+        // Stored times have millisecond resolution: allow for the rounding.
+        let floor = backoff.nominal(u32::try_from(i).unwrap() + 1) - Duration::from_millis(5);
+        assert!(
+            *gap >= floor,
+            "wait {i} was {gap:?}, backoff {floor:?}: {gaps:?}"
+        );
+    }
+    assert!(gaps[2] > gaps[0], "the waits grow: {gaps:?}");
+    assert_eq!(stats(&f.queue).await.dead, 1);
+
+    // Fixed, then replayed from the dead letters: it runs again, as a first attempt.
+    fixed.store(true, Ordering::SeqCst);
+    assert!(f.queue.replay(id).await.unwrap());
+    eventually("the replay ran and completed", BOUND, || async {
+        let s = stats(&f.queue).await;
+        s.depth == 0 && s.dead == 0 && runs.lock().unwrap().len() == 5
+    })
+    .await;
+    assert_eq!(runs.lock().unwrap()[4].0, 1);
+    // Done: a late retry of the sender is a duplicate.
+    assert_eq!(
+        f.queue.enqueue(&delivery(id)).await.unwrap(),
+        Enqueued::Duplicate
+    );
+    workers.stop().await;
+}
+
+/// A permanent error, and data that does not fit the handler's type, go to the dead letters on
+/// the first attempt.
+async fn permanent_errors_go_to_the_dead_letters_at_once(f: Fixture) {
+    let runs = Counts::default();
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let runs = runs.clone();
+        move |event: Event<UpdatesAvailable>| {
+            runs.add(&event.webhook_id);
+            async { Err::<(), _>(HandlerError::permanent("not one of our producers")) }
+        }
+    });
+    let workers = start(eager(Workers::new(f.queue.clone(), router)).max_attempts(10));
+    let ids = ids("permanent", 2);
+    f.queue.enqueue(&delivery(&ids[0])).await.unwrap();
+    let bad = stored(
+        &ids[1],
+        "producersync.updates_available",
+        r#"{"type":"producersync.updates_available","data":{"runDate":20250724}}"#.into(),
+    );
+    f.queue.enqueue(&bad).await.unwrap();
+
+    let refused = dead(&f.queue, &ids[0], BOUND).await;
+    assert_eq!(refused.attempts, 1);
+    assert!(
+        refused.last_error.contains("handler_permanent"),
+        "{}",
+        refused.last_error
+    );
+    assert!(refused.last_error.contains("not one of our producers"));
+    let unparsable = dead(&f.queue, &ids[1], BOUND).await;
+    assert_eq!(unparsable.attempts, 1);
+    assert!(
+        unparsable.last_error.contains("invalid_event_data"),
+        "{}",
+        unparsable.last_error
+    );
+    assert!(
+        unparsable.last_error.contains("runDate"),
+        "{}",
+        unparsable.last_error
+    );
+    assert_eq!(
+        unparsable.delivery, bad,
+        "kept byte for byte, to replay once fixed"
+    );
+    assert_eq!((runs.get(&ids[0]), runs.get(&ids[1])), (1, 0));
+    workers.stop().await;
+}
+
+/// A handler that panics is caught, counted as a failed attempt and retried; the workers go on.
+async fn a_panicking_handler_is_retried(f: Fixture) {
+    let runs = Counts::default();
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let runs = runs.clone();
+        move |event: Event<UpdatesAvailable>| {
+            runs.add(&event.webhook_id);
+            // One panics before its future exists, the others inside it.
+            let early = event.webhook_id.ends_with('0');
+            assert!(!early || event.attempt > 1, "first attempt panics early");
+            async move {
+                assert!(
+                    event.attempt > 1,
+                    "first attempt of {} panics",
+                    event.webhook_id
+                );
+                Ok::<_, HandlerError>(())
+            }
+        }
+    });
+    let backoff = Backoff::new(Duration::from_millis(50), 2.0, Duration::from_secs(1));
+    let workers = start(eager(Workers::new(f.queue.clone(), router)).backoff(backoff));
+    let ids = ids("panic", 3);
+    enqueue_all(&f.queue, &ids).await;
+    eventually(
+        "every job completed on its second attempt",
+        BOUND,
+        || async {
+            let s = stats(&f.queue).await;
+            s.depth == 0 && runs.total() == 6
+        },
+    )
+    .await;
+    assert_eq!(stats(&f.queue).await.dead, 0);
+    for id in &ids {
+        assert_eq!(runs.get(id), 2, "{id}");
+    }
+    workers.stop().await;
+}
+
+/// A job claimed more often than `max_attempts` without reporting back (it killed its worker
+/// each time) is buried without running again.
+async fn a_job_that_kills_its_worker_is_buried_without_running(f: Fixture) {
+    let id = &ids("killer", 1)[0];
+    f.queue.enqueue(&delivery(id)).await.unwrap();
+    // Two workers claimed it and died: their leases ran out without a word.
+    for attempt in 1..=2 {
+        let lease = Duration::from_millis(100);
+        let deadline = Instant::now() + BOUND;
+        let job = loop {
+            let mut jobs = f.queue.backend().claim(1, lease).await.unwrap();
+            if let Some(job) = jobs.pop() {
+                break job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the job never became claimable again"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(job.attempt, attempt);
+    }
+    let runs = Counts::default();
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let runs = runs.clone();
+        move |event: Event<UpdatesAvailable>| {
+            runs.add(&event.webhook_id);
+            async { Ok::<_, HandlerError>(()) }
+        }
+    });
+    let workers = start(eager(Workers::new(f.queue.clone(), router)).max_attempts(2));
+    let dead = dead(&f.queue, id, BOUND).await;
+    assert_eq!(dead.attempts, 3);
+    assert!(
+        dead.last_error.contains("kills the worker"),
+        "{}",
+        dead.last_error
+    );
+    assert_eq!(runs.get(id), 0, "never run again");
+    workers.stop().await;
+}
+
+/// A handler that runs for many leases keeps its job: its lease is extended, so no other worker
+/// takes it, and it completes once.
+async fn a_long_handler_keeps_its_lease(f: Fixture) {
+    let runs = Counts::default();
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let runs = runs.clone();
+        move |event: Event<UpdatesAvailable>| {
+            let runs = runs.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                runs.add(&event.webhook_id);
+                Ok::<_, HandlerError>(())
+            }
+        }
+    });
+    let lease = Duration::from_millis(300);
+    let first = start(eager(Workers::new(f.queue.clone(), router.clone())).lease(lease));
+    let id = &ids("long", 1)[0];
+    f.queue.enqueue(&delivery(id)).await.unwrap();
+    // A second set of workers (another process, as far as the queue knows) polls all along.
+    let other = reopen(f.engine, &f.location).await;
+    let second = start(eager(Workers::new(other, router)).lease(lease));
+    drained(&f.queue, BOUND).await;
+    first.stop().await;
+    second.stop().await;
+    assert_eq!(runs.get(id), 1, "run once, by one worker");
+    assert_eq!(stats(&f.queue).await.dead, 0);
+}
+
+/// Stopping the workers with handlers in flight loses nothing: each job is done (once) or back in
+/// the queue, at once (the lease is long: a job not given back would not come back in time).
+async fn graceful_shutdown_loses_none(f: Fixture) {
+    let started = Counts::default();
+    let done = Counts::default();
+    let phase_two = Arc::new(AtomicBool::new(false));
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let (started, done, phase_two) = (started.clone(), done.clone(), phase_two.clone());
+        move |event: Event<UpdatesAvailable>| {
+            started.add(&event.webhook_id);
+            let (done, phase_two) = (done.clone(), phase_two.clone());
+            async move {
+                if !phase_two.load(Ordering::SeqCst) {
+                    // Every third job outlasts the grace period.
+                    let slow = event.webhook_id.ends_with(['0', '3', '6', '9']);
+                    let pull = if slow { 30_000 } else { 200 };
+                    tokio::time::sleep(Duration::from_millis(pull)).await;
+                }
+                done.add(&event.webhook_id);
+                Ok::<_, HandlerError>(())
+            }
+        }
+    });
+    let ids = ids("shutdown", 10);
+    enqueue_all(&f.queue, &ids).await;
+    let workers = start(
+        eager(Workers::new(f.queue.clone(), router.clone()))
+            .concurrency(4)
+            .lease(Duration::from_secs(120))
+            .grace_period(Duration::from_millis(700)),
+    );
+    eventually("four handlers are running", BOUND, || async {
+        started.total() >= 4
+    })
+    .await;
+    workers.stop().await;
+
+    let finished = done.snapshot();
+    assert!(finished.values().all(|&n| n == 1), "{finished:?}");
+    let s = stats(&f.queue).await;
+    assert_eq!(s.dead, 0);
+    assert_eq!(
+        usize::try_from(s.depth).unwrap(),
+        ids.len() - finished.len(),
+        "every job not done is back in the queue"
+    );
+
+    // Workers started again take the rest at once and run each of them once.
+    phase_two.store(true, Ordering::SeqCst);
+    let again = start(eager(Workers::new(f.queue.clone(), router)).lease(Duration::from_secs(120)));
+    drained(&f.queue, BOUND).await;
+    again.stop().await;
+    for id in &ids {
+        assert_eq!(done.get(id), 1, "{id} done exactly once");
+    }
+}
+
+/// Many jobs at concurrency 8: never more than 8 handlers at once, and each job run exactly once.
+async fn many_jobs_each_run_once(f: Fixture) {
+    let runs = Counts::default();
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let (runs, running, most) = (runs.clone(), running.clone(), most.clone());
+        move |event: Event<UpdatesAvailable>| {
+            let (runs, running, most) = (runs.clone(), running.clone(), most.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                runs.add(&event.webhook_id);
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, HandlerError>(())
+            }
+        }
+    });
+    let ids = ids("many", 300);
+    enqueue_all(&f.queue, &ids).await;
+    let workers = start(eager(Workers::new(f.queue.clone(), router)).concurrency(8));
+    drained(&f.queue, Duration::from_secs(120)).await;
+    workers.stop().await;
+    assert_eq!(runs.distinct(), ids.len());
+    for id in &ids {
+        assert_eq!(runs.get(id), 1, "{id}");
+    }
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        (2..=8).contains(&most),
+        "at most 8 at once, and more than one: {most}"
+    );
+    assert_eq!(stats(&f.queue).await.dead, 0);
+}
+
+/// Workers over an engine that answers every call slowly (600 ms), or fails some of them, or is
+/// down for a while, keep going: every job completes, once.
+async fn a_slow_or_failing_engine_does_not_stop_the_workers(f: Fixture) {
+    let runs = Counts::default();
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let runs = runs.clone();
+        move |event: Event<UpdatesAvailable>| {
+            runs.add(&event.webhook_id);
+            async { Ok::<_, HandlerError>(()) }
+        }
+    });
+    let slow = Troubled::new(f.queue.backend().clone(), Duration::from_millis(600), 0);
+    let flaky = Troubled::new(f.queue.backend().clone(), Duration::ZERO, 3);
+    let ids = ids("troubled", 12);
+    enqueue_all(&f.queue, &ids).await;
+
+    // Down first: nothing can be claimed; the workers log and retry.
+    flaky.set_down(true);
+    let on_slow = start(
+        eager(Workers::new(
+            Queue::from_backend(slow.clone()),
+            router.clone(),
+        ))
+        .concurrency(2),
+    );
+    let on_flaky =
+        start(eager(Workers::new(Queue::from_backend(flaky.clone()), router)).concurrency(2));
+    eventually("the down engine refused claims", BOUND, || async {
+        flaky.failures.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    flaky.set_down(false);
+
+    drained(&f.queue, Duration::from_secs(120)).await;
+    on_slow.stop().await;
+    on_flaky.stop().await;
+    for id in &ids {
+        assert_eq!(runs.get(id), 1, "{id}");
+    }
+    assert_eq!(stats(&f.queue).await.dead, 0);
+}
+
+macro_rules! engine_tests {
+    ($engine:expr => $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case(fixture($engine, stringify!($case)).await).await;
+            }
+        )+
+    };
+}
+
+macro_rules! all_cases {
+    ($engine:expr) => {
+        engine_tests!($engine =>
+            backoff_dead_letters_and_replay,
+            permanent_errors_go_to_the_dead_letters_at_once,
+            a_panicking_handler_is_retried,
+            a_job_that_kills_its_worker_is_buried_without_running,
+            a_long_handler_keeps_its_lease,
+            graceful_shutdown_loses_none,
+            many_jobs_each_run_once,
+            a_slow_or_failing_engine_does_not_stop_the_workers,
+        );
+    };
+}
+
+mod sqlite {
+    use super::*;
+    all_cases!(Engine::Sqlite);
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    use super::*;
+    all_cases!(Engine::Redis);
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    all_cases!(Engine::Postgres);
+}

@@ -1,0 +1,380 @@
+//! What the worker and end-to-end tests share: a fresh queue per test on each real engine, the
+//! deliveries they enqueue, waiting for something to happen, and engines that misbehave.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use agentsync_webhooks_core::{EventType, event::samples};
+use agentsync_webhooks_queue::{
+    Backend, DeadLetter, Enqueued, Job, Queue, QueueFuture, QueueStats, ReceivedDelivery,
+    StoreError, StoreErrorKind, Workers,
+};
+use bytes::Bytes;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// The real engines the tests run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// A SQLite file in a fresh temporary directory.
+    Sqlite,
+    /// The Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`), under a fresh key prefix.
+    #[cfg(feature = "redis")]
+    Redis,
+    /// The PostgreSQL at `POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`), in a
+    /// fresh table.
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// A fresh, empty queue for one test, and what it takes to open it again from another process.
+pub struct Fixture {
+    pub queue: Queue,
+    pub engine: Engine,
+    /// What [`reopen`] needs: the SQLite file, or the engine URL and the namespace.
+    pub location: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A name no other test or run uses.
+pub fn unique(case: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{case}_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh queue on `engine` for the test `case`.
+pub async fn fixture(engine: Engine, case: &str) -> Fixture {
+    match engine {
+        Engine::Sqlite => {
+            let dir = tempfile::Builder::new().prefix(case).tempdir().unwrap();
+            let path = dir.path().join("queue.sqlite3");
+            let location = path.to_string_lossy().into_owned();
+            Fixture {
+                queue: reopen(engine, &location).await,
+                engine,
+                location,
+                _dir: Some(dir),
+            }
+        }
+        #[cfg(feature = "redis")]
+        Engine::Redis => {
+            let location = format!("{}#{}", redis_url(), unique(case));
+            Fixture {
+                queue: reopen(engine, &location).await,
+                engine,
+                location,
+                _dir: None,
+            }
+        }
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => {
+            // PostgreSQL names are at most 63 bytes: a short, unique table name.
+            let table = unique("wq").to_ascii_lowercase();
+            let location = format!("{}#{table}", postgres_url());
+            Fixture {
+                queue: reopen(engine, &location).await,
+                engine,
+                location,
+                _dir: None,
+            }
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+#[cfg(feature = "postgres")]
+pub fn postgres_url() -> String {
+    std::env::var("POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// The queue of a [`Fixture`], opened again (another handle, or another process).
+pub async fn reopen(engine: Engine, location: &str) -> Queue {
+    match engine {
+        Engine::Sqlite => Queue::sqlite(location).await.unwrap(),
+        #[cfg(feature = "redis")]
+        Engine::Redis => {
+            use agentsync_webhooks_queue::redis::{RedisBackend, RedisOptions};
+            let (url, prefix) = location.split_once('#').unwrap();
+            let backend =
+                RedisBackend::connect_with(url, RedisOptions::new().prefix(format!("{prefix}:")))
+                    .await
+                    .unwrap_or_else(|err| panic!("Redis at {url} does not answer: {err}"));
+            Queue::new(backend)
+        }
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => {
+            use agentsync_webhooks_queue::postgres::{PostgresBackend, PostgresOptions};
+            let (url, table) = location.split_once('#').unwrap();
+            let backend = PostgresBackend::connect_with(url, PostgresOptions::new().table(table))
+                .await
+                .unwrap_or_else(|err| panic!("PostgreSQL at {url} does not answer: {err}"));
+            Queue::new(backend)
+        }
+    }
+}
+
+/// The engine's name and location, as a child process reads them from its environment.
+pub fn engine_name(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "sqlite",
+        #[cfg(feature = "redis")]
+        Engine::Redis => "redis",
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => "postgres",
+    }
+}
+
+/// The engine named `name` (see [`engine_name`]).
+pub fn engine_named(name: &str) -> Engine {
+    match name {
+        #[cfg(feature = "redis")]
+        "redis" => Engine::Redis,
+        #[cfg(feature = "postgres")]
+        "postgres" => Engine::Postgres,
+        _ => Engine::Sqlite,
+    }
+}
+
+/// A stored `producersync.updates_available` delivery with this `webhook-id`.
+pub fn delivery(webhook_id: &str) -> ReceivedDelivery {
+    example(webhook_id, EventType::ProducerSyncUpdatesAvailable)
+}
+
+/// A stored example delivery of `event_type` with this `webhook-id`.
+pub fn example(webhook_id: &str, event_type: EventType) -> ReceivedDelivery {
+    let body = samples::example_body(event_type, &format!("whe_{webhook_id}"), 1_700_000_000);
+    stored(webhook_id, event_type.as_str(), body.into())
+}
+
+/// A stored delivery of any type and body.
+pub fn stored(webhook_id: &str, event_type: &str, body: Bytes) -> ReceivedDelivery {
+    ReceivedDelivery {
+        webhook_id: webhook_id.into(),
+        event_type: event_type.into(),
+        webhook_timestamp: 1_700_000_000,
+        signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=".into(),
+        received_at_ms: agentsync_webhooks_core::handoff::now_ms(),
+        body,
+    }
+}
+
+/// Enqueues `ids`, each new.
+pub async fn enqueue_all(queue: &Queue, ids: &[String]) {
+    for id in ids {
+        assert_eq!(queue.enqueue(&delivery(id)).await.unwrap(), Enqueued::New);
+    }
+}
+
+/// Waits (polling every 20 ms) until `check` holds, failing the test after `bound`. The bound is
+/// generous: it only stops a broken test from hanging, it measures nothing.
+pub async fn eventually<F, Fut>(what: &str, bound: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still not the case after {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The queue's stats, or all-zero-but-depth-unknown when the engine failed (for `eventually`).
+pub async fn stats(queue: &Queue) -> QueueStats {
+    queue.stats().await.unwrap()
+}
+
+/// Waits until nothing is waiting or running.
+pub async fn drained(queue: &Queue, bound: Duration) {
+    eventually("the queue is drained", bound, || async {
+        queue.stats().await.is_ok_and(|s| s.depth == 0)
+    })
+    .await;
+}
+
+/// Waits until `webhook_id` is a dead letter, and returns it.
+pub async fn dead(queue: &Queue, webhook_id: &str, bound: Duration) -> DeadLetter {
+    eventually(&format!("{webhook_id} is a dead letter"), bound, || async {
+        queue.dead_letter(webhook_id).await.unwrap().is_some()
+    })
+    .await;
+    queue.dead_letter(webhook_id).await.unwrap().unwrap()
+}
+
+/// Workers that poll often, so that tests do not wait for nothing.
+pub fn eager(workers: Workers) -> Workers {
+    workers
+        .poll_interval(Duration::from_millis(10))
+        .busy_wait(Duration::from_millis(5))
+        .lease(Duration::from_secs(10))
+}
+
+/// Running workers and the switch that stops them.
+pub struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the workers gracefully and waits (up to a generous bound) until they return.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(120), &mut self.handle)
+            .await
+            .expect("the workers stopped")
+            .expect("the workers did not panic");
+    }
+}
+
+/// Spawns `workers.run_until(...)` on the runtime.
+pub fn start(workers: Workers) -> Running {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(workers.run_until(async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        stop: Some(stop),
+        handle,
+    }
+}
+
+/// How often each id ran (to completion, as the handler counts it).
+#[derive(Clone, Default)]
+pub struct Counts(Arc<Mutex<HashMap<String, u32>>>);
+
+impl Counts {
+    pub fn add(&self, id: &str) {
+        *self.0.lock().unwrap().entry(id.to_owned()).or_default() += 1;
+    }
+
+    pub fn get(&self, id: &str) -> u32 {
+        self.0.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u32 {
+        self.0.lock().unwrap().values().sum()
+    }
+
+    pub fn distinct(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    pub fn snapshot(&self) -> HashMap<String, u32> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// An engine that answers every call only after `delay` (a slow network or an overloaded
+/// server), and fails every call while it is [`down`](Self::set_down).
+pub struct Troubled {
+    inner: Arc<dyn Backend>,
+    delay: Duration,
+    down: AtomicBool,
+    /// Fail one call in `fail_every` (0: never), counting every call.
+    fail_every: u64,
+    calls: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+impl Troubled {
+    pub fn new(inner: Arc<dyn Backend>, delay: Duration, fail_every: u64) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            delay,
+            down: AtomicBool::new(false),
+            fail_every,
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Waits, then fails or delegates.
+    fn call<'a, T: Send + 'a>(
+        &'a self,
+        what: &'static str,
+        call: QueueFuture<'a, T>,
+    ) -> QueueFuture<'a, T> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let flaky = self.fail_every > 0 && n.is_multiple_of(self.fail_every);
+            if self.down.load(Ordering::SeqCst) || flaky {
+                self.failures.fetch_add(1, Ordering::SeqCst);
+                return Err(StoreError::new(
+                    StoreErrorKind::Unreachable,
+                    format!("test engine refused the {what}"),
+                ));
+            }
+            call.await
+        })
+    }
+}
+
+impl Backend for Troubled {
+    fn enqueue<'a>(&'a self, delivery: &'a ReceivedDelivery) -> QueueFuture<'a, Enqueued> {
+        self.inner.enqueue(delivery)
+    }
+    fn claim(&self, max: usize, lease: Duration) -> QueueFuture<'_, Vec<Job>> {
+        self.call("claim", self.inner.claim(max, lease))
+    }
+    fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
+        self.call("complete", self.inner.complete(job))
+    }
+    fn retry<'a>(&'a self, job: &'a Job, at: SystemTime, error: &'a str) -> QueueFuture<'a, bool> {
+        self.call("retry", self.inner.retry(job, at, error))
+    }
+    fn extend<'a>(&'a self, job: &'a Job, lease: Duration) -> QueueFuture<'a, bool> {
+        self.call("extend", self.inner.extend(job, lease))
+    }
+    fn release<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
+        self.call("release", self.inner.release(job))
+    }
+    fn bury<'a>(&'a self, job: &'a Job, error: &'a str) -> QueueFuture<'a, bool> {
+        self.call("bury", self.inner.bury(job, error))
+    }
+    fn dead_letters(&self, limit: usize) -> QueueFuture<'_, Vec<DeadLetter>> {
+        self.inner.dead_letters(limit)
+    }
+    fn dead_letter<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, Option<DeadLetter>> {
+        self.inner.dead_letter(webhook_id)
+    }
+    fn replay<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, bool> {
+        self.inner.replay(webhook_id)
+    }
+    fn stats(&self) -> QueueFuture<'_, QueueStats> {
+        self.inner.stats()
+    }
+}
