@@ -63,10 +63,12 @@ use std::{
 };
 
 use agentsync_webhooks::{
-    Delivery, EventData, EventType, FixedClock, Idempotency, MemoryStore, Receiver, Signer,
-    Verifier,
+    Delivery, EventData, EventRouter, EventType, FixedClock, HandlerError, Idempotency,
+    MemoryStore, Receiver, Signer, UpdatesAvailable, Verifier,
     event::samples,
+    handoff::{Enqueued, Handoff, ReceivedDelivery},
     idempotency::{Claim, IdempotencyStore, LeaseToken, StoreError, StoreErrorKind, StoreFuture},
+    route::Event,
     v1a::SigningKey,
 };
 use bytes::Bytes;
@@ -101,6 +103,10 @@ struct CallsInner {
     entered: Notify,
     /// Lets a held call answer.
     released: Notify,
+    /// What the handoff stored, by `webhook-id`.
+    stored: Mutex<Vec<String>>,
+    /// What the inline router's handler was given, by `webhook-id`.
+    routed: Mutex<Vec<String>>,
 }
 
 /// What one handler call does.
@@ -704,7 +710,7 @@ where
     }
     for scenario in scenarios {
         let calls = Calls::default();
-        let server = start(scenario.receiver(), calls.clone()).await;
+        let server = start(scenario.receiver(&calls), calls.clone()).await;
         let problems = scenario.play(&client, &server.url, &calls).await;
         drop(server);
         if !problems.is_empty() {
@@ -737,10 +743,19 @@ enum Scenario {
     /// The body arrives a byte per second: 408 once the deadline passes, handler not run,
     /// connection closed.
     SlowBody,
+    /// With a handoff: stored before the handler runs; the retry is a duplicate, not stored
+    /// again, handler not run.
+    HandoffStored,
+    /// With a handoff whose queue cannot be written: 503 with `Retry-After`, handler not run.
+    HandoffUnavailable,
+    /// With an inline router: the router's handler runs instead of the framework's; its
+    /// failure is a 500 that the retry gets past, answered 200 empty; the next retry is a
+    /// duplicate.
+    RoutedInline,
 }
 
 impl Scenario {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 10] = [
         Self::Duplicate,
         Self::RetryAfterError,
         Self::RetryAfterPanic,
@@ -748,6 +763,9 @@ impl Scenario {
         Self::StoreUnavailable,
         Self::FailOpen,
         Self::SlowBody,
+        Self::HandoffStored,
+        Self::HandoffUnavailable,
+        Self::RoutedInline,
     ];
 
     fn name(self) -> &'static str {
@@ -759,14 +777,24 @@ impl Scenario {
             Self::StoreUnavailable => "idempotency: store unavailable",
             Self::FailOpen => "idempotency: store unavailable, fail-open",
             Self::SlowBody => "a body sent a byte per second",
+            Self::HandoffStored => "handoff: stored, then a duplicate",
+            Self::HandoffUnavailable => "handoff: queue unavailable",
+            Self::RoutedInline => "inline router: failed, retried, then a duplicate",
         }
     }
 
-    fn receiver(self) -> Receiver {
+    fn receiver(self, calls: &Calls) -> Receiver {
         let idempotency = match self {
             Self::StoreUnavailable => Idempotency::new(FailingStore),
             Self::FailOpen => Idempotency::new(FailingStore).fail_open(),
             Self::SlowBody => return receiver().with_body_read_timeout(SLOW_BODY_DEADLINE),
+            Self::HandoffStored => return receiver().with_handoff(RecordingHandoff(calls.clone())),
+            Self::HandoffUnavailable => return receiver().with_handoff(FailingStore),
+            Self::RoutedInline => {
+                return receiver()
+                    .with_idempotency(MemoryStore::new())
+                    .with_route(failing_once_router(calls.clone()));
+            }
             _ => Idempotency::new(MemoryStore::new()),
         };
         receiver().with_idempotency(idempotency)
@@ -832,6 +860,42 @@ impl Scenario {
                 problems.extend(slow_body(url, &case).await);
                 (0, Vec::new())
             }
+            Self::HandoffStored => {
+                let first = send().await;
+                let retry = send().await;
+                let stored = lock(&calls.0.stored).clone();
+                if stored
+                    .iter()
+                    .map(String::as_bytes)
+                    .ne([case.header("webhook-id")])
+                {
+                    problems.push(format!("stored {stored:?}, expected the id once"));
+                }
+                let answers = [("first", first, OK), ("retry", retry, Answer::Duplicate)];
+                (1, answers.into())
+            }
+            Self::HandoffUnavailable => {
+                let unavailable = Answer::Refused(503, "store_unavailable");
+                (0, vec![("first", send().await, unavailable)])
+            }
+            Self::RoutedInline => {
+                let first = send().await;
+                let retry = send().await;
+                let again = send().await;
+                let routed = lock(&calls.0.routed).len();
+                if routed != 2 {
+                    problems.push(format!(
+                        "the router's handler ran {routed} time(s), expected 2"
+                    ));
+                }
+                let failed = Answer::Failed(500, "handler_failed");
+                let answers = [
+                    ("first", first, failed),
+                    ("retry", retry, Answer::Duplicate),
+                    ("again", again, Answer::Duplicate),
+                ];
+                (0, answers.into())
+            }
         };
         for (what, response, answer) in answers {
             let mut found = Vec::new();
@@ -860,6 +924,8 @@ enum Answer {
     Duplicate,
     /// A refusal with this status and code, and a `Retry-After`.
     Refused(u16, &'static str),
+    /// A failure with this status and code, without `Retry-After`.
+    Failed(u16, &'static str),
 }
 
 /// The handler's `200`.
@@ -877,6 +943,7 @@ impl Answer {
                 }
             }
             Self::Refused(status, code) => check_error(response, status, code, true, problems),
+            Self::Failed(status, code) => check_error(response, status, code, false, problems),
         }
     }
 }
@@ -993,6 +1060,51 @@ impl FailingStore {
             "conformance: the store is down",
         )
     }
+}
+
+impl Handoff for FailingStore {
+    fn enqueue<'a>(&'a self, _: &'a ReceivedDelivery) -> StoreFuture<'a, Enqueued> {
+        Box::pin(async { Err(Self::error()) })
+    }
+}
+
+/// A handoff that records what it stores in the case's [`Calls`], and knows each id once.
+#[derive(Debug)]
+struct RecordingHandoff(Calls);
+
+impl Handoff for RecordingHandoff {
+    fn enqueue<'a>(&'a self, delivery: &'a ReceivedDelivery) -> StoreFuture<'a, Enqueued> {
+        let mut stored = lock(&self.0.0.stored);
+        let enqueued = if stored.contains(&delivery.webhook_id) {
+            Enqueued::Duplicate
+        } else {
+            stored.push(delivery.webhook_id.clone());
+            Enqueued::New
+        };
+        Box::pin(std::future::ready(Ok(enqueued)))
+    }
+}
+
+/// A router whose `producersync.updates_available` handler records each run in `calls` and
+/// fails the first one.
+fn failing_once_router(calls: Calls) -> EventRouter {
+    EventRouter::new().on(
+        EventType::ProducerSyncUpdatesAvailable,
+        move |event: Event<UpdatesAvailable>| {
+            let calls = calls.clone();
+            async move {
+                let runs = {
+                    let mut routed = lock(&calls.0.routed);
+                    routed.push(event.webhook_id.clone());
+                    routed.len()
+                };
+                if runs == 1 {
+                    return Err(HandlerError::retryable("conformance: the first run fails"));
+                }
+                Ok(())
+            }
+        },
+    )
 }
 
 impl IdempotencyStore for FailingStore {

@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use bytes::Bytes;
 
 use crate::{
-    Delivery, EventPayload, HeaderLookup, Verifier, WebhookError,
+    Delivery, EventPayload, EventRouter, HeaderLookup, Verifier, WebhookError,
     adapter::{Accepted, Completion, DEFAULT_BODY_LIMIT},
     handoff::{Enqueued, Handoff, ReceivedDelivery, now_ms},
     headers::{SVIX_SIGNATURE, WEBHOOK_SIGNATURE, webhook_or_svix},
@@ -41,6 +41,7 @@ pub struct Receiver {
     body_read_timeout: Duration,
     idempotency: Option<Idempotency>,
     handoff: Option<Arc<dyn Handoff>>,
+    router: Option<EventRouter>,
 }
 
 impl Receiver {
@@ -52,6 +53,7 @@ impl Receiver {
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             idempotency: None,
             handoff: None,
+            router: None,
         }
     }
 
@@ -102,6 +104,38 @@ impl Receiver {
     pub fn with_handoff(mut self, queue: impl Handoff) -> Self {
         self.handoff = Some(Arc::new(queue));
         self
+    }
+
+    /// Runs `router` on every verified delivery, in the request, and answers with its result:
+    /// `200` once a handler processed the event (or none was registered for it), `500` when it
+    /// failed (the sender retries). The framework's own handler is then not called. For work
+    /// longer than the sender's 5 s, prefer [`with_handoff`](Self::with_handoff) and run the
+    /// same router on workers; with a handoff, the router set here is not used.
+    ///
+    /// ```
+    /// use agentsync_webhooks_core::{EventRouter, EventType, MemoryStore, Receiver, UpdatesAvailable, Verifier};
+    /// use agentsync_webhooks_core::route::{Event, HandlerError};
+    ///
+    /// async fn pull(event: Event<UpdatesAvailable>) -> Result<(), HandlerError> {
+    ///     println!("pull updatedSince={}", event.data.updated_since());
+    ///     Ok(())
+    /// }
+    ///
+    /// let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, pull);
+    /// let receiver = Receiver::new(Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?)
+    ///     .with_idempotency(MemoryStore::new())
+    ///     .with_route(router);
+    /// assert!(receiver.router().is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_route(mut self, router: EventRouter) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// The inline router, if any.
+    pub fn router(&self) -> Option<&EventRouter> {
+        self.router.as_ref()
     }
 
     /// The idempotency settings, if enabled (to [`forget`](Idempotency::forget) an id).
@@ -237,6 +271,7 @@ impl fmt::Debug for Receiver {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("idempotency", &self.idempotency)
             .field("handoff", &self.handoff.is_some())
+            .field("router", &self.router)
             .finish()
     }
 }

@@ -229,6 +229,15 @@ macro_rules! receiver_config {
                 self
             }
 
+            /// Runs `router` on every verified delivery, in the request, and answers with its
+            /// result (200 processed, 500 failed so that the sender retries) instead of calling
+            /// the framework's handler. For work longer than the sender's 5 s, prefer
+            /// [`with_handoff`](Self::with_handoff) and the same router on workers.
+            pub fn with_route(mut self, router: $crate::EventRouter) -> Self {
+                self.receiver = self.receiver.with_route(router);
+                self
+            }
+
             /// The receiver every request goes through.
             pub fn receiver(&self) -> &$crate::Receiver {
                 &self.receiver

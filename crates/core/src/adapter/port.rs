@@ -12,7 +12,9 @@ use bytes::{Buf, Bytes};
 use futures_core::Stream;
 
 use super::{Accepted, BodyCollector, Rejection};
-use crate::{EventPayload, HeaderLookup, Receiver, WebhookError, headers::content_length};
+use crate::{
+    EventPayload, EventRouter, HeaderLookup, Receiver, WebhookError, headers::content_length,
+};
 
 impl Receiver {
     /// The port: reads the body within the limit and the body-read deadline, then verifies,
@@ -64,10 +66,36 @@ impl Receiver {
                 })??;
             self.accept::<D>(headers, body).await
         };
-        accepted
+        let accepted = accepted
             .await
-            .map_err(|error| Rejection::for_request(error, headers))
+            .map_err(|error| Rejection::for_request(error, headers))?;
+        match self.router() {
+            Some(router) if !accepted.completion.is_stored() => Err(route(router, accepted).await),
+            _ => Ok(accepted),
+        }
     }
+}
+
+/// Runs the inline router on an accepted delivery, reports its status, and answers with it.
+async fn route<D>(router: &EventRouter, accepted: Accepted<D>) -> Rejection {
+    let Accepted {
+        delivery,
+        completion,
+    } = accepted;
+    // Each handler parses the payload as its own type; dropping `D` here keeps the future
+    // `Send` whatever `D` is.
+    let (webhook_id, timestamp, body) = (
+        delivery.webhook_id,
+        delivery.webhook_timestamp,
+        delivery.raw_body,
+    );
+    drop(delivery.event);
+    let answer = Rejection::routed(
+        router.dispatch_raw(&webhook_id, timestamp, body).await,
+        &webhook_id,
+    );
+    completion.finish(answer.status()).await;
+    answer
 }
 
 /// Reads every chunk into `collector`; a transport error is [`WebhookError::BodyRead`].

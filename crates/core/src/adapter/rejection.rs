@@ -16,8 +16,9 @@ pub struct ErrorBody<'a> {
     pub message: std::borrow::Cow<'a, str>,
 }
 
-/// An answer the port gives without running the handler: a refused delivery, an acknowledged
-/// duplicate, or a misconfigured service. Logged once, when it is made; adapters copy it into
+/// An answer the port gives without running the framework's handler: a refused delivery, an
+/// acknowledged duplicate, a misconfigured service, or (with an inline
+/// [`EventRouter`](crate::EventRouter)) the router's result. Logged once, when it is made; adapters copy it into
 /// their framework's response (with [`into_response`](Self::into_response) on `http` 1).
 ///
 /// ```
@@ -31,6 +32,7 @@ pub struct ErrorBody<'a> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Rejection {
     error: Option<WebhookError>,
+    code: &'static str,
     status: u16,
     body: Bytes,
     retry_after: Option<u64>,
@@ -60,6 +62,7 @@ impl Rejection {
         Self {
             retry_after: error.retry_after(),
             error: Some(error),
+            code,
             status,
             body,
         }
@@ -77,22 +80,61 @@ impl Rejection {
         tracing::error!(code = "misconfigured", "{message}");
         Self {
             error: None,
+            code: "misconfigured",
             status: 500,
             body: json_body("misconfigured", message),
             retry_after: None,
         }
     }
 
-    /// Why the delivery was refused; `None` when the service itself is misconfigured.
+    /// An inline router's answer: `200` with an empty body when a handler processed the event
+    /// (or none was registered for it), the handler's failure otherwise: `500` with its code
+    /// (or the status of a body its type could not parse), so that the sender retries. The
+    /// handler's own error goes to the logs, never to the sender.
+    pub fn routed(
+        result: Result<crate::route::Routed, crate::route::HandlerError>,
+        webhook_id: &str,
+    ) -> Self {
+        match result {
+            Ok(routed) => {
+                tracing::info!(webhook_id, %routed, "webhook processed");
+                Self {
+                    error: None,
+                    code: "processed",
+                    status: 200,
+                    body: Bytes::new(),
+                    retry_after: None,
+                }
+            }
+            Err(failed) => {
+                if let Some(error) = failed.webhook_error() {
+                    return Self::new(error.clone(), Some(webhook_id));
+                }
+                let code = failed.code();
+                tracing::error!(webhook_id, code, error = %failed, "webhook handler failed");
+                Self {
+                    error: None,
+                    code,
+                    status: 500,
+                    body: json_body(
+                        code,
+                        "the handler could not process this event; it is processed again when the sender retries",
+                    ),
+                    retry_after: failed.retry_after().map(|d| d.as_secs().max(1)),
+                }
+            }
+        }
+    }
+
+    /// Why the delivery was refused; `None` for a misconfigured service and a router's answer.
     pub fn error(&self) -> Option<&WebhookError> {
         self.error.as_ref()
     }
 
-    /// The stable code: [`WebhookError::code`], or `misconfigured`.
+    /// The stable code: [`WebhookError::code`], `misconfigured`, or an inline router's
+    /// `processed` or [`HandlerError::code`](crate::HandlerError::code).
     pub fn code(&self) -> &'static str {
-        self.error
-            .as_ref()
-            .map_or("misconfigured", WebhookError::code)
+        self.code
     }
 
     /// The HTTP status.
