@@ -8,11 +8,13 @@
 //! lease (`locked_until_ms` and a random `lease` token) and the last error. The journal is WAL.
 //!
 //! - Enqueue is `INSERT ... ON CONFLICT(webhook_id) DO NOTHING`: the de-duplication and the write
-//!   are one statement. Concurrent enqueues are committed together (one transaction, one sync of
-//!   the WAL for the whole group), and each is answered only once that commit holds.
-//! - Claim is one `BEGIN IMMEDIATE` transaction that reads the due jobs through a partial index on
-//!   `next_run_at_ms WHERE state = 'queued'` and the expired leases through one on
-//!   `locked_until_ms WHERE state = 'running'`: never a scan of the table.
+//!   are one statement.
+//! - Concurrent calls (enqueues, claims, completions...) are committed together: one
+//!   transaction, one sync of the WAL for the whole group, and each is answered only once that
+//!   commit holds. One at a time, each call pays a sync of its own.
+//! - Claim is one step (a savepoint in the group's `BEGIN IMMEDIATE` transaction) that reads the
+//!   due jobs through a partial index on `next_run_at_ms WHERE state = 'queued'` and the expired
+//!   leases through one on `locked_until_ms WHERE state = 'running'`: never a scan of the table.
 //! - Done rows keep their `webhook-id` for the retention (72 h by default, so that the sender's
 //!   late retries are duplicates) but drop their body; they are purged in small batches by the
 //!   claims. Dead rows stay until replayed.
@@ -49,7 +51,7 @@ use agentsync_webhooks_core::{
     idempotency::{StoreError, StoreErrorKind},
 };
 use bytes::Bytes;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::backend::{
@@ -74,7 +76,7 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 const PURGE_BATCH: i64 = 500;
 /// How often (at most) the claims look for done rows to purge when the last purge found few.
 const PURGE_EVERY_MS: i64 = 60_000;
-/// At most this many concurrent enqueues share one commit.
+/// At most this many waiting tasks share one commit.
 const MAX_GROUP: usize = 256;
 
 const SCHEMA: &str = "
@@ -230,16 +232,12 @@ impl SqliteOptions {
     }
 }
 
-/// One request to the connection's thread.
-enum Task {
-    /// Enqueues are grouped into one commit.
-    Enqueue(
-        ReceivedDelivery,
-        oneshot::Sender<Result<Enqueued, StoreError>>,
-    ),
-    /// Anything else runs on its own.
-    Run(Box<dyn FnOnce(&mut Engine) + Send>),
-}
+/// What a task leaves to do once its group's commit is known: answer its caller, with an error
+/// if the commit failed.
+type Reply = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+
+/// One request to the connection's thread: runs its statements and returns how to answer.
+type Task = Box<dyn FnOnce(&mut Engine) -> Reply + Send>;
 
 /// The connection and what its thread remembers between tasks.
 struct Engine {
@@ -323,26 +321,47 @@ impl SqliteBackend {
         &self.path
     }
 
-    /// Runs `work` on the connection's thread and waits for its answer.
+    /// Runs `work` on the connection's thread, in the transaction of its group, and waits for
+    /// its answer, given only once that transaction committed.
     async fn run<T, F>(&self, what: &'static str, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Engine) -> rusqlite::Result<T> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let task = Task::Run(Box::new(move |engine: &mut Engine| {
-            let _ = answer.send(work(engine).map_err(|err| sqlite_error(what, &err)));
-        }));
+        let task: Task = Box::new(move |engine: &mut Engine| {
+            let result = work(engine);
+            Box::new(move |commit_error: Option<&rusqlite::Error>| {
+                let outcome = match (&result, commit_error) {
+                    (Err(err), _) | (Ok(_), Some(err)) => Err(sqlite_error(what, err)),
+                    (Ok(_), None) => result.map_err(|err| sqlite_error(what, &err)),
+                };
+                let _ = answer.send(outcome);
+            })
+        });
         self.tasks.send(task).map_err(|_| thread_gone())?;
         answered.await.map_err(|_| thread_gone())?
     }
 
     async fn enqueue_delivery(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
-        let (answer, answered) = oneshot::channel();
-        self.tasks
-            .send(Task::Enqueue(delivery.clone(), answer))
-            .map_err(|_| thread_gone())?;
-        answered.await.map_err(|_| thread_gone())?
+        let delivery = delivery.clone();
+        self.run("enqueue", move |engine| {
+            let inserted = engine.connection.prepare_cached(ENQUEUE)?.execute(params![
+                delivery.webhook_id,
+                delivery.event_type,
+                delivery.webhook_timestamp,
+                delivery.signature,
+                delivery.received_at_ms,
+                delivery.body.as_ref(),
+                now_ms(),
+            ])?;
+            Ok(if inserted == 1 {
+                Enqueued::New
+            } else {
+                Enqueued::Duplicate
+            })
+        })
+        .await
     }
 
     async fn claim_jobs(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
@@ -492,101 +511,43 @@ fn open_engine(path: &Path, options: &SqliteOptions) -> rusqlite::Result<Engine>
     })
 }
 
-/// The connection's thread: runs tasks until every handle is dropped, committing the enqueues
-/// that wait together in one transaction.
+/// The connection's thread: runs tasks until every handle is dropped. The tasks waiting
+/// together run in one `BEGIN IMMEDIATE` transaction (group commit: one sync of the WAL for the
+/// whole group), and each is answered only once it committed.
 fn serve(mut engine: Engine, inbox: &mpsc::Receiver<Task>) {
-    let mut held: Option<Task> = None;
-    loop {
-        let task = match held.take() {
-            Some(task) => task,
-            None => match inbox.recv() {
-                Ok(task) => task,
-                Err(_) => return,
-            },
-        };
-        match task {
-            Task::Run(work) => work(&mut engine),
-            Task::Enqueue(delivery, answer) => {
-                let mut group = vec![(delivery, answer)];
-                while group.len() < MAX_GROUP {
-                    match inbox.try_recv() {
-                        Ok(Task::Enqueue(delivery, answer)) => group.push((delivery, answer)),
-                        Ok(other) => {
-                            held = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                engine.enqueue_group(group);
+    while let Ok(first) = inbox.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match inbox.try_recv() {
+                Ok(task) => group.push(task),
+                Err(_) => break,
             }
+        }
+        // Without the group's transaction (another process holds the lock past the busy
+        // timeout), each statement commits on its own: still answered only once committed.
+        let in_transaction = engine.connection.execute_batch("BEGIN IMMEDIATE").is_ok();
+        let replies: Vec<Reply> = group.into_iter().map(|task| task(&mut engine)).collect();
+        let commit_error = if in_transaction {
+            engine.connection.execute_batch("COMMIT").err()
+        } else {
+            None
+        };
+        if commit_error.is_some() && !engine.connection.is_autocommit() {
+            let _ = engine.connection.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(commit_error.as_ref());
         }
     }
 }
 
 impl Engine {
-    /// Writes a group of deliveries in one transaction, answering each only once it committed.
-    fn enqueue_group(
-        &mut self,
-        group: Vec<(
-            ReceivedDelivery,
-            oneshot::Sender<Result<Enqueued, StoreError>>,
-        )>,
-    ) {
-        let now = now_ms();
-        let outcome = (|| -> rusqlite::Result<Vec<rusqlite::Result<Enqueued>>> {
-            let transaction = self
-                .connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut results = Vec::with_capacity(group.len());
-            {
-                let mut insert = transaction.prepare_cached(ENQUEUE)?;
-                for (delivery, _) in &group {
-                    results.push(
-                        insert
-                            .execute(params![
-                                delivery.webhook_id,
-                                delivery.event_type,
-                                delivery.webhook_timestamp,
-                                delivery.signature,
-                                delivery.received_at_ms,
-                                delivery.body.as_ref(),
-                                now,
-                            ])
-                            .map(|inserted| {
-                                if inserted == 1 {
-                                    Enqueued::New
-                                } else {
-                                    Enqueued::Duplicate
-                                }
-                            }),
-                    );
-                }
-            }
-            transaction.commit()?;
-            Ok(results)
-        })();
-        match outcome {
-            Ok(results) => {
-                for ((_, answer), result) in group.into_iter().zip(results) {
-                    let _ = answer.send(result.map_err(|err| sqlite_error("enqueue", &err)));
-                }
-            }
-            Err(err) => {
-                for (_, answer) in group {
-                    let _ = answer.send(Err(sqlite_error("enqueue", &err)));
-                }
-            }
-        }
-    }
-
-    /// Claims up to `max` jobs whose lease expired or that are due, in one `BEGIN IMMEDIATE`.
+    /// Claims up to `max` jobs whose lease expired or that are due, all or none.
     fn claim(&mut self, max: i64, lease_ms: i64, token: &str) -> rusqlite::Result<Vec<Job>> {
         let now = now_ms();
         let until = now.saturating_add(lease_ms);
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // A savepoint within the group's transaction: a claim that fails half-way takes nothing.
+        let transaction = self.connection.savepoint()?;
         let mut rows: Vec<i64> = transaction
             .prepare_cached(SELECT_EXPIRED)?
             .query_map(params![now, max], |row| row.get(0))?
