@@ -189,8 +189,8 @@ fn data_that_does_not_fit_is_permanent_and_names_the_path() {
 
 #[test]
 fn handler_errors_keep_their_kind() {
-    async fn flaky(_: Event<EventData>) -> Result<(), std::io::Error> {
-        Err(std::io::Error::other("ProducerSync is down"))
+    async fn flaky(_: Event<EventData>) -> Result<(), HandlerError> {
+        Err(std::io::Error::other("ProducerSync is down"))?
     }
     async fn refuses(_: Event<EventData>) -> Result<(), HandlerError> {
         Err(HandlerError::permanent("not our producer"))
