@@ -158,9 +158,15 @@ DELETE FROM jobs WHERE rowid IN (
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Synchronous {
-    /// `synchronous = FULL`: every commit is synced (one `fsync` of the WAL per commit, shared by
-    /// concurrent enqueues), so an answered delivery survives a process kill, an OS crash and a
-    /// power loss. The default: a 2xx is a promise the sender will never retry.
+    /// `synchronous = FULL` for the writes that answer someone (an enqueue, a replay): their
+    /// commit is synced (one `fsync` of the WAL per commit, shared by concurrent calls), so an
+    /// answered delivery survives a process kill, an OS crash and a power loss. The default: a
+    /// 2xx is a promise the sender will never retry.
+    ///
+    /// The bookkeeping alone (claims, completions, retries, dead letters) commits with `NORMAL`
+    /// and is synced by the next synced commit or checkpoint (the WAL is written in order): a
+    /// power loss can forget the last few completions, and those jobs run again, as they would
+    /// after a worker crash; it never forgets a delivery that was answered.
     #[default]
     Full,
     /// `synchronous = NORMAL`: commits are synced only at checkpoints, so an answered delivery
@@ -236,12 +242,21 @@ impl SqliteOptions {
 /// if the commit failed.
 type Reply = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
 
-/// One request to the connection's thread: runs its statements and returns how to answer.
-type Task = Box<dyn FnOnce(&mut Engine) -> Reply + Send>;
+/// One request to the connection's thread.
+struct Task {
+    /// Whether its commit must be synced before it is answered (see [`Synchronous::Full`]).
+    durable: bool,
+    /// Runs its statements and returns how to answer.
+    work: Box<dyn FnOnce(&mut Engine) -> Reply + Send>,
+}
 
 /// The connection and what its thread remembers between tasks.
 struct Engine {
     connection: Connection,
+    /// The configured setting, for the durable writes.
+    synchronous: Synchronous,
+    /// The setting in force now.
+    synchronous_now: Synchronous,
     retention_ms: i64,
     /// How often to look for done rows to purge: every minute, or every retention if shorter.
     purge_every_ms: i64,
@@ -328,8 +343,31 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&mut Engine) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.submit(what, false, work).await
+    }
+
+    /// [`run`](Self::run) for a write that must survive what the [`Synchronous`] setting
+    /// promises before it is answered: an enqueue, a replay.
+    async fn run_durable<T, F>(&self, what: &'static str, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Engine) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.submit(what, true, work).await
+    }
+
+    async fn submit<T, F>(
+        &self,
+        what: &'static str,
+        durable: bool,
+        work: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Engine) -> rusqlite::Result<T> + Send + 'static,
+    {
         let (answer, answered) = oneshot::channel();
-        let task: Task = Box::new(move |engine: &mut Engine| {
+        let work = Box::new(move |engine: &mut Engine| -> Reply {
             let result = work(engine);
             Box::new(move |commit_error: Option<&rusqlite::Error>| {
                 let outcome = match (&result, commit_error) {
@@ -339,13 +377,15 @@ impl SqliteBackend {
                 let _ = answer.send(outcome);
             })
         });
-        self.tasks.send(task).map_err(|_| thread_gone())?;
+        self.tasks
+            .send(Task { durable, work })
+            .map_err(|_| thread_gone())?;
         answered.await.map_err(|_| thread_gone())?
     }
 
     async fn enqueue_delivery(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
         let delivery = delivery.clone();
-        self.run("enqueue", move |engine| {
+        self.run_durable("enqueue", move |engine| {
             let inserted = engine.connection.prepare_cached(ENQUEUE)?.execute(params![
                 delivery.webhook_id,
                 delivery.event_type,
@@ -457,7 +497,7 @@ impl Backend for SqliteBackend {
 
     fn replay<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, bool> {
         let id = webhook_id.to_owned();
-        Box::pin(self.run("replay", move |engine| {
+        Box::pin(self.run_durable("replay", move |engine| {
             let changed = engine
                 .connection
                 .prepare_cached(REPLAY)?
@@ -505,6 +545,8 @@ fn open_engine(path: &Path, options: &SqliteOptions) -> rusqlite::Result<Engine>
     connection.execute_batch(SCHEMA)?;
     Ok(Engine {
         connection,
+        synchronous: options.synchronous,
+        synchronous_now: options.synchronous,
         retention_ms: duration_ms(options.retention),
         purge_every_ms: duration_ms(options.retention).clamp(1, PURGE_EVERY_MS),
         next_purge_ms: 0,
@@ -525,8 +567,12 @@ fn serve(mut engine: Engine, inbox: &mpsc::Receiver<Task>) {
         }
         // Without the group's transaction (another process holds the lock past the busy
         // timeout), each statement commits on its own: still answered only once committed.
+        engine.sync_commits(group.iter().any(|task| task.durable));
         let in_transaction = engine.connection.execute_batch("BEGIN IMMEDIATE").is_ok();
-        let replies: Vec<Reply> = group.into_iter().map(|task| task(&mut engine)).collect();
+        let replies: Vec<Reply> = group
+            .into_iter()
+            .map(|task| (task.work)(&mut engine))
+            .collect();
         let commit_error = if in_transaction {
             engine.connection.execute_batch("COMMIT").err()
         } else {
@@ -542,6 +588,29 @@ fn serve(mut engine: Engine, inbox: &mpsc::Receiver<Task>) {
 }
 
 impl Engine {
+    /// Sets the synchronous setting of the next commit: the configured one when the group holds
+    /// a durable write, at most `NORMAL` for bookkeeping alone (claims, completions, retries),
+    /// which the next synced commit or checkpoint syncs with it.
+    fn sync_commits(&mut self, durable: bool) {
+        let wanted = if durable {
+            self.synchronous
+        } else {
+            Synchronous::Normal
+        };
+        if wanted == self.synchronous_now {
+            return;
+        }
+        match self
+            .connection
+            .pragma_update(None, "synchronous", wanted.pragma_value())
+        {
+            Ok(()) => self.synchronous_now = wanted,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not change SQLite's synchronous setting")
+            }
+        }
+    }
+
     /// Claims up to `max` jobs whose lease expired or that are due, all or none.
     fn claim(&mut self, max: i64, lease_ms: i64, token: &str) -> rusqlite::Result<Vec<Job>> {
         let now = now_ms();
