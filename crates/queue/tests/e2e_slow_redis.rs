@@ -143,16 +143,15 @@ async fn a_slow_or_absent_redis_does_not_stop_the_workers() {
             .to_owned(),
     )
     .await;
-    let prefix = format!("{}:", unique("slow_redis"));
-    // The engine's own timeout must outlast the slowness; the workers' too.
+    // The fixture's queue talks to Redis directly (and deletes the keys at the end); the
+    // workers' queue, under the same prefix, goes through the proxy, with an engine timeout
+    // that outlasts the slowness.
+    let f = fixture(Engine::Redis, "slow_redis").await;
+    let direct = f.queue.clone();
+    let (_, prefix) = f.location.split_once('#').unwrap();
     let options = RedisOptions::new()
-        .prefix(prefix.clone())
+        .prefix(format!("{prefix}:"))
         .timeout(Duration::from_secs(5));
-    let direct = Queue::new(
-        RedisBackend::connect_with(&redis_url(), options.clone())
-            .await
-            .unwrap(),
-    );
     let through_proxy = Queue::new(
         RedisBackend::connect_with(&proxy.url(), options)
             .await

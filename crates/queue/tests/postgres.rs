@@ -210,3 +210,27 @@ async fn claims_use_the_partial_indexes() {
         assert!(plan.contains(&index), "{sql}:\n{plan}");
     }
 }
+
+#[tokio::test]
+async fn a_postgres_that_never_answers_is_a_timeout_not_a_hang() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "postgres://postgres@{}/test",
+        listener.local_addr().unwrap()
+    );
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let err = PostgresBackend::connect_with(
+        &url,
+        PostgresOptions::new().timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Timeout, "{err}");
+    silent.abort();
+}

@@ -142,3 +142,24 @@ async fn an_enqueue_is_one_script_call_and_two_instances_share_the_work() {
     // Either instance settles with the receipt.
     assert!(first.complete(&jobs[0]).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_redis_that_never_answers_is_a_timeout_not_a_hang() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let err = RedisBackend::connect_with(
+        &url,
+        RedisOptions::new().timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Timeout, "{err}");
+    silent.abort();
+}

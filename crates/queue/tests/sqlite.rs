@@ -165,3 +165,36 @@ async fn done_rows_are_purged_after_the_retention() {
         Enqueued::New
     );
 }
+
+#[tokio::test]
+async fn a_file_that_cannot_be_opened_is_an_unreachable_store_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Queue::sqlite(dir.path().join("no-such-dir").join("queue.sqlite3"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        agentsync_webhooks_queue::StoreErrorKind::Unreachable,
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_url_is_the_default_file_in_the_working_directory() {
+    // The only test that changes the working directory; every other one uses absolute paths.
+    let dir = tempfile::tempdir().unwrap();
+    let previous = std::env::current_dir().unwrap();
+    std::env::set_current_dir(dir.path()).unwrap();
+    let opened = Queue::from_url("").await;
+    std::env::set_current_dir(previous).unwrap();
+    let queue = opened.unwrap();
+    assert_eq!(
+        queue.enqueue(&delivery("msg_default")).await.unwrap(),
+        Enqueued::New
+    );
+    assert!(
+        dir.path()
+            .join(agentsync_webhooks_queue::sqlite::DEFAULT_FILE)
+            .exists()
+    );
+}

@@ -47,7 +47,7 @@ async fn backoff_dead_letters_and_replay(f: Fixture) {
         }
     });
     let backoff =
-        Backoff::new(Duration::from_millis(100), 3.0, Duration::from_secs(10)).jitter(0.0);
+        Backoff::new(Duration::from_millis(100), 4.0, Duration::from_secs(10)).jitter(0.0);
     let workers = start(
         eager(Workers::new(f.queue.clone(), router))
             .max_attempts(4)

@@ -11,19 +11,20 @@ use crate::{Delivery, EventData, EventPayload};
 /// thread or in a spawned task.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'static>>;
 
-/// Something that processes one [`Event<T>`]: usually an `async fn(Event<T>) -> Result<(), E>`
-/// where `E` converts into [`HandlerError`] (any `std::error::Error`, or `HandlerError` itself),
-/// or a closure that captures shared state.
-///
-/// Implement it on your own type when a handler needs more than a closure gives.
+/// Something that processes one [`Event<T>`]: usually an
+/// `async fn(Event<T>) -> Result<(), HandlerError>` (where `?` converts any `std::error::Error`
+/// into a retryable error), or a closure that captures shared state; its `Ok(())` needs no type
+/// annotation.
 ///
 /// ```
 /// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
 /// use agentsync_webhooks_core::{EventType, UpdatesAvailable};
 /// use agentsync_webhooks_core::route::{Event, EventRouter, HandlerError};
 ///
-/// async fn pull(event: Event<UpdatesAvailable>) -> Result<(), std::io::Error> {
-///     println!("pull updatedSince={}", event.data.updated_since());
+/// async fn pull(event: Event<UpdatesAvailable>) -> Result<(), HandlerError> {
+///     let since = event.data.updated_since();
+///     std::fs::metadata(".")?; // any std error: retryable
+///     println!("pull updatedSince={since}");
 ///     Ok(())
 /// }
 ///
@@ -34,7 +35,7 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> +
 ///         let pulls = pulls.clone();
 ///         async move {
 ///             pulls.fetch_add(1, Ordering::Relaxed);
-///             Ok::<_, HandlerError>(())
+///             Ok(())
 ///         }
 ///     }
 /// };
@@ -43,20 +44,43 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> +
 ///     .on(EventType::ProducerSyncUpdatesAvailable, counted); // the last registration wins
 /// # let _ = router;
 /// ```
+///
+/// Implement it on your own type when a handler needs more than a closure gives:
+///
+/// ```
+/// use agentsync_webhooks_core::{EventGroup, ObjectData};
+/// use agentsync_webhooks_core::route::{Event, EventRouter, Handler, HandlerFuture};
+///
+/// struct Contracts {
+///     database_url: String,
+/// }
+///
+/// impl Handler<ObjectData> for Contracts {
+///     fn call(&self, event: Event<ObjectData>) -> HandlerFuture {
+///         let url = self.database_url.clone();
+///         Box::pin(async move {
+///             println!("store {} for {:?} in {url}", event.event_type, event.data.npn());
+///             Ok(())
+///         })
+///     }
+/// }
+///
+/// let router = EventRouter::new()
+///     .on_group(EventGroup::Contract, Contracts { database_url: "postgres://...".into() });
+/// # let _ = router;
+/// ```
 pub trait Handler<T>: Send + Sync + 'static {
     /// Processes `event`.
     fn call(&self, event: Event<T>) -> HandlerFuture;
 }
 
-impl<F, Fut, E, T> Handler<T> for F
+impl<F, Fut, T> Handler<T> for F
 where
     F: Fn(Event<T>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: Into<HandlerError>,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
 {
     fn call(&self, event: Event<T>) -> HandlerFuture {
-        let fut = self(event);
-        Box::pin(async move { fut.await.map_err(Into::into) })
+        Box::pin(self(event))
     }
 }
 

@@ -189,8 +189,8 @@ fn data_that_does_not_fit_is_permanent_and_names_the_path() {
 
 #[test]
 fn handler_errors_keep_their_kind() {
-    async fn flaky(_: Event<EventData>) -> Result<(), std::io::Error> {
-        Err(std::io::Error::other("ProducerSync is down"))
+    async fn flaky(_: Event<EventData>) -> Result<(), HandlerError> {
+        Err(std::io::Error::other("ProducerSync is down"))?
     }
     async fn refuses(_: Event<EventData>) -> Result<(), HandlerError> {
         Err(HandlerError::permanent("not our producer"))
@@ -270,4 +270,31 @@ fn the_router_is_cheap_to_share() {
     assert!(more.handles("id.producer.phone.deleted"));
     assert!(!router.handles("id.producer.phone.deleted"));
     assert!(format!("{router:?}").contains("producersync.updates_available"));
+}
+
+#[test]
+fn inline_answers_keep_internals_out_of_the_body() {
+    let failed = HandlerError::retryable("password=hunter2 rejected by db-7");
+    let answer = failed.rejection(Some("msg_1"));
+    assert_eq!((answer.status, answer.retry_after), (500, None));
+    let body: crate::ErrorBody<'_> = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(body.error, "handler_failed");
+    assert!(!body.message.contains("hunter2"));
+
+    let refused = HandlerError::permanent("no").rejection(None);
+    let body: crate::ErrorBody<'_> = serde_json::from_slice(&refused.body).unwrap();
+    assert_eq!((refused.status, body.error), (500, "handler_permanent"));
+
+    let unparsable = block_on(
+        EventRouter::new()
+            .on(
+                EventType::ContractUpdated,
+                recorder::<UpdatesAvailable>(&Log::default(), "x"),
+            )
+            .dispatch(&example(EventType::ContractUpdated), 1),
+    )
+    .unwrap_err();
+    let answer = unparsable.rejection(Some("msg_2"));
+    let body: crate::ErrorBody<'_> = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!((answer.status, body.error), (400, "invalid_event_data"));
 }

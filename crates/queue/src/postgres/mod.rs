@@ -18,8 +18,13 @@
 //! - Done rows keep their `webhook-id` for the retention (72 h by default) but drop their body;
 //!   the claims purge them in small batches. Dead rows stay until replayed.
 //!
-//! Connections come from a small pool (8 by default, `deadpool-postgres`); statements are
-//! prepared once per connection. Every call is bounded by a timeout.
+//! Connections come from two small pools (at most 8 connections each by default, opened on
+//! demand, `deadpool-postgres`); statements are prepared once per connection. Enqueues and
+//! replays (the writes that answer someone) commit with the server's `synchronous_commit`
+//! (`on` by default: flushed before acknowledged). Claims, completions, retries and the dead
+//! letters' bookkeeping use connections with `synchronous_commit = off`: a crash of the server
+//! can forget the last few completions (those jobs run again, as after a worker crash), never an
+//! answered delivery. Every call is bounded by a timeout.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), agentsync_webhooks_queue::StoreError> {
@@ -114,7 +119,8 @@ impl PostgresOptions {
         self
     }
 
-    /// How many connections the pool keeps at most (at least 1).
+    /// How many connections each of the two pools (durable writes, bookkeeping) keeps at most
+    /// (at least 1).
     pub fn pool_size(mut self, pool_size: usize) -> Self {
         self.pool_size = pool_size.max(1);
         self
@@ -267,7 +273,10 @@ impl Statements {
 /// A [`Backend`] on a PostgreSQL table, shared by every instance that connects to the same
 /// database and table.
 pub struct PostgresBackend {
-    pool: Pool,
+    /// Connections whose commits wait for the WAL flush: enqueue, replay, the schema.
+    durable: Pool,
+    /// Connections with `synchronous_commit = off`: claims, completions, retries, reads.
+    bookkeeping: Pool,
     table: String,
     statements: Statements,
     timeout: Duration,
@@ -310,27 +319,18 @@ impl PostgresBackend {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.timeout);
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size)
-            .wait_timeout(Some(options.timeout))
-            .create_timeout(Some(options.timeout))
-            .recycle_timeout(Some(options.timeout))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|err| {
-                StoreError::new(StoreErrorKind::Other, "could not build the PostgreSQL pool")
-                    .with_source(err)
-            })?;
+        let mut bookkeeping_config = config.clone();
+        let relaxed = match config.get_options() {
+            Some(existing) => format!("{existing} -c synchronous_commit=off"),
+            None => "-c synchronous_commit=off".to_owned(),
+        };
+        bookkeeping_config.options(&relaxed);
+        let durable = build_pool(config, &options)?;
+        let bookkeeping = build_pool(bookkeeping_config, &options)?;
         let retention_ms = duration_ms(options.retention);
         let backend = Self {
-            pool,
+            durable,
+            bookkeeping,
             statements: Statements::new(&options.table),
             table: options.table,
             timeout: options.timeout,
@@ -347,14 +347,36 @@ impl PostgresBackend {
         &self.table
     }
 
-    /// Runs `work` with a pooled connection, the wait for it included in the timeout.
+    /// Runs `work` with a bookkeeping connection, the wait for it included in the timeout.
     async fn bounded<T, F, Fut>(&self, what: &'static str, work: F) -> Result<T, StoreError>
     where
         F: FnOnce(deadpool_postgres::Client) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
     {
+        self.bounded_on(&self.bookkeeping, what, work).await
+    }
+
+    /// Runs `work` with a connection whose commits are flushed before they are acknowledged.
+    async fn bounded_durable<T, F, Fut>(&self, what: &'static str, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(deadpool_postgres::Client) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        self.bounded_on(&self.durable, what, work).await
+    }
+
+    async fn bounded_on<T, F, Fut>(
+        &self,
+        pool: &Pool,
+        what: &'static str,
+        work: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnOnce(deadpool_postgres::Client) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
         let call = async {
-            let client = self.pool.get().await.map_err(|err| pool_error(what, err))?;
+            let client = pool.get().await.map_err(|err| pool_error(what, err))?;
             work(client).await.map_err(|err| pg_error(what, &err))
         };
         match tokio::time::timeout(self.timeout, call).await {
@@ -371,7 +393,7 @@ impl PostgresBackend {
     async fn create_table(&self) -> Result<(), StoreError> {
         let table = self.table.clone();
         let schema = self.statements.schema.clone();
-        self.bounded("create the queue table", |mut client| async move {
+        self.bounded_durable("create the queue table", |mut client| async move {
             let transaction = client.transaction().await?;
             transaction
                 .execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&table])
@@ -400,7 +422,7 @@ impl PostgresBackend {
         let now = now_ms();
         let sql = &self.statements.enqueue;
         let inserted = self
-            .bounded("enqueue", |client| async move {
+            .bounded_durable("enqueue", |client| async move {
                 let statement = client.prepare_cached(sql).await?;
                 client
                     .query_opt(
@@ -611,8 +633,12 @@ impl Backend for PostgresBackend {
     fn replay<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, bool> {
         Box::pin(async move {
             let now = now_ms();
+            let sql = &self.statements.replay;
             let changed = self
-                .execute("replay", &self.statements.replay, &[&webhook_id, &now])
+                .bounded_durable("replay", |client| async move {
+                    let statement = client.prepare_cached(sql).await?;
+                    client.execute(&statement, &[&webhook_id, &now]).await
+                })
                 .await?;
             Ok(changed == 1)
         })
@@ -621,6 +647,31 @@ impl Backend for PostgresBackend {
     fn stats(&self) -> QueueFuture<'_, QueueStats> {
         Box::pin(self.queue_stats())
     }
+}
+
+/// A pool of at most `options.pool_size` connections on `config`, every wait bounded.
+fn build_pool(
+    config: tokio_postgres::Config,
+    options: &PostgresOptions,
+) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(options.pool_size)
+        .wait_timeout(Some(options.timeout))
+        .create_timeout(Some(options.timeout))
+        .recycle_timeout(Some(options.timeout))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|err| {
+            StoreError::new(StoreErrorKind::Other, "could not build the PostgreSQL pool")
+                .with_source(err)
+        })
 }
 
 fn valid_table_name(name: &str) -> bool {

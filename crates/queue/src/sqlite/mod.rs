@@ -8,11 +8,13 @@
 //! lease (`locked_until_ms` and a random `lease` token) and the last error. The journal is WAL.
 //!
 //! - Enqueue is `INSERT ... ON CONFLICT(webhook_id) DO NOTHING`: the de-duplication and the write
-//!   are one statement. Concurrent enqueues are committed together (one transaction, one sync of
-//!   the WAL for the whole group), and each is answered only once that commit holds.
-//! - Claim is one `BEGIN IMMEDIATE` transaction that reads the due jobs through a partial index on
-//!   `next_run_at_ms WHERE state = 'queued'` and the expired leases through one on
-//!   `locked_until_ms WHERE state = 'running'`: never a scan of the table.
+//!   are one statement.
+//! - Concurrent calls (enqueues, claims, completions...) are committed together: one
+//!   transaction, one sync of the WAL for the whole group, and each is answered only once that
+//!   commit holds. One at a time, each call pays a sync of its own.
+//! - Claim is one step (a savepoint in the group's `BEGIN IMMEDIATE` transaction) that reads the
+//!   due jobs through a partial index on `next_run_at_ms WHERE state = 'queued'` and the expired
+//!   leases through one on `locked_until_ms WHERE state = 'running'`: never a scan of the table.
 //! - Done rows keep their `webhook-id` for the retention (72 h by default, so that the sender's
 //!   late retries are duplicates) but drop their body; they are purged in small batches by the
 //!   claims. Dead rows stay until replayed.
@@ -49,7 +51,7 @@ use agentsync_webhooks_core::{
     idempotency::{StoreError, StoreErrorKind},
 };
 use bytes::Bytes;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::backend::{
@@ -74,7 +76,7 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 const PURGE_BATCH: i64 = 500;
 /// How often (at most) the claims look for done rows to purge when the last purge found few.
 const PURGE_EVERY_MS: i64 = 60_000;
-/// At most this many concurrent enqueues share one commit.
+/// At most this many waiting tasks share one commit.
 const MAX_GROUP: usize = 256;
 
 const SCHEMA: &str = "
@@ -156,9 +158,15 @@ DELETE FROM jobs WHERE rowid IN (
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Synchronous {
-    /// `synchronous = FULL`: every commit is synced (one `fsync` of the WAL per commit, shared by
-    /// concurrent enqueues), so an answered delivery survives a process kill, an OS crash and a
-    /// power loss. The default: a 2xx is a promise the sender will never retry.
+    /// `synchronous = FULL` for the writes that answer someone (an enqueue, a replay): their
+    /// commit is synced (one `fsync` of the WAL per commit, shared by concurrent calls), so an
+    /// answered delivery survives a process kill, an OS crash and a power loss. The default: a
+    /// 2xx is a promise the sender will never retry.
+    ///
+    /// The bookkeeping alone (claims, completions, retries, dead letters) commits with `NORMAL`
+    /// and is synced by the next synced commit or checkpoint (the WAL is written in order): a
+    /// power loss can forget the last few completions, and those jobs run again, as they would
+    /// after a worker crash; it never forgets a delivery that was answered.
     #[default]
     Full,
     /// `synchronous = NORMAL`: commits are synced only at checkpoints, so an answered delivery
@@ -230,20 +238,25 @@ impl SqliteOptions {
     }
 }
 
+/// What a task leaves to do once its group's commit is known: answer its caller, with an error
+/// if the commit failed.
+type Reply = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+
 /// One request to the connection's thread.
-enum Task {
-    /// Enqueues are grouped into one commit.
-    Enqueue(
-        ReceivedDelivery,
-        oneshot::Sender<Result<Enqueued, StoreError>>,
-    ),
-    /// Anything else runs on its own.
-    Run(Box<dyn FnOnce(&mut Engine) + Send>),
+struct Task {
+    /// Whether its commit must be synced before it is answered (see [`Synchronous::Full`]).
+    durable: bool,
+    /// Runs its statements and returns how to answer.
+    work: Box<dyn FnOnce(&mut Engine) -> Reply + Send>,
 }
 
 /// The connection and what its thread remembers between tasks.
 struct Engine {
     connection: Connection,
+    /// The configured setting, for the durable writes.
+    synchronous: Synchronous,
+    /// The setting in force now.
+    synchronous_now: Synchronous,
     retention_ms: i64,
     /// How often to look for done rows to purge: every minute, or every retention if shorter.
     purge_every_ms: i64,
@@ -323,26 +336,72 @@ impl SqliteBackend {
         &self.path
     }
 
-    /// Runs `work` on the connection's thread and waits for its answer.
+    /// Runs `work` on the connection's thread, in the transaction of its group, and waits for
+    /// its answer, given only once that transaction committed.
     async fn run<T, F>(&self, what: &'static str, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Engine) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.submit(what, false, work).await
+    }
+
+    /// [`run`](Self::run) for a write that must survive what the [`Synchronous`] setting
+    /// promises before it is answered: an enqueue, a replay.
+    async fn run_durable<T, F>(&self, what: &'static str, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Engine) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.submit(what, true, work).await
+    }
+
+    async fn submit<T, F>(
+        &self,
+        what: &'static str,
+        durable: bool,
+        work: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Engine) -> rusqlite::Result<T> + Send + 'static,
+    {
         let (answer, answered) = oneshot::channel();
-        let task = Task::Run(Box::new(move |engine: &mut Engine| {
-            let _ = answer.send(work(engine).map_err(|err| sqlite_error(what, &err)));
-        }));
-        self.tasks.send(task).map_err(|_| thread_gone())?;
+        let work = Box::new(move |engine: &mut Engine| -> Reply {
+            let result = work(engine);
+            Box::new(move |commit_error: Option<&rusqlite::Error>| {
+                let outcome = match (&result, commit_error) {
+                    (Err(err), _) | (Ok(_), Some(err)) => Err(sqlite_error(what, err)),
+                    (Ok(_), None) => result.map_err(|err| sqlite_error(what, &err)),
+                };
+                let _ = answer.send(outcome);
+            })
+        });
+        self.tasks
+            .send(Task { durable, work })
+            .map_err(|_| thread_gone())?;
         answered.await.map_err(|_| thread_gone())?
     }
 
     async fn enqueue_delivery(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
-        let (answer, answered) = oneshot::channel();
-        self.tasks
-            .send(Task::Enqueue(delivery.clone(), answer))
-            .map_err(|_| thread_gone())?;
-        answered.await.map_err(|_| thread_gone())?
+        let delivery = delivery.clone();
+        self.run_durable("enqueue", move |engine| {
+            let inserted = engine.connection.prepare_cached(ENQUEUE)?.execute(params![
+                delivery.webhook_id,
+                delivery.event_type,
+                delivery.webhook_timestamp,
+                delivery.signature,
+                delivery.received_at_ms,
+                delivery.body.as_ref(),
+                now_ms(),
+            ])?;
+            Ok(if inserted == 1 {
+                Enqueued::New
+            } else {
+                Enqueued::Duplicate
+            })
+        })
+        .await
     }
 
     async fn claim_jobs(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
@@ -438,7 +497,7 @@ impl Backend for SqliteBackend {
 
     fn replay<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, bool> {
         let id = webhook_id.to_owned();
-        Box::pin(self.run("replay", move |engine| {
+        Box::pin(self.run_durable("replay", move |engine| {
             let changed = engine
                 .connection
                 .prepare_cached(REPLAY)?
@@ -486,107 +545,78 @@ fn open_engine(path: &Path, options: &SqliteOptions) -> rusqlite::Result<Engine>
     connection.execute_batch(SCHEMA)?;
     Ok(Engine {
         connection,
+        synchronous: options.synchronous,
+        synchronous_now: options.synchronous,
         retention_ms: duration_ms(options.retention),
         purge_every_ms: duration_ms(options.retention).clamp(1, PURGE_EVERY_MS),
         next_purge_ms: 0,
     })
 }
 
-/// The connection's thread: runs tasks until every handle is dropped, committing the enqueues
-/// that wait together in one transaction.
+/// The connection's thread: runs tasks until every handle is dropped. The tasks waiting
+/// together run in one `BEGIN IMMEDIATE` transaction (group commit: one sync of the WAL for the
+/// whole group), and each is answered only once it committed.
 fn serve(mut engine: Engine, inbox: &mpsc::Receiver<Task>) {
-    let mut held: Option<Task> = None;
-    loop {
-        let task = match held.take() {
-            Some(task) => task,
-            None => match inbox.recv() {
-                Ok(task) => task,
-                Err(_) => return,
-            },
-        };
-        match task {
-            Task::Run(work) => work(&mut engine),
-            Task::Enqueue(delivery, answer) => {
-                let mut group = vec![(delivery, answer)];
-                while group.len() < MAX_GROUP {
-                    match inbox.try_recv() {
-                        Ok(Task::Enqueue(delivery, answer)) => group.push((delivery, answer)),
-                        Ok(other) => {
-                            held = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                engine.enqueue_group(group);
+    while let Ok(first) = inbox.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match inbox.try_recv() {
+                Ok(task) => group.push(task),
+                Err(_) => break,
             }
+        }
+        // Without the group's transaction (another process holds the lock past the busy
+        // timeout), each statement commits on its own: still answered only once committed.
+        engine.sync_commits(group.iter().any(|task| task.durable));
+        let in_transaction = engine.connection.execute_batch("BEGIN IMMEDIATE").is_ok();
+        let replies: Vec<Reply> = group
+            .into_iter()
+            .map(|task| (task.work)(&mut engine))
+            .collect();
+        let commit_error = if in_transaction {
+            engine.connection.execute_batch("COMMIT").err()
+        } else {
+            None
+        };
+        if commit_error.is_some() && !engine.connection.is_autocommit() {
+            let _ = engine.connection.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(commit_error.as_ref());
         }
     }
 }
 
 impl Engine {
-    /// Writes a group of deliveries in one transaction, answering each only once it committed.
-    fn enqueue_group(
-        &mut self,
-        group: Vec<(
-            ReceivedDelivery,
-            oneshot::Sender<Result<Enqueued, StoreError>>,
-        )>,
-    ) {
-        let now = now_ms();
-        let outcome = (|| -> rusqlite::Result<Vec<rusqlite::Result<Enqueued>>> {
-            let transaction = self
-                .connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut results = Vec::with_capacity(group.len());
-            {
-                let mut insert = transaction.prepare_cached(ENQUEUE)?;
-                for (delivery, _) in &group {
-                    results.push(
-                        insert
-                            .execute(params![
-                                delivery.webhook_id,
-                                delivery.event_type,
-                                delivery.webhook_timestamp,
-                                delivery.signature,
-                                delivery.received_at_ms,
-                                delivery.body.as_ref(),
-                                now,
-                            ])
-                            .map(|inserted| {
-                                if inserted == 1 {
-                                    Enqueued::New
-                                } else {
-                                    Enqueued::Duplicate
-                                }
-                            }),
-                    );
-                }
-            }
-            transaction.commit()?;
-            Ok(results)
-        })();
-        match outcome {
-            Ok(results) => {
-                for ((_, answer), result) in group.into_iter().zip(results) {
-                    let _ = answer.send(result.map_err(|err| sqlite_error("enqueue", &err)));
-                }
-            }
+    /// Sets the synchronous setting of the next commit: the configured one when the group holds
+    /// a durable write, at most `NORMAL` for bookkeeping alone (claims, completions, retries),
+    /// which the next synced commit or checkpoint syncs with it.
+    fn sync_commits(&mut self, durable: bool) {
+        let wanted = if durable {
+            self.synchronous
+        } else {
+            Synchronous::Normal
+        };
+        if wanted == self.synchronous_now {
+            return;
+        }
+        match self
+            .connection
+            .pragma_update(None, "synchronous", wanted.pragma_value())
+        {
+            Ok(()) => self.synchronous_now = wanted,
             Err(err) => {
-                for (_, answer) in group {
-                    let _ = answer.send(Err(sqlite_error("enqueue", &err)));
-                }
+                tracing::warn!(error = %err, "could not change SQLite's synchronous setting")
             }
         }
     }
 
-    /// Claims up to `max` jobs whose lease expired or that are due, in one `BEGIN IMMEDIATE`.
+    /// Claims up to `max` jobs whose lease expired or that are due, all or none.
     fn claim(&mut self, max: i64, lease_ms: i64, token: &str) -> rusqlite::Result<Vec<Job>> {
         let now = now_ms();
         let until = now.saturating_add(lease_ms);
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // A savepoint within the group's transaction: a claim that fails half-way takes nothing.
+        let transaction = self.connection.savepoint()?;
         let mut rows: Vec<i64> = transaction
             .prepare_cached(SELECT_EXPIRED)?
             .query_map(params![now, max], |row| row.get(0))?

@@ -96,7 +96,7 @@ impl Backoff {
         if !scaled.is_finite() || scaled >= self.cap.as_secs_f64() {
             self.cap
         } else {
-            Duration::from_secs_f64(scaled.max(0.0))
+            Duration::try_from_secs_f64(scaled.max(0.0)).unwrap_or(self.cap)
         }
     }
 
@@ -112,7 +112,9 @@ impl Backoff {
     /// ```
     pub fn delay(&self, attempt: u32) -> Duration {
         let nominal = self.nominal(attempt);
-        nominal.mul_f64(1.0 - self.jitter * random_fraction())
+        let scale = 1.0 - self.jitter * random_fraction();
+        Duration::try_from_secs_f64(nominal.as_secs_f64() * scale)
+            .map_or(nominal, |delay| delay.min(nominal))
     }
 
     /// The cap: the longest any delay gets.
@@ -162,6 +164,11 @@ mod tests {
         }
         assert_eq!(backoff.nominal(u32::MAX), Duration::from_secs(2));
         assert_eq!(backoff.nominal(0), Duration::from_millis(100));
+        let unbounded = Backoff::new(Duration::from_secs(1), 10.0, Duration::MAX);
+        assert_eq!(unbounded.nominal(u32::MAX), Duration::MAX);
+        let exact = Backoff::new(Duration::from_secs(1), 10.0, Duration::MAX).jitter(0.0);
+        assert_eq!(exact.delay(30), Duration::MAX);
+        assert!(unbounded.delay(30) <= Duration::MAX);
     }
 
     #[test]

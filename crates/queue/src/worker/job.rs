@@ -13,6 +13,7 @@ use tokio::{
     task::JoinError,
     time::{Instant, MissedTickBehavior, interval_at, sleep},
 };
+use tracing::Instrument;
 
 use super::{Config, bounded};
 use crate::{Backend, Job, StoreError};
@@ -29,6 +30,13 @@ enum Ran {
     Finished(Result<Routed, HandlerError>),
     /// Stopped by the end of the grace period.
     Interrupted,
+}
+
+/// `at + delay`, or about a year after `at` when that does not fit (a configured `Duration::MAX`).
+fn later(at: Instant, delay: Duration) -> Instant {
+    at.checked_add(delay)
+        .or_else(|| at.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(at)
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -60,14 +68,21 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job, mut aborted: watch::Receive
     }
 
     let started = Instant::now();
-    let mut lease_until = started + ctx.config.lease;
+    let mut lease_until = later(started, ctx.config.lease);
     // A task of its own, so that a panic is caught (as a JoinError) and a handler stuck past the
     // grace period can be aborted.
     // The dispatch itself runs in the task too: a handler may panic before its first await.
     let (router, delivery, attempt) = (ctx.router.clone(), job.delivery.clone(), job.attempt);
-    let mut handler = tokio::spawn(async move { router.dispatch(&delivery, attempt).await });
+    let span = tracing::info_span!(
+        "webhook_job",
+        webhook_id = %delivery.webhook_id,
+        event_type = %delivery.event_type,
+        attempt
+    );
+    let mut handler =
+        tokio::spawn(async move { router.dispatch(&delivery, attempt).await }.instrument(span));
     let every = ctx.config.extend_every();
-    let mut extend = interval_at(started + every, every);
+    let mut extend = interval_at(later(started, every), every);
     extend.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let ran = loop {
         tokio::select! {
@@ -91,7 +106,7 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job, mut aborted: watch::Receive
                 )
                 .await
                 {
-                    Ok(true) => lease_until = asked + ctx.config.lease,
+                    Ok(true) => lease_until = later(asked, ctx.config.lease),
                     Ok(false) => tracing::warn!(
                         webhook_id = id,
                         attempt = job.attempt,
@@ -175,7 +190,9 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job, mut aborted: watch::Receive
             );
             let error = format!("{}: {err}", err.code());
             ctx.settle_until(&job, "retry", lease_until, || {
-                ctx.backend.retry(&job, SystemTime::now() + delay, &error)
+                let now = SystemTime::now();
+                ctx.backend
+                    .retry(&job, now.checked_add(delay).unwrap_or(now), &error)
             })
             .await;
         }
@@ -241,7 +258,7 @@ impl Context {
                     );
                     return;
                 }
-                Err(err) if Instant::now() + wait < lease_until => {
+                Err(err) if later(Instant::now(), wait) < lease_until => {
                     tracing::warn!(
                         webhook_id = id,
                         attempt = job.attempt,
@@ -273,7 +290,7 @@ impl Context {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<bool, StoreError>> + Send,
     {
-        let lease_until = Instant::now() + self.config.lease;
+        let lease_until = later(Instant::now(), self.config.lease);
         self.settle_until(job, what, lease_until, call).await;
     }
 

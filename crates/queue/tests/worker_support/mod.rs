@@ -43,6 +43,64 @@ pub struct Fixture {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The engine's leftovers go with the fixture: a Redis key prefix is deleted and a PostgreSQL
+/// table dropped when the test ends (the SQLite directory removes itself).
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        match self.engine {
+            Engine::Sqlite => {}
+            #[cfg(feature = "redis")]
+            Engine::Redis => {
+                let Some((url, prefix)) = self.location.split_once('#') else {
+                    return;
+                };
+                let Ok(client) = redis::Client::open(url) else {
+                    return;
+                };
+                let Ok(mut connection) = client.get_connection_with_timeout(Duration::from_secs(1))
+                else {
+                    return;
+                };
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{prefix}:*"))
+                    .query(&mut connection)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query(&mut connection);
+                }
+            }
+            #[cfg(feature = "postgres")]
+            Engine::Postgres => {
+                let Some((url, table)) = self.location.split_once('#') else {
+                    return;
+                };
+                let (url, table) = (url.to_owned(), table.to_owned());
+                // Drop runs inside the test's runtime: a thread with a runtime of its own.
+                let _ = std::thread::spawn(move || {
+                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
+                    runtime.block_on(async {
+                        let Ok((client, connection)) =
+                            tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                        else {
+                            return;
+                        };
+                        tokio::spawn(connection);
+                        let _ = client
+                            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+                            .await;
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
 /// A name no other test or run uses.
 pub fn unique(case: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -72,7 +130,11 @@ pub async fn fixture(engine: Engine, case: &str) -> Fixture {
         }
         #[cfg(feature = "redis")]
         Engine::Redis => {
-            let location = format!("{}#{}", redis_url(), unique(case));
+            let location = format!(
+                "{}#agentsync-webhooks-test:worker:{}",
+                redis_url(),
+                unique(case)
+            );
             Fixture {
                 queue: reopen(engine, &location).await,
                 engine,
