@@ -111,16 +111,23 @@ impl Rejection {
                     return Self::new(error.clone(), Some(webhook_id));
                 }
                 let code = failed.code();
-                tracing::error!(webhook_id, code, error = %failed, "webhook handler failed");
+                let permanent = failed.is_permanent();
+                tracing::error!(webhook_id, code, permanent, error = %failed, "webhook handler failed");
+                // Every non-2xx is retried by the sender, a permanent failure too: inline there
+                // is no dead-letter place, so the retries are its only second chance.
+                let message = if permanent {
+                    "the handler refused this event; retrying will not help until the handler or its data is fixed"
+                } else {
+                    "the handler could not process this event now; it is processed again when the sender retries"
+                };
                 Self {
                     error: None,
                     code,
                     status: 500,
-                    body: json_body(
-                        code,
-                        "the handler could not process this event; it is processed again when the sender retries",
-                    ),
-                    retry_after: failed.retry_after().map(|d| d.as_secs().max(1)),
+                    body: json_body(code, message),
+                    retry_after: failed
+                        .retry_after()
+                        .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
                 }
             }
         }

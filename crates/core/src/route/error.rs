@@ -2,7 +2,7 @@
 
 use std::{error::Error as StdError, fmt, time::Duration};
 
-use crate::{ErrorBody, Rejection, WebhookError};
+use crate::WebhookError;
 
 /// A boxed error, as handlers and the workers pass them around.
 type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -235,58 +235,6 @@ impl HandlerError {
     /// ```
     pub fn error(&self) -> &(dyn StdError + Send + Sync + 'static) {
         &*self.error
-    }
-
-    /// The answer of an inline receiver whose handler failed, after logging the failure once
-    /// with `webhook_id`: the [`WebhookError`]'s own answer (400 with its code) for data that did
-    /// not parse, otherwise a 500 whose small JSON body names only the [`code`](Self::code) (the
-    /// handler's message may hold internal details; it goes to the log), with `Retry-After` from
-    /// the [`retry_after`](Self::retry_after) hint. Never 410.
-    ///
-    /// Every non-2xx is retried by a Standard Webhooks sender, a permanent error included: with
-    /// no queue there is no dead-letter place, so the sender's retries are its only second chance.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use agentsync_webhooks_core::route::HandlerError;
-    ///
-    /// let busy = HandlerError::retryable("database is locked").with_retry_after(Duration::from_millis(1500));
-    /// let answer = busy.rejection(Some("msg_1"));
-    /// assert_eq!((answer.status, answer.retry_after), (500, Some(2)));
-    /// let body = String::from_utf8(answer.body)?;
-    /// assert!(body.contains("\"handler_failed\"") && !body.contains("locked"));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn rejection(&self, webhook_id: Option<&str>) -> Rejection {
-        if let Some(invalid) = self.webhook_error() {
-            return invalid.rejection(webhook_id);
-        }
-        let code = self.code;
-        tracing::error!(
-            code,
-            webhook_id,
-            status = 500,
-            permanent = self.is_permanent(),
-            error = %self,
-            "webhook handler failed"
-        );
-        let message = if self.is_permanent() {
-            "the handler refused this event; retrying will not help until the handler or its data is fixed"
-        } else {
-            "the handler could not process this event now; retry later"
-        };
-        let body = serde_json::to_vec(&ErrorBody {
-            error: code,
-            message: message.into(),
-        })
-        .unwrap_or_default();
-        Rejection {
-            status: 500,
-            body,
-            retry_after: self
-                .retry_after
-                .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
-        }
     }
 
     /// The underlying error, boxed, for code that wants a [`std::error::Error`].

@@ -274,16 +274,24 @@ fn the_router_is_cheap_to_share() {
 
 #[test]
 fn inline_answers_keep_internals_out_of_the_body() {
+    use crate::adapter::{ErrorBody, Rejection};
+
     let failed = HandlerError::retryable("password=hunter2 rejected by db-7");
-    let answer = failed.rejection(Some("msg_1"));
-    assert_eq!((answer.status, answer.retry_after), (500, None));
-    let body: crate::ErrorBody<'_> = serde_json::from_slice(&answer.body).unwrap();
+    let answer = Rejection::routed(Err(failed), "msg_1");
+    assert_eq!((answer.status(), answer.retry_after()), (500, None));
+    let body: ErrorBody<'_> = serde_json::from_slice(answer.body()).unwrap();
     assert_eq!(body.error, "handler_failed");
     assert!(!body.message.contains("hunter2"));
 
-    let refused = HandlerError::permanent("no").rejection(None);
-    let body: crate::ErrorBody<'_> = serde_json::from_slice(&refused.body).unwrap();
-    assert_eq!((refused.status, body.error), (500, "handler_permanent"));
+    let refused = Rejection::routed(Err(HandlerError::permanent("no")), "msg_1");
+    assert_eq!(
+        (refused.status(), refused.code()),
+        (500, "handler_permanent")
+    );
+
+    let busy =
+        HandlerError::retryable("locked").with_retry_after(std::time::Duration::from_millis(1500));
+    assert_eq!(Rejection::routed(Err(busy), "msg_1").retry_after(), Some(2));
 
     let unparsable = block_on(
         EventRouter::new()
@@ -294,7 +302,13 @@ fn inline_answers_keep_internals_out_of_the_body() {
             .dispatch(&example(EventType::ContractUpdated), 1),
     )
     .unwrap_err();
-    let answer = unparsable.rejection(Some("msg_2"));
-    let body: crate::ErrorBody<'_> = serde_json::from_slice(&answer.body).unwrap();
-    assert_eq!((answer.status, body.error), (400, "invalid_event_data"));
+    let answer = Rejection::routed(Err(unparsable), "msg_2");
+    assert_eq!(
+        (answer.status(), answer.code()),
+        (400, "invalid_event_data")
+    );
+
+    let processed = Rejection::routed(Ok(Routed::Acknowledged), "msg_3");
+    assert_eq!((processed.status(), processed.code()), (200, "processed"));
+    assert!(processed.body().is_empty());
 }
