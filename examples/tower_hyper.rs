@@ -62,7 +62,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let (stream, _) = listener.accept().await?;
         let service = TowerToHyperService::new(service.clone());
         tokio::spawn(async move {
+            // The layer bounds the body (limit and deadline); hyper bounds the headers.
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(5))
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {

@@ -1,37 +1,49 @@
-//! An AgentSync webhook receiver on warp.
-//!
-//! Two endpoints, one per AgentSync subscription: `/webhooks/psapi` (ProducerSync) and
-//! `/webhooks/contracting`. Each verifies the signature, parses the event and answers 2xx within
-//! the sender's 5 s budget; slow work (pulling ProducerSync updates) goes to a background task.
+//! A complete AgentSync webhook receiver on warp, as the AgentSync docs recommend: verify,
+//! answer within the sender's 5 seconds, and do the work in the background without losing
+//! anything.
 //!
 //! ```sh
 //! export AGENTSYNC_WEBHOOK_SECRET=whsec_...   # the endpoint's signing secret
-//! cargo run --example warp
+//! PORT=3000 cargo run --example warp
 //! # in another terminal, with the same variable set: the same event twice (a sender's retry)
 //! cargo run -p agentsync-webhooks-cli -- send --url http://127.0.0.1:3000/webhooks/psapi \
 //!     --event producersync.updates_available --duplicate
 //! ```
 //!
-//! Each `webhook-id` is processed once per endpoint: a retry of a delivery the handler answered
-//! 2xx gets an empty `200` without running the handler (in-memory store; with several
-//! instances, share a `RedisStore` from `agentsync-webhooks-redis` instead).
+//! Listens on 127.0.0.1:$PORT (default 3000) for `POST /webhooks/psapi` (ProducerSync) and
+//! `POST /webhooks/contracting` (Contracting). Every verified delivery is written to the queue
+//! (the durable handoff) and only then answered `202`; a retry of a delivery already stored gets
+//! an empty `200`; a queue that cannot be written gets `503` with `Retry-After`. Workers in this
+//! process (and in any `cargo run --example worker` sharing the queue) run the routed handlers,
+//! with retries and dead letters (`cargo run -p agentsync-webhooks-cli -- dlq list`).
 //!
-//! `PORT` (default 3000) picks the port; the server listens on 127.0.0.1 only. `RUST_LOG`
-//! filters the logs (default `info`): receipts, and every refused delivery with its reason.
+//! Settings, from the environment: `AGENTSYNC_QUEUE_URL` (unset: the SQLite file
+//! `agentsync-webhooks-queue.sqlite3` in the working directory; `redis://...`; `postgres://...`),
+//! `PULL_DELAY_MS` (default 200, the simulated ProducerSync pull), `WORKERS` (default 8, `0` for
+//! none in this process), `PORT` (default 3000), `RUST_LOG` (default `info`).
+//!
+//! Logs `webhook received` with `webhook_id` when the 2xx is decided, and `webhook processed`
+//! with `webhook_id` when a handler completed.
 
-use std::{convert::Infallible, error::Error, net::Ipv4Addr};
+use std::{error::Error, future::Future, net::SocketAddr, time::Duration};
 
 use agentsync_webhooks::{
-    Delivery, EventData, EventGroup, Idempotency, MemoryStore, Receiver, UpdatesAvailable,
-    Verifier,
+    EventData, EventGroup, EventType, Receiver, UpdatesAvailable, Verifier,
+    queue::{Queue, Workers},
+    route::{Event, EventRouter, HandlerError},
     warp::{Webhook, webhook_with},
 };
-use tokio::{net::TcpListener, sync::mpsc};
-use tracing::{info, warn};
-use warp::{Filter, Reply, http::StatusCode};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto::Builder,
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::watch};
+use tracing::info;
+use warp::{Filter, http::StatusCode};
 
-/// The queue of ProducerSync pulls to run.
-type PullQueue = mpsc::Sender<UpdatesAvailable>;
+/// How long a client may take to send its request headers (the filter bounds the body).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -44,132 +56,126 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal); when it
     // is missing or malformed, the error says what to set.
     let verifier = Verifier::from_env()?;
-    let port: u16 = match std::env::var("PORT") {
-        Ok(port) => port
-            .parse()
-            .map_err(|_| format!("PORT={port} is not a port number"))?,
-        Err(_) => 3000,
-    };
+    let port = u16::try_from(env_number("PORT", 3000)?)?;
+    let pull_delay = Duration::from_millis(env_number("PULL_DELAY_MS", 200)?);
+    let workers = usize::try_from(env_number("WORKERS", 8)?)?;
+    let queue = Queue::from_url(&std::env::var("AGENTSYNC_QUEUE_URL").unwrap_or_default()).await?;
 
-    // The sender wants a 2xx within 5 seconds: handlers only enqueue, this task does the work.
-    let (pulls, queue) = mpsc::channel(64);
-    tokio::spawn(pull_producersync_updates(queue));
+    let router = EventRouter::new()
+        .on(
+            EventType::ProducerSyncUpdatesAvailable,
+            move |event: Event<UpdatesAvailable>| pull_updates(event, pull_delay),
+        )
+        .on_group(EventGroup::Contract, contracting)
+        .on_unknown(log_unknown);
+    let (stop, stopped) = watch::channel(false);
+    let background = (workers > 0).then(|| {
+        let workers = Workers::new(queue.clone(), router).concurrency(workers);
+        tokio::spawn(workers.run_until(until(stopped.clone())))
+    });
 
-    // Verifies every delivery before the handler runs (refusals never reach it), and processes
-    // each webhook-id once: the sender's retries of a handled event get an empty 200. One store,
-    // one key prefix per endpoint: an event sent to both endpoints carries the same webhook-id.
-    let store = MemoryStore::new();
-    let verified = |endpoint: &str| {
-        let idempotency = Idempotency::new(store.clone()).with_key_prefix(format!("{endpoint}:"));
-        webhook_with(Receiver::new(verifier.clone()).with_idempotency(idempotency))
-    };
-    let psapi = warp::path!("webhooks" / "psapi")
-        .and(warp::post())
-        .and(verified("psapi"))
-        .and(with_queue(pulls))
-        // `run` calls the handler, then records its reply's status for the delivery.
-        .then(|hook: Webhook, pulls: PullQueue| {
-            hook.run(move |delivery| on_producer_sync(delivery, pulls))
-        });
-    let contracting = warp::path!("webhooks" / "contracting")
-        .and(warp::post())
-        .and(verified("contracting"))
-        .then(|hook: Webhook| hook.run(on_contracting));
-    // `recover` answers refused deliveries (400, 401, 413, ...) with a JSON body; other paths
-    // still get warp's 404 and 405.
-    let routes = psapi
-        .or(contracting)
+    // Verifies every delivery and stores it before the handler answers 202; `recover` answers
+    // refusals, duplicates and an unwritable queue, and other paths still get warp's 404 and 405.
+    let webhook = webhook_with(Receiver::new(verifier).with_handoff(queue));
+    let routes = warp::post()
+        .and(warp::path!("webhooks" / "psapi").or(warp::path!("webhooks" / "contracting")))
+        .unify()
+        .and(webhook)
+        .then(|hook: Webhook| async move {
+            info!(
+                webhook_id = hook.webhook_id(),
+                event_type = %hook.event_type,
+                bytes = hook.raw_body().len(),
+                "webhook received"
+            );
+            hook.respond(StatusCode::ACCEPTED).await
+        })
         .recover(agentsync_webhooks::warp::recover);
 
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let addr = listener.local_addr()?;
-    println!("listening on http://{addr} (POST /webhooks/psapi, POST /webhooks/contracting)");
+    println!("listening on http://{addr}: POST /webhooks/psapi and /webhooks/contracting");
+    println!("send a signed test event (with the same secret in AGENTSYNC_WEBHOOK_SECRET):");
     println!(
-        "send a signed test event:\n  cargo run -p agentsync-webhooks-cli -- send --url http://{addr}/webhooks/psapi --secret \"$AGENTSYNC_WEBHOOK_SECRET\" --event producersync.updates_available --duplicate"
+        "  cargo run -p agentsync-webhooks-cli -- send --url http://{addr}/webhooks/psapi \\
+         --event producersync.updates_available --duplicate"
     );
-    println!(
-        "(--duplicate sends it twice: the repeat is answered 200 without running the handler)"
-    );
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .run()
-        .await;
+    serve(listener, warp::service(routes), until(stopped)).await?;
+    let _ = stop.send(true);
+    if let Some(background) = background {
+        background.await?;
+    }
     Ok(())
 }
 
-/// Hands each request a clone of the queue.
-fn with_queue(pulls: PullQueue) -> impl Filter<Extract = (PullQueue,), Error = Infallible> + Clone {
-    warp::any().map(move || pulls.clone())
+/// `producersync.updates_available`: pull every license changed since the run date (simulated
+/// by a delay). An error is retried with backoff, then kept in the dead letters.
+async fn pull_updates(event: Event<UpdatesAvailable>, delay: Duration) -> Result<(), HandlerError> {
+    let updated_since = event.data.updated_since();
+    info!(webhook_id = %event.webhook_id, %updated_since, "pulling ProducerSync updates");
+    tokio::time::sleep(delay).await;
+    Ok(())
 }
 
-/// ProducerSync events. The reply's status is recorded for the delivery: a 2xx marks it
-/// handled, anything else lets the sender's retry through.
-async fn on_producer_sync(delivery: Delivery, pulls: PullQueue) -> impl Reply {
-    log_receipt(&delivery);
-    match &delivery.event.data {
-        EventData::ProducerSyncUpdatesAvailable(update) => {
-            // Hand off and answer at once. A full queue answers 503: the sender retries later.
-            if pulls.try_send(update.clone()).is_err() {
-                warn!(webhook_id = %delivery.webhook_id, "pull queue full, asking for a retry");
-                return StatusCode::SERVICE_UNAVAILABLE;
-            }
-        }
-        EventData::ProducerSyncNpnActivated(d) => {
-            info!(npn = %d.npn, activated_at = %d.activated_at, "producer now monitored");
-        }
-        EventData::ProducerSyncNpnDeactivated(d) => {
-            info!(npn = %d.npn, deactivated_at = %d.deactivated_at, "producer no longer monitored");
-        }
-        // Types this version does not know still get a 2xx, or the sender would retry them.
-        EventData::Unknown { event_type, .. } => info!(%event_type, "ignoring unknown event type"),
-        other => info!(event_type = ?other.event_type(), "not a ProducerSync event, ignored"),
+/// Every `contract.*` event, documented or not (their schemas are not published).
+async fn contracting(event: Event<EventData>) -> Result<(), HandlerError> {
+    info!(webhook_id = %event.webhook_id, event_type = %event.event_type, "contracting event");
+    Ok(())
+}
+
+/// Types this version does not know: logged and acknowledged, never refused.
+async fn log_unknown(event: Event<serde_json::Value>) -> Result<(), HandlerError> {
+    info!(webhook_id = %event.webhook_id, event_type = %event.event_type, "unknown event type");
+    Ok(())
+}
+
+/// Serves `service` until `shutdown`, with hyper's header-read timeout set (`warp::serve` has
+/// no setting for it).
+async fn serve<S>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = warp::reply::Response>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    let mut http = Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => return Ok(()),
+        };
+        let (http, service) = (http.clone(), TowerToHyperService::new(service.clone()));
+        tokio::spawn(async move {
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+        });
     }
-    StatusCode::OK
 }
 
-/// Contracting events: their schemas are not published, so `data` is kept whole.
-async fn on_contracting(delivery: Delivery) -> impl Reply {
-    log_receipt(&delivery);
-    match (&delivery.event.data, delivery.event.group()) {
-        (EventData::Unknown { event_type, .. }, _) => {
-            info!(%event_type, "ignoring unknown event type")
-        }
-        (EventData::ContractUpdated(d), _) => {
-            info!(contract_id = ?d.get_str("contractId"), npn = ?d.npn(), "contract changed");
-        }
-        (EventData::ContractPacketSubmitted(d), _) => {
-            info!(packet_id = ?d.get_str("packetId"), npn = ?d.npn(), "contract packet submitted");
-        }
-        (data, Some(EventGroup::Contract)) => {
-            info!(event_type = ?data.event_type(), "contracting event, nothing to do yet");
-        }
-        (data, _) => info!(event_type = ?data.event_type(), "not a Contracting event, ignored"),
+/// Resolves on Ctrl-C (the first caller waits for the signal, the others for the first).
+async fn until(mut stopped: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("Ctrl-C: stopping"),
+        _ = stopped.wait_for(|stopped| *stopped) => {}
     }
-    StatusCode::OK
 }
 
-/// Every receipt, with what is needed to find the attempt in the sender's portal and replay it.
-fn log_receipt(delivery: &Delivery) {
-    info!(
-        webhook_id = %delivery.webhook_id,
-        event_id = %delivery.event.id,
-        event_type = %delivery.event.event_type,
-        generated_at = %delivery.event.timestamp,
-        bytes = delivery.raw_body.len(),
-        "webhook received"
-    );
-}
-
-/// The background work behind `producersync.updates_available`.
-async fn pull_producersync_updates(mut queue: mpsc::Receiver<UpdatesAvailable>) {
-    while let Some(update) = queue.recv().await {
-        let updated_since = update.updated_since();
-        // Here: page through the ProducerSync API with `updatedSince={updated_since}` (the
-        // event's runDate) and apply the changes. Retries of the same event may arrive: the
-        // pull is idempotent, so running it twice is harmless.
-        info!(%updated_since, "pulling ProducerSync changes with updatedSince={updated_since}");
+/// A number from the environment, or `default` when the variable is unset.
+fn env_number(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={value:?} is not a whole number")),
+        Err(_) => Ok(default),
     }
 }
