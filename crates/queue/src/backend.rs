@@ -54,7 +54,16 @@ pub struct QueueStats {
 }
 
 /// A queue engine. Every method is one atomic step in the engine, and every write returns only
-/// once the engine acknowledged it in its durable setting.
+/// once the engine acknowledged it.
+///
+/// [`enqueue`](Self::enqueue) and [`replay`](Self::replay) answer someone (the sender's 2xx, an
+/// operator), so they return only once the write is durable in the engine's durable setting. The
+/// workers' bookkeeping (claim, complete, retry, extend, release, bury) may be committed with a
+/// weaker sync where the engine allows it: a crash of the engine can then forget the last few of
+/// those, and the jobs concerned run again (delivery is at least once, as after a worker crash),
+/// but never an answered delivery.
+///
+/// The `contract` module (feature `testing`) is the test suite every backend passes.
 ///
 /// Re-claim is by lease expiry, never by worker names: a job claimed with `lease` and neither
 /// settled nor extended within it is claimable again, so a killed worker's jobs come back on

@@ -2,8 +2,9 @@
 //!
 //! Each case needs a fresh, empty queue of its own (a new SQLite file, table or key prefix), so
 //! that cases run in parallel without seeing each other's jobs. A failure panics with the case
-//! name. Cases use short leases (200 ms) and wait well past them; nothing asserts how long a call
-//! took. The cases run on tokio (they spawn concurrent tasks).
+//! name. Cases use short leases (200 ms) and wait well past them, and check that a job is not
+//! claimable only within leases of 1.5 s or more; nothing asserts how long a call took. The cases
+//! run on tokio (they spawn concurrent tasks).
 //!
 //! [`queue_contract_tests!`](crate::queue_contract_tests) writes one `#[tokio::test]` per case
 //! from a function that makes the queue for a case (`None` skips it):
@@ -36,6 +37,11 @@ use crate::backend::{Backend, DeadLetter, Job, QueueStats};
 const SHORT: Duration = Duration::from_millis(200);
 /// Waiting out [`SHORT`] with a wide margin.
 const PAST_SHORT: Duration = Duration::from_millis(700);
+/// A lease within which a case checks that the job is not claimable: long enough that a slow,
+/// loaded machine does not reach its end before the check.
+const WITHIN: Duration = Duration::from_millis(1_500);
+/// Waiting out [`WITHIN`].
+const PAST_WITHIN: Duration = Duration::from_millis(2_000);
 /// A lease that never expires during a case.
 const LONG: Duration = Duration::from_secs(600);
 /// Concurrent enqueues of one id.
@@ -189,15 +195,15 @@ impl QueueContract {
     pub async fn claim_leases_until_expiry(&self) {
         let one = delivery(self.case, "leased");
         self.enqueue(&one).await;
-        let first = self.claim_one(SHORT).await;
+        let first = self.claim_one(WITHIN).await;
         assert_eq!(first.attempt, 1, "{}: first attempt", self.case);
         assert_eq!(first.delivery, one, "{}", self.case);
         assert!(
-            self.claim(10, SHORT).await.is_empty(),
+            self.claim(10, WITHIN).await.is_empty(),
             "{}: claimable again within its lease",
             self.case
         );
-        tokio::time::sleep(PAST_SHORT).await;
+        tokio::time::sleep(PAST_WITHIN).await;
         let second = self.claim_one(SHORT).await;
         assert_eq!(second.delivery, one, "{}", self.case);
         assert_eq!(second.attempt, 2, "{}: a re-claim counts", self.case);
@@ -250,7 +256,7 @@ impl QueueContract {
         let one = delivery(self.case, "retried");
         self.enqueue(&one).await;
         let job = self.claim_one(LONG).await;
-        let at = SystemTime::now() + Duration::from_secs(2);
+        let at = SystemTime::now() + Duration::from_secs(4);
         assert!(self.retry(&job, at).await, "{}: retry", self.case);
         assert!(
             self.claim(10, LONG).await.is_empty(),
@@ -258,7 +264,7 @@ impl QueueContract {
             self.case
         );
         assert_eq!(self.stats().await.depth, 1, "{}: depth", self.case);
-        tokio::time::sleep(Duration::from_millis(2_600)).await;
+        tokio::time::sleep(Duration::from_millis(4_600)).await;
         let again = self.claim_one(LONG).await;
         assert_eq!(again.delivery, one, "{}", self.case);
         assert_eq!(again.attempt, 2, "{}: second attempt", self.case);
@@ -342,14 +348,14 @@ impl QueueContract {
 
     /// A job whose lease is extended is not re-claimed past its first lease.
     pub async fn extend_keeps_the_lease(&self) {
-        let lease = Duration::from_millis(1_000);
         self.enqueue(&delivery(self.case, "extended")).await;
-        let job = self.claim_one(lease).await;
+        let job = self.claim_one(WITHIN).await;
+        // Three extensions, 700 ms apart: past the first lease, never past an extended one.
         for _ in 0..3 {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            assert!(self.extend(&job, lease).await, "{}: extend", self.case);
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            assert!(self.extend(&job, WITHIN).await, "{}: extend", self.case);
             assert!(
-                self.claim(10, lease).await.is_empty(),
+                self.claim(10, WITHIN).await.is_empty(),
                 "{}: re-claimed despite its extended lease",
                 self.case
             );

@@ -48,8 +48,8 @@ impl std::fmt::Debug for Queue {
 }
 
 impl Queue {
-    /// A queue on `backend` (one of this crate's, or your own that passes the
-    /// [`contract`](crate#features) suite).
+    /// A queue on `backend` (one of this crate's, or your own that passes the `contract` test
+    /// suite of the `testing` feature).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

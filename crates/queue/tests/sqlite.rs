@@ -198,3 +198,73 @@ async fn an_empty_url_is_the_default_file_in_the_working_directory() {
             .exists()
     );
 }
+
+/// Set in the child process of [`every_answered_enqueue_survives_a_kill_9`]: the queue file.
+const ENQUEUER_CHILD: &str = "AGENTSYNC_QUEUE_TEST_SQLITE_ENQUEUER";
+
+/// Not a test of its own: the process the kill test starts, which enqueues one delivery after the
+/// other and prints `stored <webhook-id>` once each is answered, until it is killed.
+#[tokio::test]
+async fn child_enqueuer() {
+    use std::io::Write;
+    let Some(path) = std::env::var_os(ENQUEUER_CHILD) else {
+        return;
+    };
+    let queue = Queue::sqlite(path).await.unwrap();
+    // Bounded, so that an orphan stops on its own.
+    for n in 0..100_000 {
+        let id = format!("msg_kill_{n}");
+        assert_eq!(queue.enqueue(&delivery(&id)).await.unwrap(), Enqueued::New);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "stored {id}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_answered_enqueue_survives_a_kill_9() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite3");
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_enqueuer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ENQUEUER_CHILD, &path)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut answered = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while answered.len() < 200 {
+            let Some(line) = lines.next_line().await.unwrap() else {
+                panic!("the enqueuer ended before it was killed");
+            };
+            // The harness's "test child_enqueuer ... " has no line end of its own.
+            if let Some((_, id)) = line.split_once("stored ") {
+                answered.push(id.to_owned());
+            }
+        }
+    })
+    .await
+    .expect("the enqueuer answered 200 deliveries");
+    // SIGKILL, as `kill -9`, while it is still enqueueing.
+    child.start_kill().unwrap();
+    assert!(!child.wait().await.unwrap().success());
+
+    let queue = Queue::sqlite(&path).await.unwrap();
+    for id in &answered {
+        assert_eq!(
+            queue.enqueue(&delivery(id)).await.unwrap(),
+            Enqueued::Duplicate,
+            "{id} was answered, then lost to the kill"
+        );
+    }
+    let stored = queue.stats().await.unwrap().depth;
+    assert!(stored >= answered.len() as u64, "{stored} stored");
+}

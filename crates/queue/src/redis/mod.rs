@@ -777,6 +777,10 @@ impl Backend for RedisBackend {
         Box::pin(self.replay_dead_letter(webhook_id))
     }
 
+    /// Depth is the stream's length plus the scheduled retries; the oldest age is that of the
+    /// first entry of the stream or of the retries, whichever was received first (a retried job
+    /// goes to the end of the stream, so it can be older than the stream's first entry: the
+    /// age is then a lower bound).
     fn stats(&self) -> QueueFuture<'_, QueueStats> {
         Box::pin(self.queue_stats())
     }

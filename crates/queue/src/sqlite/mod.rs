@@ -10,8 +10,11 @@
 //! - Enqueue is `INSERT ... ON CONFLICT(webhook_id) DO NOTHING`: the de-duplication and the write
 //!   are one statement.
 //! - Concurrent calls (enqueues, claims, completions...) are committed together: one
-//!   transaction, one sync of the WAL for the whole group, and each is answered only once that
-//!   commit holds. One at a time, each call pays a sync of its own.
+//!   transaction, at most one sync of the WAL for the whole group, and each is answered only once
+//!   that commit holds. A group is synced when it holds an enqueue or a replay (see
+//!   [`Synchronous::Full`]), so one enqueue at a time pays one sync each (measured on this
+//!   project's 2-core VM: about 300 to 560 enqueues/s one at a time, 5,000 to 6,000/s from 32
+//!   concurrent senders; `Synchronous::Normal`: 5,700 to 15,000/s and 24,000 to 70,000/s).
 //! - Claim is one step (a savepoint in the group's `BEGIN IMMEDIATE` transaction) that reads the
 //!   due jobs through a partial index on `next_run_at_ms WHERE state = 'queued'` and the expired
 //!   leases through one on `locked_until_ms WHERE state = 'running'`: never a scan of the table.
