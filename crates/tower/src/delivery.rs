@@ -1,17 +1,17 @@
 //! The verified delivery, as the layer hands it to the inner service.
 
-use std::{ops::Deref, sync::Arc};
+use std::ops::Deref;
 
 use agentsync_webhooks_core::{Delivery, EventData};
 
 /// A delivery that passed verification, found in the request extensions behind
-/// [`WebhookLayer`](crate::WebhookLayer).
+/// [`WebhookLayer`](crate::WebhookLayer); derefs to the [`Delivery`] (the typed event,
+/// `webhook-id`, `webhook-timestamp`, raw body).
 ///
-/// Shared (`Arc`), so cloning it or the request's extensions costs nothing; derefs to the
-/// [`Delivery`] (the typed event, `webhook-id`, `webhook-timestamp`, raw body).
+/// Held by value, not behind an `Arc`: the request's extensions already box it, and the usual
+/// reader (an extractor) takes it out rather than sharing it.
 ///
 /// ```
-/// use agentsync_webhooks_core::{Delivery, EventData};
 /// use agentsync_webhooks_tower::VerifiedDelivery;
 ///
 /// fn handle(request: &http::Request<http_body_util::Full<bytes::Bytes>>) {
@@ -21,12 +21,12 @@ use agentsync_webhooks_core::{Delivery, EventData};
 /// }
 /// ```
 #[derive(Debug, Clone)]
-pub struct VerifiedDelivery(Arc<Delivery<EventData>>);
+pub struct VerifiedDelivery(Delivery<EventData>);
 
 impl VerifiedDelivery {
     /// Wraps a verified delivery (the layer does this; tests of inner services may too).
     pub fn new(delivery: Delivery<EventData>) -> Self {
-        Self(Arc::new(delivery))
+        Self(delivery)
     }
 
     /// The delivery.
@@ -34,14 +34,9 @@ impl VerifiedDelivery {
         &self.0
     }
 
-    /// The shared delivery.
-    pub fn into_arc(self) -> Arc<Delivery<EventData>> {
-        self.0
-    }
-
-    /// The delivery itself: moved out when this is its only handle, cloned otherwise.
+    /// The delivery itself.
     pub fn into_delivery(self) -> Delivery<EventData> {
-        Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
+        self.0
     }
 }
 
