@@ -1,8 +1,4 @@
-//! Receive AgentSync webhooks in Rust: Standard Webhooks verification, typed events, and
-//! adapters for tower, axum, actix-web and warp.
-//!
-//! This facade re-exports [`agentsync_webhooks_core`] and, behind cargo features, the adapter
-//! crates, so one dependency line is enough.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
@@ -25,8 +21,3 @@ pub use agentsync_webhooks_redis as redis;
 
 #[cfg(feature = "queue")]
 pub use agentsync_webhooks_queue as queue;
-
-/// The README's code blocks, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;

@@ -33,7 +33,6 @@ pub use self::{
     rejection::{ErrorBody, Rejection},
 };
 use crate::{Delivery, idempotency::ClaimGuard};
-#[doc(inline)]
 pub use crate::{receiver_config, webhook_accessors, webhook_rejection};
 
 /// A delivery that passed every check, with the obligation to report how its handler did.
@@ -110,6 +109,7 @@ impl Completion {
 ///
 /// agentsync_webhooks_core::adapter::webhook_accessors!(Webhook);
 /// ```
+#[doc(hidden)]
 #[macro_export]
 macro_rules! webhook_accessors {
     ($webhook:ident) => {
@@ -176,6 +176,7 @@ macro_rules! webhook_accessors {
 /// assert_eq!(middleware.receiver().body_limit(), 64 * 1024);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[doc(hidden)]
 #[macro_export]
 macro_rules! receiver_config {
     ($builder:ident) => {
@@ -262,6 +263,7 @@ macro_rules! receiver_config {
 /// let rejection = WebhookRejection::from(Rejection::new(WebhookError::InvalidTimestamp, None));
 /// assert_eq!((rejection.status(), rejection.code()), (400, "invalid_timestamp"));
 /// ```
+#[doc(hidden)]
 #[macro_export]
 macro_rules! webhook_rejection {
     ($(#[$meta:meta])* $rejection:ident) => {
