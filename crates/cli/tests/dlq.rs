@@ -1,10 +1,11 @@
 //! `dlq list|show|replay` as a real process against real queues: a SQLite file in a scratch
-//! directory, and the Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`) under a key prefix
-//! of its own. The dead letters are made with the library, as a service's workers make them:
-//! enqueued, claimed, then buried.
+//! directory, the Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`) under a key prefix of
+//! its own, and the PostgreSQL at `POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`)
+//! in a database of its own, created and dropped by the test. The dead letters are made with the
+//! library, as a service's workers make them: enqueued, claimed, then buried.
 //!
-//! When `REDIS_URL` is set, an unreachable Redis fails the Redis test; when it is not, that test
-//! is skipped with a note.
+//! When `REDIS_URL` (`POSTGRES_URL`) is set, an unreachable Redis (PostgreSQL) fails its test;
+//! when it is not, that test is skipped with a note.
 
 mod common;
 
@@ -413,6 +414,15 @@ fn an_unreachable_queue_exits_1_naming_what_to_check() {
     }
 }
 
+/// A name unique to this run of this process, for keys and databases.
+fn run_name() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}_{nanos:x}", std::process::id())
+}
+
 /// `REDIS_URL`, and whether it was set (then Redis is required).
 fn redis_url() -> (String, bool) {
     match std::env::var("REDIS_URL") {
@@ -448,14 +458,7 @@ impl Drop for DropKeys {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_dead_letters_are_listed_shown_and_replayed() {
     let (url, required) = redis_url();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let prefix = format!(
-        "agentsync-webhooks-test:cli-dlq:{}-{nanos:x}:",
-        std::process::id()
-    );
+    let prefix = format!("agentsync-webhooks-test:cli-dlq:{}:", run_name());
     let backend = match RedisBackend::connect_with(&url, RedisOptions::new().prefix(prefix.clone()))
         .await
     {
@@ -526,4 +529,125 @@ async fn redis_dead_letters_are_listed_shown_and_replayed() {
     let remaining = queue.dead_letters(10).await.unwrap();
     assert_eq!(remaining.len(), 1);
     assert_eq!(remaining[0].delivery.webhook_id, "msg_r2");
+}
+
+/// `POSTGRES_URL`, and whether it was set (then PostgreSQL is required).
+fn postgres_url() -> (String, bool) {
+    match std::env::var("POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => (url, true),
+        _ => ("postgres://postgres@127.0.0.1:5432/test".to_owned(), false),
+    }
+}
+
+/// A database of its own on the server of `admin_url`, dropped (with its connections) on drop.
+struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    /// `admin_url` with this database in its path.
+    url: String,
+}
+
+impl ScratchDatabase {
+    async fn create(admin_url: &str) -> Result<Self, tokio_postgres::Error> {
+        let name = format!("agentsync_cli_dlq_{}", run_name());
+        execute(admin_url, &format!("CREATE DATABASE {name}")).await?;
+        let mut url = reqwest::Url::parse(admin_url).unwrap();
+        url.set_path(&format!("/{name}"));
+        Ok(Self {
+            admin_url: admin_url.to_owned(),
+            name,
+            url: url.to_string(),
+        })
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // A runtime of its own, on a thread of its own: drop may run inside the test's runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime
+                .block_on(execute(
+                    &admin_url,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ))
+                .ok()
+        });
+        let _ = dropped.join();
+    }
+}
+
+/// Runs one statement on a connection of its own.
+async fn execute(url: &str, statement: &str) -> Result<(), tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let result = client.batch_execute(statement).await;
+    drop(client);
+    let _ = driver.await;
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_dead_letters_are_listed_shown_and_replayed() {
+    let (admin_url, required) = postgres_url();
+    let database = match ScratchDatabase::create(&admin_url).await {
+        Ok(database) => database,
+        Err(err) if required => {
+            panic!("POSTGRES_URL is set but no database could be created there: {err}")
+        }
+        Err(err) => {
+            eprintln!(
+                "skipping: no PostgreSQL at {admin_url} ({err}); set POSTGRES_URL to require it"
+            );
+            return;
+        }
+    };
+    let queue = Queue::postgres(&database.url).await.unwrap();
+    bury(
+        &queue,
+        &[
+            delivery("msg_p1", "producersync.updates_available", UPDATES_BODY),
+            delivery("msg_p2", "contract.updated", b"{}"),
+        ],
+        "permanent: bad data",
+    )
+    .await;
+
+    // The URL from the environment, as the services read it.
+    let listed = run_in(&["dlq", "list"], None, Some(&database.url));
+    assert_eq!(status(&listed), 0, "{}", stderr(&listed));
+    let text = stdout(&listed);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        starts_with_rfc3339(lines[0]) && lines[0].contains("msg_p1"),
+        "{text}"
+    );
+    assert!(lines[1].contains("msg_p2") && lines[1].ends_with("permanent: bad data"));
+    assert_eq!(lines[2], "queue: 0 waiting or running, 2 dead");
+
+    let shown = run_in(&["dlq", "show", "msg_p1"], None, Some(&database.url));
+    assert_eq!(status(&shown), 0, "{}", stderr(&shown));
+    assert!(stdout(&shown).contains("\"npn\": \"1234567\""));
+
+    let replayed = run_in(
+        &["dlq", "replay", "msg_p1", "msg_p9"],
+        None,
+        Some(&database.url),
+    );
+    assert_eq!(status(&replayed), 1);
+    assert_eq!(
+        stdout(&replayed),
+        "msg_p1  replayed\nmsg_p9  not in the dead letters\n"
+    );
+
+    let jobs = queue.backend().claim(10, LEASE).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].delivery.webhook_id, "msg_p1");
+    assert_eq!(jobs[0].attempt, 1);
+    drop(queue);
 }
