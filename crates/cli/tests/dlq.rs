@@ -651,3 +651,34 @@ async fn postgres_dead_letters_are_listed_shown_and_replayed() {
     assert_eq!(jobs[0].attempt, 1);
     drop(queue);
 }
+
+#[tokio::test]
+async fn list_into_a_closed_pipe_ends_quietly() {
+    let scratch = Scratch::new("dlq-closed-stdout");
+    let file = scratch.path("queue.sqlite3");
+    let queue = Queue::sqlite(&file).await.unwrap();
+    let dead: Vec<ReceivedDelivery> = (0..20)
+        .map(|n| delivery(&format!("msg_{n}"), "contract.updated", b"{}"))
+        .collect();
+    bury(&queue, &dead, "boom").await;
+    drop(queue);
+    for format in ["text", "json"] {
+        let mut child = common::command(&[
+            "dlq",
+            "list",
+            "--queue",
+            &format!("sqlite://{file}"),
+            "--format",
+            format,
+        ])
+        .env_remove("AGENTSYNC_QUEUE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        drop(child.stdout.take()); // the reader is gone before anything is written
+        let output = child.wait_with_output().unwrap();
+        assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+        assert_eq!(status(&output), 0, "{format}: {}", stderr(&output));
+    }
+}
