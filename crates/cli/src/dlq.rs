@@ -25,6 +25,16 @@ const LIST_ERROR_CHARS: usize = 120;
 /// `dlq replay --all` reads the dead letters in batches of this many.
 const REPLAY_BATCH: usize = 500;
 
+/// What to check when a SQLite queue does not open.
+const CHECK_SQLITE: &str = "that the file is a queue written by agentsync-webhooks-queue and \
+                            that you may read and write it";
+/// What to check when a Redis queue does not open.
+const CHECK_REDIS: &str = "that Redis is running there and that the URL (password, database \
+                           number) is the one the service uses";
+/// What to check when a PostgreSQL queue does not open.
+const CHECK_POSTGRES: &str =
+    "that PostgreSQL is running there and accepts this user, password and database";
+
 /// Which engine a queue URL names.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Engine {
@@ -253,18 +263,9 @@ async fn open(args: &QueueArgs) -> Result<(Queue, QueueUrl), Failure> {
     };
     let queue = opened.map_err(|error| {
         let check = match queue_url.engine {
-            Engine::Sqlite => {
-                "that the file is a queue written by agentsync-webhooks-queue and \
-                              that you may read and write it"
-            }
-            Engine::Redis => {
-                "that Redis is running there and that the URL (password, database \
-                              number) is the one the service uses"
-            }
-            Engine::Postgres => {
-                "that PostgreSQL is running there and accepts this user, \
-                                 password and database"
-            }
+            Engine::Sqlite => CHECK_SQLITE,
+            Engine::Redis => CHECK_REDIS,
+            Engine::Postgres => CHECK_POSTGRES,
         };
         Failure::failed(format!(
             "cannot open the queue at {queue_url}{}: {}. Check {check} (--queue or \
