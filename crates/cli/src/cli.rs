@@ -6,6 +6,7 @@ use agentsync_webhooks_core::{EventType, headers::MAX_ID_LEN};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
+    dlq::{QueueUrl, QueueUrlParser},
     events::{EventSelection, parse_event_type},
     http_client::parse_http_url,
     output::ColorChoice,
@@ -15,13 +16,17 @@ use crate::{
 /// The environment variable every subcommand reads the signing secret from.
 pub const SECRET_ENV: &str = "AGENTSYNC_WEBHOOK_SECRET";
 
+/// The environment variable `dlq` reads the queue URL from, as the services and examples do.
+pub const QUEUE_URL_ENV: &str = "AGENTSYNC_QUEUE_URL";
+
 /// Receive, send, sign and check AgentSync webhooks (Standard Webhooks / Svix signing).
 #[derive(Debug, Parser)]
 #[command(
     name = "agentsync-webhooks",
     version,
-    after_help = "Exit status: 0 on success, 1 when a delivery or a check failed, 2 on bad input \
-                  (a bad secret, an unknown event type, an unreadable file, a bad flag)."
+    after_help = "Exit status: 0 on success, 1 when a delivery or a check failed (or a queue \
+                  could not be reached), 2 on bad input (a bad secret, an unknown event type, an \
+                  unreadable file, a bad flag or queue URL)."
 )]
 pub struct Cli {
     /// The subcommand.
@@ -45,6 +50,12 @@ pub enum Command {
     Verify(VerifyArgs),
     /// List the 21 documented event types by group.
     Events,
+    /// The dead letters of a durable queue (SQLite, Redis, PostgreSQL): list, show, replay.
+    Dlq {
+        /// What to do.
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Signing secrets and keys.
     Secret {
         /// What to do.
@@ -78,6 +89,93 @@ pub enum Format {
     Text,
     /// One JSON object per delivery (the banner goes to stderr), for scripts and `jq`.
     Json,
+}
+
+/// `dlq ...`.
+#[derive(Debug, Subcommand)]
+#[command(
+    after_help = "The queue is the one the service writes to: --queue URL, or \
+                        AGENTSYNC_QUEUE_URL (sqlite://PATH, redis://..., postgres://...); unset or \
+                        empty, the SQLite file agentsync-webhooks-queue.sqlite3 in the working \
+                        directory. Exit status: 1 when the queue cannot be reached or an id is \
+                        not a dead letter, 2 on bad input."
+)]
+pub enum DlqCommand {
+    /// One line per dead letter, oldest first (died at, webhook-id, type, attempts, last
+    /// error), then the queue's counts.
+    List(DlqListArgs),
+    /// Everything about one dead letter: its headers, times, last error and body.
+    Show(DlqShowArgs),
+    /// Move dead letters back to the queue, due at once with their attempts reset (after the
+    /// handler or its data was fixed).
+    Replay(DlqReplayArgs),
+}
+
+/// The queue `dlq` works on.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// The queue the service uses: sqlite://PATH, redis://HOST:PORT, postgres://USER@HOST/DB.
+    /// Unset or empty: the SQLite file agentsync-webhooks-queue.sqlite3 in the working
+    /// directory. Only its scheme and host are ever printed.
+    #[arg(long, value_name = "URL", env = QUEUE_URL_ENV, hide_env_values = true,
+          value_parser = QueueUrlParser)]
+    pub queue: Option<QueueUrl>,
+    /// The key prefix of a Redis queue, if the service sets one (RedisOptions::prefix); default
+    /// agentsync-webhooks:queue:.
+    #[arg(long, value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
+}
+
+/// How `dlq list` and `dlq show` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DlqFormat {
+    /// Readable lines.
+    Text,
+    /// JSON: one object per dead letter and line (the summary goes to stderr), for `jq`.
+    Json,
+}
+
+/// `dlq list`.
+#[derive(Debug, Args)]
+pub struct DlqListArgs {
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// At most this many dead letters, the oldest first.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub limit: u64,
+    /// Output: readable lines, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = DlqFormat::Text)]
+    pub format: DlqFormat,
+}
+
+/// `dlq show`.
+#[derive(Debug, Args)]
+pub struct DlqShowArgs {
+    /// The webhook-id of the dead letter.
+    #[arg(value_name = "ID", value_parser = parse_message_id)]
+    pub id: String,
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Output: readable lines (the body pretty-printed when it is JSON), or one JSON object.
+    #[arg(long, value_enum, default_value_t = DlqFormat::Text)]
+    pub format: DlqFormat,
+}
+
+/// `dlq replay`.
+#[derive(Debug, Args)]
+pub struct DlqReplayArgs {
+    /// The webhook-ids of the dead letters to replay (or --all).
+    #[arg(value_name = "ID", value_parser = parse_message_id, conflicts_with = "all")]
+    pub ids: Vec<String>,
+    /// Replay every dead letter, oldest first.
+    #[arg(long)]
+    pub all: bool,
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
 }
 
 /// `listen`.

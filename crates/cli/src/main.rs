@@ -3,7 +3,8 @@
 //! `listen` runs a receiver built on the library, so that what it accepts is what a service using
 //! the library accepts; `send` signs and delivers like AgentSync's Standard Webhooks sender (and
 //! doubles as a load generator); `replay`, `sign`, `verify`, `events`, `secret new` and
-//! `completions` help around them.
+//! `completions` help around them; `dlq` lists, shows and replays the dead letters of a service's
+//! durable queue.
 //!
 //! ```sh
 //! # terminal 1: prints a fresh secret and the exact send command
@@ -21,6 +22,7 @@
 mod capture;
 mod cli;
 mod completions;
+mod dlq;
 mod events;
 mod failure;
 mod http_client;
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Events => events::list(),
+        Command::Dlq { command } => runtime().and_then(|rt| rt.block_on(dlq::run(command))),
         Command::Secret {
             command: SecretCommand::New { v1a },
         } => secret::new(v1a),
