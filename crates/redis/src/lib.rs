@@ -53,11 +53,13 @@ use agentsync_webhooks_core::idempotency::{
     Claim, IdempotencyStore, LeaseToken, StoreError, StoreErrorKind, StoreFuture,
 };
 use redis::{
-    Client, RedisError, Script,
+    RedisError, Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 
 pub use redis;
+
+use crate::shared::{open, store_error};
 
 #[cfg(feature = "testing")]
 #[doc(hidden)] // helpers for this workspace's test suites, not part of the public API
@@ -338,25 +340,34 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn open(url: &str) -> Result<Client, StoreError> {
-    // The error may quote the URL, and with it a password: keep only its kind.
-    Client::open(url).map_err(|err| {
-        StoreError::new(
-            StoreErrorKind::Other,
-            format!("invalid Redis URL ({:?})", err.kind()),
-        )
-    })
-}
+/// Opening a client and classifying the `redis` crate's errors, shared with the Redis queue engine
+/// of `agentsync-webhooks-queue` so that both answer alike (not part of this crate's API).
+#[doc(hidden)]
+pub mod shared {
+    use agentsync_webhooks_core::idempotency::{StoreError, StoreErrorKind};
+    use redis::{Client, RedisError};
 
-fn store_error(what: &'static str, err: RedisError) -> StoreError {
-    let kind = if err.is_timeout() {
-        StoreErrorKind::Timeout
-    } else if err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped() {
-        StoreErrorKind::Unreachable
-    } else {
-        StoreErrorKind::Other
-    };
-    StoreError::new(kind, format!("Redis {what} failed")).with_source(err)
+    /// A client for `url`; the error keeps only the kind, since the URL may carry a password.
+    pub fn open(url: &str) -> Result<Client, StoreError> {
+        Client::open(url).map_err(|err| {
+            StoreError::new(
+                StoreErrorKind::Other,
+                format!("invalid Redis URL ({:?})", err.kind()),
+            )
+        })
+    }
+
+    /// `err` as a store error: a timeout, an unreachable server, or anything else.
+    pub fn store_error(what: &'static str, err: RedisError) -> StoreError {
+        let kind = if err.is_timeout() {
+            StoreErrorKind::Timeout
+        } else if err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped() {
+            StoreErrorKind::Unreachable
+        } else {
+            StoreErrorKind::Other
+        };
+        StoreError::new(kind, format!("Redis {what} failed")).with_source(err)
+    }
 }
 
 /// The value a lease holds: its token, so only its holder can complete or release it.

@@ -4,9 +4,6 @@ use bytes::{Buf, BufMut as _, Bytes, BytesMut};
 
 use crate::WebhookError;
 
-/// The default body limit: 1 MiB, above the largest payload a Standard Webhooks sender sends.
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
-
 /// Collects body chunks up to a limit. Memory never exceeds the limit: a declared
 /// `Content-Length` over it is refused before reading, and a stream that grows past it is
 /// refused at the chunk that crosses it.

@@ -18,6 +18,7 @@
 //! [`webhook_accessors!`], so that moving from one framework to another changes imports, not
 //! handlers.
 
+#[cfg(feature = "receive")]
 mod body;
 #[cfg(feature = "receive")]
 mod port;
@@ -25,15 +26,16 @@ mod rejection;
 
 pub use bytes::Bytes;
 
+#[cfg(feature = "receive")]
 pub(crate) use self::body::BodyCollector;
 #[cfg(feature = "receive")]
 pub use self::port::{FullBody, full_body};
-pub use self::{
-    body::DEFAULT_BODY_LIMIT,
-    rejection::{ErrorBody, Rejection},
-};
+pub use self::rejection::{ErrorBody, Rejection};
 use crate::{Delivery, idempotency::ClaimGuard};
 pub use crate::{receiver_config, webhook_accessors, webhook_rejection};
+
+/// The default body limit: 1 MiB, above the largest payload a Standard Webhooks sender sends.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// A delivery that passed every check, with the obligation to report how its handler did.
 #[derive(Debug)]

@@ -66,13 +66,14 @@ use std::{
 };
 
 use ::redis::{
-    Client, RedisError, Script,
+    RedisError, Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 use agentsync_webhooks_core::{
     handoff::{Enqueued, ReceivedDelivery, now_ms},
     idempotency::{StoreError, StoreErrorKind},
 };
+use agentsync_webhooks_redis::shared::{open, store_error};
 use bytes::Bytes;
 
 use crate::backend::{
@@ -876,25 +877,4 @@ fn number(value: &[u8]) -> Result<i64, StoreError> {
 
 fn malformed(message: &'static str) -> StoreError {
     StoreError::new(StoreErrorKind::Other, message)
-}
-
-fn open(url: &str) -> Result<Client, StoreError> {
-    // The error may quote the URL, and with it a password: keep only its kind.
-    Client::open(url).map_err(|err| {
-        StoreError::new(
-            StoreErrorKind::Other,
-            format!("invalid Redis URL ({:?})", err.kind()),
-        )
-    })
-}
-
-fn store_error(what: &'static str, err: RedisError) -> StoreError {
-    let kind = if err.is_timeout() {
-        StoreErrorKind::Timeout
-    } else if err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped() {
-        StoreErrorKind::Unreachable
-    } else {
-        StoreErrorKind::Other
-    };
-    StoreError::new(kind, format!("Redis {what} failed")).with_source(err)
 }
