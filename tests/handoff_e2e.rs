@@ -1,12 +1,14 @@
 //! The durable handoff end to end, from the receiver's side: the `axum` example run as a real
 //! process (`WebhookLayer::new(verifier).with_handoff(queue)` and its in-process workers), real
-//! signed deliveries over TCP, real engines (the SQLite file in the working directory, Redis).
+//! signed deliveries over TCP, real engines (the SQLite file in the working directory, Redis,
+//! PostgreSQL).
 //!
 //! - `kill -9` right after the receiver answered 2xx to a batch: restarted on the same SQLite
-//!   file, it processes every one; on Redis, another instance's workers do;
+//!   file, it processes every one; on Redis and on PostgreSQL, another instance's workers do;
 //! - 500 concurrent deliveries with one `webhook-id`: one job, one handler run;
-//! - the queue's store down (Redis behind a TCP proxy that goes down): `503` with `Retry-After`,
-//!   never 2xx, no handler run; back up: the sender's retry is `202` and is processed.
+//! - the queue's store down (Redis or PostgreSQL behind a TCP proxy that goes down): `503` with
+//!   `Retry-After`, never 2xx, no handler run; back up: the sender's retry is `202` and is
+//!   processed once.
 //!
 //! What a handler did is read from the receiver's log: `webhook received` (the 2xx) and
 //! `webhook processed` (a handler completed), each with its `webhook_id`.
@@ -15,6 +17,10 @@
 //! fails the tests; when not, they are skipped with a note. The example takes no key prefix, so
 //! each Redis test uses a logical database of its own (8 to 15, see `RedisDb`), flushed before
 //! and after.
+//!
+//! PostgreSQL: `POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`), the same way;
+//! each PostgreSQL test creates a database of its own (`CREATE DATABASE`, so the role needs
+//! `CREATEDB`) and drops it at the end.
 //!
 //! No assertion is on time: waits are bounded (60 s) only to stop a broken test from hanging.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -113,20 +119,17 @@ async fn sqlite_receiver_killed_after_2xx_processes_every_delivery_once_restarte
     drop(second);
 }
 
-/// `kill -9` right after the 2xx of a batch, workers off; another receiver on the same Redis
-/// (workers on), started after the kill, processes every one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_receiver_killed_after_2xx_another_instance_processes_every_delivery() {
-    let Some(db) = RedisDb::take("redis_receiver_killed_after_2xx") else {
-        return;
-    };
-    let dir = TempDir::new("redis-kill");
-    let redis = Settings {
-        queue_url: db.url.clone(),
+/// `kill -9` right after the 2xx of a batch, workers off; another receiver on the same shared
+/// queue (`queue_url`: Redis or PostgreSQL), workers on, started after the kill, processes every
+/// one, once.
+async fn killed_after_2xx_another_instance_processes_every_delivery(queue_url: &str) {
+    let dir = TempDir::new("shared-kill");
+    let shared = Settings {
+        queue_url: queue_url.to_owned(),
         workers: 0,
         pull_delay_ms: 20,
     };
-    let first = ReceiverProcess::start("receiver A (WORKERS=0)", dir.path(), &redis).await;
+    let first = ReceiverProcess::start("receiver A (WORKERS=0)", dir.path(), &shared).await;
     let client = client();
     let batch: Vec<SignedDelivery> = (0..BATCH).map(|_| SignedDelivery::new()).collect();
     let answers = send_all(&client, &first.url, &batch).await;
@@ -139,17 +142,33 @@ async fn redis_receiver_killed_after_2xx_another_instance_processes_every_delive
 
     let other = Settings {
         workers: 4,
-        ..redis
+        ..shared
     };
     let mut second = ReceiverProcess::start("receiver B", dir.path(), &other).await;
     let ids = ids(&batch);
     second.wait_processed(&ids).await;
-    let queue = Queue::from_url(&db.url).await.unwrap();
+    let queue = Queue::from_url(queue_url).await.unwrap();
     assert_drained(&queue).await;
     assert_processed_once(&second, &ids);
     let retry = send(&client, &second.url, &batch[0]).await;
     assert!(retry.is_duplicate(), "{retry:?}");
     drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_receiver_killed_after_2xx_another_instance_processes_every_delivery() {
+    let Some(db) = RedisDb::take("redis_receiver_killed_after_2xx") else {
+        return;
+    };
+    killed_after_2xx_another_instance_processes_every_delivery(&db.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_receiver_killed_after_2xx_another_instance_processes_every_delivery() {
+    let Some(db) = PostgresDb::take("postgres_receiver_killed_after_2xx").await else {
+        return;
+    };
+    killed_after_2xx_another_instance_processes_every_delivery(&db.url).await;
 }
 
 /// 500 copies of one delivery at once through one receiver: one `202`, 499 duplicates (`200`,
@@ -195,18 +214,17 @@ async fn five_hundred_concurrent_copies_of_one_delivery_run_the_handler_once() {
     drop(receiver);
 }
 
-/// Redis unreachable (a proxy in front of it goes down): deliveries are answered `503` with
-/// `Retry-After`, never 2xx, and no handler runs; Redis back: the sender's retry of each is
-/// `202`, and each is processed once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_down_answers_503_with_retry_after_and_the_retry_is_processed_once_back() {
-    let Some(db) = RedisDb::take("redis_down_503") else {
-        return;
-    };
-    let proxy = Proxy::start(redis_authority(&db.url)).await;
-    let dir = TempDir::new("redis-down");
+/// The queue's engine unreachable (a proxy in front of it, `upstream` = `HOST:PORT`, goes
+/// down): deliveries are answered `503` with `Retry-After`, never 2xx, and no handler runs; the
+/// engine back: the sender's retry of each is `202`, and each is processed once.
+async fn store_down_answers_503_and_the_retry_is_processed_once_back(
+    queue_url: &str,
+    upstream: String,
+) {
+    let proxy = Proxy::start(upstream).await;
+    let dir = TempDir::new("store-down");
     let settings = Settings {
-        queue_url: through_port(&db.url, proxy.port),
+        queue_url: through_port(queue_url, proxy.port),
         workers: 2,
         pull_delay_ms: 20,
     };
@@ -269,8 +287,29 @@ async fn redis_down_answers_503_with_retry_after_and_the_retry_is_processed_once
     let mut all = vec![before.id.clone()];
     all.extend(ids(&during));
     receiver.wait_processed(&all).await;
-    let queue = Queue::from_url(&db.url).await.unwrap();
+    let queue = Queue::from_url(queue_url).await.unwrap();
     assert_drained(&queue).await;
     assert_processed_once(&receiver, &all);
     drop(receiver);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_answers_503_with_retry_after_and_the_retry_is_processed_once_back() {
+    let Some(db) = RedisDb::take("redis_down_503") else {
+        return;
+    };
+    store_down_answers_503_and_the_retry_is_processed_once_back(&db.url, redis_authority(&db.url))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_answers_503_with_retry_after_and_the_retry_is_processed_once_back() {
+    let Some(db) = PostgresDb::take("postgres_down_503").await else {
+        return;
+    };
+    store_down_answers_503_and_the_retry_is_processed_once_back(
+        &db.url,
+        postgres_authority(&db.url),
+    )
+    .await;
 }

@@ -1,6 +1,7 @@
 //! What the handoff end-to-end tests share: the `axum` example run as a child process (killed on
 //! drop), its log read line by line, signed deliveries sent over real TCP, a Redis logical
-//! database of one's own, and a TCP proxy in front of Redis that can go down.
+//! database or a PostgreSQL database of one's own, and a TCP proxy in front of either that can
+//! go down.
 //!
 //! The example is built by `cargo build --workspace --all-features --example axum` the first time
 //! a test needs it (a no-op when `cargo test --workspace --all-features` already built it).
@@ -532,7 +533,8 @@ impl Drop for RedisDb {
 }
 
 /// A TCP proxy on 127.0.0.1 to `upstream` (`HOST:PORT`) that can go down: while down, every
-/// connection is dropped and new ones are closed at once (Redis unreachable), until it is up.
+/// connection is dropped and new ones are closed at once (the engine unreachable), until it is
+/// up.
 pub struct Proxy {
     pub port: u16,
     down: watch::Sender<bool>,
@@ -610,7 +612,7 @@ impl Drop for Proxy {
     }
 }
 
-/// The `HOST:PORT` of a `redis://` URL.
+/// The `HOST:PORT` of a `redis://` (or `postgres://`) URL.
 pub fn redis_authority(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?']).next().unwrap_or(rest);
@@ -620,7 +622,8 @@ pub fn redis_authority(url: &str) -> String {
         .to_owned()
 }
 
-/// `url` (a `redis://` URL) pointing at 127.0.0.1:`port` instead, credentials and path kept.
+/// `url` (`redis://` or `postgres://`) pointing at 127.0.0.1:`port` instead, credentials, path
+/// and query kept.
 pub fn through_port(url: &str, port: u16) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
     let (authority, path) = rest
@@ -669,5 +672,109 @@ async fn relay(client: TcpStream, upstream: String, mut down: watch::Receiver<bo
         () = requests => {}
         () = replies => {}
         _ = down.wait_for(|down| *down) => {}
+    }
+}
+
+/// `POSTGRES_URL`, and whether it was set (then PostgreSQL is required: unreachable fails the
+/// test).
+pub fn postgres_url() -> (String, bool) {
+    match std::env::var("POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => (url, true),
+        _ => ("postgres://postgres@127.0.0.1:5432/test".to_owned(), false),
+    }
+}
+
+/// A PostgreSQL database that this test alone uses (`CREATE DATABASE` on the server
+/// `POSTGRES_URL` names), dropped with everything in it when the guard is dropped.
+///
+/// The `axum` example reads only `AGENTSYNC_QUEUE_URL`, so its PostgreSQL queue is always the
+/// default table: a database of its own keeps the tests (and concurrent runs) apart.
+pub struct PostgresDb {
+    /// `POSTGRES_URL` with the database path replaced by this database.
+    pub url: String,
+    pub name: String,
+    base: String,
+}
+
+impl PostgresDb {
+    /// A database for `test`, or `None` (skip, with a note) when PostgreSQL is unreachable and
+    /// `POSTGRES_URL` is not set.
+    ///
+    /// # Panics
+    ///
+    /// When `POSTGRES_URL` is set and PostgreSQL is unreachable.
+    pub async fn take(test: &str) -> Option<Self> {
+        let (base, required) = postgres_url();
+        let client = match connect_postgres(&base).await {
+            Ok(client) => client,
+            Err(err) if required => {
+                panic!("POSTGRES_URL={base} is set but PostgreSQL is unreachable: {err}")
+            }
+            Err(err) => {
+                eprintln!(
+                    "skipping {test}: no PostgreSQL at {base} ({err}); set POSTGRES_URL to require it"
+                );
+                return None;
+            }
+        };
+        // At most 63 bytes, lower case: a plain identifier.
+        let name = unique("hoe2e").replace('-', "_").to_ascii_lowercase();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", &base));
+        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+        let query = rest
+            .split_once('?')
+            .map_or(String::new(), |(_, q)| format!("?{q}"));
+        Some(Self {
+            url: format!("{scheme}://{authority}/{name}{query}"),
+            name,
+            base,
+        })
+    }
+}
+
+async fn connect_postgres(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        let (base, name) = (self.base.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: a thread with a runtime of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|err| err.to_string())?;
+            runtime.block_on(async {
+                let client = connect_postgres(&base).await.map_err(|e| e.to_string())?;
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if let Ok(Err(err)) = dropped {
+            eprintln!(
+                "could not drop the PostgreSQL database {}: {err}",
+                self.name
+            );
+        }
+    }
+}
+
+/// The `HOST:PORT` of a `postgres://` URL (port 5432 if it names none).
+pub fn postgres_authority(url: &str) -> String {
+    let authority = redis_authority(url);
+    if authority.contains(':') {
+        authority
+    } else {
+        format!("{authority}:5432")
     }
 }
