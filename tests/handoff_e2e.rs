@@ -215,8 +215,9 @@ async fn five_hundred_concurrent_copies_of_one_delivery_run_the_handler_once() {
 }
 
 /// The queue's engine unreachable (a proxy in front of it, `upstream` = `HOST:PORT`, goes
-/// down): deliveries are answered `503` with `Retry-After`, never 2xx, and no handler runs; the
-/// engine back: the sender's retry of each is `202`, and each is processed once.
+/// down): deliveries are answered `503` with `Retry-After`, never 2xx, no handler runs, and the
+/// workers' claims fail; the engine back: the sender's retry of each is `202`, and the workers
+/// process each once.
 async fn store_down_answers_503_and_the_retry_is_processed_once_back(
     queue_url: &str,
     upstream: String,
@@ -240,6 +241,7 @@ async fn store_down_answers_503_and_the_retry_is_processed_once_back(
         .await;
 
     // Down: 503 with Retry-After, nothing stored, nothing run.
+    let up_to_now = receiver.lines();
     proxy.go_down().await;
     let during: Vec<SignedDelivery> = (0..3).map(|_| SignedDelivery::new()).collect();
     for delivery in &during {
@@ -265,6 +267,13 @@ async fn store_down_answers_503_and_the_retry_is_processed_once_back(
         );
         assert!(!processed.contains_key(&delivery.id), "{} ran", delivery.id);
     }
+
+    // The workers met the outage too (a claim failed): they must come back on their own.
+    receiver
+        .wait_for_line_after(up_to_now, "the workers fail to claim while down", |line| {
+            line.contains("could not claim jobs").then_some(())
+        })
+        .await;
 
     // Up again: the sender retries each (the same bytes) until it is no longer 503; the first
     // other answer is 202, and each is processed once.

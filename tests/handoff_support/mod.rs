@@ -183,14 +183,32 @@ impl ReceiverProcess {
 
     /// Waits (up to [`BOUND`]) for a logged line that `find` accepts, failing the test if the
     /// process exits first.
-    pub async fn wait_for_line<T>(
+    pub async fn wait_for_line<T>(&mut self, what: &str, find: impl FnMut(&str) -> Option<T>) -> T {
+        self.wait_for_line_after(0, what, find).await
+    }
+
+    /// How many lines the process logged so far.
+    pub fn lines(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// Like [`wait_for_line`](Self::wait_for_line), among the lines after the first `skip`.
+    pub async fn wait_for_line_after<T>(
         &mut self,
+        skip: usize,
         what: &str,
         mut find: impl FnMut(&str) -> Option<T>,
     ) -> T {
         let start = Instant::now();
         loop {
-            if let Some(found) = self.log.lock().unwrap().iter().find_map(|line| find(line)) {
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .skip(skip)
+                .find_map(|line| find(line));
+            if let Some(found) = found {
                 return found;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
