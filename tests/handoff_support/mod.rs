@@ -87,6 +87,18 @@ fn build_example(name: &str) -> PathBuf {
     if !cfg!(debug_assertions) {
         cargo.arg("--release");
     }
+    // Into the target directory of this test binary (`<target>/<profile>/deps/<test>`), also
+    // when cargo was given `--target-dir` rather than `CARGO_TARGET_DIR`: never a second one.
+    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+        let exe = std::env::current_exe().unwrap();
+        if let Some(target) = exe
+            .ancestors()
+            .nth(3)
+            .filter(|dir| dir.join("CACHEDIR.TAG").is_file())
+        {
+            cargo.arg("--target-dir").arg(target);
+        }
+    }
     let output = cargo.output().expect("cargo runs");
     assert!(
         output.status.success(),
