@@ -43,6 +43,12 @@ redis_forget() { # deletes this bench's keys from the bench database
   "${rcli[@]}" --scan --pattern "$1*" | xargs -r -n 500 "${rcli[@]}" unlink >/dev/null
 }
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+redis_pid=$("${rcli[@]}" info server | tr -d '\r' | sed -n 's/^process_id://p')
+redis_ticks() { if [ -r "/proc/$redis_pid/stat" ]; then cpu_ticks "$redis_pid"; else echo 0; fi; }
+per() { awk -v t="$1" -v hz="$hz" -v n="$2" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}'; } # ticks count -> µs each
+
 # `INFO commandstats` as "command calls" lines.
 commandstats() {
   "${rcli[@]}" info commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/\1 \2/p' | sort
@@ -72,18 +78,22 @@ stored_and_drop() {
   esac
 }
 
-run() { # queue concurrency run-number port -> "deliveries/s p50 p99" (ms)
+run() { # queue concurrency run-number port -> "deliveries/s p50 p99 server-µs redis-µs"
   local queue=$1 concurrency=$2 n=$3 port=$4 mode=handoff url server out rps p50 p99 statuses stored
+  local ticks redis_before redis_after
   [ "$queue" = memory ] && mode=memory
   url=$(queue_url "$queue" "$n")
   MODE=$mode PORT=$port AGENTSYNC_QUEUE_URL=$url "$bin/examples/bench_axum" >"$tmp/server.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   [ "$queue" = redis ] && [ "$concurrency" = "${concurrencies[-1]}" ] && commandstats >"$tmp/before"
+  redis_before=$(redis_ticks)
   out=$("$cli" send --url "http://127.0.0.1:$port/webhooks/psapi" \
     --event producersync.updates_available --count "$count" --concurrency "$concurrency" 2>/dev/null) ||
     { echo "$queue c=$concurrency: $out" >&2; cat "$tmp/server.log" >&2; exit 1; }
+  redis_after=$(redis_ticks)
   [ "$queue" = redis ] && [ "$concurrency" = "${concurrencies[-1]}" ] && commandstats >"$tmp/after"
+  ticks=$(cpu_ticks "$server")
   kill "$server" 2>/dev/null || { echo "the $mode server stopped early" >&2; cat "$tmp/server.log" >&2; exit 1; }
   wait "$server" 2>/dev/null || true
   rps=$(sed -n 's/.*: \([0-9.]*\) requests\/s.*/\1/p' <<<"$out")
@@ -95,23 +105,24 @@ run() { # queue concurrency run-number port -> "deliveries/s p50 p99" (ms)
   if [ "$statuses" != "202 Accepted: $count" ] || [ "$stored" != "$count" ]; then
     echo "$queue c=$concurrency: statuses '$statuses', $stored of $count stored" >&2; exit 1
   fi
-  echo "$rps ${p50:-?} ${p99:-?}"
+  echo "$rps ${p50:-?} ${p99:-?} $(per "$ticks" "$count") $(per $((redis_after - redis_before)) "$count")"
 }
 
 echo "$(date -u '+%F %T UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 sync_ms=$(dd if=/dev/zero of="$tmp/sync" bs=4k count=200 oflag=dsync 2>&1 |
   sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p' | awk '{printf "%.2f", $1 * 1000 / 200}')
 echo "one synced 4 KiB write (dd oflag=dsync) in $tmp's file system: $sync_ms ms"
-echo "$count deliveries per run, CLI load mode, each a fresh webhook-id; times to 2xx in ms"
-printf '%-9s %5s %11s %13s %8s %8s\n' queue round concurrency deliveries/s p50 p99
+echo "$count deliveries per run, CLI load mode, each a fresh webhook-id; times to 2xx in ms;"
+echo "CPU time per delivery (µs) of the bench server and of redis-server (any client's work counts)"
+printf '%-9s %5s %11s %13s %8s %8s %10s %10s\n' queue round concurrency deliveries/s p50 p99 server-µs redis-µs
 n=0
 for round in $(seq "$rounds"); do
   for concurrency in "${concurrencies[@]}"; do
     for queue in "${queues[@]}"; do
       n=$((n + 1))
       result=$(run "$queue" "$concurrency" "$n" $((port + n))) # a fresh port per run
-      read -r rps p50 p99 <<<"$result"
-      printf '%-9s %5s %11s %13s %8s %8s\n' "$queue" "$round" "$concurrency" "$rps" "$p50" "$p99"
+      read -r rps p50 p99 cpu redis_cpu <<<"$result"
+      printf '%-9s %5s %11s %13s %8s %8s %10s %10s\n' "$queue" "$round" "$concurrency" "$rps" "$p50" "$p99" "$cpu" "$redis_cpu"
     done
   done
   if [ -s "$tmp/before" ] && [ -s "$tmp/after" ]; then
@@ -142,11 +153,13 @@ if [[ " ${queues[*]} " == *" redis "* ]]; then
   for ((i = 0; i + 1 < ${#fields[@]}; i += 2)); do field[${fields[i]}]=${fields[i + 1]}; done
   echo "redis-benchmark, EVALSHA $sha (the enqueue script: SET NX EX + XADD), ${BENCH_COUNT:-50000} calls, ${#field[body]}-byte body:"
   for concurrency in "${concurrencies[@]}"; do
+    redis_before=$(redis_ticks)
     rps=$(redis-benchmark -u "$redis_url" --dbnum "$redis_db" -c "$concurrency" -n "${BENCH_COUNT:-50000}" \
       -r 100000000 -q evalsha "$sha" 2 "hbench:$$:id:__rand_int__" "hbench:$$:stream" 259200 \
       "msg___rand_int__" "${field[type]}" "${field[ts]}" "${field[sig]}" "${field[recv]}" "${field[body]}" |
       tr '\r' '\n' | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -1)
-    printf '  concurrency %-3s %10s calls/s\n' "$concurrency" "$rps"
+    printf '  concurrency %-3s %10s calls/s, redis-server %s µs each\n' "$concurrency" "$rps" \
+      "$(per $(($(redis_ticks) - redis_before)) "${BENCH_COUNT:-50000}")"
     redis_forget "hbench:$$:"
   done
 fi
