@@ -16,12 +16,18 @@
 //! the baseline the layer is measured against (target: at most 5% fewer requests/s).
 //! `MODE=floor`: `bare` plus `Verifier::verify` on the headers and body, which is the least any
 //! verifying receiver adds to `bare`.
+//!
+//! The durable handoff (`benches/handoff.sh`), both answering 202 from the `Webhook` extractor:
+//! `MODE=memory` is the layer with `MemoryStore` idempotency (the baseline), `MODE=handoff` the
+//! layer writing every delivery to the queue `AGENTSYNC_QUEUE_URL` names (unset: the SQLite file
+//! in the working directory) before the handler runs, with no workers in this process.
 
 use std::{error::Error, net::SocketAddr};
 
 use agentsync_webhooks::{
-    EventData, Verifier,
+    EventData, MemoryStore, Verifier,
     axum::{Webhook, WebhookLayer},
+    queue::Queue,
 };
 use axum::{
     Router,
@@ -38,6 +44,12 @@ async fn verified(event: Webhook) -> StatusCode {
         EventData::Unknown { .. } => StatusCode::ACCEPTED,
         _ => StatusCode::OK,
     }
+}
+
+/// `MODE=memory` and `MODE=handoff`: the delivery is verified, typed (and, with the handoff,
+/// stored) by the time the handler runs; it only answers.
+async fn accepted(_event: Webhook) -> StatusCode {
+    StatusCode::ACCEPTED
 }
 
 /// `MODE=bare`: the same answer from the unverified JSON.
@@ -81,8 +93,24 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "floor" => Router::new()
             .route("/webhooks/psapi", post(floor))
             .with_state(Verifier::new(&secret)?),
+        "memory" => Router::new()
+            .route("/webhooks/psapi", post(accepted))
+            .route_layer(
+                WebhookLayer::new(Verifier::new(&secret)?).with_idempotency(MemoryStore::new()),
+            ),
+        "handoff" => {
+            let url = std::env::var("AGENTSYNC_QUEUE_URL").unwrap_or_default();
+            Router::new()
+                .route("/webhooks/psapi", post(accepted))
+                .route_layer(
+                    WebhookLayer::new(Verifier::new(&secret)?)
+                        .with_handoff(Queue::from_url(&url).await?),
+                )
+        }
         other => {
-            return Err(format!("MODE={other:?}: use MODE=layer, MODE=bare or MODE=floor").into());
+            return Err(
+                format!("MODE={other:?}: use MODE=layer, bare, floor, memory or handoff").into(),
+            );
         }
     };
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
