@@ -14,6 +14,15 @@ pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// How secrets are decoded: as [`BASE64`], and like the Python and Go reference libraries, the
+/// unused low bits of the last character may be non-zero (`...LaS` reads as `...LaQ=`).
+const SECRET_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
 /// The prefix of Standard Webhooks symmetric secrets.
 pub const SECRET_PREFIX: &str = "whsec_";
 
@@ -48,7 +57,11 @@ impl Secret {
         if encoded.is_empty() {
             return Err(SecretError::Empty);
         }
-        let key = Zeroizing::new(BASE64.decode(encoded).map_err(|_| SecretError::NotBase64)?);
+        let key = Zeroizing::new(
+            SECRET_BASE64
+                .decode(encoded)
+                .map_err(|_| SecretError::NotBase64)?,
+        );
         Self::from_bytes(&key)
     }
 
