@@ -18,7 +18,9 @@ fn secret_with_nonzero_trailing_bits_is_the_canonical_key() {
         assert_eq!(secret.expose_whsec(), canonical, "{sloppy}");
     }
     // Both spellings are one key: what one signs, the other verifies.
-    let signed = Signer::new(canonical).unwrap().sign("msg_1", 1_614_265_330, b"{}");
+    let signed = Signer::new(canonical)
+        .unwrap()
+        .sign("msg_1", 1_614_265_330, b"{}");
     let verifier = Verifier::builder()
         .secret("whsec_YWdlbnRzeW5jLXdlYmhvb2tzLWZ1enotMf")
         .unwrap()
