@@ -128,7 +128,7 @@ where
             req.extensions_mut().insert(delivery);
             // On an error or a panic `completion` is dropped unfinished, which the core counts
             // as a failure, so that the sender's retry is processed.
-            let response = service.call(req).await?;
+            let response = completion.in_span(service.call(req)).await?;
             completion.finish(response.status().as_u16()).await;
             Ok(response.map_into_left_body())
         })

@@ -16,6 +16,9 @@ use crate::{
 /// body still arriving after 10 s is a stalled or hostile client holding a connection.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a handler may take to answer before the port warns: 3 s of the sender's 5 s.
+pub const DEFAULT_ANSWER_BUDGET: Duration = Duration::from_secs(3);
+
 /// Everything an endpoint needs to accept deliveries: the verifier, the body limit and
 /// body-read deadline, and what happens once a delivery is verified (nothing more, idempotency,
 /// or the durable handoff).
@@ -39,6 +42,7 @@ pub struct Receiver {
     verifier: Verifier,
     body_limit: usize,
     body_read_timeout: Duration,
+    answer_budget: Duration,
     idempotency: Option<Idempotency>,
     handoff: Option<Arc<dyn Handoff>>,
     router: Option<EventRouter>,
@@ -51,6 +55,7 @@ impl Receiver {
             verifier,
             body_limit: DEFAULT_BODY_LIMIT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            answer_budget: DEFAULT_ANSWER_BUDGET,
             idempotency: None,
             handoff: None,
             router: None,
@@ -70,6 +75,19 @@ impl Receiver {
     pub fn with_body_read_timeout(mut self, timeout: Duration) -> Self {
         self.body_read_timeout = timeout;
         self
+    }
+
+    /// Sets how long a handler may take to answer before the port logs a warning naming the
+    /// delivery and pointing to the handoff (default [`DEFAULT_ANSWER_BUDGET`], 3 s of the
+    /// sender's 5 s). With the handoff the handler only acknowledges, so no warning is due.
+    pub fn with_answer_budget(mut self, budget: Duration) -> Self {
+        self.answer_budget = budget;
+        self
+    }
+
+    /// How long a handler may take to answer before the port warns.
+    pub fn answer_budget(&self) -> Duration {
+        self.answer_budget
     }
 
     /// Processes each `webhook-id` once: pass a store (such as
@@ -269,6 +287,7 @@ impl fmt::Debug for Receiver {
             .field("verifier", &self.verifier)
             .field("body_limit", &self.body_limit)
             .field("body_read_timeout", &self.body_read_timeout)
+            .field("answer_budget", &self.answer_budget)
             .field("idempotency", &self.idempotency)
             .field("handoff", &self.handoff.is_some())
             .field("router", &self.router)

@@ -164,7 +164,7 @@ where
                 .insert(VerifiedDelivery::new(delivery));
             // An error, a panic or a cancellation drops `completion`, which releases the
             // delivery so that the sender's retry is processed.
-            let response = inner.call(request).await?;
+            let response = completion.in_span(inner.call(request)).await?;
             completion.finish(response.status().as_u16()).await;
             Ok(response.map(ResponseBody::inner))
         })

@@ -58,7 +58,7 @@ impl<D> Webhook<D> {
         F: Future<Output = R>,
         R: Reply,
     {
-        let reply = handler(self.delivery).await;
+        let reply = self.completion.in_span(handler(self.delivery)).await;
         finish(self.completion, reply).await
     }
 

@@ -58,6 +58,22 @@ pub struct Accepted<D> {
 pub struct Completion {
     claim: Option<ClaimGuard>,
     stored: bool,
+    observed: Option<Observed>,
+}
+
+/// What the port knows of a delivery it accepted, to log its receipt once it is answered.
+#[derive(Debug)]
+pub(crate) struct Observed {
+    /// The delivery's span (`webhook.id`, `webhook.type`, ...).
+    pub(crate) span: tracing::Span,
+    /// When the port started on it.
+    pub(crate) started: std::time::Instant,
+    /// How long an answer may take before it is worth a warning.
+    pub(crate) budget: std::time::Duration,
+    /// For the warning.
+    pub(crate) webhook_id: String,
+    /// The documented type, or `unknown`: a bounded label.
+    pub(crate) event_type: &'static str,
 }
 
 impl Completion {
@@ -65,6 +81,7 @@ impl Completion {
         Self {
             claim,
             stored: false,
+            observed: None,
         }
     }
 
@@ -72,6 +89,7 @@ impl Completion {
         Self {
             claim: None,
             stored: true,
+            observed: None,
         }
     }
 
@@ -80,9 +98,35 @@ impl Completion {
     /// so that the sender's retry runs the handler again. Store failures are logged, not
     /// returned: the response is already decided.
     pub async fn finish(self, status: u16) {
+        if let Some(observed) = &self.observed {
+            observed.answered(status, self.stored);
+        }
         if let Some(claim) = self.claim {
             claim.finish(status).await;
         }
+    }
+
+    /// The delivery's span, opened by the port (`webhook.id`, `webhook.type`,
+    /// `webhook.timestamp`, then `http.response.status_code` and `elapsed_ms`): adapters run the
+    /// handler inside it, so that the handler's logs carry the delivery. A disabled span when the
+    /// delivery did not come through [`Receiver::receive`](crate::Receiver::receive).
+    pub fn span(&self) -> tracing::Span {
+        self.observed
+            .as_ref()
+            .map_or_else(tracing::Span::none, |observed| observed.span.clone())
+    }
+
+    /// `future` (the handler) run inside the delivery's [`span`](Self::span).
+    pub fn in_span<F: std::future::Future>(
+        &self,
+        future: F,
+    ) -> tracing::instrument::Instrumented<F> {
+        tracing::Instrument::instrument(future, self.span())
+    }
+
+    #[cfg(feature = "receive")]
+    pub(crate) fn observe(&mut self, observed: Observed) {
+        self.observed = Some(observed);
     }
 
     /// Whether this delivery holds an idempotency claim (false without idempotency, with the
@@ -208,6 +252,13 @@ macro_rules! receiver_config {
                 self
             }
 
+            /// Sets how long a handler may take to answer before a warning that names the
+            /// delivery and points to the handoff (default 3 s of the sender's 5 s).
+            pub fn with_answer_budget(mut self, budget: ::std::time::Duration) -> Self {
+                self.receiver = self.receiver.with_answer_budget(budget);
+                self
+            }
+
             /// Processes each `webhook-id` once: pass a store (such as `MemoryStore` for one
             /// process, `RedisStore` for several) or an `Idempotency` to set its key prefix,
             /// lease, TTL or fail-open. A retry of a delivery whose handler answered 2xx is
@@ -299,4 +350,47 @@ macro_rules! webhook_rejection {
             }
         }
     };
+}
+
+impl Observed {
+    /// Logs the receipt (every accepted delivery, at info) and, for a handler that answered
+    /// within the request, a warning once it used more than the budget of the sender's 5 s.
+    fn answered(&self, status: u16, stored: bool) {
+        let elapsed = self.started.elapsed();
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.span.record("http.response.status_code", status);
+        self.span.record("elapsed_ms", elapsed_ms);
+        tracing::info!(parent: &self.span, status, elapsed_ms, stored, "webhook receipt");
+        if !stored {
+            late_answer(
+                &self.span,
+                &self.webhook_id,
+                self.event_type,
+                elapsed,
+                self.budget,
+            );
+        }
+    }
+}
+
+/// Warns when a handler that answered within the request used more than `budget` of the
+/// sender's 5 s, naming the delivery and the fix.
+pub(crate) fn late_answer(
+    span: &tracing::Span,
+    webhook_id: &str,
+    event_type: &str,
+    elapsed: std::time::Duration,
+    budget: std::time::Duration,
+) {
+    if elapsed <= budget {
+        return;
+    }
+    tracing::warn!(
+        parent: span,
+        webhook_id,
+        event_type,
+        elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
+        "the handler answered late for a sender that waits 5 s: move the work to the durable handoff (with_handoff) and answer at once"
+    );
 }

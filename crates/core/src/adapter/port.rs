@@ -6,14 +6,19 @@ use std::{
     future::poll_fn,
     pin::{Pin, pin},
     task::{Context, Poll},
+    time::Instant,
 };
 
 use bytes::{Buf, Bytes};
 use futures_core::Stream;
 
 use super::{Accepted, BodyCollector, Rejection};
+use tracing::Instrument as _;
+
+use super::Observed;
 use crate::{
-    EventPayload, EventRouter, HeaderLookup, Receiver, WebhookError, headers::content_length,
+    EventPayload, EventRouter, EventType, HeaderLookup, Receiver, WebhookError,
+    headers::{content_length, id_for_log},
 };
 
 impl Receiver {
@@ -55,6 +60,54 @@ impl Receiver {
         C: Buf,
         E: Display,
     {
+        let span = tracing::info_span!(
+            "webhook",
+            webhook.id = id_for_log(headers),
+            "webhook.type" = tracing::field::Empty,
+            webhook.timestamp = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+            elapsed_ms = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let answered = self
+            .receive_in_span::<D, C, E>(headers, size_hint, body, started)
+            .instrument(span.clone())
+            .await;
+        match answered {
+            Ok(mut accepted) => {
+                let known = accepted.delivery.event.known_type();
+                accepted.completion.observe(Observed {
+                    span,
+                    started,
+                    budget: self.answer_budget(),
+                    webhook_id: accepted.delivery.webhook_id.clone(),
+                    event_type: known.map_or("unknown", EventType::as_str),
+                });
+                Ok(accepted)
+            }
+            Err(rejection) => {
+                span.record("http.response.status_code", rejection.status());
+                span.record("error.type", rejection.code());
+                span.record("elapsed_ms", elapsed_ms(started));
+                Err(rejection)
+            }
+        }
+    }
+
+    /// The port's steps, inside the delivery's span.
+    async fn receive_in_span<D, C, E>(
+        &self,
+        headers: &(impl HeaderLookup + ?Sized),
+        size_hint: Option<u64>,
+        body: impl Stream<Item = Result<C, E>>,
+        started: Instant,
+    ) -> Result<Accepted<D>, Rejection>
+    where
+        D: EventPayload,
+        C: Buf,
+        E: Display,
+    {
         let accepted = async {
             let declared = content_length(headers).or(size_hint);
             let collector = BodyCollector::new(declared, self.body_limit())?;
@@ -69,15 +122,30 @@ impl Receiver {
         let accepted = accepted
             .await
             .map_err(|error| Rejection::for_request(error, headers))?;
+        let span = tracing::Span::current();
+        span.record("webhook.type", accepted.delivery.event.event_type.as_str());
+        span.record("webhook.timestamp", accepted.delivery.webhook_timestamp);
+        tracing::debug!(
+            payload = %String::from_utf8_lossy(&accepted.delivery.raw_body),
+            "webhook payload"
+        );
         match self.router() {
-            Some(router) if !accepted.completion.is_stored() => Err(route(router, accepted).await),
+            Some(router) if !accepted.completion.is_stored() => {
+                let budget = (started, self.answer_budget());
+                Err(route(router, accepted, budget).await)
+            }
             _ => Ok(accepted),
         }
     }
 }
 
 /// Runs the inline router on an accepted delivery, reports its status, and answers with it.
-async fn route<D>(router: &EventRouter, accepted: Accepted<D>) -> Rejection {
+/// `budget` is when the port started and how long the handler may take before a warning.
+async fn route<D>(
+    router: &EventRouter,
+    accepted: Accepted<D>,
+    (started, budget): (Instant, std::time::Duration),
+) -> Rejection {
     let Accepted {
         delivery,
         completion,
@@ -89,11 +157,17 @@ async fn route<D>(router: &EventRouter, accepted: Accepted<D>) -> Rejection {
         delivery.webhook_timestamp,
         delivery.raw_body,
     );
+    let event_type = delivery
+        .event
+        .known_type()
+        .map_or("unknown", EventType::as_str);
     drop(delivery.event);
     let answer = Rejection::routed(
         router.dispatch_raw(&webhook_id, timestamp, body).await,
         &webhook_id,
     );
+    let span = tracing::Span::current();
+    super::late_answer(&span, &webhook_id, event_type, started.elapsed(), budget);
     completion.finish(answer.status()).await;
     answer
 }
@@ -108,6 +182,11 @@ async fn collect<C: Buf, E: Display>(
         collector.push_buf(chunk.map_err(|e| WebhookError::BodyRead(e.to_string()))?)?;
     }
     Ok(collector.finish())
+}
+
+/// Milliseconds since `started`, for logs and spans.
+pub(crate) fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A body that is already in memory, as the one-chunk stream [`Receiver::receive`] reads.
