@@ -27,7 +27,12 @@
 //! - `PORT` (default 3000) and `RUST_LOG` (default `info`).
 //!
 //! Logs `webhook received` with `webhook_id` when the 2xx is decided, and `webhook processed`
-//! with `webhook_id` when a handler completed.
+//! with `webhook_id` when a handler completed. `GET /metrics` serves the library's counters
+//! (`agentsync_webhooks_deliveries_total{outcome}`, ...) as Prometheus text.
+//!
+//! ```sh
+//! curl -s http://127.0.0.1:3000/metrics | grep agentsync_webhooks_deliveries_total
+//! ```
 
 use std::{error::Error, future::Future, net::SocketAddr, time::Duration};
 
@@ -37,12 +42,17 @@ use agentsync_webhooks::{
     queue::{Queue, Workers},
     route::{Event, EventRouter, HandlerError},
 };
-use axum::{Router, http::StatusCode, routing::post};
+use axum::{
+    Router,
+    http::StatusCode,
+    routing::{get, post},
+};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto::Builder,
     service::TowerToHyperService,
 };
+use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::{net::TcpListener, sync::watch};
 use tracing::info;
 
@@ -64,6 +74,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let pull_delay = Duration::from_millis(env_number("PULL_DELAY_MS", 200)?);
     let workers = usize::try_from(env_number("WORKERS", 8)?)?;
     let queue = Queue::from_url(&std::env::var("AGENTSYNC_QUEUE_URL").unwrap_or_default()).await?;
+    // The library counts through the `metrics` facade (feature `metrics`); this recorder keeps
+    // the figures for `GET /metrics`.
+    let prometheus = PrometheusBuilder::new().install_recorder()?;
 
     let router = EventRouter::new()
         .on(
@@ -83,7 +96,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let app = Router::new()
         .route("/webhooks/psapi", post(received))
         .route("/webhooks/contracting", post(received))
-        .route_layer(WebhookLayer::new(verifier).with_handoff(queue));
+        .route_layer(WebhookLayer::new(verifier).with_handoff(queue))
+        // After `route_layer`, so outside the webhook layer.
+        .route(
+            "/metrics",
+            get(move || std::future::ready(prometheus.render())),
+        );
 
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let addr = listener.local_addr()?;

@@ -20,6 +20,7 @@
 
 #[cfg(feature = "receive")]
 mod body;
+pub mod metrics;
 #[cfg(feature = "receive")]
 mod port;
 mod rejection;
@@ -361,6 +362,8 @@ impl Observed {
         self.span.record("http.response.status_code", status);
         self.span.record("elapsed_ms", elapsed_ms);
         tracing::info!(parent: &self.span, status, elapsed_ms, stored, "webhook receipt");
+        metrics::delivery("accepted");
+        metrics::handler(self.event_type, (200..300).contains(&status), elapsed);
         if !stored {
             late_answer(
                 &self.span,
@@ -385,6 +388,7 @@ pub(crate) fn late_answer(
     if elapsed <= budget {
         return;
     }
+    metrics::late_answer(event_type);
     tracing::warn!(
         parent: span,
         webhook_id,

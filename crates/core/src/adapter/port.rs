@@ -87,6 +87,7 @@ impl Receiver {
                 Ok(accepted)
             }
             Err(rejection) => {
+                super::metrics::delivery(rejection.code());
                 span.record("http.response.status_code", rejection.status());
                 span.record("error.type", rejection.code());
                 span.record("elapsed_ms", elapsed_ms(started));

@@ -1,0 +1,58 @@
+//! The axum example's `GET /metrics`, scraped over TCP after valid, duplicate and forged
+//! deliveries: the library's counters by outcome, as Prometheus text.
+
+mod handoff_support;
+
+use handoff_support::{ReceiverProcess, Settings, SignedDelivery, TempDir, client, send};
+
+#[tokio::test]
+async fn the_example_serves_the_deliveries_counted_by_outcome() {
+    let dir = TempDir::new("metrics");
+    let settings = Settings {
+        queue_url: String::new(),
+        workers: 1,
+        pull_delay_ms: 0,
+    };
+    let receiver = ReceiverProcess::start("metrics", dir.path(), &settings).await;
+    let client = client();
+
+    let first = SignedDelivery::new();
+    assert!(send(&client, &receiver.url, &first).await.is_accepted());
+    assert!(send(&client, &receiver.url, &first).await.is_duplicate());
+    let second = SignedDelivery::new();
+    assert!(send(&client, &receiver.url, &second).await.is_accepted());
+    let forged = client
+        .post(&receiver.url)
+        .header("webhook-id", "msg_forged")
+        .header("webhook-timestamp", "1")
+        .header("webhook-signature", "v1,AAAA")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+
+    let metrics_url = receiver.url.replace("/webhooks/psapi", "/metrics");
+    let text = client
+        .get(metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |outcome: &str| {
+        let prefix = format!("agentsync_webhooks_deliveries_total{{outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |value| value.trim().parse::<u64>().unwrap())
+    };
+    assert_eq!(count("accepted"), 2, "{text}");
+    assert_eq!(count("duplicate"), 1, "{text}");
+    assert_eq!(count("timestamp_too_old"), 1, "{text}");
+    assert!(
+        text.contains("agentsync_webhooks_handler_duration_seconds"),
+        "{text}"
+    );
+    assert!(!text.contains("msg_"), "no webhook-id as a label: {text}");
+}
