@@ -13,7 +13,7 @@ async fn the_example_serves_the_deliveries_counted_by_outcome() {
         workers: 1,
         pull_delay_ms: 0,
     };
-    let receiver = ReceiverProcess::start("metrics", dir.path(), &settings).await;
+    let mut receiver = ReceiverProcess::start("metrics", dir.path(), &settings).await;
     let client = client();
 
     let first = SignedDelivery::new();

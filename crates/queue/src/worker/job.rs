@@ -62,6 +62,7 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job, mut aborted: watch::Receive
             error = %error,
             "webhook moved to the dead letters without running"
         );
+        super::metrics::attempt("dead");
         ctx.settle(&job, "bury", || ctx.backend.bury(&job, &error))
             .await;
         return;
@@ -148,6 +149,7 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job, mut aborted: watch::Receive
                 elapsed_ms,
                 "webhook processed"
             );
+            super::metrics::attempt("ok");
             ctx.settle_until(&job, "complete", lease_until, || ctx.backend.complete(&job))
                 .await;
         }
@@ -169,6 +171,7 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job, mut aborted: watch::Receive
                 "webhook handler failed; moved to the dead letters"
             );
             let error = format!("{}: {err}", err.code());
+            super::metrics::attempt("dead");
             ctx.settle_until(&job, "bury", lease_until, || ctx.backend.bury(&job, &error))
                 .await;
         }
@@ -189,6 +192,7 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job, mut aborted: watch::Receive
                 "webhook handler failed; will retry"
             );
             let error = format!("{}: {err}", err.code());
+            super::metrics::attempt("retry");
             ctx.settle_until(&job, "retry", lease_until, || {
                 let now = SystemTime::now();
                 ctx.backend

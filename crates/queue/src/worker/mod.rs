@@ -25,6 +25,7 @@
 
 mod backoff;
 mod job;
+pub mod metrics;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -358,6 +359,8 @@ impl Workers {
         let mut tasks = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         let mut claim_failures: u32 = 0;
+        // The queue's depth is sampled for the metrics at most this often.
+        let mut next_sample = tokio::time::Instant::now();
 
         tracing::info!(
             concurrency = ctx.config.concurrency,
@@ -425,6 +428,13 @@ impl Workers {
                     wait
                 }
             };
+            if cfg!(feature = "metrics") && tokio::time::Instant::now() >= next_sample {
+                next_sample = tokio::time::Instant::now() + STATS_SAMPLE_EVERY;
+                match timeout(ctx.config.engine_timeout, ctx.backend.stats()).await {
+                    Ok(stats) => metrics::sampled(stats),
+                    Err(_) => tracing::debug!("sampling the queue's depth timed out"),
+                }
+            }
             if !wait.is_zero() {
                 tokio::select! {
                     biased;
@@ -461,6 +471,9 @@ impl Workers {
         tracing::info!("webhook workers stopped");
     }
 }
+
+/// How often the workers sample the queue's depth for the metrics.
+const STATS_SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// Logs a job task that did not end normally (a bug: handler panics are caught inside it). Its
 /// job comes back when its lease expires.
