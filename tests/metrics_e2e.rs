@@ -32,6 +32,11 @@ async fn the_example_serves_the_deliveries_counted_by_outcome() {
         .unwrap();
     assert_eq!(forged.status(), 401);
 
+    // The in-process workers run both stored deliveries.
+    receiver
+        .wait_processed(&[first.id.clone(), second.id.clone()])
+        .await;
+
     let metrics_url = receiver.url.replace("/webhooks/psapi", "/metrics");
     let text = client
         .get(metrics_url)
@@ -41,15 +46,26 @@ async fn the_example_serves_the_deliveries_counted_by_outcome() {
         .text()
         .await
         .unwrap();
-    let count = |outcome: &str| {
-        let prefix = format!("agentsync_webhooks_deliveries_total{{outcome=\"{outcome}\"}} ");
+    let value = |series: &str| {
+        let prefix = format!("{series} ");
         text.lines()
             .find_map(|line| line.strip_prefix(&prefix))
             .map_or(0, |value| value.trim().parse::<u64>().unwrap())
     };
-    assert_eq!(count("accepted"), 2, "{text}");
-    assert_eq!(count("duplicate"), 1, "{text}");
-    assert_eq!(count("timestamp_too_old"), 1, "{text}");
+    let outcome = |outcome: &str| {
+        value(&format!(
+            "agentsync_webhooks_deliveries_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert_eq!(outcome("accepted"), 2, "{text}");
+    assert_eq!(outcome("duplicate"), 1, "{text}");
+    assert_eq!(outcome("timestamp_too_old"), 1, "{text}");
+    assert_eq!(
+        value("agentsync_webhooks_attempts_total{result=\"ok\"}"),
+        2,
+        "{text}"
+    );
+    assert!(text.contains("agentsync_webhooks_queue_depth"), "{text}");
     assert!(
         text.contains("agentsync_webhooks_handler_duration_seconds"),
         "{text}"

@@ -359,8 +359,10 @@ impl Observed {
     fn answered(&self, status: u16, stored: bool) {
         let elapsed = self.started.elapsed();
         let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-        self.span.record("http.response.status_code", status);
-        self.span.record("elapsed_ms", elapsed_ms);
+        if !self.span.is_disabled() {
+            self.span.record("http.response.status_code", status);
+            self.span.record("elapsed_ms", elapsed_ms);
+        }
         tracing::info!(parent: &self.span, status, elapsed_ms, stored, "webhook receipt");
         metrics::delivery("accepted");
         metrics::handler(self.event_type, (200..300).contains(&status), elapsed);

@@ -70,10 +70,13 @@ impl Receiver {
             elapsed_ms = tracing::field::Empty,
         );
         let started = Instant::now();
-        let answered = self
-            .receive_in_span::<D, C, E>(headers, size_hint, body, started)
-            .instrument(span.clone())
-            .await;
+        let steps = self.receive_in_span::<D, C, E>(headers, size_hint, body, started);
+        // No subscriber wants the span: skip entering and leaving it on every poll.
+        let answered = if span.is_disabled() {
+            steps.await
+        } else {
+            steps.instrument(span.clone()).await
+        };
         match answered {
             Ok(mut accepted) => {
                 let known = accepted.delivery.event.known_type();
@@ -88,9 +91,11 @@ impl Receiver {
             }
             Err(rejection) => {
                 super::metrics::delivery(rejection.code());
-                span.record("http.response.status_code", rejection.status());
-                span.record("error.type", rejection.code());
-                span.record("elapsed_ms", elapsed_ms(started));
+                if !span.is_disabled() {
+                    span.record("http.response.status_code", rejection.status());
+                    span.record("error.type", rejection.code());
+                    span.record("elapsed_ms", elapsed_ms(started));
+                }
                 Err(rejection)
             }
         }
@@ -124,8 +129,10 @@ impl Receiver {
             .await
             .map_err(|error| Rejection::for_request(error, headers))?;
         let span = tracing::Span::current();
-        span.record("webhook.type", accepted.delivery.event.event_type.as_str());
-        span.record("webhook.timestamp", accepted.delivery.webhook_timestamp);
+        if !span.is_disabled() {
+            span.record("webhook.type", accepted.delivery.event.event_type.as_str());
+            span.record("webhook.timestamp", accepted.delivery.webhook_timestamp);
+        }
         tracing::debug!(
             payload = %String::from_utf8_lossy(&accepted.delivery.raw_body),
             "webhook payload"
