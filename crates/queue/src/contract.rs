@@ -568,6 +568,24 @@ impl QueueContract {
     }
 }
 
+/// A small stored `producersync.updates_available` delivery with this `webhook-id`, for engine
+/// tests outside the contract.
+///
+/// ```
+/// let delivery = agentsync_webhooks_queue::contract::sample_delivery("msg_1");
+/// assert_eq!(delivery.webhook_id, "msg_1");
+/// ```
+pub fn sample_delivery(webhook_id: &str) -> ReceivedDelivery {
+    ReceivedDelivery {
+        webhook_id: webhook_id.into(),
+        event_type: "producersync.updates_available".into(),
+        webhook_timestamp: 1_700_000_000,
+        signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=".into(),
+        received_at_ms: 1_700_000_000_123,
+        body: Bytes::from_static(b"{\"type\":\"producersync.updates_available\"}"),
+    }
+}
+
 /// A small delivery for `case`, named `name`.
 fn delivery(case: &str, name: &str) -> ReceivedDelivery {
     ReceivedDelivery {

@@ -12,8 +12,9 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use agentsync_webhooks_queue::contract::sample_delivery as delivery;
 use agentsync_webhooks_queue::{
-    Backend, Enqueued, Queue, ReceivedDelivery, StoreErrorKind,
+    Backend, Enqueued, Queue, StoreErrorKind,
     contract::QueueContract,
     postgres::{PostgresBackend, PostgresOptions},
 };
@@ -98,17 +99,6 @@ async fn contract(case: &'static str) -> Option<QueueContract> {
 }
 
 agentsync_webhooks_queue::queue_contract_tests!(contract);
-
-fn delivery(id: &str) -> ReceivedDelivery {
-    ReceivedDelivery {
-        webhook_id: id.into(),
-        event_type: "producersync.updates_available".into(),
-        webhook_timestamp: 1_700_000_000,
-        signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=".into(),
-        received_at_ms: 1_700_000_000_123,
-        body: bytes::Bytes::from_static(b"{\"type\":\"producersync.updates_available\"}"),
-    }
-}
 
 /// An address where nothing listens.
 fn closed_port_url() -> String {

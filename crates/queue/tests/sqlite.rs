@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use agentsync_webhooks_queue::contract::sample_delivery as delivery;
 use agentsync_webhooks_queue::{
-    Backend, Enqueued, Queue, ReceivedDelivery,
+    Backend, Enqueued, Queue,
     contract::QueueContract,
     sqlite::{SqliteBackend, SqliteOptions},
 };
@@ -19,17 +20,6 @@ async fn contract(case: &'static str) -> Option<QueueContract> {
 }
 
 agentsync_webhooks_queue::queue_contract_tests!(contract);
-
-fn delivery(id: &str) -> ReceivedDelivery {
-    ReceivedDelivery {
-        webhook_id: id.into(),
-        event_type: "producersync.updates_available".into(),
-        webhook_timestamp: 1_700_000_000,
-        signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=".into(),
-        received_at_ms: 1_700_000_000_123,
-        body: bytes::Bytes::from_static(b"{\"type\":\"producersync.updates_available\"}"),
-    }
-}
 
 #[tokio::test]
 async fn a_stored_delivery_survives_closing_and_reopening_the_file() {
