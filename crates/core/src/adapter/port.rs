@@ -84,7 +84,12 @@ impl Receiver {
                     span,
                     started,
                     budget: self.answer_budget(),
-                    webhook_id: accepted.delivery.webhook_id.clone(),
+                    // Only the late-answer warning reads it: no copy when nothing listens.
+                    webhook_id: if tracing::enabled!(tracing::Level::WARN) {
+                        accepted.delivery.webhook_id.clone()
+                    } else {
+                        String::new()
+                    },
                     event_type: known.map_or("unknown", EventType::as_str),
                 });
                 Ok(accepted)
