@@ -3,7 +3,10 @@
 use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
-use agentsync_webhooks_core::{Delivery, EventData, EventPayload, adapter::Rejection};
+use agentsync_webhooks_core::{
+    Delivery, EventData, EventPayload,
+    adapter::{self, Rejection},
+};
 
 use crate::WebhookRejection;
 
@@ -74,12 +77,10 @@ impl<D: EventPayload + 'static> FromRequest for Webhook<D> {
         let Some(stored) = req.extensions_mut().remove::<Delivery>() else {
             return ready(Err(Rejection::misconfigured(MISCONFIGURED).into()));
         };
-        let webhook_id = stored.webhook_id.clone();
         ready(
-            stored
-                .into_payload()
+            adapter::into_payload(stored)
                 .map(|delivery| Self { delivery })
-                .map_err(|error| Rejection::new(error, Some(&webhook_id)).into()),
+                .map_err(Into::into),
         )
     }
 }

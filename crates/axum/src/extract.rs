@@ -1,6 +1,9 @@
 //! The `Webhook` extractor.
 
-use agentsync_webhooks_core::{Delivery, EventData, EventPayload, adapter::Rejection};
+use agentsync_webhooks_core::{
+    Delivery, EventData, EventPayload,
+    adapter::{self, Rejection},
+};
 use agentsync_webhooks_tower::VerifiedDelivery;
 use axum_core::extract::FromRequestParts;
 use http::request::Parts;
@@ -67,11 +70,8 @@ where
         let Some(verified) = parts.extensions.remove::<VerifiedDelivery>() else {
             return Err(Rejection::misconfigured(MISCONFIGURED).into());
         };
-        let delivery = verified.into_delivery();
-        let webhook_id = delivery.webhook_id.clone();
-        delivery
-            .into_payload()
+        adapter::into_payload(verified.into_delivery())
             .map(|delivery| Self { delivery })
-            .map_err(|error| Rejection::new(error, Some(&webhook_id)).into())
+            .map_err(Into::into)
     }
 }

@@ -60,6 +60,14 @@ impl Delivery<EventData> {
     /// handler its own type: the delivery itself, moved, when `D` is `EventData`; otherwise
     /// `data` parsed again from the raw body.
     pub fn into_payload<D: EventPayload + 'static>(self) -> Result<Delivery<D>, WebhookError> {
+        self.try_into_payload().map_err(|(error, _)| error)
+    }
+
+    /// [`into_payload`](Self::into_payload), giving back the delivery's id (moved, not
+    /// copied) with the error.
+    pub(crate) fn try_into_payload<D: EventPayload + 'static>(
+        self,
+    ) -> Result<Delivery<D>, (WebhookError, Option<String>)> {
         let mut slot = Some(self);
         if let Some(same) = (&mut slot as &mut dyn Any)
             .downcast_mut::<Option<Delivery<D>>>()
@@ -68,14 +76,15 @@ impl Delivery<EventData> {
             return Ok(same);
         }
         // `D` is another type, so the slot still holds the delivery.
-        slot.as_ref().map_or_else(
-            || {
-                Err(WebhookError::BodyRead(
-                    "the delivery was already taken".into(),
-                ))
-            },
-            Delivery::reparse,
-        )
+        match slot {
+            Some(delivery) => delivery
+                .reparse()
+                .map_err(|error| (error, Some(delivery.webhook_id))),
+            None => Err((
+                WebhookError::BodyRead("the delivery was already taken".into()),
+                None,
+            )),
+        }
     }
 
     /// [`into_payload`](Self::into_payload) for a shared delivery: a clone when `D` is

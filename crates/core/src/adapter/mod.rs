@@ -21,6 +21,7 @@
 #[cfg(feature = "receive")]
 mod body;
 pub mod metrics;
+mod observe;
 #[cfg(feature = "receive")]
 mod port;
 mod rejection;
@@ -29,11 +30,42 @@ pub use bytes::Bytes;
 
 #[cfg(feature = "receive")]
 pub(crate) use self::body::BodyCollector;
+pub use self::observe::InSpan;
+pub(crate) use self::observe::{Observed, late_answer};
 #[cfg(feature = "receive")]
 pub use self::port::{FullBody, full_body};
 pub use self::rejection::{ErrorBody, Rejection};
 use crate::{Delivery, idempotency::ClaimGuard};
 pub use crate::{receiver_config, webhook_accessors, webhook_rejection};
+
+/// The delivery an adapter's layer verified as [`EventData`](crate::EventData), with `data` as
+/// the handler's `D`: moved when `D` is `EventData`, parsed again otherwise, and on failure the
+/// 400 that names the delivery (its id is only read then, never copied).
+///
+/// ```
+/// use agentsync_webhooks_core::{Delivery, EventData, EventType, Signer, Verifier, adapter};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// let request = Signer::new(secret)?.example(EventType::ProducerSyncUpdatesAvailable);
+/// let headers = request.headers.to_pairs();
+/// let verified = Verifier::new(secret)?.verify(&headers, &request.body)?;
+/// let delivery: Delivery = Delivery::parse(verified.id, verified.timestamp, request.body.into())?;
+/// let same: Delivery<EventData> = adapter::into_payload(delivery)?;
+/// assert_eq!(same.event.event_type, "producersync.updates_available");
+/// # Ok(()) }
+/// ```
+#[expect(
+    clippy::result_large_err,
+    reason = "the extractors return this `Rejection` as it is; boxing it would allocate per refusal"
+)]
+pub fn into_payload<D: crate::EventPayload + 'static>(
+    delivery: Delivery,
+) -> Result<Delivery<D>, Rejection> {
+    delivery
+        .try_into_payload()
+        .map_err(|(error, webhook_id)| Rejection::new(error, webhook_id.as_deref()))
+}
 
 /// The default body limit: 1 MiB, above the largest payload a Standard Webhooks sender sends.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -62,21 +94,6 @@ pub struct Completion {
     observed: Option<Observed>,
 }
 
-/// What the port knows of a delivery it accepted, to log its receipt once it is answered.
-#[derive(Debug)]
-pub(crate) struct Observed {
-    /// The delivery's span (`webhook.id`, `webhook.type`, ...).
-    pub(crate) span: tracing::Span,
-    /// When the port started on it.
-    pub(crate) started: std::time::Instant,
-    /// How long an answer may take before it is worth a warning.
-    pub(crate) budget: std::time::Duration,
-    /// For the warning.
-    pub(crate) webhook_id: String,
-    /// The documented type, or `unknown`: a bounded label.
-    pub(crate) event_type: &'static str,
-}
-
 impl Completion {
     pub(crate) fn claimed(claim: Option<ClaimGuard>) -> Self {
         Self {
@@ -98,12 +115,18 @@ impl Completion {
     /// duplicates are then answered 200 without running the handler), anything else releases it
     /// so that the sender's retry runs the handler again. Store failures are logged, not
     /// returned: the response is already decided.
-    pub async fn finish(self, status: u16) {
+    ///
+    /// The receipt is logged and counted when this is called; the future only writes to the
+    /// idempotency store, and holds nothing else.
+    pub fn finish(self, status: u16) -> impl std::future::Future<Output = ()> + Send {
         if let Some(observed) = &self.observed {
             observed.answered(status, self.stored);
         }
-        if let Some(claim) = self.claim {
-            claim.finish(status).await;
+        let claim = self.claim;
+        async move {
+            if let Some(claim) = claim {
+                claim.finish(status).await;
+            }
         }
     }
 
@@ -114,15 +137,13 @@ impl Completion {
     pub fn span(&self) -> tracing::Span {
         self.observed
             .as_ref()
-            .map_or_else(tracing::Span::none, |observed| observed.span.clone())
+            .and_then(Observed::span)
+            .map_or_else(tracing::Span::none, tracing::Span::clone)
     }
 
     /// `future` (the handler) run inside the delivery's [`span`](Self::span).
-    pub fn in_span<F: std::future::Future>(
-        &self,
-        future: F,
-    ) -> tracing::instrument::Instrumented<F> {
-        tracing::Instrument::instrument(future, self.span())
+    pub fn in_span<F: std::future::Future>(&self, future: F) -> InSpan<'_, F> {
+        InSpan::new(self.observed.as_ref().and_then(Observed::span), future)
     }
 
     #[cfg(feature = "receive")]
@@ -351,52 +372,4 @@ macro_rules! webhook_rejection {
             }
         }
     };
-}
-
-impl Observed {
-    /// Logs the receipt (every accepted delivery, at info) and, for a handler that answered
-    /// within the request, a warning once it used more than the budget of the sender's 5 s.
-    fn answered(&self, status: u16, stored: bool) {
-        let elapsed = self.started.elapsed();
-        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-        if !self.span.is_disabled() {
-            self.span.record("http.response.status_code", status);
-            self.span.record("elapsed_ms", elapsed_ms);
-        }
-        tracing::info!(parent: &self.span, status, elapsed_ms, stored, "webhook receipt");
-        metrics::delivery("accepted");
-        metrics::handler(self.event_type, (200..300).contains(&status), elapsed);
-        if !stored {
-            late_answer(
-                &self.span,
-                &self.webhook_id,
-                self.event_type,
-                elapsed,
-                self.budget,
-            );
-        }
-    }
-}
-
-/// Warns when a handler that answered within the request used more than `budget` of the
-/// sender's 5 s, naming the delivery and the fix.
-pub(crate) fn late_answer(
-    span: &tracing::Span,
-    webhook_id: &str,
-    event_type: &str,
-    elapsed: std::time::Duration,
-    budget: std::time::Duration,
-) {
-    if elapsed <= budget {
-        return;
-    }
-    metrics::late_answer(event_type);
-    tracing::warn!(
-        parent: span,
-        webhook_id,
-        event_type,
-        elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-        budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
-        "the handler answered late for a sender that waits 5 s: move the work to the durable handoff (with_handoff) and answer at once"
-    );
 }

@@ -13,20 +13,23 @@ use bytes::{Buf, Bytes};
 use futures_core::Stream;
 
 use super::{Accepted, BodyCollector, Rejection};
-use tracing::Instrument as _;
 
-use super::Observed;
+use super::{
+    InSpan, Observed,
+    observe::{delivery_span, in_scope},
+};
 use crate::{
     EventPayload, EventRouter, EventType, HeaderLookup, Receiver, WebhookError,
-    headers::{content_length, id_for_log},
+    headers::content_length,
 };
 
 impl Receiver {
     /// The port: reads the body within the limit and the body-read deadline, then verifies,
     /// claims or stores, and parses it; every refusal comes back as a logged [`Rejection`].
     ///
-    /// `size_hint` is the body's exact size when the framework knows it without a
-    /// `Content-Length` header (the header, when present, wins). A declared size over the limit
+    /// `size_hint` is the body's exact size when the framework knows it (hyper does, from the
+    /// `Content-Length` it checked); without one the `Content-Length` header is read here. A
+    /// declared size over the limit
     /// is refused before a byte is read; a stream that grows past it is refused at the chunk
     /// that crosses it; a body still arriving after
     /// [`body_read_timeout`](Receiver::body_read_timeout) is refused with 408.
@@ -60,104 +63,92 @@ impl Receiver {
         C: Buf,
         E: Display,
     {
-        let span = tracing::info_span!(
-            "webhook",
-            webhook.id = id_for_log(headers),
-            "webhook.type" = tracing::field::Empty,
-            webhook.timestamp = tracing::field::Empty,
-            http.response.status_code = tracing::field::Empty,
-            "error.type" = tracing::field::Empty,
-            elapsed_ms = tracing::field::Empty,
-        );
+        // One `async fn` for every step. The span is entered where the port logs (refusals)
+        // and around the inline router's handlers; reading, verifying and claiming run outside
+        // it (the stores' own warnings name the webhook-id), because a level of `async fn` or an
+        // `Instrumented` wrapper around them copies the whole `Accepted`, or the whole future,
+        // once more per delivery.
+        let span = delivery_span(headers);
+        let span = span.as_ref();
         let started = Instant::now();
-        let steps = self.receive_in_span::<D, C, E>(headers, size_hint, body, started);
-        // No subscriber wants the span: skip entering and leaving it on every poll.
-        let answered = if span.is_disabled() {
-            steps.await
-        } else {
-            steps.instrument(span.clone()).await
+        let refused = |error| {
+            let rejection = in_scope(span, || Rejection::for_request(error, headers));
+            answered(span, started, rejection)
         };
-        match answered {
-            Ok(mut accepted) => {
-                let known = accepted.delivery.event.known_type();
-                accepted.completion.observe(Observed {
-                    span,
-                    started,
-                    budget: self.answer_budget(),
-                    // Only the late-answer warning reads it: no copy when nothing listens.
-                    webhook_id: if tracing::enabled!(tracing::Level::WARN) {
-                        accepted.delivery.webhook_id.clone()
-                    } else {
-                        String::new()
-                    },
-                    event_type: known.map_or("unknown", EventType::as_str),
-                });
-                Ok(accepted)
-            }
-            Err(rejection) => {
-                super::metrics::delivery(rejection.code());
-                if !span.is_disabled() {
-                    span.record("http.response.status_code", rejection.status());
-                    span.record("error.type", rejection.code());
-                    span.record("elapsed_ms", elapsed_ms(started));
-                }
-                Err(rejection)
-            }
-        }
-    }
-
-    /// The port's steps, inside the delivery's span.
-    async fn receive_in_span<D, C, E>(
-        &self,
-        headers: &(impl HeaderLookup + ?Sized),
-        size_hint: Option<u64>,
-        body: impl Stream<Item = Result<C, E>>,
-        started: Instant,
-    ) -> Result<Accepted<D>, Rejection>
-    where
-        D: EventPayload,
-        C: Buf,
-        E: Display,
-    {
         let accepted = async {
-            let declared = content_length(headers).or(size_hint);
-            let collector = BodyCollector::new(declared, self.body_limit())?;
-            let timeout = self.body_read_timeout();
-            let body = tokio::time::timeout(timeout, collect(collector, body))
-                .await
-                .map_err(|_elapsed| WebhookError::BodyReadTimeout {
-                    timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-                })??;
+            let body = self.read_body(headers, size_hint, body).await?;
             self.accept::<D>(headers, body).await
         };
-        let accepted = accepted
-            .await
-            .map_err(|error| Rejection::for_request(error, headers))?;
-        let span = tracing::Span::current();
-        if !span.is_disabled() {
+        let mut accepted = match accepted.await {
+            Ok(accepted) => accepted,
+            Err(error) => return Err(refused(error)),
+        };
+        let event_type = accepted.delivery.event.known_type();
+        if let Some(span) = span {
             span.record("webhook.type", accepted.delivery.event.event_type.as_str());
             span.record("webhook.timestamp", accepted.delivery.webhook_timestamp);
         }
         tracing::debug!(
+            parent: span.and_then(tracing::Span::id),
             payload = %String::from_utf8_lossy(&accepted.delivery.raw_body),
             "webhook payload"
         );
-        match self.router() {
-            Some(router) if !accepted.completion.is_stored() => {
-                let budget = (started, self.answer_budget());
-                Err(route(router, accepted, budget).await)
-            }
-            _ => Ok(accepted),
+        let budget = self.answer_budget();
+        if let Some(router) = self.router()
+            && !accepted.completion.is_stored()
+        {
+            let routed = route(router, accepted, (started, budget, event_type), span);
+            let answer = InSpan::new(span, routed).await;
+            return Err(answered(span, started, answer));
         }
+        accepted.completion.observe(Observed::new(
+            span,
+            &accepted.delivery.webhook_id,
+            started,
+            budget,
+            event_type,
+        ));
+        Ok(accepted)
+    }
+
+    /// Reads the body within the limit and the body-read deadline.
+    async fn read_body<C: Buf, E: Display>(
+        &self,
+        headers: &(impl HeaderLookup + ?Sized),
+        size_hint: Option<u64>,
+        body: impl Stream<Item = Result<C, E>>,
+    ) -> Result<Bytes, WebhookError> {
+        // The framework's exact size first: it is free, where the header is a lookup and a parse.
+        let declared = size_hint.or_else(|| content_length(headers));
+        let collector = BodyCollector::new(declared, self.body_limit())?;
+        let timeout = self.body_read_timeout();
+        tokio::time::timeout(timeout, collect(collector, body))
+            .await
+            .map_err(|_elapsed| WebhookError::BodyReadTimeout {
+                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            })?
     }
 }
 
+/// Counts and records an answer the port gives itself (a refusal, or the inline router's).
+fn answered(span: Option<&tracing::Span>, started: Instant, answer: Rejection) -> Rejection {
+    super::metrics::delivery(answer.code());
+    if let Some(span) = span {
+        span.record("http.response.status_code", answer.status());
+        span.record("error.type", answer.code());
+        span.record("elapsed_ms", elapsed_ms(started));
+    }
+    answer
+}
+
 /// Runs the inline router on an accepted delivery, reports its status, and answers with it.
-/// `budget` is when the port started and how long the handler may take before a warning.
+/// `budget` is when the port started, how long the handler may take before a warning, and the
+/// event's documented type.
 async fn route<D>(
     router: &EventRouter,
     accepted: Accepted<D>,
-    (started, budget): (Instant, std::time::Duration),
+    (started, budget, event_type): (Instant, std::time::Duration, Option<EventType>),
+    span: Option<&tracing::Span>,
 ) -> Rejection {
     let Accepted {
         delivery,
@@ -170,17 +161,15 @@ async fn route<D>(
         delivery.webhook_timestamp,
         delivery.raw_body,
     );
-    let event_type = delivery
-        .event
-        .known_type()
-        .map_or("unknown", EventType::as_str);
     drop(delivery.event);
     let answer = Rejection::routed(
         router.dispatch_raw(&webhook_id, timestamp, body).await,
         &webhook_id,
     );
-    let span = tracing::Span::current();
-    super::late_answer(&span, &webhook_id, event_type, started.elapsed(), budget);
+    let elapsed = started.elapsed();
+    super::metrics::handler(event_type, (200..300).contains(&answer.status()), elapsed);
+    let parent = span.and_then(tracing::Span::id);
+    super::late_answer(parent, &webhook_id, event_type, elapsed, budget);
     completion.finish(answer.status()).await;
     answer
 }
