@@ -8,6 +8,10 @@
 # Under valgrind, sha2 sees no SHA extensions and runs its portable code, so the count of
 # `sha2::sha256::soft::*` is reported apart: on hardware with SHA-NI it is a few hundred
 # instructions, not the ~17,000 shown. Needs valgrind (Debian package valgrind).
+#
+# The servers run one tokio worker thread (TOKIO_WORKER_THREADS=1): with two, the same binary
+# gave counts up to 260 apart from run to run (allocator and scheduling paths), with one they
+# stay within a few dozen. Other variables pass through, e.g. METRICS=prometheus for bench_axum.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +40,7 @@ for fw in "${frameworks[@]}"; do
   for mode in "${modes[@]}"; do
     port=$((port + 1))
     out=$tmp/$fw.$mode
-    MODE=$mode PORT=$port WORKERS=1 valgrind --tool=callgrind --compress-strings=no \
+    MODE=$mode PORT=$port WORKERS=1 TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --compress-strings=no \
       --compress-pos=no --callgrind-out-file="$out" "$bin/examples/bench_$fw" >/dev/null 2>&1 &
     server=$!
     for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

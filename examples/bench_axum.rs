@@ -17,6 +17,10 @@
 //! `MODE=floor`: `bare` plus `Verifier::verify` on the headers and body, which is the least any
 //! verifying receiver adds to `bare`.
 //!
+//! `METRICS=prometheus` installs the Prometheus exporter's recorder (no scrape endpoint) before
+//! serving, to measure what recording the metrics costs per delivery; without it no recorder is
+//! installed and the `metrics` calls go nowhere.
+//!
 //! The durable handoff (`benches/handoff.sh`), both answering 202 from the `Webhook` extractor:
 //! `MODE=memory` is the layer with `MemoryStore` idempotency (the baseline), `MODE=handoff` the
 //! layer writing every delivery to the queue `AGENTSYNC_QUEUE_URL` names (unset: the SQLite file
@@ -85,6 +89,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Err(_) => 3000,
     };
     let mode = std::env::var("MODE").unwrap_or_else(|_| "layer".into());
+    // Kept alive for the process; nothing scrapes it.
+    let _prometheus = match std::env::var("METRICS").as_deref() {
+        Ok("prometheus") => {
+            Some(metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?)
+        }
+        Ok(other) => return Err(format!("METRICS={other:?}: use METRICS=prometheus").into()),
+        Err(_) => None,
+    };
     let app = match mode.as_str() {
         "layer" => Router::new()
             .route("/webhooks/psapi", post(verified))
