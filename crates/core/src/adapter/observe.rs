@@ -52,7 +52,9 @@ impl Observed {
         budget: Duration,
         event_type: Option<EventType>,
     ) -> Self {
-        let warned = tracing::enabled!(tracing::Level::WARN);
+        // The global level first: one load, where `enabled!` asks the callsite's interest.
+        let warned = tracing::level_filters::LevelFilter::current() >= tracing::Level::WARN
+            && tracing::enabled!(tracing::Level::WARN);
         let traced = (warned || span.is_some()).then(|| {
             Box::new(Traced {
                 span: span.cloned().unwrap_or_else(Span::none),
