@@ -10,8 +10,11 @@
 # instructions, not the ~17,000 shown. Needs valgrind (Debian package valgrind).
 #
 # The servers run one tokio worker thread (TOKIO_WORKER_THREADS=1): with two, the same binary
-# gave counts up to 260 apart from run to run (allocator and scheduling paths), with one they
-# stay within a few dozen. Other variables pass through, e.g. METRICS=prometheus for bench_axum.
+# gave counts up to 260 apart from run to run. CONCURRENCY (default 8) is the sender's: at 8,
+# the order in which connections allocate still moves glibc's malloc between its thread cache
+# and its slow path, by up to about 300 a delivery from one build to the next; CONCURRENCY=1
+# repeats within about 50, the better setting to compare two builds. Other variables pass
+# through, e.g. METRICS=prometheus for bench_axum.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,7 +49,7 @@ for fw in "${frameworks[@]}"; do
     for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
     send() {
       "$cli" send --url "http://127.0.0.1:$port/webhooks/psapi" \
-        --event producersync.updates_available --count "$1" --concurrency 8 >"$tmp/send" 2>&1 \
+        --event producersync.updates_available --count "$1" --concurrency "${CONCURRENCY:-8}" >"$tmp/send" 2>&1 \
         || { echo "$fw $mode: deliveries failed: $(cat "$tmp/send")" >&2; exit 1; }
     }
     send 500                                # warm-up, then count only what follows

@@ -89,11 +89,16 @@ impl HeaderLookup for http::HeaderMap {
 /// The declared `Content-Length`, when there is a readable one (a missing or unreadable one
 /// leaves the streamed limit in charge).
 pub fn content_length(headers: &(impl HeaderLookup + ?Sized)) -> Option<u64> {
-    std::str::from_utf8(headers.header("content-length")?)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    // Digits read straight from the bytes: `from_utf8`, `trim` and `str::parse` cost several
+    // times as much, on every request of a framework that gives no exact size.
+    let digits = headers.header("content-length")?.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0_u64, |length, &byte| {
+        let digit = byte.checked_sub(b'0').filter(|digit| *digit <= 9)?;
+        length.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// The `webhook-id` (or `svix-id`) of a request, for log lines, when it is printable and not
@@ -155,6 +160,17 @@ mod tests {
         assert_eq!(content_length(&[("content-length", "4x")]), None);
         assert_eq!(content_length(&[("content-length", "-1")]), None);
         assert_eq!(content_length(&[("x", "1")]), None);
+        assert_eq!(content_length(&[("content-length", "+1")]), None);
+        assert_eq!(content_length(&[("content-length", " ")]), None);
+        assert_eq!(content_length(&[("content-length", "0")]), Some(0));
+        assert_eq!(
+            content_length(&[("content-length", "18446744073709551615")]),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            content_length(&[("content-length", "18446744073709551616")]),
+            None
+        );
     }
 
     #[test]
