@@ -23,15 +23,30 @@ pub(crate) fn delivery(outcome: &'static str) {
     let _ = outcome;
 }
 
-/// Counts one delivery handed to its handler: `delivery("accepted")` without the match.
-pub(crate) fn accepted() {
+/// Counts one delivery handed to its handler, and records the handler's answer: `accepted` and
+/// [`handler`] through one lookup of the recorder.
+pub(crate) fn answered(
+    event_type: Option<crate::EventType>,
+    ok: bool,
+    elapsed: std::time::Duration,
+) {
     #[cfg(feature = "metrics")]
     {
         static LABELS: [metrics::Label; 1] =
             [metrics::Label::from_static_parts("outcome", "accepted")];
-        static KEY: metrics::Key = metrics::Key::from_static_parts(DELIVERIES_TOTAL, &LABELS);
-        keys::counter(&KEY).increment(1);
+        static ACCEPTED: metrics::Key = metrics::Key::from_static_parts(DELIVERIES_TOTAL, &LABELS);
+        let duration = &keys::per_type().handler[keys::index(event_type)][usize::from(!ok)];
+        metrics::with_recorder(|recorder| {
+            recorder
+                .register_counter(&ACCEPTED, &keys::METADATA)
+                .increment(1);
+            recorder
+                .register_histogram(duration, &keys::METADATA)
+                .record(elapsed.as_secs_f64());
+        });
     }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (event_type, ok, elapsed);
 }
 
 /// Records a handler's answer for an event of type `event_type` (`None`: not documented).
@@ -69,7 +84,7 @@ mod keys {
     use super::{DELIVERIES_TOTAL, HANDLER_DURATION_SECONDS, LATE_ANSWERS_TOTAL};
     use crate::EventType;
 
-    static METADATA: Metadata<'static> =
+    pub(super) static METADATA: Metadata<'static> =
         Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
     pub(super) fn counter(key: &Key) -> Counter {

@@ -98,8 +98,7 @@ impl Observed {
             stored,
             "webhook receipt"
         );
-        metrics::accepted();
-        metrics::handler(self.event_type, (200..300).contains(&status), elapsed);
+        metrics::answered(self.event_type, (200..300).contains(&status), elapsed);
         if !stored {
             let webhook_id = self.traced.as_ref().map_or("", |t| &t.webhook_id);
             let budget = Duration::from_millis(self.budget_ms.into());
