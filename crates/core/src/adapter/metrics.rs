@@ -16,6 +16,7 @@ pub const HANDLER_DURATION_SECONDS: &str = "agentsync_webhooks_handler_duration_
 pub const LATE_ANSWERS_TOTAL: &str = "agentsync_webhooks_late_answers_total";
 
 /// Counts one delivery with `outcome`.
+#[cfg(feature = "receive")]
 pub(crate) fn delivery(outcome: &'static str) {
     #[cfg(feature = "metrics")]
     keys::counter(&keys::outcome(outcome)).increment(1);
@@ -50,6 +51,7 @@ pub(crate) fn answered(
 }
 
 /// Records a handler's answer for an event of type `event_type` (`None`: not documented).
+#[cfg(feature = "receive")]
 pub(crate) fn handler(
     event_type: Option<crate::EventType>,
     ok: bool,
@@ -77,11 +79,17 @@ pub(crate) fn event_type_label(event_type: Option<crate::EventType>) -> &'static
 
 #[cfg(feature = "metrics")]
 mod keys {
-    use std::{borrow::Cow, sync::OnceLock};
+    #[cfg(feature = "receive")]
+    use std::borrow::Cow;
+    use std::sync::OnceLock;
 
-    use metrics::{Counter, Histogram, Key, Label, Level, Metadata};
+    #[cfg(feature = "receive")]
+    use metrics::Histogram;
+    use metrics::{Counter, Key, Label, Level, Metadata};
 
-    use super::{DELIVERIES_TOTAL, HANDLER_DURATION_SECONDS, LATE_ANSWERS_TOTAL};
+    #[cfg(feature = "receive")]
+    use super::DELIVERIES_TOTAL;
+    use super::{HANDLER_DURATION_SECONDS, LATE_ANSWERS_TOTAL};
     use crate::EventType;
 
     pub(super) static METADATA: Metadata<'static> =
@@ -91,12 +99,14 @@ mod keys {
         metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA))
     }
 
+    #[cfg(feature = "receive")]
     pub(super) fn histogram(key: &Key) -> Histogram {
         metrics::with_recorder(|recorder| recorder.register_histogram(key, &METADATA))
     }
 
     /// The key of `outcome`: a static one for every outcome the port knows, built on the spot
     /// for any other (a code added without a line here still counts).
+    #[cfg(feature = "receive")]
     pub(super) fn outcome(outcome: &'static str) -> Cow<'static, Key> {
         macro_rules! known {
             ($($known:literal),+ $(,)?) => {

@@ -31,7 +31,9 @@ pub use bytes::Bytes;
 #[cfg(feature = "receive")]
 pub(crate) use self::body::BodyCollector;
 pub use self::observe::InSpan;
-pub(crate) use self::observe::{Observed, late_answer};
+pub(crate) use self::observe::Observed;
+#[cfg(feature = "receive")]
+pub(crate) use self::observe::late_answer;
 #[cfg(feature = "receive")]
 pub use self::port::{FullBody, full_body};
 pub use self::rejection::{ErrorBody, Rejection};

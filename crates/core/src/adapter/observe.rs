@@ -14,7 +14,9 @@ use std::{
 use tracing::Span;
 
 use super::metrics;
-use crate::{EventType, HeaderLookup, headers::id_for_log};
+use crate::EventType;
+#[cfg(feature = "receive")]
+use crate::{HeaderLookup, headers::id_for_log};
 
 /// What the port knows of a delivery it accepted, to log its receipt once it is answered.
 ///
