@@ -12,10 +12,8 @@ use std::{
 use bytes::{Buf, Bytes};
 use futures_core::Stream;
 
-use super::{Accepted, BodyCollector, Rejection};
-
 use super::{
-    InSpan, Observed,
+    Accepted, BodyCollector, InSpan, Observed, Rejection,
     observe::{delivery_span, in_scope},
 };
 use crate::{
@@ -29,9 +27,8 @@ impl Receiver {
     ///
     /// `size_hint` is the body's exact size when the framework knows it (hyper does, from the
     /// `Content-Length` it checked); without one the `Content-Length` header is read here. A
-    /// declared size over the limit
-    /// is refused before a byte is read; a stream that grows past it is refused at the chunk
-    /// that crosses it; a body still arriving after
+    /// declared size over the limit is refused before a byte is read; a stream that grows past
+    /// it is refused at the chunk that crosses it; a body still arriving after
     /// [`body_read_timeout`](Receiver::body_read_timeout) is refused with 408.
     ///
     /// ```
@@ -130,12 +127,15 @@ impl Receiver {
     }
 }
 
-/// Counts and records an answer the port gives itself (a refusal, or the inline router's).
+/// Counts and records an answer the port gives itself (a refusal, a duplicate, or the inline
+/// router's); `error.type` only for an error status, as OpenTelemetry means it.
 fn answered(span: Option<&tracing::Span>, started: Instant, answer: Rejection) -> Rejection {
     super::metrics::delivery(answer.code());
     if let Some(span) = span {
         span.record("http.response.status_code", answer.status());
-        span.record("error.type", answer.code());
+        if answer.status() >= 400 {
+            span.record("error.type", answer.code());
+        }
         span.record("elapsed_ms", elapsed_ms(started));
     }
     answer
