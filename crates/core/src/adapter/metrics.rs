@@ -33,13 +33,10 @@ pub(crate) fn answered(
 ) {
     #[cfg(feature = "metrics")]
     {
-        static LABELS: [metrics::Label; 1] =
-            [metrics::Label::from_static_parts("outcome", "accepted")];
-        static ACCEPTED: metrics::Key = metrics::Key::from_static_parts(DELIVERIES_TOTAL, &LABELS);
         let duration = &keys::per_type().handler[keys::index(event_type)][usize::from(!ok)];
         metrics::with_recorder(|recorder| {
             recorder
-                .register_counter(&ACCEPTED, &keys::METADATA)
+                .register_counter(&keys::ACCEPTED, &keys::METADATA)
                 .increment(1);
             recorder
                 .register_histogram(duration, &keys::METADATA)
@@ -92,6 +89,11 @@ mod keys {
     use super::{HANDLER_DURATION_SECONDS, LATE_ANSWERS_TOTAL};
     use crate::EventType;
 
+    static ACCEPTED_LABELS: [Label; 1] = [Label::from_static_parts("outcome", "accepted")];
+    /// `deliveries_total{outcome="accepted"}`, counted by [`answered`](super::answered).
+    pub(super) static ACCEPTED: Key =
+        Key::from_static_parts(super::DELIVERIES_TOTAL, &ACCEPTED_LABELS);
+
     pub(super) static METADATA: Metadata<'static> =
         Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
@@ -123,8 +125,8 @@ mod keys {
                 }
             };
         }
+        // `accepted` is counted by `answered`, with `ACCEPTED`.
         known!(
-            "accepted",
             "duplicate",
             "in_flight",
             "processed",
