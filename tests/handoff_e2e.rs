@@ -83,33 +83,45 @@ fn ids(deliveries: &[SignedDelivery]) -> Vec<String> {
 /// SQLite file; the receiver restarted on the same file (workers on) processes every one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_receiver_killed_after_2xx_processes_every_delivery_once_restarted() {
-    let dir = TempDir::new("sqlite-kill");
-    let sqlite = Settings {
-        queue_url: String::new(),
+    killed_after_2xx_the_next_receiver_processes_every_delivery("", "sqlite-kill").await;
+}
+
+/// `kill -9` right after the 2xx of a batch, workers off; then the next receiver on the same
+/// queue, workers on, processes every one, once, and answers the sender's late retry as a
+/// duplicate. `queue_url` empty: the SQLite file in the working directory, and the next
+/// receiver is the first one restarted; Redis or PostgreSQL: another instance, started after
+/// the kill.
+async fn killed_after_2xx_the_next_receiver_processes_every_delivery(queue_url: &str, name: &str) {
+    let dir = TempDir::new(name);
+    let first = Settings {
+        queue_url: queue_url.to_owned(),
         workers: 0,
         pull_delay_ms: 20,
     };
-    let first = ReceiverProcess::start("receiver (WORKERS=0)", dir.path(), &sqlite).await;
+    let killed = ReceiverProcess::start("first receiver (WORKERS=0)", dir.path(), &first).await;
     let client = client();
     let batch: Vec<SignedDelivery> = (0..BATCH).map(|_| SignedDelivery::new()).collect();
-    let answers = send_all(&client, &first.url, &batch).await;
+    let answers = send_all(&client, &killed.url, &batch).await;
     assert_all_accepted(&answers, &batch);
     assert!(
-        first.count("webhook processed").is_empty(),
+        killed.count("webhook processed").is_empty(),
         "WORKERS=0 ran nothing"
     );
-    first.kill9();
+    killed.kill9();
 
-    let restarted = Settings {
+    let next = Settings {
         workers: 4,
-        ..sqlite
+        ..first
     };
-    let mut second = ReceiverProcess::start("restarted receiver", dir.path(), &restarted).await;
+    let mut second = ReceiverProcess::start("next receiver", dir.path(), &next).await;
     let ids = ids(&batch);
     second.wait_processed(&ids).await;
-    let queue = Queue::sqlite(dir.path().join("agentsync-webhooks-queue.sqlite3"))
-        .await
-        .unwrap();
+    let queue = if queue_url.is_empty() {
+        Queue::sqlite(dir.path().join("agentsync-webhooks-queue.sqlite3")).await
+    } else {
+        Queue::from_url(queue_url).await
+    }
+    .unwrap();
     assert_drained(&queue).await;
     assert_processed_once(&second, &ids);
     // The queue still knows the ids: the sender's late retry is a duplicate, not a second run.
@@ -119,48 +131,12 @@ async fn sqlite_receiver_killed_after_2xx_processes_every_delivery_once_restarte
     drop(second);
 }
 
-/// `kill -9` right after the 2xx of a batch, workers off; another receiver on the same shared
-/// queue (`queue_url`: Redis or PostgreSQL), workers on, started after the kill, processes every
-/// one, once.
-async fn killed_after_2xx_another_instance_processes_every_delivery(queue_url: &str) {
-    let dir = TempDir::new("shared-kill");
-    let shared = Settings {
-        queue_url: queue_url.to_owned(),
-        workers: 0,
-        pull_delay_ms: 20,
-    };
-    let first = ReceiverProcess::start("receiver A (WORKERS=0)", dir.path(), &shared).await;
-    let client = client();
-    let batch: Vec<SignedDelivery> = (0..BATCH).map(|_| SignedDelivery::new()).collect();
-    let answers = send_all(&client, &first.url, &batch).await;
-    assert_all_accepted(&answers, &batch);
-    assert!(
-        first.count("webhook processed").is_empty(),
-        "WORKERS=0 ran nothing"
-    );
-    first.kill9();
-
-    let other = Settings {
-        workers: 4,
-        ..shared
-    };
-    let mut second = ReceiverProcess::start("receiver B", dir.path(), &other).await;
-    let ids = ids(&batch);
-    second.wait_processed(&ids).await;
-    let queue = Queue::from_url(queue_url).await.unwrap();
-    assert_drained(&queue).await;
-    assert_processed_once(&second, &ids);
-    let retry = send(&client, &second.url, &batch[0]).await;
-    assert!(retry.is_duplicate(), "{retry:?}");
-    drop(second);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_receiver_killed_after_2xx_another_instance_processes_every_delivery() {
     let Some(db) = RedisDb::take("redis_receiver_killed_after_2xx") else {
         return;
     };
-    killed_after_2xx_another_instance_processes_every_delivery(&db.url).await;
+    killed_after_2xx_the_next_receiver_processes_every_delivery(&db.url, "redis-kill").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,7 +144,7 @@ async fn postgres_receiver_killed_after_2xx_another_instance_processes_every_del
     let Some(db) = PostgresDb::take("postgres_receiver_killed_after_2xx").await else {
         return;
     };
-    killed_after_2xx_another_instance_processes_every_delivery(&db.url).await;
+    killed_after_2xx_the_next_receiver_processes_every_delivery(&db.url, "postgres-kill").await;
 }
 
 /// 500 copies of one delivery at once through one receiver: one `202`, 499 duplicates (`200`,
