@@ -17,26 +17,18 @@ use std::{
 };
 
 use agentsync_webhooks_core::handoff::now_ms;
-use agentsync_webhooks_queue::{Backend, Enqueued, ReceivedDelivery};
+use agentsync_webhooks_queue::{Backend, Enqueued};
+
+mod support;
+#[cfg(feature = "redis")]
+use support::redis_url;
+use support::{delivery, env_number, for_each_engine};
 
 /// Concurrent senders in the concurrent enqueue phase.
 const SENDERS: usize = 32;
 /// Concurrent workers in the claim + complete phase, each claiming this many at a time.
 const WORKERS: usize = 10;
 const BATCH: usize = 10;
-
-fn delivery(run: &str, n: usize) -> ReceivedDelivery {
-    ReceivedDelivery {
-        webhook_id: format!("msg_{run}_{n}"),
-        event_type: "producersync.updates_available".into(),
-        webhook_timestamp: 1_700_000_000,
-        signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=".into(),
-        received_at_ms: now_ms(),
-        body: bytes::Bytes::from(format!(
-            r#"{{"id":"msg_{run}_{n}","type":"producersync.updates_available","timestamp":"2026-01-01T00:00:00Z","data":{{"producerId":12345,"updatedSince":"2026-01-01T00:00:00Z"}}}}"#
-        )),
-    }
-}
 
 fn rate(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64()
@@ -127,14 +119,6 @@ async fn measure(name: &str, backend: Arc<dyn Backend>, jobs: usize) {
     );
 }
 
-#[cfg(feature = "redis")]
-fn redis_url() -> String {
-    std::env::var("REDIS_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
-}
-
 /// `(total calls, calls per command)` from `INFO commandstats`.
 #[cfg(feature = "redis")]
 fn redis_command_calls() -> Option<(u64, Vec<(String, u64)>)> {
@@ -162,129 +146,61 @@ fn redis_command_calls() -> Option<(u64, Vec<(String, u64)>)> {
     Some((per_command.iter().map(|(_, n)| n).sum(), per_command))
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let jobs: usize = std::env::var("BENCH_JOBS")
-        .ok()
-        .and_then(|jobs| jobs.parse().ok())
-        .unwrap_or(5_000);
-    let wanted = std::env::var("BENCH_BACKENDS").unwrap_or_default();
-    let wants = |name: &str| wanted.is_empty() || wanted.split(',').any(|w| w == name);
-    println!("{jobs} deliveries per phase, 2 worker threads");
-
-    #[cfg(feature = "sqlite")]
-    for (name, synchronous) in [
-        (
-            "sqlite-full",
-            agentsync_webhooks_queue::sqlite::Synchronous::Full,
-        ),
-        (
-            "sqlite-normal",
-            agentsync_webhooks_queue::sqlite::Synchronous::Normal,
-        ),
-    ] {
-        if !wants(name) {
-            continue;
-        }
-        let dir =
-            std::env::temp_dir().join(format!("agentsync-queue-bench-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join(format!("{name}.sqlite3"));
-        let backend = agentsync_webhooks_queue::sqlite::SqliteBackend::open_with(
-            &path,
-            agentsync_webhooks_queue::sqlite::SqliteOptions::new().synchronous(synchronous),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{name}: {err}"));
-        measure(name, Arc::new(backend), jobs).await;
-        let _ = std::fs::remove_dir_all(&dir);
+/// Prints the round trips (script calls) and the commands Redis counted per sequential
+/// enqueue, from `INFO commandstats` before and after a burst; then claims the burst away.
+#[cfg(feature = "redis")]
+async fn redis_round_trips(backend: &Arc<dyn Backend>) {
+    // Round trips: the commands Redis counts for a burst of sequential enqueues.
+    let probe = 1_000;
+    let before = redis_command_calls();
+    for n in 0..probe {
+        let _ = backend.enqueue(&delivery("probe", n)).await;
     }
-
-    #[cfg(feature = "redis")]
-    if wants("redis") {
-        let prefix = format!("agentsync-webhooks-bench:{}:", std::process::id());
-        let backend = agentsync_webhooks_queue::redis::RedisBackend::connect_with(
-            &redis_url(),
-            agentsync_webhooks_queue::redis::RedisOptions::new().prefix(prefix.clone()),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("redis: {err}"));
-        let backend: Arc<dyn Backend> = Arc::new(backend);
-        // Round trips: the commands Redis counts for a burst of sequential enqueues.
-        let probe = 1_000;
-        let before = redis_command_calls();
-        for n in 0..probe {
-            let _ = backend.enqueue(&delivery("probe", n)).await;
-        }
-        let after = redis_command_calls();
-        if let (Some((before_total, before_each)), Some((after_total, after_each))) =
-            (before, after)
-        {
-            let mut grown: Vec<String> = after_each
-                .iter()
-                .filter_map(|(command, calls)| {
-                    let was = before_each
-                        .iter()
-                        .find(|(c, _)| c == command)
-                        .map_or(0, |(_, n)| *n);
-                    (calls > &was).then(|| format!("{command} +{}", calls - was))
-                })
-                .collect();
-            grown.sort();
-            // The second INFO call is counted too; commands a script runs are counted as well
-            // as the script call (EVALSHA), which alone is a round trip.
-            let round_trips = after_each
+    let after = redis_command_calls();
+    if let (Some((before_total, before_each)), Some((after_total, after_each))) = (before, after) {
+        let mut grown: Vec<String> = after_each
+            .iter()
+            .filter_map(|(command, calls)| {
+                let was = before_each
+                    .iter()
+                    .find(|(c, _)| c == command)
+                    .map_or(0, |(_, n)| *n);
+                (calls > &was).then(|| format!("{command} +{}", calls - was))
+            })
+            .collect();
+        grown.sort();
+        // The second INFO call is counted too; commands a script runs are counted as well
+        // as the script call (EVALSHA), which alone is a round trip.
+        let round_trips = after_each
+            .iter()
+            .filter(|(command, _)| command == "evalsha" || command == "eval")
+            .map(|(_, calls)| calls)
+            .sum::<u64>()
+            - before_each
                 .iter()
                 .filter(|(command, _)| command == "evalsha" || command == "eval")
                 .map(|(_, calls)| calls)
-                .sum::<u64>()
-                - before_each
-                    .iter()
-                    .filter(|(command, _)| command == "evalsha" || command == "eval")
-                    .map(|(_, calls)| calls)
-                    .sum::<u64>();
-            println!(
-                "redis          round trips (script calls) per enqueue: {:.3}; commands counted: {} ({})",
-                round_trips as f64 / probe as f64,
-                (after_total - before_total).saturating_sub(1),
-                grown.join(", ")
-            );
-        }
-        let _ = backend.claim(probe, Duration::from_secs(60)).await;
-        measure("redis", backend, jobs).await;
-        if let Ok(client) = redis::Client::open(redis_url())
-            && let Ok(mut connection) = client.get_connection()
-        {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{prefix}*"))
-                .query(&mut connection)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query(&mut connection);
-            }
-        }
+                .sum::<u64>();
+        println!(
+            "redis          round trips (script calls) per enqueue: {:.3}; commands counted: {} ({})",
+            round_trips as f64 / probe as f64,
+            (after_total - before_total).saturating_sub(1),
+            grown.join(", ")
+        );
     }
+    let _ = backend.claim(probe, Duration::from_secs(60)).await;
+}
 
-    #[cfg(feature = "postgres")]
-    if wants("postgres") {
-        let url = std::env::var("POSTGRES_URL")
-            .ok()
-            .filter(|url| !url.is_empty())
-            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let table = format!("queue_bench_{}", std::process::id());
-        let backend = agentsync_webhooks_queue::postgres::PostgresBackend::connect_with(
-            &url,
-            agentsync_webhooks_queue::postgres::PostgresOptions::new().table(table.clone()),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("postgres: {err}"));
-        measure("postgres", Arc::new(backend), jobs).await;
-        if let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
-        {
-            tokio::spawn(connection);
-            let _ = client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
-                .await;
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let jobs = env_number("BENCH_JOBS", 5_000);
+    println!("{jobs} deliveries per phase, 2 worker threads");
+    for_each_engine("queue", async |name, backend| {
+        #[cfg(feature = "redis")]
+        if name == "redis" {
+            redis_round_trips(&backend).await;
         }
-    }
+        measure(name, backend, jobs).await;
+    })
+    .await;
 }

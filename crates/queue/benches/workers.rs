@@ -26,24 +26,14 @@ use agentsync_webhooks_core::{
     handoff::now_ms,
     route::{Event, EventRouter},
 };
-use agentsync_webhooks_queue::{Queue, ReceivedDelivery, Workers};
+use agentsync_webhooks_queue::{Queue, Workers};
 use tokio::sync::Notify;
+
+mod support;
+use support::{delivery, env_number, for_each_engine};
 
 /// Concurrent senders filling the queue.
 const SENDERS: usize = 32;
-
-fn delivery(run: &str, n: usize) -> ReceivedDelivery {
-    ReceivedDelivery {
-        webhook_id: format!("msg_{run}_{n}"),
-        event_type: "producersync.updates_available".into(),
-        webhook_timestamp: 1_700_000_000,
-        signature: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=".into(),
-        received_at_ms: now_ms(),
-        body: bytes::Bytes::from(format!(
-            r#"{{"id":"whe_{run}_{n}","type":"producersync.updates_available","timestamp":"2026-01-01T00:00:00.000Z","data":{{"runDate":"2026-01-01"}}}}"#
-        )),
-    }
-}
 
 /// Fills `queue` with `jobs` deliveries, then times `Workers` until all are done.
 async fn measure(name: &str, queue: Queue, jobs: usize, concurrency: usize) {
@@ -119,92 +109,11 @@ async fn measure(name: &str, queue: Queue, jobs: usize, concurrency: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let env_number = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(default)
-    };
     let jobs = env_number("BENCH_JOBS", 10_000);
     let concurrency = env_number("BENCH_CONCURRENCY", 10);
-    let wanted = std::env::var("BENCH_BACKENDS").unwrap_or_default();
-    let wants = |name: &str| wanted.is_empty() || wanted.split(',').any(|w| w == name);
     println!("{jobs} deliveries, 2 worker threads, a handler that does nothing");
-
-    #[cfg(feature = "sqlite")]
-    for (name, synchronous) in [
-        (
-            "sqlite-full",
-            agentsync_webhooks_queue::sqlite::Synchronous::Full,
-        ),
-        (
-            "sqlite-normal",
-            agentsync_webhooks_queue::sqlite::Synchronous::Normal,
-        ),
-    ] {
-        if !wants(name) {
-            continue;
-        }
-        let dir =
-            std::env::temp_dir().join(format!("agentsync-workers-bench-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let backend = agentsync_webhooks_queue::sqlite::SqliteBackend::open_with(
-            dir.join(format!("{name}.sqlite3")),
-            agentsync_webhooks_queue::sqlite::SqliteOptions::new().synchronous(synchronous),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("{name}: {err}"));
-        measure(name, Queue::new(backend), jobs, concurrency).await;
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[cfg(feature = "redis")]
-    if wants("redis") {
-        let url = std::env::var("REDIS_URL")
-            .ok()
-            .filter(|url| !url.is_empty())
-            .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
-        let prefix = format!("agentsync-webhooks-workers-bench:{}:", std::process::id());
-        let backend = agentsync_webhooks_queue::redis::RedisBackend::connect_with(
-            &url,
-            agentsync_webhooks_queue::redis::RedisOptions::new().prefix(prefix.clone()),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("redis: {err}"));
-        measure("redis", Queue::new(backend), jobs, concurrency).await;
-        if let Ok(client) = redis::Client::open(url)
-            && let Ok(mut connection) = client.get_connection()
-        {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{prefix}*"))
-                .query(&mut connection)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query(&mut connection);
-            }
-        }
-    }
-
-    #[cfg(feature = "postgres")]
-    if wants("postgres") {
-        let url = std::env::var("POSTGRES_URL")
-            .ok()
-            .filter(|url| !url.is_empty())
-            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let table = format!("workers_bench_{}", std::process::id());
-        let backend = agentsync_webhooks_queue::postgres::PostgresBackend::connect_with(
-            &url,
-            agentsync_webhooks_queue::postgres::PostgresOptions::new().table(table.clone()),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("postgres: {err}"));
-        measure("postgres", Queue::new(backend), jobs, concurrency).await;
-        if let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
-        {
-            tokio::spawn(connection);
-            let _ = client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
-                .await;
-        }
-    }
+    for_each_engine("workers", async |name, backend| {
+        measure(name, Queue::from_backend(backend), jobs, concurrency).await;
+    })
+    .await;
 }
