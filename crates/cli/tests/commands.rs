@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{Listener, OTHER_SECRET, SECRET, Scratch, run, send, stderr, stdout};
+use common::{
+    Listener, OTHER_SECRET, SECRET, Scratch, assert_stderr_contains, run, send, stderr, stdout,
+};
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -70,11 +72,7 @@ fn sign_then_verify_round_trips_and_explains_failures() {
         body,
     );
     assert_eq!(bad.status.code(), Some(1));
-    assert!(
-        stderr(&bad).contains("signing secret of the endpoint"),
-        "{}",
-        stderr(&bad)
-    );
+    assert_stderr_contains(&bad, "signing secret of the endpoint");
 
     // A newline added when the capture was saved.
     let mut with_newline = body.to_vec();
@@ -93,17 +91,13 @@ fn sign_then_verify_round_trips_and_explains_failures() {
         pretty.as_bytes(),
     );
     assert_eq!(bad.status.code(), Some(1));
-    assert!(
-        stderr(&bad).contains("once its whitespace is removed"),
-        "{}",
-        stderr(&bad)
-    );
+    assert_stderr_contains(&bad, "once its whitespace is removed");
 
     // Headers missing.
     let only_id = scratch.write("only-id.txt", b"webhook-id: msg_1\n");
     let bad = run(&["verify", "--secret", SECRET, "--headers", &only_id], body);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(stderr(&bad).contains("missing_header"), "{}", stderr(&bad));
+    assert_stderr_contains(&bad, "missing_header");
 }
 
 #[test]
@@ -521,30 +515,18 @@ fn listen_on_a_busy_port_fails_with_exit_1() {
     let port = busy.local_addr().unwrap().port().to_string();
     let output = run(&["listen", "--port", &port, "--secret", SECRET], b"");
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("cannot listen on"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, "cannot listen on");
 }
 
 #[test]
 fn sign_says_so_when_receivers_will_refuse_the_body() {
     let empty = run(&["sign", "--secret", SECRET], b"");
     assert!(empty.status.success());
-    assert!(
-        stderr(&empty).contains("warning: the body is empty"),
-        "{}",
-        stderr(&empty)
-    );
+    assert_stderr_contains(&empty, "warning: the body is empty");
     let big = vec![b'a'; 1024 * 1024 + 1];
     let over = run(&["sign", "--secret", SECRET], &big);
     assert!(over.status.success());
-    assert!(
-        stderr(&over).contains("413 payload_too_large"),
-        "{}",
-        stderr(&over)
-    );
+    assert_stderr_contains(&over, "413 payload_too_large");
     let fine = run(&["sign", "--secret", SECRET], b"{}");
     assert!(!stderr(&fine).contains("warning"), "{}", stderr(&fine));
 }
@@ -557,21 +539,15 @@ fn a_short_secret_is_warned_about_and_a_very_short_one_refused() {
         b"{}",
     );
     assert!(short.status.success(), "{}", stderr(&short));
-    assert!(
-        stderr(&short)
-            .contains("only 18 bytes once decoded; Standard Webhooks secrets are 24 to 64 bytes"),
-        "{}",
-        stderr(&short)
+    assert_stderr_contains(
+        &short,
+        "only 18 bytes once decoded; Standard Webhooks secrets are 24 to 64 bytes",
     );
     // 5 bytes: refused with a hint, exit 2.
     for secret in ["nothing", "whsec_c2hvcnQ="] {
         let refused = run(&["sign", "--secret", secret], b"{}");
         assert_eq!(refused.status.code(), Some(2), "{secret}");
-        assert!(
-            stderr(&refused).contains("only 5 bytes"),
-            "{}",
-            stderr(&refused)
-        );
+        assert_stderr_contains(&refused, "only 5 bytes");
     }
     // The core's tracing warning from Verifier::new, shown with RUST_LOG=warn.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -586,12 +562,8 @@ fn a_short_secret_is_warned_about_and_a_very_short_one_refused() {
     .env("RUST_LOG", "warn")
     .output()
     .unwrap();
-    assert!(stderr(&output).contains("WARN"), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("the webhook signing secret is only 18 bytes"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, "WARN");
+    assert_stderr_contains(&output, "the webhook signing secret is only 18 bytes");
 }
 
 #[test]

@@ -21,7 +21,7 @@ use agentsync_webhooks_queue::{
     redis::{RedisBackend, RedisOptions},
     sqlite::DEFAULT_FILE,
 };
-use common::{Scratch, stderr, stdout};
+use common::{Scratch, assert_stderr_contains, stderr, stdout};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -228,12 +228,9 @@ async fn sqlite_dead_letters_are_listed_shown_and_replayed() {
         let missing = run(&["dlq", "show", id, "--queue", &url]);
         assert_eq!(status(&missing), 1, "{id}");
         assert!(stdout(&missing).is_empty());
-        assert!(
-            stderr(&missing).contains(&format!(
-                "{id} is not in the dead letters of the SQLite file"
-            )),
-            "{}",
-            stderr(&missing)
+        assert_stderr_contains(
+            &missing,
+            &format!("{id} is not in the dead letters of the SQLite file"),
         );
     }
 
@@ -367,20 +364,12 @@ fn an_unreachable_queue_exits_1_naming_what_to_check() {
     let missing = scratch.path("typo.sqlite3");
     let output = run(&["dlq", "list", "--queue", &format!("sqlite://{missing}")]);
     assert_eq!(status(&output), 1);
-    assert!(
-        stderr(&output).contains(&format!("no queue at the SQLite file {missing}")),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, &format!("no queue at the SQLite file {missing}"));
     assert!(stderr(&output).contains("AGENTSYNC_QUEUE_URL"));
     assert!(!Path::new(&missing).exists());
     let output = run_in(&["dlq", "list"], Some(&scratch.0), None);
     assert_eq!(status(&output), 1);
-    assert!(
-        stderr(&output).contains(DEFAULT_FILE),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, DEFAULT_FILE);
 
     // Servers that do not answer: the scheme and host are named, the password never.
     let port = closed_port();

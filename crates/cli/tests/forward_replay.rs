@@ -9,8 +9,8 @@ use std::{
 };
 
 use common::{
-    Listener, OTHER_SECRET, SECRET, Scratch, raw_request, run, send, sent_webhook_id,
-    signed_headers, stderr, stdout,
+    Listener, OTHER_SECRET, SECRET, Scratch, assert_stderr_contains, assert_stdout_contains,
+    raw_request, run, send, sent_webhook_id, signed_headers, stderr, stdout,
 };
 
 /// One request as the app saw it.
@@ -131,11 +131,7 @@ fn verified_deliveries_are_forwarded_as_received_and_the_sender_gets_the_apps_an
     // `send` sees the app's status and body.
     let output = send(&listener.url, SECRET, &["--event", "contract.updated"], b"");
     assert!(output.status.success(), "{}", stdout(&output));
-    assert!(
-        stdout(&output).contains(r#"Succeeded  201 Created"#),
-        "{}",
-        stdout(&output)
-    );
+    assert_stdout_contains(&output, r#"Succeeded  201 Created"#);
     assert!(stdout(&output).contains(r#"{"handled":true}"#));
     let id = sent_webhook_id(&stdout(&output));
     assert_eq!(
@@ -198,16 +194,8 @@ fn an_app_that_is_down_gets_the_sender_a_502() {
         b"",
     );
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stdout(&output).contains("502 Bad Gateway"),
-        "{}",
-        stdout(&output)
-    );
-    assert!(
-        stdout(&output).contains("forward_failed"),
-        "{}",
-        stdout(&output)
-    );
+    assert_stdout_contains(&output, "502 Bad Gateway");
+    assert_stdout_contains(&output, "forward_failed");
     let line = listener.next_line();
     assert!(
         line.contains("502 not forwarded: cannot reach the app at"),
@@ -278,11 +266,7 @@ fn saved_deliveries_replay_re_signed_or_as_captured() {
         stdout(&output),
         stderr(&output)
     );
-    assert!(
-        stdout(&output).contains(&format!("{id}  -> 200 OK")),
-        "{}",
-        stdout(&output)
-    );
+    assert_stdout_contains(&output, &format!("{id}  -> 200 OK"));
     let (line, raw) = second.verbose_delivery();
     assert!(
         line.contains(&id) && line.ends_with("200 accepted"),
@@ -323,16 +307,8 @@ fn saved_deliveries_replay_re_signed_or_as_captured() {
         b"",
     );
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
-    assert!(
-        stdout(&output).contains("401 Unauthorized"),
-        "{}",
-        stdout(&output)
-    );
-    assert!(
-        stdout(&output).contains("timestamp_too_old"),
-        "{}",
-        stdout(&output)
-    );
+    assert_stdout_contains(&output, "401 Unauthorized");
+    assert_stdout_contains(&output, "timestamp_too_old");
     assert!(
         second
             .verbose_delivery()
@@ -360,11 +336,7 @@ fn saved_deliveries_replay_re_signed_or_as_captured() {
         b"",
     );
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("not a delivery saved by `listen --save`"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, "not a delivery saved by `listen --save`");
 
     // --save into a path that cannot be a directory: exit 2.
     let file = scratch.write("a-file", b"");
@@ -381,9 +353,5 @@ fn saved_deliveries_replay_re_signed_or_as_captured() {
         b"",
     );
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("cannot create --save"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, "cannot create --save");
 }

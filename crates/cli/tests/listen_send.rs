@@ -2,7 +2,10 @@
 
 mod common;
 
-use common::{Listener, OTHER_SECRET, SECRET, command, run, send, sent_webhook_id, stderr, stdout};
+use common::{
+    Listener, OTHER_SECRET, SECRET, assert_stdout_contains, command, run, send, sent_webhook_id,
+    stderr, stdout,
+};
 
 #[test]
 fn a_sent_example_is_verified_and_printed() {
@@ -119,11 +122,7 @@ fn raw_bodies_and_custom_data_reach_the_receiver_as_sent() {
         b"not json",
     );
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stdout(&output).contains("400 Bad Request"),
-        "{}",
-        stdout(&output)
-    );
+    assert_stdout_contains(&output, "400 Bad Request");
     let (line, raw) = listener.verbose_delivery();
     assert!(line.contains("400 invalid_payload"), "{line}");
     // --verbose shows refused deliveries too, raw body included.
@@ -283,11 +282,7 @@ fn a_delivery_to_another_path_is_a_404_and_printed() {
         b"",
     );
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stdout(&output).contains("404 Not Found"),
-        "{}",
-        stdout(&output)
-    );
+    assert_stdout_contains(&output, "404 Not Found");
     let line = listener.next_line();
     assert!(line.contains("POST /webhooks/contracting -> 404"), "{line}");
 }

@@ -46,6 +46,26 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Asserts that `output`'s standard error contains `expected`, and shows all of it if not.
+#[track_caller]
+pub fn assert_stderr_contains(output: &Output, expected: &str) {
+    let stderr = stderr(output);
+    assert!(
+        stderr.contains(expected),
+        "{expected:?} not in stderr:\n{stderr}"
+    );
+}
+
+/// Asserts that `output`'s standard output contains `expected`, and shows all of it if not.
+#[track_caller]
+pub fn assert_stdout_contains(output: &Output, expected: &str) {
+    let stdout = stdout(output);
+    assert!(
+        stdout.contains(expected),
+        "{expected:?} not in stdout:\n{stdout}"
+    );
+}
+
 /// A running `listen` process, killed on drop.
 pub struct Listener {
     child: Child,
