@@ -88,8 +88,12 @@ pub(crate) fn parse<D: EventPayload>(
         None => DateTime::from_timestamp(webhook_timestamp, 0)
             .ok_or_else(|| invalid("no timestamp, and webhook-timestamp is out of range".into()))?,
     };
-    let empty: &RawValue = serde_json::from_str("{}").map_err(|e| invalid(e.to_string()))?;
-    let data = D::from_data(&envelope.event_type, envelope.data.unwrap_or(empty))?;
+    let data = match envelope.data {
+        Some(data) => data,
+        // Parsed only when needed: it is a JSON parse, on every delivery otherwise.
+        None => serde_json::from_str("{}").map_err(|e| invalid(e.to_string()))?,
+    };
+    let data = D::from_data(&envelope.event_type, data)?;
     Ok(WebhookEvent {
         id: envelope
             .id
