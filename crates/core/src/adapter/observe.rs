@@ -116,6 +116,7 @@ fn millis(duration: Duration) -> u64 {
 
 /// Warns when a handler that answered within the request used more than `budget` of the
 /// sender's 5 s, naming the delivery and the fix.
+#[inline]
 pub(crate) fn late_answer(
     parent: Option<tracing::Id>,
     webhook_id: &str,
@@ -123,9 +124,20 @@ pub(crate) fn late_answer(
     elapsed: Duration,
     budget: Duration,
 ) {
-    if elapsed <= budget {
-        return;
+    if elapsed > budget {
+        warn_late(parent, webhook_id, event_type, elapsed, budget);
     }
+}
+
+/// The warning and the count of [`late_answer`]: out of line, as it is the rare case.
+#[cold]
+fn warn_late(
+    parent: Option<tracing::Id>,
+    webhook_id: &str,
+    event_type: Option<EventType>,
+    elapsed: Duration,
+    budget: Duration,
+) {
     metrics::late_answer(event_type);
     tracing::warn!(
         parent: parent,
