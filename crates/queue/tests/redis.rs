@@ -153,3 +153,66 @@ async fn a_redis_that_never_answers_is_a_timeout_not_a_hang() {
     assert_eq!(err.kind(), StoreErrorKind::Timeout, "{err}");
     silent.abort();
 }
+
+/// The id mark's time to live in seconds (`-1`: no expiry, `-2`: no mark).
+fn mark_ttl(test: &str, webhook_id: &str) -> i64 {
+    let (url, _) = redis_url();
+    let mut connection = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap();
+    redis::cmd("TTL")
+        .arg(format!("{}id:{webhook_id}", prefix(test)))
+        .query(&mut connection)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_id_mark_lasts_while_the_job_lives_and_for_the_retention_once_done() {
+    let test = "the_id_mark_lasts_while_the_job_lives_and_for_the_retention_once_done";
+    let Some((_, _keys)) = backend(test).await else {
+        return;
+    };
+    let (url, _) = redis_url();
+    let retention = Duration::from_secs(600);
+    let backend = RedisBackend::connect_with(
+        &url,
+        RedisOptions::new()
+            .prefix(prefix(test))
+            .retention(retention),
+    )
+    .await
+    .unwrap();
+    let lease = Duration::from_secs(30);
+
+    backend.enqueue(&delivery("msg_1")).await.unwrap();
+    assert_eq!(mark_ttl(test, "msg_1"), -1, "queued: no expiry");
+
+    let job = backend.claim(1, lease).await.unwrap().remove(0);
+    assert!(
+        backend
+            .retry(&job, SystemTime::now(), "boom")
+            .await
+            .unwrap()
+    );
+    assert_eq!(mark_ttl(test, "msg_1"), -1, "retrying: no expiry");
+    assert_eq!(
+        backend.enqueue(&delivery("msg_1")).await.unwrap(),
+        Enqueued::Duplicate
+    );
+
+    let job = backend.claim(1, lease).await.unwrap().remove(0);
+    assert!(backend.bury(&job, "gave up").await.unwrap());
+    assert_eq!(mark_ttl(test, "msg_1"), -1, "dead: no expiry");
+
+    assert!(backend.replay("msg_1").await.unwrap());
+    assert_eq!(mark_ttl(test, "msg_1"), -1, "replayed: no expiry");
+
+    let job = backend.claim(1, lease).await.unwrap().remove(0);
+    assert!(backend.complete(&job).await.unwrap());
+    let ttl = mark_ttl(test, "msg_1");
+    assert!(
+        (1..=600).contains(&ttl),
+        "done: the retention (600 s), got {ttl}"
+    );
+}

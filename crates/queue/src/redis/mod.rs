@@ -5,7 +5,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `id:<webhook-id>` | string | the de-duplication mark: set with `NX EX <retention>` at enqueue, kept without expiry while dead, and for the retention again once done |
+//! | `id:<webhook-id>` | string | the de-duplication mark: set with `NX` at enqueue and kept without expiry while the job waits, runs, retries or is dead; kept for the retention once done |
 //! | `stream` | stream, consumer group | the jobs waiting or running; a running job is pending in the group |
 //! | `leases` | sorted set | stream entry id → lease end (ms): re-claim is by lease expiry |
 //! | `scheduled` | stream | jobs waiting for a retry |
@@ -17,14 +17,15 @@
 //!
 //! Every operation is one Lua script, so one round trip and one atomic step:
 //!
-//! - **enqueue**: `SET <prefix>id:<webhook-id> 1 NX EX <retention>` and, if it was set, `XADD`;
-//!   a duplicate writes nothing.
+//! - **enqueue**: `SET <prefix>id:<webhook-id> 1 NX` and, if it was set, `XADD`; a duplicate
+//!   writes nothing. The mark has no expiry until the job is done: a job that retries longer
+//!   than the retention still answers the sender's (or the portal's) resend as a duplicate.
 //! - **claim**: moves the due retries from `scheduled` back into the stream, re-claims the
 //!   entries whose lease expired with `XCLAIM` (which counts the delivery in the group's pending
 //!   list), then reads new entries with `XREADGROUP ... >` (never `BLOCK`: the connection is
 //!   shared and multiplexed; the workers poll). The attempt is the entry's earlier attempts (a
 //!   field) plus its delivery counter (`XPENDING`).
-//! - **complete**: `XACK` + `XDEL`, and the id mark kept for the retention.
+//! - **complete**: `XACK` + `XDEL`, and the id mark kept for the retention from now.
 //! - **retry**: `XACK` + `XDEL`, the job copied to `scheduled` with its due time in `due`.
 //! - **extend**: the lease pushed back, and `XCLAIM ... JUSTID` with a min-idle of 0 to reset the
 //!   entry's idle time (without counting a delivery).
@@ -137,16 +138,16 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{HELPERS}{body}"))
 }
 
-/// KEYS: id mark, stream. ARGV: retention (s), id, type, timestamp, signature, received, body.
-/// `1` new, `0` duplicate.
+/// KEYS: id mark, stream. ARGV: id, type, timestamp, signature, received, body. `1` new, `0`
+/// duplicate.
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+if not redis.call('SET', KEYS[1], '1', 'NX') then
   return 0
 end
-redis.call('XADD', KEYS[2], '*', 'id', ARGV[2], 'type', ARGV[3], 'ts', ARGV[4], 'sig', ARGV[5],
-  'recv', ARGV[6], 'body', ARGV[7], 'a', '0')
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[1], 'type', ARGV[2], 'ts', ARGV[3], 'sig', ARGV[4],
+  'recv', ARGV[5], 'body', ARGV[6], 'a', '0')
 return 1
 ",
     )
@@ -295,7 +296,7 @@ return entry_fields(KEYS[1], did) or false
     )
 });
 
-/// KEYS: stream, dead, dead index, id mark. ARGV: webhook id, retention (s).
+/// KEYS: stream, dead, dead index, id mark. ARGV: webhook id.
 static REPLAY: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -306,7 +307,7 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('XDEL', KEYS[2], did)
 if not fields then return 0 end
 redis.call('XADD', KEYS[1], '*', unpack(with(fields, {a = '0', err = false, died = false})))
-redis.call('SET', KEYS[4], '1', 'EX', ARGV[2])
+redis.call('SET', KEYS[4], '1')
 return 1
 ",
     )
@@ -388,7 +389,8 @@ impl RedisOptions {
         self
     }
 
-    /// How long a done `webhook-id` stays known as a duplicate.
+    /// How long a done `webhook-id` stays known as a duplicate, from when it was done. Until
+    /// then (its job waiting, running, retrying or dead) it is known without expiry.
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self
@@ -537,7 +539,6 @@ impl RedisBackend {
         let mut invocation = ENQUEUE.key(self.keys.id_mark(&delivery.webhook_id));
         invocation
             .key(&self.keys.stream)
-            .arg(self.retention_secs)
             .arg(&delivery.webhook_id)
             .arg(&delivery.event_type)
             .arg(delivery.webhook_timestamp)
@@ -664,8 +665,7 @@ impl RedisBackend {
             .key(&self.keys.dead)
             .key(&self.keys.dead_index)
             .key(self.keys.id_mark(webhook_id))
-            .arg(webhook_id)
-            .arg(self.retention_secs);
+            .arg(webhook_id);
         let replayed: i64 = self
             .bounded("replay", invocation.invoke_async(&mut connection))
             .await?;
