@@ -67,9 +67,14 @@ impl Drop for DropKeys {
 /// A backend under its own prefix, or `None` (skip, with a note) when Redis is unreachable and
 /// `REDIS_URL` is not set.
 async fn backend(test: &str) -> Option<(RedisBackend, DropKeys)> {
+    backend_with(test, RedisOptions::new()).await
+}
+
+/// Like [`backend`], with `options` (their prefix replaced by the test's).
+async fn backend_with(test: &str, options: RedisOptions) -> Option<(RedisBackend, DropKeys)> {
     let (url, required) = redis_url();
     let prefix = prefix(test);
-    match RedisBackend::connect_with(&url, RedisOptions::new().prefix(prefix.clone())).await {
+    match RedisBackend::connect_with(&url, options.prefix(prefix.clone())).await {
         Ok(backend) => Some((backend, DropKeys { url, prefix })),
         Err(err) if required => panic!("REDIS_URL={url} is set but Redis is unreachable: {err}"),
         Err(err) => {
@@ -170,19 +175,10 @@ fn mark_ttl(test: &str, webhook_id: &str) -> i64 {
 #[tokio::test]
 async fn the_id_mark_lasts_while_the_job_lives_and_for_the_retention_once_done() {
     let test = "the_id_mark_lasts_while_the_job_lives_and_for_the_retention_once_done";
-    let Some((_, _keys)) = backend(test).await else {
+    let options = RedisOptions::new().retention(Duration::from_secs(600));
+    let Some((backend, _keys)) = backend_with(test, options).await else {
         return;
     };
-    let (url, _) = redis_url();
-    let retention = Duration::from_secs(600);
-    let backend = RedisBackend::connect_with(
-        &url,
-        RedisOptions::new()
-            .prefix(prefix(test))
-            .retention(retention),
-    )
-    .await
-    .unwrap();
     let lease = Duration::from_secs(30);
 
     backend.enqueue(&delivery("msg_1")).await.unwrap();
