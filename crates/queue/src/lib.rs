@@ -12,6 +12,7 @@
 //!
 //! The `testing` feature adds [`contract`], the test suite every backend passes.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod backend;

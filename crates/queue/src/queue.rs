@@ -102,6 +102,11 @@ impl Queue {
     /// Fails with an error naming the cargo feature when the scheme's backend was not compiled
     /// in, and when the engine cannot be reached now.
     ///
+    /// Two services whose queues share an engine must not share a queue: each one's workers
+    /// would take the other's events. Give each its own file, Redis logical database
+    /// (`redis://host:6379/2`) or PostgreSQL database; or, within one, build the backend with
+    /// `RedisOptions::prefix` or `PostgresOptions::table` and hand it to [`Queue::new`].
+    ///
     /// ```no_run
     /// # async fn run() -> Result<(), agentsync_webhooks_queue::StoreError> {
     /// use agentsync_webhooks_queue::Queue;

@@ -45,6 +45,7 @@
 //! A delivery abandoned mid-way (handler panic, cancelled request) is released by a task spawned
 //! on the current tokio runtime; outside a runtime its claim simply expires with the lease.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 use std::{future::Future, sync::LazyLock, time::Duration};
