@@ -30,7 +30,7 @@ pub mod sqlite;
 
 pub use crate::backend::{Backend, DeadLetter, Job, QueueFuture, QueueStats, Receipt};
 pub use crate::queue::Queue;
-pub use crate::worker::{Backoff, Workers, metrics};
+pub use crate::worker::{Backoff, JobError, JobFuture, JobRequest, Workers, metrics};
 pub use agentsync_webhooks_core::{
     handoff::{Enqueued, Handoff, ReceivedDelivery},
     idempotency::{StoreError, StoreErrorKind},

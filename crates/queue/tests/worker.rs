@@ -17,7 +17,7 @@ use agentsync_webhooks_core::{
     EventType, UpdatesAvailable,
     route::{Event, EventRouter, HandlerError},
 };
-use agentsync_webhooks_queue::{Backoff, Enqueued, Queue, Workers};
+use agentsync_webhooks_queue::{Backoff, Enqueued, JobRequest, Queue, Workers};
 use worker_support::*;
 
 const BOUND: Duration = Duration::from_secs(60);
@@ -390,6 +390,70 @@ async fn a_slow_or_failing_engine_does_not_stop_the_workers(f: Fixture) {
     assert_eq!(stats(&f.queue).await.dead, 0);
 }
 
+/// Tower middleware around the router sees every job. A timeout's error is a retryable failure;
+/// a handler's permanent error keeps its kind through the middleware's boxed errors.
+async fn middleware_wraps_every_job(f: Fixture) {
+    let ids = ids("middleware", 3);
+    let (ok, slow, refused) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let (slow, refused) = (slow.clone(), refused.clone());
+        move |event: Event<UpdatesAvailable>| {
+            let (is_slow, is_refused) = (event.webhook_id == slow, event.webhook_id == refused);
+            async move {
+                if is_slow {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                if is_refused {
+                    return Err(HandlerError::permanent("not one of our producers"));
+                }
+                Ok(())
+            }
+        }
+    });
+    let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let workers = Workers::new(f.queue.clone(), router)
+        .layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(
+            300,
+        )))
+        .layer(tower::util::MapRequestLayer::new({
+            let seen = seen.clone();
+            move |request: JobRequest| {
+                let job = (request.delivery.webhook_id.clone(), request.attempt);
+                seen.lock().unwrap().push(job);
+                request
+            }
+        }));
+    let backoff = Backoff::new(Duration::from_millis(50), 2.0, Duration::from_millis(100));
+    let running = start(eager(workers).max_attempts(2).backoff(backoff.jitter(0.0)));
+    for id in &ids {
+        f.queue.enqueue(&delivery(id)).await.unwrap();
+    }
+
+    let timed_out = dead(&f.queue, &slow, BOUND).await;
+    assert_eq!(timed_out.attempts, 2);
+    assert!(
+        timed_out.last_error.contains("handler_failed")
+            && timed_out.last_error.contains("timed out"),
+        "{}",
+        timed_out.last_error
+    );
+    let permanent = dead(&f.queue, &refused, BOUND).await;
+    assert_eq!(permanent.attempts, 1, "permanent: no second attempt");
+    assert!(
+        permanent.last_error.contains("handler_permanent"),
+        "{}",
+        permanent.last_error
+    );
+    drained(&f.queue, BOUND).await;
+    assert!(f.queue.dead_letter(&ok).await.unwrap().is_none());
+    running.stop().await;
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let mut expected = vec![(ok, 1), (slow.clone(), 1), (slow, 2), (refused, 1)];
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
 macro_rules! engine_tests {
     ($engine:expr => $($case:ident),+ $(,)?) => {
         $(
@@ -419,6 +483,8 @@ macro_rules! all_cases {
 mod sqlite {
     use super::*;
     all_cases!(Engine::Sqlite);
+    // Middleware is the same on every engine.
+    engine_tests!(Engine::Sqlite => middleware_wraps_every_job);
 }
 
 #[cfg(feature = "redis")]

@@ -7,21 +7,24 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use agentsync_webhooks_core::route::{EventRouter, HandlerError, Routed};
+use agentsync_webhooks_core::route::{HandlerError, Routed};
 use tokio::{
     sync::watch,
     task::JoinError,
     time::{Instant, MissedTickBehavior, interval_at, sleep},
 };
+use tower_service::Service;
 use tracing::Instrument;
 
-use super::{Config, bounded};
+use super::{
+    Config, bounded,
+    service::{BoxError, JobRequest, handler_error},
+};
 use crate::{Backend, Job, StoreError};
 
 /// What every job task shares.
 pub(super) struct Context {
     pub(super) backend: Arc<dyn Backend>,
-    pub(super) router: EventRouter,
     pub(super) config: Config,
 }
 
@@ -43,9 +46,18 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Runs `job`'s handler and settles the job; never fails (every failure is logged, and the
-/// lease brings the job back if nothing else does).
-pub(super) async fn run(ctx: Arc<Context>, job: Job, mut aborted: watch::Receiver<bool>) {
+/// Runs `job` through `service` (the router, in whatever middleware) and settles the job; never
+/// fails (every failure is logged, and the lease brings the job back if nothing else does).
+pub(super) async fn run<S>(
+    ctx: Arc<Context>,
+    mut service: S,
+    job: Job,
+    mut aborted: watch::Receiver<bool>,
+) where
+    S: Service<JobRequest, Response = Routed> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
     let max_attempts = ctx.config.max_attempts;
     let id = job.delivery.webhook_id.as_str();
     if job.attempt > max_attempts {
@@ -72,16 +84,24 @@ pub(super) async fn run(ctx: Arc<Context>, job: Job, mut aborted: watch::Receive
     let mut lease_until = later(started, ctx.config.lease);
     // A task of its own, so that a panic is caught (as a JoinError) and a handler stuck past the
     // grace period can be aborted.
-    // The dispatch itself runs in the task too: a handler may panic before its first await.
-    let (router, delivery, attempt) = (ctx.router.clone(), job.delivery.clone(), job.attempt);
+    // The call itself runs in the task too: a handler may panic before its first await, and a
+    // service that is not ready yet (a rate limit) waits there, its lease extended meanwhile.
+    let request = JobRequest::new(job.delivery.clone(), job.attempt);
     let span = tracing::info_span!(
         "webhook_job",
-        webhook_id = %delivery.webhook_id,
-        event_type = %delivery.event_type,
-        attempt
+        webhook_id = %request.delivery.webhook_id,
+        event_type = %request.delivery.event_type,
+        attempt = request.attempt
     );
-    let mut handler =
-        tokio::spawn(async move { router.dispatch(&delivery, attempt).await }.instrument(span));
+    let mut handler = tokio::spawn(
+        async move {
+            std::future::poll_fn(|cx| service.poll_ready(cx))
+                .await
+                .map_err(handler_error)?;
+            service.call(request).await.map_err(handler_error)
+        }
+        .instrument(span),
+    );
     let every = ctx.config.extend_every();
     let mut extend = interval_at(later(started, every), every);
     extend.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -26,17 +26,21 @@
 mod backoff;
 mod job;
 pub mod metrics;
+mod service;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use agentsync_webhooks_core::route::EventRouter;
+use agentsync_webhooks_core::route::{EventRouter, Routed};
 use tokio::{
     sync::watch,
     task::JoinSet,
     time::{Instant, sleep, timeout},
 };
+use tower_layer::Layer;
+use tower_service::Service;
 
 pub use self::backoff::Backoff;
+pub use self::service::{JobError, JobFuture, JobRequest};
 use crate::{Job, Queue, StoreError, StoreErrorKind};
 
 /// Default of [`Workers::concurrency`].
@@ -58,10 +62,12 @@ const DEFAULT_ENGINE_TIMEOUT: Duration = Duration::from_secs(10);
 const CLAIM_RETRY_MIN: Duration = Duration::from_millis(100);
 const CLAIM_RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// Runs an [`EventRouter`] over a [`Queue`]: up to [`concurrency`](Self::concurrency) handlers
-/// at once, each job leased while it runs (and the lease extended while a long handler runs),
-/// retried with [`Backoff`] when its handler fails, buried in the dead letters when it fails
-/// permanently or [`max_attempts`](Self::max_attempts) times, and given back on shutdown.
+/// Runs an [`EventRouter`] over a [`Queue`] (or the router inside tower middleware: see
+/// [`layer`](Self::layer) and [`with_service`](Self::with_service)): up to
+/// [`concurrency`](Self::concurrency) handlers at once, each job leased while it runs (and the
+/// lease extended while a long handler runs), retried with [`Backoff`] when its handler fails,
+/// buried in the dead letters when it fails permanently or [`max_attempts`](Self::max_attempts)
+/// times, and given back on shutdown.
 ///
 /// What happens to a job, by its handler's result:
 ///
@@ -102,9 +108,9 @@ const CLAIM_RETRY_MAX: Duration = Duration::from_secs(5);
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct Workers {
+pub struct Workers<S = EventRouter> {
     queue: Queue,
-    router: EventRouter,
+    service: S,
     config: Config,
 }
 
@@ -152,9 +158,22 @@ impl Workers {
     /// # Ok(()) }
     /// ```
     pub fn new(queue: Queue, router: EventRouter) -> Self {
+        Self::with_service(queue, router)
+    }
+}
+
+impl<S> Workers<S> {
+    /// Workers that hand each job to `service` instead of a bare [`EventRouter`]: usually the
+    /// router inside tower middleware, built with [`ServiceBuilder`] or added with
+    /// [`layer`](Self::layer). The service answers [`Routed`] for a processed job; its errors
+    /// are read as [`JobError`] (the router's, kind and code kept) or as a retryable failure
+    /// (any other, such as a timeout's). Same defaults as [`new`](Workers::new).
+    ///
+    /// [`ServiceBuilder`]: https://docs.rs/tower/latest/tower/struct.ServiceBuilder.html
+    pub fn with_service(queue: Queue, service: S) -> Self {
         Self {
             queue,
-            router,
+            service,
             config: Config {
                 concurrency: DEFAULT_CONCURRENCY,
                 max_attempts: DEFAULT_MAX_ATTEMPTS,
@@ -166,6 +185,31 @@ impl Workers {
                 grace_period: DEFAULT_GRACE_PERIOD,
                 engine_timeout: DEFAULT_ENGINE_TIMEOUT,
             },
+        }
+    }
+
+    /// Wraps the service in tower middleware: each job goes through `layer` before its handler.
+    /// Each call wraps what is there, so the layer added last sees a job first (as with axum's
+    /// `Router::layer`; a `ServiceBuilder` lists its layers the other way round).
+    ///
+    /// A timeout of a minute per job (with `tower`'s `timeout` feature): a job that takes longer
+    /// is stopped and retried with backoff, like any retryable failure.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use agentsync_webhooks_core::route::EventRouter;
+    /// # use agentsync_webhooks_queue::{Queue, Workers};
+    /// # fn f(queue: Queue, router: EventRouter) {
+    /// let workers = Workers::new(queue, router)
+    ///     .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(60)))
+    ///     .concurrency(4);
+    /// # }
+    /// ```
+    pub fn layer<L: Layer<S>>(self, layer: L) -> Workers<L::Service> {
+        Workers {
+            queue: self.queue,
+            service: layer.layer(self.service),
+            config: self.config,
         }
     }
 
@@ -344,15 +388,17 @@ impl Workers {
     pub async fn run_until<F>(self, shutdown: F)
     where
         F: Future<Output = ()> + Send,
+        S: Service<JobRequest, Response = Routed> + Clone + Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S::Future: Send + 'static,
     {
         let Self {
             queue,
-            router,
+            service,
             config,
         } = self;
         let ctx = Arc::new(job::Context {
             backend: queue.backend().clone(),
-            router,
             config,
         });
         let (abort, aborted) = watch::channel(false);
@@ -405,7 +451,8 @@ impl Workers {
                     claim_failures = 0;
                     let count = jobs.len();
                     for job in jobs {
-                        tasks.spawn(job::run(ctx.clone(), job, aborted.clone()));
+                        let service = service.clone();
+                        tasks.spawn(job::run(ctx.clone(), service, job, aborted.clone()));
                     }
                     if count == 0 {
                         ctx.config.poll_interval

@@ -12,10 +12,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use agentsync_webhooks_core::{EventType, event::samples};
+use agentsync_webhooks_core::{EventType, event::samples, route::Routed};
 use agentsync_webhooks_queue::{
-    Backend, DeadLetter, Enqueued, Job, Queue, QueueFuture, QueueStats, ReceivedDelivery,
-    StoreError, StoreErrorKind, Workers,
+    Backend, DeadLetter, Enqueued, Job, JobRequest, Queue, QueueFuture, QueueStats,
+    ReceivedDelivery, StoreError, StoreErrorKind, Workers,
 };
 use bytes::Bytes;
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -291,7 +291,7 @@ pub async fn dead(queue: &Queue, webhook_id: &str, bound: Duration) -> DeadLette
 }
 
 /// Workers that poll often, so that tests do not wait for nothing.
-pub fn eager(workers: Workers) -> Workers {
+pub fn eager<S>(workers: Workers<S>) -> Workers<S> {
     workers
         .poll_interval(Duration::from_millis(10))
         .busy_wait(Duration::from_millis(5))
@@ -318,7 +318,12 @@ impl Running {
 }
 
 /// Spawns `workers.run_until(...)` on the runtime.
-pub fn start(workers: Workers) -> Running {
+pub fn start<S>(workers: Workers<S>) -> Running
+where
+    S: tower::Service<JobRequest, Response = Routed> + Clone + Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+{
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(workers.run_until(async move {
         let _ = stopped.await;
