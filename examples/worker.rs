@@ -13,7 +13,8 @@
 //!
 //! (The facade's dev-dependencies enable the `queue`, `queue-redis` and `queue-postgres`
 //! features for the examples; in your own service, depend on `agentsync-webhooks` with
-//! `features = ["queue"]`, plus `queue-redis` or `queue-postgres` for those engines.)
+//! `features = ["queue"]`, plus `queue-redis` or `queue-postgres` for those engines, and on
+//! `tower` with its `timeout` feature for the per-job timeout.)
 //!
 //! Settings, from the environment:
 //!
@@ -35,6 +36,10 @@ use agentsync_webhooks::{
     route::{Event, EventRouter, HandlerError},
 };
 use tracing::info;
+
+/// A pull stuck on a connection that never answers is stopped after this long and retried with
+/// backoff, rather than holding its worker slot until a restart.
+const JOB_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -65,6 +70,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .on_unknown(log_unknown);
 
     Workers::new(queue, router)
+        // tower middleware around every job (here tower's `timeout` feature).
+        .layer(tower::timeout::TimeoutLayer::new(JOB_TIMEOUT))
         .concurrency(concurrency)
         .run_until(shutdown_signal())
         .await;
