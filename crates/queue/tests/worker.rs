@@ -411,18 +411,18 @@ async fn middleware_wraps_every_job(f: Fixture) {
         }
     });
     let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let timeout = tower::timeout::TimeoutLayer::new(Duration::from_millis(300));
+    let record = tower::util::MapRequestLayer::new({
+        let seen = seen.clone();
+        move |request: JobRequest| {
+            let job = (request.delivery.webhook_id.clone(), request.attempt);
+            seen.lock().unwrap().push(job);
+            request
+        }
+    });
     let workers = Workers::new(f.queue.clone(), router)
-        .layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(
-            300,
-        )))
-        .layer(tower::util::MapRequestLayer::new({
-            let seen = seen.clone();
-            move |request: JobRequest| {
-                let job = (request.delivery.webhook_id.clone(), request.attempt);
-                seen.lock().unwrap().push(job);
-                request
-            }
-        }));
+        .layer(timeout)
+        .layer(record);
     let backoff = Backoff::new(Duration::from_millis(50), 2.0, Duration::from_millis(100));
     let running = start(eager(workers).max_attempts(2).backoff(backoff.jitter(0.0)));
     for id in &ids {
