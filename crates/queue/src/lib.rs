@@ -17,6 +17,7 @@
 
 mod backend;
 mod queue;
+mod url;
 mod worker;
 
 #[cfg(feature = "testing")]
@@ -30,6 +31,7 @@ pub mod sqlite;
 
 pub use crate::backend::{Backend, DeadLetter, Job, QueueFuture, QueueStats, Receipt};
 pub use crate::queue::Queue;
+pub use crate::url::QueueUrl;
 pub use crate::worker::{Backoff, JobError, JobFuture, JobRequest, Workers, metrics};
 pub use agentsync_webhooks_core::{
     handoff::{Enqueued, Handoff, ReceivedDelivery},

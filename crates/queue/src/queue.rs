@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use agentsync_webhooks_core::{
     handoff::{Enqueued, Handoff, ReceivedDelivery},
-    idempotency::{StoreError, StoreErrorKind, StoreFuture},
+    idempotency::{StoreError, StoreFuture},
 };
 
 use crate::backend::{Backend, DeadLetter, QueueStats};
+use crate::url::QueueUrl;
 
 /// A durable queue of verified deliveries: cheap to clone (an `Arc` inside), shared by the
 /// receive port (it implements [`Handoff`]), the workers ([`backend`](Self::backend)) and the
@@ -99,8 +100,9 @@ impl Queue {
     /// | `redis://...`, `rediss://...` | Redis Streams | `redis` |
     /// | `postgres://...`, `postgresql://...` | PostgreSQL | `postgres` |
     ///
-    /// Fails with an error naming the cargo feature when the scheme's backend was not compiled
-    /// in, and when the engine cannot be reached now.
+    /// The URL is parsed by [`QueueUrl::parse`] (its errors first), then opened. Fails with an
+    /// error naming the cargo feature when the scheme's backend was not compiled in, and when
+    /// the engine cannot be reached now.
     ///
     /// Two services whose queues share an engine must not share a queue: each one's workers
     /// would take the other's events. Give each its own file, Redis logical database
@@ -116,43 +118,20 @@ impl Queue {
     /// # Ok(()) }
     /// ```
     pub async fn from_url(url: &str) -> Result<Self, StoreError> {
-        let url = url.trim();
-        let scheme = url
-            .split_once(':')
-            .map(|(scheme, _)| scheme.to_ascii_lowercase());
-        match scheme.as_deref() {
-            None if url.is_empty() => Self::open_sqlite_url(None).await,
-            Some("sqlite") => Self::open_sqlite_url(Some(url)).await,
-            Some("redis" | "rediss" | "redis+unix" | "unix") => Self::open_redis_url(url).await,
-            Some("postgres" | "postgresql") => Self::open_postgres_url(url).await,
-            _ => Err(StoreError::new(
-                StoreErrorKind::Other,
-                "unknown queue URL: expected empty (a SQLite file in the working directory), \
-                 sqlite://PATH, redis://... or postgres://...",
-            )),
+        match QueueUrl::parse(url)? {
+            QueueUrl::Sqlite(path) => Self::open_sqlite_url(path).await,
+            QueueUrl::Redis(url) => Self::open_redis_url(&url).await,
+            QueueUrl::Postgres(url) => Self::open_postgres_url(&url).await,
         }
     }
 
     #[cfg(feature = "sqlite")]
-    async fn open_sqlite_url(url: Option<&str>) -> Result<Self, StoreError> {
-        let path = match url {
-            None => crate::sqlite::DEFAULT_FILE,
-            Some(url) => {
-                let rest = url.get("sqlite:".len()..).unwrap_or_default();
-                rest.strip_prefix("//").unwrap_or(rest)
-            }
-        };
-        if path.is_empty() {
-            return Err(StoreError::new(
-                StoreErrorKind::Other,
-                "a sqlite: queue URL needs a file path (sqlite://PATH)",
-            ));
-        }
+    async fn open_sqlite_url(path: std::path::PathBuf) -> Result<Self, StoreError> {
         Self::sqlite(path).await
     }
 
     #[cfg(not(feature = "sqlite"))]
-    async fn open_sqlite_url(_url: Option<&str>) -> Result<Self, StoreError> {
+    async fn open_sqlite_url(_path: std::path::PathBuf) -> Result<Self, StoreError> {
         Err(missing_feature("sqlite", "a SQLite queue"))
     }
 
@@ -348,7 +327,7 @@ impl Handoff for Queue {
 #[cfg(not(all(feature = "sqlite", feature = "redis", feature = "postgres")))]
 fn missing_feature(feature: &str, what: &str) -> StoreError {
     StoreError::new(
-        StoreErrorKind::Other,
+        agentsync_webhooks_core::idempotency::StoreErrorKind::Other,
         format!(
             "{what} needs the `{feature}` cargo feature of agentsync-webhooks-queue, \
              which this build does not enable"
