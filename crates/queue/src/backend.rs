@@ -1,6 +1,6 @@
 //! The contract between the workers and a queue engine: one trait, one contract suite.
 
-use std::{future::Future, pin::Pin, time::Duration, time::SystemTime};
+use std::{future::Future, pin::Pin, time::Duration};
 
 use agentsync_webhooks_core::{
     handoff::{Enqueued, ReceivedDelivery},
@@ -16,6 +16,42 @@ pub type QueueFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// expired and whose job was re-claimed by another cannot undo its successor's work.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Receipt(pub String);
+
+/// The token one claim leases its jobs under, chosen by the caller before the call, so that a
+/// claim whose answer never arrived (a timeout: the engine may have committed it) can be given
+/// back with [`Backend::abandon`] instead of leaving its jobs leased to nobody, their attempt
+/// counted, until the lease ends.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    /// A fresh random token (32 hex digits).
+    ///
+    /// ```
+    /// let token = agentsync_webhooks_queue::ClaimToken::new()?;
+    /// assert_eq!(token.as_str().len(), 32);
+    /// # Ok::<(), agentsync_webhooks_queue::StoreError>(())
+    /// ```
+    pub fn new() -> Result<Self, StoreError> {
+        new_lease_token().map(Self)
+    }
+
+    /// The token as text, as engines store it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What one [`Backend::purge`] deleted: a batch of each kind at most.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Done deliveries past the retention (their `webhook-id` is forgotten with them).
+    pub done: u64,
+    /// Dead letters past the dead-letter retention (their `webhook-id` too).
+    pub dead: u64,
+    /// A batch was full: call again to purge the rest.
+    pub more: bool,
+}
 
 /// One claimed job: the stored delivery, which attempt this is, and the claim's receipt.
 #[derive(Debug, Clone)]
@@ -74,17 +110,38 @@ pub trait Backend: Send + Sync + 'static {
     fn enqueue<'a>(&'a self, delivery: &'a ReceivedDelivery) -> QueueFuture<'a, Enqueued>;
 
     /// Claims up to `max` jobs that are due (new, a retry whose time has come, or a claim whose
-    /// lease expired), each leased for `lease`, and counts the attempt. Returns at once, possibly
-    /// with none.
-    fn claim(&self, max: usize, lease: Duration) -> QueueFuture<'_, Vec<Job>>;
+    /// lease expired), each leased under `token` for `lease`, and counts the attempt. Returns at
+    /// once, possibly with none. Times (due, lease end) are the engine's clock, never the
+    /// caller's, so instances whose clocks differ agree on when a lease ends.
+    fn claim_with<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> QueueFuture<'a, Vec<Job>>;
+
+    /// [`claim_with`](Self::claim_with) under a fresh [`ClaimToken`].
+    fn claim(&self, max: usize, lease: Duration) -> QueueFuture<'_, Vec<Job>> {
+        Box::pin(async move {
+            let token = ClaimToken::new()?;
+            self.claim_with(&token, max, lease).await
+        })
+    }
+
+    /// Gives back every job still leased under `token` (a claim whose answer was lost), due at
+    /// once, without counting that attempt; returns how many. A job settled or re-claimed
+    /// since is left alone. Best effort for the caller: what it cannot give back returns when
+    /// its lease ends, its attempt counted.
+    fn abandon<'a>(&'a self, token: &'a ClaimToken) -> QueueFuture<'a, u64>;
 
     /// Marks the job done: it is never run again, and its `webhook-id` stays known for the
     /// retention, so that the sender's late retries are duplicates. `Ok(false)` if the receipt is
     /// no longer the job's (the lease expired and another worker took it).
     fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool>;
 
-    /// Schedules the job to run again at `at`, recording `error`. `Ok(false)` as for `complete`.
-    fn retry<'a>(&'a self, job: &'a Job, at: SystemTime, error: &'a str) -> QueueFuture<'a, bool>;
+    /// Schedules the job to run again `after` from now (the engine's now), recording `error`.
+    /// `Ok(false)` as for `complete`.
+    fn retry<'a>(&'a self, job: &'a Job, after: Duration, error: &'a str) -> QueueFuture<'a, bool>;
 
     /// Extends the job's lease to `lease` from now, for handlers that run longer than one lease
     /// (workers call it while a handler runs). `Ok(false)` as for `complete`.
@@ -109,6 +166,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Depth, oldest age and dead letters now.
     fn stats(&self) -> QueueFuture<'_, QueueStats>;
+
+    /// Deletes one batch of what outlived its retention: done deliveries past the retention
+    /// and dead letters past the dead-letter retention, each `webhook-id` forgotten with its
+    /// delivery. Never holds a lock that stalls enqueues for long; the workers call it
+    /// periodically, off the claim's path.
+    fn purge(&self) -> QueueFuture<'_, Purged>;
 }
 
 /// Milliseconds in `duration`, saturated to `i64` (what every engine stores).
@@ -120,18 +183,7 @@ pub(crate) fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Milliseconds since the Unix epoch at `at` (0 before the epoch), as every engine stores times.
-#[cfg_attr(
-    not(any(feature = "sqlite", feature = "redis", feature = "postgres")),
-    allow(dead_code)
-)]
-pub(crate) fn system_time_ms(at: SystemTime) -> i64 {
-    at.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, duration_ms)
-}
-
 /// A fresh random lease token for one claim, as text (32 hex digits).
-#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn new_lease_token() -> Result<String, StoreError> {
     agentsync_webhooks_core::idempotency::LeaseToken::random().map(|token| token.to_string())
 }

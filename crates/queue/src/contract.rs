@@ -1,8 +1,10 @@
 //! The test suite every [`Backend`] must pass (feature `testing`).
 //!
 //! Each case needs a fresh, empty queue of its own (a new SQLite file, table or key prefix), so
-//! that cases run in parallel without seeing each other's jobs. A failure panics with the case
-//! name. Cases use short leases (200 ms) and wait well past them, and check that a job is not
+//! that cases run in parallel without seeing each other's jobs, opened with a retention of
+//! [`RETENTION`] and a dead-letter retention of [`DEAD_RETENTION`], and a second instance on the
+//! same queue ([`QueueContract::second_instance`]: another connection, pool or file handle, as a
+//! second process would open it). A failure panics with the case name. Cases use short leases (200 ms) and wait well past them, and check that a job is not
 //! claimable only within leases of 1.5 s or more; nothing asserts how long a call took. The cases
 //! run on tokio (they spawn concurrent tasks).
 //!
@@ -10,12 +12,18 @@
 //! from a function that makes the queue for a case (`None` skips it):
 //!
 //! ```ignore
-//! use agentsync_webhooks_queue::{contract::QueueContract, sqlite::SqliteBackend};
+//! use agentsync_webhooks_queue::contract::{self, QueueContract};
+//! use agentsync_webhooks_queue::sqlite::{SqliteBackend, SqliteOptions};
 //!
 //! async fn contract(case: &'static str) -> Option<QueueContract> {
 //!     let dir = tempfile::tempdir().unwrap();
-//!     let backend = SqliteBackend::open(dir.path().join("queue.sqlite3")).await.unwrap();
-//!     Some(QueueContract::new(backend, case).keep_alive(dir))
+//!     let path = dir.path().join("queue.sqlite3");
+//!     let options = || SqliteOptions::new()
+//!         .retention(contract::RETENTION)
+//!         .dead_retention(contract::DEAD_RETENTION);
+//!     let first = SqliteBackend::open_with(&path, options()).await.unwrap();
+//!     let second = SqliteBackend::open_with(&path, options()).await.unwrap();
+//!     Some(QueueContract::new(first, case).second_instance(second).keep_alive(dir))
 //! }
 //!
 //! agentsync_webhooks_queue::queue_contract_tests!(contract);
@@ -25,13 +33,20 @@ use std::{
     any::Any,
     collections::{HashMap, HashSet},
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use agentsync_webhooks_core::handoff::{Enqueued, ReceivedDelivery, now_ms};
 use bytes::Bytes;
 
-use crate::backend::{Backend, DeadLetter, Job, QueueStats};
+use crate::backend::{Backend, ClaimToken, DeadLetter, Job, Purged, QueueStats};
+
+/// The retention of done `webhook-id`s every case's queue is opened with.
+pub const RETENTION: Duration = Duration::from_secs(3);
+/// The dead-letter retention every case's queue is opened with.
+pub const DEAD_RETENTION: Duration = Duration::from_secs(3);
+/// Waiting out [`RETENTION`] and [`DEAD_RETENTION`].
+const PAST_RETENTION: Duration = Duration::from_millis(4_000);
 
 /// A lease short enough to wait out.
 const SHORT: Duration = Duration::from_millis(200);
@@ -65,11 +80,18 @@ pub const CASES: &[&str] = &[
     "stats_count_depth_oldest_and_dead",
     "delivery_round_trips_byte_for_byte",
     "concurrent_claimers_take_each_job_once",
+    "abandon_gives_a_lost_claim_back",
+    "done_ids_are_known_for_the_retention_then_forgotten",
+    "dead_letters_are_purged_after_their_retention",
+    "concurrent_enqueues_on_two_instances_store_one",
+    "concurrent_claimers_on_two_instances_take_each_job_once",
+    "a_lease_extended_on_one_instance_holds_on_the_other",
 ];
 
 /// One empty queue under test, for one case.
 pub struct QueueContract {
     backend: Arc<dyn Backend>,
+    second: Option<Arc<dyn Backend>>,
     case: &'static str,
     _keep_alive: Option<Box<dyn Any + Send + Sync>>,
 }
@@ -93,9 +115,17 @@ impl QueueContract {
     pub fn from_arc(backend: Arc<dyn Backend>, case: &'static str) -> Self {
         Self {
             backend,
+            second: None,
             case,
             _keep_alive: None,
         }
+    }
+
+    /// A second instance on the same queue (another connection, pool or handle on the same
+    /// file, table or prefix), for the cases where two processes share the work.
+    pub fn second_instance(mut self, backend: impl Backend) -> Self {
+        self.second = Some(Arc::new(backend));
+        self
     }
 
     /// Keeps `guard` (a temporary directory, a server) alive as long as the case runs.
@@ -119,6 +149,15 @@ impl QueueContract {
         self.stats_count_depth_oldest_and_dead().await;
         self.delivery_round_trips_byte_for_byte().await;
         self.concurrent_claimers_take_each_job_once().await;
+        self.abandon_gives_a_lost_claim_back().await;
+        self.done_ids_are_known_for_the_retention_then_forgotten()
+            .await;
+        self.dead_letters_are_purged_after_their_retention().await;
+        self.concurrent_enqueues_on_two_instances_store_one().await;
+        self.concurrent_claimers_on_two_instances_take_each_job_once()
+            .await;
+        self.a_lease_extended_on_one_instance_holds_on_the_other()
+            .await;
     }
 
     /// A new id never seen is `New`; the same id again is `Duplicate` whether it waits, runs,
@@ -211,29 +250,73 @@ impl QueueContract {
         assert!(self.complete(&second).await, "{}", self.case);
     }
 
-    /// After a re-claim, the first receipt settles nothing: complete, retry, extend, release and
-    /// bury all return `false` and change nothing.
+    /// A receipt from before the job changed hands settles nothing: complete, retry, extend,
+    /// release and bury all return `false` and change nothing, whether the job was re-claimed
+    /// after its lease expired, after a retry, after a release, or after a bury and a replay.
     pub async fn stale_receipt_settles_nothing(&self) {
-        self.enqueue(&delivery(self.case, "stale")).await;
+        let case = self.case;
+        let one = delivery(case, "expired");
+        self.enqueue(&one).await;
         let stale = self.claim_one(SHORT).await;
         tokio::time::sleep(PAST_SHORT).await;
         let current = self.claim_one(LONG).await;
-        let later = SystemTime::now() + Duration::from_secs(1);
+        self.assert_stale(&stale, &current, "after the lease expired")
+            .await;
+
+        let two = delivery(case, "retried");
+        self.enqueue(&two).await;
+        let stale = self.claim_one(LONG).await;
+        assert!(self.retry(&stale, Duration::ZERO).await, "{case}: retry");
+        let current = self.claim_one(LONG).await;
+        self.assert_stale(&stale, &current, "after a retry").await;
+
+        let three = delivery(case, "released");
+        self.enqueue(&three).await;
+        let stale = self.claim_one(LONG).await;
+        assert!(self.release(&stale).await, "{case}: release");
+        let current = self.claim_one(LONG).await;
+        self.assert_stale(&stale, &current, "after a release").await;
+
+        let four = delivery(case, "replayed");
+        self.enqueue(&four).await;
+        let stale = self.claim_one(LONG).await;
+        assert!(self.bury(&stale, "dead").await, "{case}: bury");
+        assert!(self.replay(&four.webhook_id).await, "{case}: replay");
+        let current = self.claim_one(LONG).await;
+        self.assert_stale(&stale, &current, "after a bury and a replay")
+            .await;
+    }
+
+    /// `stale` settles nothing while `current` holds the job; then `current` completes it.
+    async fn assert_stale(&self, stale: &Job, current: &Job, when: &str) {
         let case = self.case;
-        assert!(!self.complete(&stale).await, "{case}: stale complete");
-        assert!(!self.retry(&stale, later).await, "{case}: stale retry");
-        assert!(!self.extend(&stale, LONG).await, "{case}: stale extend");
-        assert!(!self.release(&stale).await, "{case}: stale release");
-        assert!(!self.bury(&stale, "stale").await, "{case}: stale bury");
+        let later = Duration::from_secs(1);
+        assert!(!self.complete(stale).await, "{case}: stale complete {when}");
+        assert!(
+            !self.retry(stale, later).await,
+            "{case}: stale retry {when}"
+        );
+        assert!(
+            !self.extend(stale, LONG).await,
+            "{case}: stale extend {when}"
+        );
+        assert!(!self.release(stale).await, "{case}: stale release {when}");
+        assert!(
+            !self.bury(stale, "stale").await,
+            "{case}: stale bury {when}"
+        );
         assert!(
             self.claim(10, LONG).await.is_empty(),
-            "{case}: a stale settle freed the job"
+            "{case}: a stale settle {when} freed the job"
         );
         assert!(
             self.dead_letters().await.is_empty(),
-            "{case}: a stale bury buried"
+            "{case}: a stale bury {when} buried"
         );
-        assert!(self.complete(&current).await, "{case}: current complete");
+        assert!(
+            self.complete(current).await,
+            "{case}: current complete {when}"
+        );
     }
 
     /// A completed job is never claimed again, leaves the depth, and settles only once.
@@ -256,8 +339,11 @@ impl QueueContract {
         let one = delivery(self.case, "retried");
         self.enqueue(&one).await;
         let job = self.claim_one(LONG).await;
-        let at = SystemTime::now() + Duration::from_secs(4);
-        assert!(self.retry(&job, at).await, "{}: retry", self.case);
+        assert!(
+            self.retry(&job, Duration::from_secs(4)).await,
+            "{}: retry",
+            self.case
+        );
         assert!(
             self.claim(10, LONG).await.is_empty(),
             "{}: claimable before its time",
@@ -290,7 +376,7 @@ impl QueueContract {
         let one = delivery(case, "buried");
         self.enqueue(&one).await;
         let first = self.claim_one(LONG).await;
-        assert!(self.retry(&first, SystemTime::now()).await, "{case}: retry");
+        assert!(self.retry(&first, Duration::ZERO).await, "{case}: retry");
         let second = self.claim_one(LONG).await;
         assert_eq!(second.attempt, 2, "{case}");
         let before = now_ms();
@@ -346,19 +432,22 @@ impl QueueContract {
         );
     }
 
-    /// A job whose lease is extended is not re-claimed past its first lease.
+    /// A job claimed with a short lease and extended with a longer one is held for the
+    /// extended lease, whatever lease the other claimers ask for: never re-claimed past its
+    /// first lease while it is extended.
     pub async fn extend_keeps_the_lease(&self) {
         self.enqueue(&delivery(self.case, "extended")).await;
-        let job = self.claim_one(WITHIN).await;
-        // Three extensions, 700 ms apart: past the first lease, never past an extended one.
+        let job = self.claim_one(SHORT).await;
+        assert!(self.extend(&job, WITHIN).await, "{}: extend", self.case);
+        // Three rounds, each past the claimers' short lease, never past an extended one.
         for _ in 0..3 {
-            tokio::time::sleep(Duration::from_millis(700)).await;
-            assert!(self.extend(&job, WITHIN).await, "{}: extend", self.case);
+            tokio::time::sleep(PAST_SHORT).await;
             assert!(
-                self.claim(10, WITHIN).await.is_empty(),
+                self.claim(10, SHORT).await.is_empty(),
                 "{}: re-claimed despite its extended lease",
                 self.case
             );
+            assert!(self.extend(&job, WITHIN).await, "{}: extend", self.case);
         }
         assert!(self.complete(&job).await, "{}", self.case);
     }
@@ -443,6 +532,12 @@ impl QueueContract {
 
     /// Several claimers racing over many jobs take each job exactly once.
     pub async fn concurrent_claimers_take_each_job_once(&self) {
+        self.claimers_take_each_job_once(&[Arc::clone(&self.backend)])
+            .await;
+    }
+
+    /// [`CLAIMERS`] claimers, spread over `instances`, race over [`SHARED_JOBS`] jobs.
+    async fn claimers_take_each_job_once(&self, instances: &[Arc<dyn Backend>]) {
         let case = self.case;
         let mut expected = HashSet::new();
         for n in 0..SHARED_JOBS {
@@ -451,8 +546,8 @@ impl QueueContract {
             assert_eq!(self.enqueue(&one).await, Enqueued::New, "{case}");
         }
         let mut claimers = Vec::with_capacity(CLAIMERS);
-        for _ in 0..CLAIMERS {
-            let backend = Arc::clone(&self.backend);
+        for n in 0..CLAIMERS {
+            let backend = Arc::clone(&instances[n % instances.len()]);
             claimers.push(tokio::spawn(async move {
                 let mut taken = Vec::new();
                 let mut idle_rounds = 0;
@@ -491,6 +586,212 @@ impl QueueContract {
         assert_eq!(taken, expected, "{case}: every job taken once");
     }
 
+    /// A claim whose answer was lost (the call timed out after the engine committed it) is
+    /// given back by its token: its jobs are claimable at once, their attempt not counted. A
+    /// token gives back only what is still leased under it.
+    pub async fn abandon_gives_a_lost_claim_back(&self) {
+        let case = self.case;
+        for name in ["lost-1", "lost-2"] {
+            self.enqueue(&delivery(case, name)).await;
+        }
+        let lost = self.token();
+        let taken = self.claim_with(&lost, 10, LONG).await;
+        assert_eq!(taken.len(), 2, "{case}: claimed");
+        assert_eq!(self.abandon(&lost).await, 2, "{case}: abandoned");
+        assert_eq!(self.abandon(&lost).await, 0, "{case}: abandoned twice");
+        let again = self.token();
+        let jobs = self.claim_with(&again, 10, LONG).await;
+        assert_eq!(jobs.len(), 2, "{case}: given back");
+        assert!(
+            jobs.iter().all(|job| job.attempt == 1),
+            "{case}: an abandoned claim counted its attempt: {:?}",
+            jobs.iter().map(|job| job.attempt).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            self.abandon(&lost).await,
+            0,
+            "{case}: the old token took them"
+        );
+        assert!(self.complete(&jobs[0]).await, "{case}");
+        assert_eq!(
+            self.abandon(&again).await,
+            1,
+            "{case}: abandon takes back only what is still leased under the token"
+        );
+        assert!(
+            !self.complete(&jobs[1]).await,
+            "{case}: abandoned job settled"
+        );
+        let last = self.claim_one(LONG).await;
+        assert_eq!(last.attempt, 1, "{case}");
+        assert!(self.complete(&last).await, "{case}");
+        assert_eq!(self.stats().await.depth, 0, "{case}: depth");
+    }
+
+    /// A done `webhook-id` is a duplicate within the retention ([`RETENTION`]), and is new
+    /// again once it passed and the queue was purged.
+    pub async fn done_ids_are_known_for_the_retention_then_forgotten(&self) {
+        let case = self.case;
+        let one = delivery(case, "kept");
+        self.enqueue(&one).await;
+        let job = self.claim_one(LONG).await;
+        assert!(self.complete(&job).await, "{case}");
+        self.purge().await;
+        assert_eq!(
+            self.enqueue(&one).await,
+            Enqueued::Duplicate,
+            "{case}: within the retention a done id is a duplicate"
+        );
+        tokio::time::sleep(PAST_RETENTION).await;
+        while self.purge().await.more {}
+        assert_eq!(
+            self.enqueue(&one).await,
+            Enqueued::New,
+            "{case}: past the retention a done id is forgotten"
+        );
+        let again = self.claim_one(LONG).await;
+        assert_eq!(again.attempt, 1, "{case}: a new delivery");
+        assert!(self.complete(&again).await, "{case}");
+    }
+
+    /// A dead letter stays within [`DEAD_RETENTION`], and is purged (its `webhook-id`
+    /// forgotten with it) once that passed; a waiting job is never purged.
+    pub async fn dead_letters_are_purged_after_their_retention(&self) {
+        let case = self.case;
+        let dead = delivery(case, "dead");
+        self.enqueue(&dead).await;
+        let job = self.claim_one(LONG).await;
+        assert!(self.bury(&job, "permanent").await, "{case}");
+        let waiting = delivery(case, "waiting");
+        self.enqueue(&waiting).await;
+        let purged = self.purge().await;
+        assert_eq!(purged.dead, 0, "{case}: purged within the retention");
+        assert_eq!(self.dead_letters().await.len(), 1, "{case}: kept");
+        tokio::time::sleep(PAST_RETENTION).await;
+        let mut dead_purged = 0;
+        loop {
+            let purged = self.purge().await;
+            dead_purged += purged.dead;
+            if !purged.more {
+                break;
+            }
+        }
+        assert_eq!(dead_purged, 1, "{case}: dead letters purged");
+        assert!(self.dead_letters().await.is_empty(), "{case}: still listed");
+        assert!(
+            matches!(self.backend.dead_letter(&dead.webhook_id).await, Ok(None)),
+            "{case}: still shown"
+        );
+        let stats = self.stats().await;
+        assert_eq!((stats.depth, stats.dead), (1, 0), "{case}: stats");
+        let job = self.claim_one(LONG).await;
+        assert_eq!(job.delivery, waiting, "{case}: the waiting job was purged");
+        assert_eq!(
+            self.enqueue(&dead).await,
+            Enqueued::New,
+            "{case}: a purged dead letter's id is forgotten"
+        );
+    }
+
+    /// [`concurrent_enqueues_of_one_id_store_one`](Self::concurrent_enqueues_of_one_id_store_one)
+    /// from two instances at once.
+    pub async fn concurrent_enqueues_on_two_instances_store_one(&self) {
+        let one = delivery(self.case, "contended-twice");
+        let instances = [Arc::clone(&self.backend), Arc::clone(self.second())];
+        let mut tasks = Vec::with_capacity(CONTENDERS);
+        for n in 0..CONTENDERS {
+            let backend = Arc::clone(&instances[n % 2]);
+            let one = one.clone();
+            tasks.push(tokio::spawn(
+                async move { backend.enqueue(&one).await.ok() },
+            ));
+        }
+        let mut new = 0;
+        for task in tasks {
+            match task.await {
+                Ok(Some(Enqueued::New)) => new += 1,
+                Ok(Some(Enqueued::Duplicate)) => {}
+                Ok(None) => panic!("{}: a concurrent enqueue failed", self.case),
+                Err(err) => panic!("{}: an enqueue task panicked: {err}", self.case),
+            }
+        }
+        assert_eq!(new, 1, "{}: New answers", self.case);
+        let jobs = self.claim(CONTENDERS, LONG).await;
+        assert_eq!(jobs.len(), 1, "{}: jobs stored", self.case);
+        assert_eq!(jobs[0].delivery, one, "{}", self.case);
+    }
+
+    /// [`concurrent_claimers_take_each_job_once`](Self::concurrent_claimers_take_each_job_once)
+    /// with the claimers spread over two instances.
+    pub async fn concurrent_claimers_on_two_instances_take_each_job_once(&self) {
+        let instances = [Arc::clone(&self.backend), Arc::clone(self.second())];
+        self.claimers_take_each_job_once(&instances).await;
+    }
+
+    /// A lease taken and extended on one instance holds against claims from the other.
+    pub async fn a_lease_extended_on_one_instance_holds_on_the_other(&self) {
+        let case = self.case;
+        let other = Arc::clone(self.second());
+        self.enqueue(&delivery(case, "shared")).await;
+        let job = self.claim_one(SHORT).await;
+        assert!(self.extend(&job, WITHIN).await, "{case}: extend");
+        for _ in 0..3 {
+            tokio::time::sleep(PAST_SHORT).await;
+            let taken = other
+                .claim(10, SHORT)
+                .await
+                .unwrap_or_else(|err| panic!("{case}: claim failed: {err}"));
+            assert!(
+                taken.is_empty(),
+                "{case}: the other instance took a held job"
+            );
+            assert!(self.extend(&job, WITHIN).await, "{case}: extend");
+        }
+        assert!(self.complete(&job).await, "{case}");
+        assert!(
+            !other
+                .complete(&job)
+                .await
+                .unwrap_or_else(|err| panic!("{case}: complete failed: {err}")),
+            "{case}: completed twice across instances"
+        );
+    }
+
+    fn second(&self) -> &Arc<dyn Backend> {
+        self.second.as_ref().unwrap_or_else(|| {
+            panic!(
+                "{}: this case needs a second instance on the same queue \
+                 (QueueContract::second_instance)",
+                self.case
+            )
+        })
+    }
+
+    fn token(&self) -> ClaimToken {
+        ClaimToken::new().unwrap_or_else(|err| panic!("{}: no claim token: {err}", self.case))
+    }
+
+    async fn claim_with(&self, token: &ClaimToken, max: usize, lease: Duration) -> Vec<Job> {
+        self.backend
+            .claim_with(token, max, lease)
+            .await
+            .unwrap_or_else(|err| panic!("{}: claim failed: {err}", self.case))
+    }
+
+    async fn abandon(&self, token: &ClaimToken) -> u64 {
+        self.backend
+            .abandon(token)
+            .await
+            .unwrap_or_else(|err| panic!("{}: abandon failed: {err}", self.case))
+    }
+
+    async fn purge(&self) -> Purged {
+        self.backend
+            .purge()
+            .await
+            .unwrap_or_else(|err| panic!("{}: purge failed: {err}", self.case))
+    }
+
     async fn enqueue(&self, delivery: &ReceivedDelivery) -> Enqueued {
         self.backend
             .enqueue(delivery)
@@ -518,9 +819,9 @@ impl QueueContract {
             .unwrap_or_else(|err| panic!("{}: complete failed: {err}", self.case))
     }
 
-    async fn retry(&self, job: &Job, at: SystemTime) -> bool {
+    async fn retry(&self, job: &Job, after: Duration) -> bool {
         self.backend
-            .retry(job, at, "try again")
+            .retry(job, after, "try again")
             .await
             .unwrap_or_else(|err| panic!("{}: retry failed: {err}", self.case))
     }
@@ -617,7 +918,13 @@ macro_rules! queue_contract_tests {
             extend_keeps_the_lease,
             stats_count_depth_oldest_and_dead,
             delivery_round_trips_byte_for_byte,
-            concurrent_claimers_take_each_job_once
+            concurrent_claimers_take_each_job_once,
+            abandon_gives_a_lost_claim_back,
+            done_ids_are_known_for_the_retention_then_forgotten,
+            dead_letters_are_purged_after_their_retention,
+            concurrent_enqueues_on_two_instances_store_one,
+            concurrent_claimers_on_two_instances_take_each_job_once,
+            a_lease_extended_on_one_instance_holds_on_the_other
         );
     };
     (@cases $make:path; $($case:ident),+) => {

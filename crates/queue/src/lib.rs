@@ -29,7 +29,9 @@ pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-pub use crate::backend::{Backend, DeadLetter, Job, QueueFuture, QueueStats, Receipt};
+pub use crate::backend::{
+    Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt,
+};
 pub use crate::queue::Queue;
 pub use crate::url::QueueUrl;
 pub use crate::worker::{Backoff, JobError, JobFuture, JobRequest, Workers, metrics};

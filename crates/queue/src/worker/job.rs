@@ -1,11 +1,6 @@
 //! One claimed job, from its handler's start to its settlement.
 
-use std::{
-    any::Any,
-    future::Future,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{any::Any, future::Future, sync::Arc, time::Duration};
 
 use agentsync_webhooks_core::route::{HandlerError, Routed};
 use tokio::{
@@ -17,7 +12,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use super::{
-    Config, bounded,
+    Config, bounded, millis,
     service::{BoxError, JobRequest, handler_error},
 };
 use crate::{Backend, Job, StoreError};
@@ -40,10 +35,6 @@ fn later(at: Instant, delay: Duration) -> Instant {
     at.checked_add(delay)
         .or_else(|| at.checked_add(Duration::from_secs(365 * 24 * 3600)))
         .unwrap_or(at)
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Runs `job` through `service` (the router, in whatever middleware) and settles the job; never
@@ -214,9 +205,7 @@ pub(super) async fn run<S>(
             let error = format!("{}: {err}", err.code());
             super::metrics::attempt("retry");
             ctx.settle_until(&job, "retry", lease_until, || {
-                let now = SystemTime::now();
-                ctx.backend
-                    .retry(&job, now.checked_add(delay).unwrap_or(now), &error)
+                ctx.backend.retry(&job, delay, &error)
             })
             .await;
         }

@@ -41,7 +41,7 @@ use tower_service::Service;
 
 pub use self::backoff::Backoff;
 pub use self::service::{JobError, JobFuture, JobRequest};
-use crate::{Job, Queue, StoreError, StoreErrorKind};
+use crate::{ClaimToken, Job, Queue, StoreError, StoreErrorKind};
 
 /// Default of [`Workers::concurrency`].
 const DEFAULT_CONCURRENCY: usize = 8;
@@ -134,6 +134,41 @@ impl Config {
             .unwrap_or(self.lease / 3)
             .max(Duration::from_millis(10))
     }
+
+    /// The settings with what would let a lease expire under a live handler capped, and a
+    /// sentence for each cap: an extension is asked for at most every half lease, and an
+    /// engine call may take at most a third of it, so that one late or failed extension still
+    /// leaves time for the next before the lease ends.
+    fn capped(mut self) -> (Self, Vec<String>) {
+        let mut caps = Vec::new();
+        let max_every = self.lease / 2;
+        if self.extend_every() > max_every {
+            caps.push(format!(
+                "extend_every ({} ms) is more than half the lease ({} ms): capped to {} ms, \
+                 so that a live handler's lease is extended before it ends",
+                millis(self.extend_every()),
+                millis(self.lease),
+                millis(max_every)
+            ));
+            self.extend_every = Some(max_every);
+        }
+        let max_timeout = self.lease / 3;
+        if self.engine_timeout > max_timeout {
+            caps.push(format!(
+                "engine_timeout ({} ms) is more than a third of the lease ({} ms): capped to \
+                 {} ms, so that a slow extension fails in time for the next one",
+                millis(self.engine_timeout),
+                millis(self.lease),
+                millis(max_timeout)
+            ));
+            self.engine_timeout = max_timeout;
+        }
+        (self, caps)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Workers {
@@ -281,7 +316,8 @@ impl<S> Workers<S> {
         self
     }
 
-    /// How often a running job's lease is extended (default: a third of the lease).
+    /// How often a running job's lease is extended (default: a third of the lease; at most half
+    /// of it, a longer setting is capped with a warning when the workers start).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -350,7 +386,9 @@ impl<S> Workers<S> {
     }
 
     /// The longest one call to the engine (claim, complete, extend...) may take before it counts
-    /// as failed and is retried. Keep it well under the lease.
+    /// as failed and is retried. At most a third of the lease: a longer setting is capped with a
+    /// warning when the workers start, since an extension that takes longer than what is left
+    /// of the lease lets another worker take a job whose handler still runs.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -397,6 +435,10 @@ impl<S> Workers<S> {
             service,
             config,
         } = self;
+        let (config, caps) = config.capped();
+        for cap in caps {
+            tracing::warn!("webhook workers: {cap}");
+        }
         let ctx = Arc::new(job::Context {
             backend: queue.backend().clone(),
             config,
@@ -407,6 +449,11 @@ impl<S> Workers<S> {
         let mut claim_failures: u32 = 0;
         // The queue's depth is sampled for the metrics at most this often.
         let mut next_sample = tokio::time::Instant::now();
+        // What outlived its retention is purged by a task of its own, off the claims' path.
+        let purging = tokio::spawn(purge_periodically(
+            ctx.backend.clone(),
+            ctx.config.engine_timeout,
+        ));
 
         tracing::info!(
             concurrency = ctx.config.concurrency,
@@ -430,7 +477,15 @@ impl<S> Workers<S> {
                 }
             }
 
-            let claim = ctx.claim(free);
+            let token = match ClaimToken::new() {
+                Ok(token) => token,
+                Err(err) => {
+                    tracing::error!(error = %err, "webhook workers could not make a claim token");
+                    sleep(CLAIM_RETRY_MAX).await;
+                    continue 'run;
+                }
+            };
+            let claim = ctx.claim(&token, free);
             let mut claim = std::pin::pin!(claim);
             let claimed = tokio::select! {
                 biased;
@@ -438,10 +493,13 @@ impl<S> Workers<S> {
                 () = &mut shutdown => {
                     // The claim may already hold jobs in the engine: let it finish (bounded),
                     // and give back whatever it got.
-                    if let Ok(Ok(jobs)) = timeout(ctx.config.engine_timeout, claim).await {
-                        for job in jobs {
-                            ctx.release_unrun(&job).await;
+                    match claim.await {
+                        Ok(jobs) => {
+                            for job in jobs {
+                                ctx.release_unrun(&job).await;
+                            }
                         }
+                        Err(_) => ctx.abandon(&token).await,
                     }
                     break 'run;
                 }
@@ -463,6 +521,9 @@ impl<S> Workers<S> {
                     }
                 }
                 Err(err) => {
+                    // The engine may have committed the claim whose answer was lost: give its
+                    // jobs back now rather than when their leases end, their attempt counted.
+                    ctx.abandon(&token).await;
                     claim_failures = claim_failures.saturating_add(1);
                     let wait = claim_retry_delay(claim_failures);
                     tracing::warn!(
@@ -515,6 +576,7 @@ impl<S> Workers<S> {
         while let Some(joined) = tasks.join_next().await {
             report_task(joined);
         }
+        purging.abort();
         tracing::info!("webhook workers stopped");
     }
 }
@@ -556,13 +618,69 @@ async fn bounded<T>(
     }
 }
 
+/// How often the workers purge what outlived its retention (done deliveries, dead letters).
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// The pause between two purge batches while there is more to purge.
+const PURGE_PAUSE: Duration = Duration::from_millis(100);
+
+/// Purges one batch every [`PURGE_EVERY`], and the next batch soon after a full one; a failure
+/// is logged and tried again at the next round.
+async fn purge_periodically(backend: std::sync::Arc<dyn crate::Backend>, limit: Duration) {
+    loop {
+        let wait = match bounded(limit, "purge", backend.purge()).await {
+            Ok(purged) => {
+                if purged.done > 0 || purged.dead > 0 {
+                    tracing::debug!(
+                        done = purged.done,
+                        dead = purged.dead,
+                        "purged what outlived its retention from the queue"
+                    );
+                }
+                if purged.more {
+                    PURGE_PAUSE
+                } else {
+                    PURGE_EVERY
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not purge the queue; trying again later");
+                PURGE_EVERY
+            }
+        };
+        sleep(wait).await;
+    }
+}
+
 impl job::Context {
-    async fn claim(&self, max: usize) -> Result<Vec<Job>, StoreError> {
+    async fn claim(&self, token: &ClaimToken, max: usize) -> Result<Vec<Job>, StoreError> {
         bounded(
             self.config.engine_timeout,
             "claim",
-            self.backend.claim(max, self.config.lease),
+            self.backend.claim_with(token, max, self.config.lease),
         )
         .await
+    }
+
+    /// Gives back what a failed claim may hold in the engine (best effort, logged).
+    async fn abandon(&self, token: &ClaimToken) {
+        match bounded(
+            self.config.engine_timeout,
+            "give back a failed claim",
+            self.backend.abandon(token),
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(given_back) => tracing::info!(
+                given_back,
+                "a claim failed after the engine took its jobs; they were given back, their \
+                 attempt not counted"
+            ),
+            Err(err) => tracing::warn!(
+                error = %err,
+                "could not give back what a failed claim may hold; those jobs return when \
+                 their leases end"
+            ),
+        }
     }
 }

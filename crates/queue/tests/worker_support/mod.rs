@@ -9,13 +9,13 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use agentsync_webhooks_core::{EventType, event::samples, route::Routed};
 use agentsync_webhooks_queue::{
-    Backend, DeadLetter, Enqueued, Job, JobRequest, Queue, QueueFuture, QueueStats,
-    ReceivedDelivery, StoreError, StoreErrorKind, Workers,
+    Backend, ClaimToken, DeadLetter, Enqueued, Job, JobRequest, Purged, Queue, QueueFuture,
+    QueueStats, ReceivedDelivery, StoreError, StoreErrorKind, Workers,
 };
 use bytes::Bytes;
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -414,14 +414,22 @@ impl Backend for Troubled {
     fn enqueue<'a>(&'a self, delivery: &'a ReceivedDelivery) -> QueueFuture<'a, Enqueued> {
         self.inner.enqueue(delivery)
     }
-    fn claim(&self, max: usize, lease: Duration) -> QueueFuture<'_, Vec<Job>> {
-        self.call("claim", self.inner.claim(max, lease))
+    fn claim_with<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> QueueFuture<'a, Vec<Job>> {
+        self.call("claim", self.inner.claim_with(token, max, lease))
+    }
+    fn abandon<'a>(&'a self, token: &'a ClaimToken) -> QueueFuture<'a, u64> {
+        self.call("abandon", self.inner.abandon(token))
     }
     fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
         self.call("complete", self.inner.complete(job))
     }
-    fn retry<'a>(&'a self, job: &'a Job, at: SystemTime, error: &'a str) -> QueueFuture<'a, bool> {
-        self.call("retry", self.inner.retry(job, at, error))
+    fn retry<'a>(&'a self, job: &'a Job, after: Duration, error: &'a str) -> QueueFuture<'a, bool> {
+        self.call("retry", self.inner.retry(job, after, error))
     }
     fn extend<'a>(&'a self, job: &'a Job, lease: Duration) -> QueueFuture<'a, bool> {
         self.call("extend", self.inner.extend(job, lease))
@@ -443,5 +451,8 @@ impl Backend for Troubled {
     }
     fn stats(&self) -> QueueFuture<'_, QueueStats> {
         self.inner.stats()
+    }
+    fn purge(&self) -> QueueFuture<'_, Purged> {
+        self.inner.purge()
     }
 }
