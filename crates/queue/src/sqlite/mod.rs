@@ -19,8 +19,21 @@
 //!   due jobs through a partial index on `next_run_at_ms WHERE state = 'queued'` and the expired
 //!   leases through one on `locked_until_ms WHERE state = 'running'`: never a scan of the table.
 //! - Done rows keep their `webhook-id` for the retention (72 h by default, so that the sender's
-//!   late retries are duplicates) but drop their body; they are purged in small batches by the
-//!   claims. Dead rows stay until replayed.
+//!   late retries are duplicates) but drop their body; dead rows stay for the dead-letter
+//!   retention (30 days by default) unless replayed. [`Backend::purge`] deletes both in small
+//!   batches (the workers call it every minute); an enqueue of an id whose done or dead row
+//!   outlived its retention takes the row over, so a retention holds to the millisecond whenever
+//!   the purge runs.
+//! - A group's `BEGIN IMMEDIATE` that fails because the database is busy runs each statement on
+//!   its own (still answered only once committed); any other failure (a transaction left open
+//!   by a failed `COMMIT` whose `ROLLBACK` also failed) rolls it back, and fails the group if the
+//!   connection is still not in autocommit. Nothing is answered `Ok` unless it committed.
+//!
+//! Times (due, lease ends, done and dead) are this host's wall clock: every process on the file
+//! shares it, so they agree. A step of that clock moves the leases with it: a step forward by
+//! more than what is left of a lease lets another worker re-claim a job whose handler still
+//! runs; a step back delays re-claims and retries by as much. Keep the clock slewed, not
+//! stepped (chrony's and ntpd's default for small offsets).
 //!
 //! Every statement runs on one thread of its own that owns the connection, so the async runtime
 //! never blocks on the disk.
@@ -46,7 +59,7 @@ use std::{
     path::{Path, PathBuf},
     sync::mpsc,
     thread,
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use agentsync_webhooks_core::{
@@ -58,8 +71,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::backend::{
-    Backend, DeadLetter, Job, QueueFuture, QueueStats, Receipt, attempt_count, duration_ms,
-    new_lease_token, system_time_ms,
+    Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt, attempt_count,
+    duration_ms,
 };
 
 /// The file [`Queue::from_url`](crate::Queue::from_url) uses for an empty URL, in the working
@@ -70,15 +83,16 @@ pub const DEFAULT_FILE: &str = "agentsync-webhooks-queue.sqlite3";
 /// horizon (about a day), so that its late retries are answered as duplicates.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 60 * 60);
 
+/// How long a dead letter is kept, unless replayed: long enough for someone to look at it.
+pub const DEFAULT_DEAD_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// How long a statement waits for another process's lock on the file before it fails as a
 /// timeout (and the delivery gets a 503): well under the 5 s a sender waits.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// At most this many done rows are purged per claim, so that a purge never holds the write lock
-/// for long.
+/// At most this many rows of each kind are deleted per purge, so that a purge never holds the
+/// write lock for long.
 const PURGE_BATCH: i64 = 500;
-/// How often (at most) the claims look for done rows to purge when the last purge found few.
-const PURGE_EVERY_MS: i64 = 60_000;
 /// At most this many waiting tasks share one commit.
 const MAX_GROUP: usize = 256;
 
@@ -103,14 +117,24 @@ CREATE INDEX IF NOT EXISTS jobs_due ON jobs (next_run_at_ms) WHERE state = 'queu
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (locked_until_ms) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (received_at_ms) WHERE state IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS jobs_done ON jobs (done_at_ms) WHERE state = 'done';
-CREATE INDEX IF NOT EXISTS jobs_dead ON jobs (died_at_ms) WHERE state = 'dead';
+DROP INDEX IF EXISTS jobs_dead;
+CREATE INDEX IF NOT EXISTS jobs_dead_order ON jobs (died_at_ms, webhook_id) WHERE state = 'dead';
 ";
 
+/// A new id is inserted; a known one is left alone (a duplicate) unless its done row outlived
+/// the retention (?8) or its dead row the dead-letter retention (?9), which it then takes over.
 const ENQUEUE: &str = "
 INSERT INTO jobs (webhook_id, event_type, webhook_timestamp, signature, received_at_ms, body,
                   state, attempts, next_run_at_ms)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7)
-ON CONFLICT (webhook_id) DO NOTHING";
+ON CONFLICT (webhook_id) DO UPDATE SET
+    event_type = excluded.event_type, webhook_timestamp = excluded.webhook_timestamp,
+    signature = excluded.signature, received_at_ms = excluded.received_at_ms,
+    body = excluded.body, state = 'queued', attempts = 0,
+    next_run_at_ms = excluded.next_run_at_ms, locked_until_ms = NULL, lease = NULL,
+    last_error = NULL, died_at_ms = NULL, done_at_ms = NULL
+WHERE (jobs.state = 'done' AND jobs.done_at_ms <= ?8)
+   OR (jobs.state = 'dead' AND jobs.died_at_ms <= ?9)";
 const SELECT_EXPIRED: &str = "
 SELECT rowid FROM jobs WHERE state = 'running' AND locked_until_ms <= ?1
 ORDER BY locked_until_ms LIMIT ?2";
@@ -128,6 +152,10 @@ const RETRY: &str = "
 UPDATE jobs SET state = 'queued', next_run_at_ms = ?3, last_error = ?4, locked_until_ms = NULL,
                 lease = NULL
 WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
+const ABANDON: &str = "
+UPDATE jobs SET state = 'queued', next_run_at_ms = ?2, attempts = max(attempts - 1, 0),
+                locked_until_ms = NULL, lease = NULL
+WHERE state = 'running' AND lease = ?1";
 const EXTEND: &str = "
 UPDATE jobs SET locked_until_ms = ?3
 WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
@@ -153,9 +181,35 @@ WHERE webhook_id = ?1 AND state = 'dead'";
 const PENDING: &str = "
 SELECT count(*), min(received_at_ms) FROM jobs WHERE state IN ('queued', 'running')";
 const DEAD_COUNT: &str = "SELECT count(*) FROM jobs WHERE state = 'dead'";
-const PURGE: &str = "
+const PURGE_DONE: &str = "
 DELETE FROM jobs WHERE rowid IN (
     SELECT rowid FROM jobs WHERE state = 'done' AND done_at_ms <= ?1 LIMIT ?2)";
+const PURGE_DEAD: &str = "
+DELETE FROM jobs WHERE rowid IN (
+    SELECT rowid FROM jobs WHERE state = 'dead' AND died_at_ms <= ?1 LIMIT ?2)";
+
+/// Every statement the backend runs, by name, for tests that check their query plans.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub const STATEMENTS: &[(&str, &str)] = &[
+    ("enqueue", ENQUEUE),
+    ("select_expired", SELECT_EXPIRED),
+    ("select_due", SELECT_DUE),
+    ("take", TAKE),
+    ("complete", COMPLETE),
+    ("retry", RETRY),
+    ("abandon", ABANDON),
+    ("extend", EXTEND),
+    ("release", RELEASE),
+    ("bury", BURY),
+    ("dead_letters", DEAD_LETTERS),
+    ("dead_letter", DEAD_LETTER),
+    ("replay", REPLAY),
+    ("pending", PENDING),
+    ("dead_count", DEAD_COUNT),
+    ("purge_done", PURGE_DONE),
+    ("purge_dead", PURGE_DEAD),
+];
 
 /// How SQLite syncs the WAL to the disk at each commit: what a 2xx survives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -204,6 +258,7 @@ pub struct SqliteOptions {
     synchronous: Synchronous,
     busy_timeout: Duration,
     retention: Duration,
+    dead_retention: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -213,12 +268,14 @@ impl Default for SqliteOptions {
 }
 
 impl SqliteOptions {
-    /// [`Synchronous::Full`], [`DEFAULT_BUSY_TIMEOUT`], [`DEFAULT_RETENTION`].
+    /// [`Synchronous::Full`], [`DEFAULT_BUSY_TIMEOUT`], [`DEFAULT_RETENTION`],
+    /// [`DEFAULT_DEAD_RETENTION`].
     pub fn new() -> Self {
         Self {
             synchronous: Synchronous::Full,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             retention: DEFAULT_RETENTION,
+            dead_retention: DEFAULT_DEAD_RETENTION,
         }
     }
 
@@ -239,18 +296,39 @@ impl SqliteOptions {
         self.retention = retention;
         self
     }
+
+    /// How long a dead letter is kept unless replayed (default [`DEFAULT_DEAD_RETENTION`];
+    /// `Duration::MAX` keeps them until replayed). Past it, [`Backend::purge`] deletes it and its
+    /// `webhook-id` is forgotten: the sender's next resend is a new delivery.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use agentsync_webhooks_queue::sqlite::SqliteOptions;
+    ///
+    /// let options = SqliteOptions::new().dead_retention(Duration::from_secs(90 * 24 * 3600));
+    /// # let _ = options;
+    /// ```
+    pub fn dead_retention(mut self, dead_retention: Duration) -> Self {
+        self.dead_retention = dead_retention;
+        self
+    }
 }
 
 /// What a task leaves to do once its group's commit is known: answer its caller, with an error
 /// if the commit failed.
 type Reply = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
 
+/// Runs a task's statements and returns how to answer; or, given the error that keeps the
+/// group from running, answers with it at once (`None`).
+type Work = Box<dyn FnOnce(Result<&mut Engine, &rusqlite::Error>) -> Option<Reply> + Send>;
+
 /// One request to the connection's thread.
 struct Task {
     /// Whether its commit must be synced before it is answered (see [`Synchronous::Full`]).
     durable: bool,
-    /// Runs its statements and returns how to answer.
-    work: Box<dyn FnOnce(&mut Engine) -> Reply + Send>,
+    /// Runs alone on the connection, outside any group transaction (tests only).
+    alone: bool,
+    work: Work,
 }
 
 /// The connection and what its thread remembers between tasks.
@@ -261,9 +339,7 @@ struct Engine {
     /// The setting in force now.
     synchronous_now: Synchronous,
     retention_ms: i64,
-    /// How often to look for done rows to purge: every minute, or every retention if shorter.
-    purge_every_ms: i64,
-    next_purge_ms: i64,
+    dead_retention_ms: i64,
 }
 
 /// A [`Backend`] on one SQLite file. Open it once per process and share it (through a
@@ -346,7 +422,7 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&mut Engine) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.submit(what, false, work).await
+        self.submit(what, false, false, work).await
     }
 
     /// [`run`](Self::run) for a write that must survive what the [`Synchronous`] setting
@@ -356,13 +432,14 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&mut Engine) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.submit(what, true, work).await
+        self.submit(what, true, false, work).await
     }
 
     async fn submit<T, F>(
         &self,
         what: &'static str,
         durable: bool,
+        alone: bool,
         work: F,
     ) -> Result<T, StoreError>
     where
@@ -370,25 +447,50 @@ impl SqliteBackend {
         F: FnOnce(&mut Engine) -> rusqlite::Result<T> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let work = Box::new(move |engine: &mut Engine| -> Reply {
+        let work: Work = Box::new(move |engine: Result<&mut Engine, &rusqlite::Error>| {
+            let engine = match engine {
+                Ok(engine) => engine,
+                Err(err) => {
+                    let _ = answer.send(Err(sqlite_error(what, err)));
+                    return None;
+                }
+            };
             let result = work(engine);
-            Box::new(move |commit_error: Option<&rusqlite::Error>| {
+            Some(Box::new(move |commit_error: Option<&rusqlite::Error>| {
                 let outcome = match (&result, commit_error) {
                     (Err(err), _) | (Ok(_), Some(err)) => Err(sqlite_error(what, err)),
                     (Ok(_), None) => result.map_err(|err| sqlite_error(what, &err)),
                 };
                 let _ = answer.send(outcome);
-            })
+            }) as Reply)
         });
         self.tasks
-            .send(Task { durable, work })
+            .send(Task {
+                durable,
+                alone,
+                work,
+            })
             .map_err(|_| thread_gone())?;
         answered.await.map_err(|_| thread_gone())?
+    }
+
+    /// Runs `sql` on the connection alone, outside any group's transaction: for tests that put
+    /// the connection in a state the engine must recover from (a transaction left open).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub async fn execute_alone_for_tests(&self, sql: &str) -> Result<(), StoreError> {
+        let sql = sql.to_owned();
+        self.submit("a test statement", false, true, move |engine| {
+            engine.connection.execute_batch(&sql)
+        })
+        .await
     }
 
     async fn enqueue_delivery(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
         let delivery = delivery.clone();
         self.run_durable("enqueue", move |engine| {
+            let now = now_ms();
+            let (done_cutoff, dead_cutoff) = engine.cutoffs(now);
             let inserted = engine.connection.prepare_cached(ENQUEUE)?.execute(params![
                 delivery.webhook_id,
                 delivery.event_type,
@@ -396,7 +498,9 @@ impl SqliteBackend {
                 delivery.signature,
                 delivery.received_at_ms,
                 delivery.body.as_ref(),
-                now_ms(),
+                now,
+                done_cutoff,
+                dead_cutoff,
             ])?;
             Ok(if inserted == 1 {
                 Enqueued::New
@@ -407,21 +511,20 @@ impl SqliteBackend {
         .await
     }
 
-    async fn claim_jobs(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
+    async fn claim_jobs(
+        &self,
+        token: &ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>, StoreError> {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let token = new_lease_token()?;
+        let token = token.as_str().to_owned();
         let lease_ms = duration_ms(lease);
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        let jobs = self
-            .run("claim", move |engine| {
-                let jobs = engine.claim(max, lease_ms, &token)?;
-                engine.purge_if_due();
-                Ok(jobs)
-            })
-            .await?;
-        Ok(jobs)
+        self.run("claim", move |engine| engine.claim(max, lease_ms, &token))
+            .await
     }
 
     /// Runs one of the settling statements on the job's row; `true` if it still held the lease.
@@ -453,16 +556,33 @@ impl Backend for SqliteBackend {
         Box::pin(self.enqueue_delivery(delivery))
     }
 
-    fn claim(&self, max: usize, lease: Duration) -> QueueFuture<'_, Vec<Job>> {
-        Box::pin(self.claim_jobs(max, lease))
+    fn claim_with<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> QueueFuture<'a, Vec<Job>> {
+        Box::pin(self.claim_jobs(token, max, lease))
+    }
+
+    fn abandon<'a>(&'a self, token: &'a ClaimToken) -> QueueFuture<'a, u64> {
+        let token = token.as_str().to_owned();
+        Box::pin(self.run("give back a claim", move |engine| {
+            let given_back = engine
+                .connection
+                .prepare_cached(ABANDON)?
+                .execute(params![token, now_ms()])?;
+            Ok(u64::try_from(given_back).unwrap_or(u64::MAX))
+        }))
     }
 
     fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
         Box::pin(self.settle("complete", COMPLETE, job, now_ms(), None))
     }
 
-    fn retry<'a>(&'a self, job: &'a Job, at: SystemTime, error: &'a str) -> QueueFuture<'a, bool> {
-        Box::pin(self.settle("retry", RETRY, job, system_time_ms(at), Some(error)))
+    fn retry<'a>(&'a self, job: &'a Job, after: Duration, error: &'a str) -> QueueFuture<'a, bool> {
+        let due = now_ms().saturating_add(duration_ms(after));
+        Box::pin(self.settle("retry", RETRY, job, due, Some(error)))
     }
 
     fn extend<'a>(&'a self, job: &'a Job, lease: Duration) -> QueueFuture<'a, bool> {
@@ -529,6 +649,10 @@ impl Backend for SqliteBackend {
             })
         }))
     }
+
+    fn purge(&self) -> QueueFuture<'_, Purged> {
+        Box::pin(self.run("purge", |engine| engine.purge()))
+    }
 }
 
 /// Opens the file and sets it up: WAL, the synchronous setting, the busy timeout, the schema.
@@ -551,8 +675,7 @@ fn open_engine(path: &Path, options: &SqliteOptions) -> rusqlite::Result<Engine>
         synchronous: options.synchronous,
         synchronous_now: options.synchronous,
         retention_ms: duration_ms(options.retention),
-        purge_every_ms: duration_ms(options.retention).clamp(1, PURGE_EVERY_MS),
-        next_purge_ms: 0,
+        dead_retention_ms: duration_ms(options.dead_retention),
     })
 }
 
@@ -560,27 +683,53 @@ fn open_engine(path: &Path, options: &SqliteOptions) -> rusqlite::Result<Engine>
 /// together run in one `BEGIN IMMEDIATE` transaction (group commit: one sync of the WAL for the
 /// whole group), and each is answered only once it committed.
 fn serve(mut engine: Engine, inbox: &mpsc::Receiver<Task>) {
-    while let Ok(first) = inbox.recv() {
+    let mut next = None;
+    while let Some(first) = next.take().or_else(|| inbox.recv().ok()) {
+        if first.alone {
+            if let Some(reply) = (first.work)(Ok(&mut engine)) {
+                reply(None);
+            }
+            continue;
+        }
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match inbox.try_recv() {
+                Ok(task) if task.alone => {
+                    next = Some(task);
+                    break;
+                }
                 Ok(task) => group.push(task),
                 Err(_) => break,
             }
         }
-        // Without the group's transaction (another process holds the lock past the busy
-        // timeout), each statement commits on its own: still answered only once committed.
         engine.sync_commits(group.iter().any(|task| task.durable));
-        let in_transaction = engine.connection.execute_batch("BEGIN IMMEDIATE").is_ok();
+        let in_transaction = match engine.begin() {
+            Ok(in_transaction) => in_transaction,
+            Err(err) => {
+                for task in group {
+                    if let Some(reply) = (task.work)(Err(&err)) {
+                        reply(Some(&err));
+                    }
+                }
+                continue;
+            }
+        };
         let replies: Vec<Reply> = group
             .into_iter()
-            .map(|task| (task.work)(&mut engine))
+            .filter_map(|task| (task.work)(Ok(&mut engine)))
             .collect();
-        let commit_error = if in_transaction {
+        let mut commit_error = if in_transaction {
             engine.connection.execute_batch("COMMIT").err()
         } else {
             None
         };
+        if commit_error.is_none() && !engine.connection.is_autocommit() {
+            // Committed, yet a transaction is open: nothing here may be answered as written.
+            commit_error = Some(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                Some("a transaction was still open after the group's commit".into()),
+            ));
+        }
         if commit_error.is_some() && !engine.connection.is_autocommit() {
             let _ = engine.connection.execute_batch("ROLLBACK");
         }
@@ -591,6 +740,33 @@ fn serve(mut engine: Engine, inbox: &mpsc::Receiver<Task>) {
 }
 
 impl Engine {
+    /// Starts the group's transaction: `Ok(true)` in it; `Ok(false)` when another process holds
+    /// the lock past the busy timeout, so that each statement commits on its own (still answered
+    /// only once committed); an error when the connection cannot be brought back to autocommit
+    /// (a transaction left open that will not roll back), which fails the whole group.
+    fn begin(&mut self) -> rusqlite::Result<bool> {
+        if !self.connection.is_autocommit() {
+            // Left open by a failed COMMIT whose ROLLBACK failed too: its callers were told it
+            // failed, so it is rolled back now, never committed with the next group.
+            tracing::warn!("the SQLite queue's connection had a transaction open; rolling it back");
+            self.connection.execute_batch("ROLLBACK")?;
+        }
+        match self.connection.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => Ok(true),
+            Err(err) if is_busy(&err) && self.connection.is_autocommit() => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The done and dead-letter cutoffs at `now`: rows done or dead at or before them outlived
+    /// their retention.
+    fn cutoffs(&self, now: i64) -> (i64, i64) {
+        (
+            now.saturating_sub(self.retention_ms),
+            now.saturating_sub(self.dead_retention_ms),
+        )
+    }
+
     /// Sets the synchronous setting of the next commit: the configured one when the group holds
     /// a durable write, at most `NORMAL` for bookkeeping alone (claims, completions, retries),
     /// which the next synced commit or checkpoint syncs with it.
@@ -649,26 +825,24 @@ impl Engine {
         Ok(jobs)
     }
 
-    /// Deletes one batch of done rows older than the retention, when it is time to.
-    fn purge_if_due(&mut self) {
-        let now = now_ms();
-        if now < self.next_purge_ms {
-            return;
-        }
-        let cutoff = now.saturating_sub(self.retention_ms);
-        match self
+    /// Deletes one batch of done rows past the retention and one of dead rows past the
+    /// dead-letter retention.
+    fn purge(&mut self) -> rusqlite::Result<Purged> {
+        let (done_cutoff, dead_cutoff) = self.cutoffs(now_ms());
+        let done = self
             .connection
-            .prepare_cached(PURGE)
-            .and_then(|mut purge| purge.execute(params![cutoff, PURGE_BATCH]))
-        {
-            // A full batch: there may be more, purge again at the next claim.
-            Ok(purged) if i64::try_from(purged).unwrap_or(i64::MAX) >= PURGE_BATCH => {}
-            Ok(_) => self.next_purge_ms = now.saturating_add(self.purge_every_ms),
-            Err(err) => {
-                self.next_purge_ms = now.saturating_add(self.purge_every_ms);
-                tracing::warn!(error = %err, "could not purge done jobs from the SQLite queue");
-            }
-        }
+            .prepare_cached(PURGE_DONE)?
+            .execute(params![done_cutoff, PURGE_BATCH])?;
+        let dead = self
+            .connection
+            .prepare_cached(PURGE_DEAD)?
+            .execute(params![dead_cutoff, PURGE_BATCH])?;
+        let full = |n: usize| i64::try_from(n).unwrap_or(i64::MAX) >= PURGE_BATCH;
+        Ok(Purged {
+            done: u64::try_from(done).unwrap_or(u64::MAX),
+            dead: u64::try_from(dead).unwrap_or(u64::MAX),
+            more: full(done) || full(dead),
+        })
     }
 }
 
@@ -702,6 +876,13 @@ fn thread_gone() -> StoreError {
 
 /// A SQLite error as a [`StoreError`]: a lock held too long is a timeout, a file that cannot be
 /// opened or read is unreachable, anything else is `Other`.
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 fn sqlite_error(what: &'static str, err: &rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode;
     let kind = match err.sqlite_error_code() {
