@@ -11,7 +11,8 @@
 use std::{sync::LazyLock, time::Duration};
 
 use agentsync_webhooks_core::{
-    HeaderLookup, MAX_ID_LEN, MAX_SIGNATURE_ENTRIES, Verifier, WebhookError, headers,
+    HeaderLookup, Verifier, WebhookError,
+    headers::{self, MAX_ID_LEN, MAX_SIGNATURE_ENTRIES},
 };
 use agentsync_webhooks_fuzz::{SECRET, check_error, header_block, reference_lookup};
 use base64::{Engine as _, engine::general_purpose::STANDARD_NO_PAD};

@@ -8,7 +8,8 @@
 #![no_main]
 
 use agentsync_webhooks_core::{
-    FixedClock, MAX_ID_LEN, MAX_SIGNATURE_ENTRIES, Secret, Signer, Verifier, headers,
+    FixedClock, Secret, Signer, Verifier,
+    headers::{self, MAX_ID_LEN, MAX_SIGNATURE_ENTRIES},
     v1a::SigningKey,
 };
 use agentsync_webhooks_fuzz::{NOW, OTHER_SECRETS, PUBLIC_KEY, SECRET, check_error};

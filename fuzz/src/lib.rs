@@ -2,7 +2,10 @@
 //! every refusal must pass.
 #![forbid(unsafe_code)]
 
-use agentsync_webhooks_core::{ErrorBody, WebhookError};
+use agentsync_webhooks_core::{
+    WebhookError,
+    adapter::{ErrorBody, Rejection},
+};
 
 /// The first Standard Webhooks test vector's secret: seeds signed with it verify.
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -60,14 +63,21 @@ pub fn check_error(error: &WebhookError) {
     );
     let code = error.code();
     assert!(!code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
-    let rejection = error.rejection(None);
-    assert_eq!(rejection.status, status);
+    // The answer the receive port gives for it, as every adapter sends it.
+    let rejection = Rejection::new(error.clone(), None);
+    assert_eq!(rejection.status(), status, "{error:?}");
+    assert_eq!(rejection.code(), code, "{error:?}");
+    assert_eq!(rejection.error(), Some(error));
+    assert_eq!(rejection.retry_after(), error.retry_after(), "{error:?}");
     if status != 200 {
         let body: ErrorBody<'_> =
-            serde_json::from_slice(&rejection.body).expect("the error body is JSON");
+            serde_json::from_slice(rejection.body()).expect("the error body is JSON");
         assert_eq!(body.error, code);
+        assert_eq!(rejection.content_type(), Some("application/json"));
         for secret in std::iter::once(SECRET).chain(OTHER_SECRETS) {
             assert!(!body.message.contains(&secret[6..]), "{error:?}");
         }
+    } else {
+        assert!(rejection.body().is_empty(), "{error:?}");
     }
 }
