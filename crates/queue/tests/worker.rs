@@ -255,6 +255,39 @@ async fn a_long_handler_keeps_its_lease(f: Fixture) {
     assert_eq!(stats(&f.queue).await.dead, 0);
 }
 
+/// Settings that would let a lease expire under a live handler (an extension asked for less
+/// often than the lease lasts, an engine timeout as long as the lease) are capped: the handler
+/// keeps its job against a second set of workers and runs once. Before the caps, the 300 ms
+/// lease was first extended after 5 s and the other workers ran the job too.
+async fn settings_that_would_lose_a_live_lease_are_capped(f: Fixture) {
+    let runs = Counts::default();
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let runs = runs.clone();
+        move |event: Event<UpdatesAvailable>| {
+            let runs = runs.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                runs.add(&event.webhook_id);
+                Ok::<_, HandlerError>(())
+            }
+        }
+    });
+    let careless = |queue: Queue| {
+        eager(Workers::new(queue, router.clone()))
+            .lease(Duration::from_millis(300))
+            .extend_every(Duration::from_secs(5))
+            .engine_timeout(Duration::from_secs(10))
+    };
+    let first = start(careless(f.queue.clone()));
+    let id = &ids("capped", 1)[0];
+    f.queue.enqueue(&delivery(id)).await.unwrap();
+    let second = start(careless(reopen(f.engine, &f.location).await));
+    drained(&f.queue, BOUND).await;
+    first.stop().await;
+    second.stop().await;
+    assert_eq!(runs.get(id), 1, "run once, by one worker");
+}
+
 /// Stopping the workers with handlers in flight loses nothing: each job is done (once) or back in
 /// the queue, at once (the lease is long: a job not given back would not come back in time).
 async fn graceful_shutdown_loses_none(f: Fixture) {
@@ -484,7 +517,10 @@ mod sqlite {
     use super::*;
     all_cases!(Engine::Sqlite);
     // Middleware is the same on every engine.
-    engine_tests!(Engine::Sqlite => middleware_wraps_every_job);
+    engine_tests!(Engine::Sqlite =>
+        middleware_wraps_every_job,
+        settings_that_would_lose_a_live_lease_are_capped,
+    );
 }
 
 #[cfg(feature = "redis")]
