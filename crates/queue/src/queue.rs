@@ -7,7 +7,7 @@ use agentsync_webhooks_core::{
     idempotency::{StoreError, StoreFuture},
 };
 
-use crate::backend::{Backend, DeadLetter, QueueStats};
+use crate::backend::{Backend, DeadLetter, Purged, QueueStats};
 use crate::url::QueueUrl;
 
 /// A durable queue of verified deliveries: cheap to clone (an `Arc` inside), shared by the
@@ -315,6 +315,30 @@ impl Queue {
     /// ```
     pub async fn stats(&self) -> Result<QueueStats, StoreError> {
         self.backend.stats().await
+    }
+}
+
+impl Queue {
+    /// Deletes one batch of what outlived its retention: done deliveries (their `webhook-id`
+    /// forgotten, so a later resend is new) and dead letters past the dead-letter retention. The
+    /// [`Workers`](crate::Workers) call it every minute; call it yourself from a job or a
+    /// maintenance command when no workers run, repeating while [`Purged::more`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-purge-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// while queue.purge().await?.more {}
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn purge(&self) -> Result<Purged, StoreError> {
+        self.backend.purge().await
     }
 }
 
