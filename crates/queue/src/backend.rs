@@ -4,8 +4,10 @@ use std::{future::Future, pin::Pin, time::Duration};
 
 use agentsync_webhooks_core::{
     handoff::{Enqueued, ReceivedDelivery},
-    idempotency::StoreError,
+    idempotency::{StoreError, StoreErrorKind},
 };
+
+use crate::record::{Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord};
 
 /// The future every backend method returns: boxed so that backends live behind
 /// `Arc<dyn Backend>`, `Send` so that it runs on any multi-threaded runtime.
@@ -21,11 +23,16 @@ pub struct Receipt(pub String);
 /// claim whose answer never arrived (a timeout: the engine may have committed it) can be given
 /// back with [`Backend::abandon`] instead of leaving its jobs leased to nobody, their attempt
 /// counted, until the lease ends.
+///
+/// It also names the worker that claims, for the delivery's history.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ClaimToken(String);
+pub struct ClaimToken {
+    token: String,
+    worker: String,
+}
 
 impl ClaimToken {
-    /// A fresh random token (32 hex digits).
+    /// A fresh random token (32 hex digits) for this process's worker ([`default_worker`]).
     ///
     /// ```
     /// let token = agentsync_webhooks_queue::ClaimToken::new()?;
@@ -33,13 +40,47 @@ impl ClaimToken {
     /// # Ok::<(), agentsync_webhooks_queue::StoreError>(())
     /// ```
     pub fn new() -> Result<Self, StoreError> {
-        new_lease_token().map(Self)
+        Self::for_worker(default_worker())
+    }
+
+    /// A fresh random token for the worker named `worker` (shown in the history of what it runs).
+    ///
+    /// ```
+    /// let token = agentsync_webhooks_queue::ClaimToken::for_worker("billing-1")?;
+    /// assert_eq!(token.worker(), "billing-1");
+    /// # Ok::<(), agentsync_webhooks_queue::StoreError>(())
+    /// ```
+    pub fn for_worker(worker: impl Into<String>) -> Result<Self, StoreError> {
+        Ok(Self {
+            token: new_lease_token()?,
+            worker: worker.into(),
+        })
     }
 
     /// The token as text, as engines store it.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.token
     }
+
+    /// The claiming worker's name.
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+}
+
+/// This process's worker name: the host name and the process id (`host/1234`), what the
+/// history shows when the workers were not given a name.
+pub fn default_worker() -> String {
+    static NAME: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|host| host.trim().to_owned())
+            .filter(|host| !host.is_empty())
+            .unwrap_or_else(|| "worker".to_owned());
+        format!("{host}/{}", std::process::id())
+    });
+    NAME.clone()
 }
 
 /// What one [`Backend::purge`] deleted: a batch of each kind at most.
@@ -164,6 +205,76 @@ pub trait Backend: Send + Sync + 'static {
     /// there is no dead letter with this id.
     fn replay<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, bool>;
 
+    /// Deliveries matching `filter`, newest first (by received-at, then id), at most `limit`,
+    /// starting after `after` (the previous page's [`DeliveryPage::next`]). Served by an index:
+    /// never a scan of the whole record, never an `OFFSET`.
+    fn list<'a>(
+        &'a self,
+        filter: &'a DeliveryFilter,
+        after: Option<&'a Cursor>,
+        limit: usize,
+    ) -> QueueFuture<'a, DeliveryPage> {
+        let _ = (filter, after, limit);
+        not_yet("list deliveries")
+    }
+
+    /// How many deliveries match `filter` (its states aside: every state is counted), by state
+    /// and by type.
+    fn counts<'a>(&'a self, filter: &'a DeliveryFilter) -> QueueFuture<'a, DeliveryCounts> {
+        let _ = filter;
+        not_yet("count deliveries")
+    }
+
+    /// One delivery with its history, in any state.
+    fn delivery<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, Option<DeliveryRecord>> {
+        let _ = webhook_id;
+        not_yet("show a delivery")
+    }
+
+    /// Runs a done or dead delivery again: waiting, due at once, attempts counted anew, the
+    /// replay in its history with `by` (who asked). `Ok(false)` if there is no such delivery or
+    /// it is waiting, running or retrying.
+    fn replay_by<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        let _ = (webhook_id, by);
+        not_yet("replay a delivery")
+    }
+
+    /// [`replay_by`](Self::replay_by) every done or dead delivery matching `filter`, at most
+    /// `max` (and at most [`MAX_BULK`](crate::record::MAX_BULK)) newest first, in one atomic
+    /// step; returns how many.
+    fn replay_matching<'a>(
+        &'a self,
+        filter: &'a DeliveryFilter,
+        by: &'a str,
+        max: usize,
+    ) -> QueueFuture<'a, u64> {
+        let _ = (filter, by, max);
+        not_yet("replay deliveries")
+    }
+
+    /// Moves a waiting or retrying delivery to the dead letters ("discarded by operator"),
+    /// recording `by`. `Ok(false)` if there is none in those states (a running one is its
+    /// worker's until it settles).
+    fn discard<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        let _ = (webhook_id, by);
+        not_yet("discard a delivery")
+    }
+
+    /// Forgets a done or dead delivery's id: the sender's next resend of it is processed as new
+    /// (the record stays, with `by` in its history, until that resend or the retention).
+    /// `Ok(false)` if there is none in those states.
+    fn forget<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        let _ = (webhook_id, by);
+        not_yet("forget an id")
+    }
+
+    /// Deletes up to `max` dead letters that died before `before_ms` (ms since the epoch),
+    /// oldest first, their ids forgotten with them; returns how many.
+    fn purge_dead(&self, before_ms: i64, max: usize) -> QueueFuture<'_, u64> {
+        let _ = (before_ms, max);
+        not_yet("purge dead letters")
+    }
+
     /// Depth, oldest age and dead letters now.
     fn stats(&self) -> QueueFuture<'_, QueueStats>;
 
@@ -172,6 +283,15 @@ pub trait Backend: Send + Sync + 'static {
     /// delivery. Never holds a lock that stalls enqueues for long; the workers call it
     /// periodically, off the claim's path.
     fn purge(&self) -> QueueFuture<'_, Purged>;
+}
+
+/// What a backend without the delivery record answers.
+fn not_yet<'a, T: 'a>(what: &str) -> QueueFuture<'a, T> {
+    let error = StoreError::new(
+        StoreErrorKind::Other,
+        format!("this queue engine cannot {what} yet"),
+    );
+    Box::pin(async move { Err(error) })
 }
 
 /// Milliseconds in `duration`, saturated to `i64` (what every engine stores).

@@ -17,6 +17,7 @@
 
 mod backend;
 mod queue;
+pub mod record;
 mod url;
 mod worker;
 
@@ -30,7 +31,7 @@ pub mod redis;
 pub mod sqlite;
 
 pub use crate::backend::{
-    Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt,
+    Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt, default_worker,
 };
 pub use crate::queue::Queue;
 pub use crate::url::QueueUrl;

@@ -126,6 +126,8 @@ struct Config {
     busy_wait: Duration,
     grace_period: Duration,
     engine_timeout: Duration,
+    /// The name the history shows for the attempts these workers run.
+    name: String,
 }
 
 impl Config {
@@ -219,6 +221,7 @@ impl<S> Workers<S> {
                 busy_wait: DEFAULT_BUSY_WAIT,
                 grace_period: DEFAULT_GRACE_PERIOD,
                 engine_timeout: DEFAULT_ENGINE_TIMEOUT,
+                name: crate::default_worker(),
             },
         }
     }
@@ -404,6 +407,22 @@ impl<S> Workers<S> {
         self
     }
 
+    /// The name the delivery record shows for the attempts these workers run (default:
+    /// [`default_worker`](crate::default_worker), the host name and process id).
+    ///
+    /// ```
+    /// # use agentsync_webhooks_core::route::EventRouter;
+    /// # use agentsync_webhooks_queue::{Queue, Workers};
+    /// # fn f(queue: Queue) {
+    /// let workers = Workers::new(queue, EventRouter::new()).name("billing-worker-2");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
+    }
+
     /// Runs until `shutdown` completes, then stops gracefully: no new claims; running handlers
     /// get the [grace period](Self::grace_period) to finish and settle their jobs; the jobs of
     /// those still running after it are [released](crate::Backend::release) (given back, due at
@@ -477,7 +496,7 @@ impl<S> Workers<S> {
                 }
             }
 
-            let token = match ClaimToken::new() {
+            let token = match ClaimToken::for_worker(ctx.config.name.as_str()) {
                 Ok(token) => token,
                 Err(err) => {
                     tracing::error!(error = %err, "webhook workers could not make a claim token");
