@@ -52,7 +52,7 @@
 
 use std::{
     any::Any,
-    collections::VecDeque,
+    collections::{BTreeMap, VecDeque},
     convert::Infallible,
     future::Future,
     net::SocketAddr,
@@ -73,6 +73,7 @@ use agentsync_webhooks::{
 };
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
+use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
 /// The signing secret of every case (the Standard Webhooks test vector secret).
@@ -372,6 +373,18 @@ fn cases() -> Vec<Case> {
         "unknown event type, minimal envelope",
         no_data.to_vec(),
         handled("producersync.brand_new"),
+    ));
+    // An unknown type's data is kept as sent, never parsed: no number (beyond f64) or depth
+    // (beyond serde_json's 128 levels) in it can refuse the delivery.
+    let huge = format!(
+        r#"{{"type":"billing.invoice.paid","data":{{"amount": 1e400, "deep": {}0{}}}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    cases.push(Case::signed(
+        "unknown event type, data with 1e400 and 200 levels deep",
+        huge.into_bytes(),
+        handled("billing.invoice.paid"),
     ));
 
     // svix-* headers instead of webhook-*.
@@ -1249,7 +1262,18 @@ fn check_calls(case: &Case, calls: &[Delivery<EventData>], problems: &mut Vec<St
                     problems.push(format!("handler got type {:?}", delivery.event.event_type));
                 }
                 match (known, &delivery.event.data) {
-                    (None, EventData::Unknown { event_type: t, .. }) if t == event_type => {}
+                    (
+                        None,
+                        EventData::Unknown {
+                            event_type: t,
+                            data,
+                        },
+                    ) if t == event_type => {
+                        let sent = sent_data(&case.body.bytes());
+                        if sent.as_deref() != Some(data.get()) {
+                            problems.push(format!("handler got data {data}, sent {sent:?}"));
+                        }
+                    }
                     (Some(k), data) if data.event_type() == Some(*k) => {}
                     (_, data) => problems.push(format!("handler got data {data:?}")),
                 }
@@ -1262,6 +1286,15 @@ fn check_calls(case: &Case, calls: &[Delivery<EventData>], problems: &mut Vec<St
             }
         }
     }
+}
+
+/// The `data` of an envelope as its exact text (`{}` when absent or null, as the design says).
+fn sent_data(body: &[u8]) -> Option<String> {
+    let envelope: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(body).ok()?;
+    Some(match envelope.get("data").map(|d| d.get()) {
+        None | Some("null") => "{}".to_owned(),
+        Some(data) => data.to_owned(),
+    })
 }
 
 /// A request body sent chunk by chunk, with no length known in advance (so: chunked).

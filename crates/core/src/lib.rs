@@ -43,7 +43,7 @@ pub use crate::{
     error::WebhookError,
     event::{
         EventData, EventGroup, EventPayload, EventType, NpnActivated, NpnDeactivated, ObjectData,
-        UnknownEventType, UpdatesAvailable, WebhookEvent,
+        RawData, UnknownEventType, UpdatesAvailable, WebhookEvent,
     },
     headers::HeaderLookup,
     idempotency::{Idempotency, IdempotencyStore, MemoryStore},

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, value::RawValue};
 
-use super::EventType;
+use super::{EventType, RawData};
 use crate::WebhookError;
 
 /// `data` of `producersync.updates_available`.
@@ -114,7 +114,8 @@ macro_rules! event_data {
         ///         println!("NPN {} joined at {}", activated.npn, activated.activated_at);
         ///     }
         ///     EventData::ContractUpdated(object) => println!("contract {:?}", object.get_str("id")),
-        ///     EventData::Unknown { event_type, .. } => println!("not known yet: {event_type}"),
+        ///     // Kept as sent; parse it into your own type once you know it.
+        ///     EventData::Unknown { event_type, data } => println!("not known yet: {event_type} {data}"),
         ///     // `EventData` is non-exhaustive: new documented types come in minor versions.
         ///     other => println!("{:?}", other.event_type()),
         /// }
@@ -128,12 +129,14 @@ macro_rules! event_data {
                 #[doc = concat!("`data` of [`EventType::", stringify!($variant), "`].")]
                 $variant($payload),
             )+
-            /// Any type this version does not know, preserved as sent.
+            /// Any type this version does not know, preserved as sent. Its `data` is not parsed
+            /// on receipt, so nothing in it can refuse the delivery; [`RawData::parse`] it into
+            /// your own type (or a `serde_json::Value`) when you handle it.
             Unknown {
                 /// The `type` as sent.
                 event_type: String,
-                /// The `data` as sent.
-                data: Value,
+                /// The `data` as sent, byte for byte (`{}` when the envelope has none).
+                data: RawData,
             },
         }
 
@@ -180,7 +183,19 @@ event_data! {
 }
 
 /// What a delivery's `data` can be parsed into: [`EventData`] (typed by `type`), or any
-/// `DeserializeOwned` type of your own, parsed whatever the `type`.
+/// `DeserializeOwned` type of your own, parsed whatever the `type`. For no typing at all ask
+/// for [`RawData`], the JSON as sent; a `serde_json::Value` also works but refuses what it
+/// cannot hold (a number beyond `f64`, nesting over 128 levels).
+///
+/// ```
+/// use agentsync_webhooks_core::{Delivery, RawData};
+///
+/// let body = r#"{"type":"contract.updated","data":{"id":"c_1","premium":1e400}}"#;
+/// let raw = Delivery::<RawData>::parse("msg_1", 1_700_000_000, body.into())?;
+/// assert_eq!(raw.event.data.get(), r#"{"id":"c_1","premium":1e400}"#);
+/// assert!(Delivery::<serde_json::Value>::parse("msg_1", 1_700_000_000, body.into()).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait EventPayload: Sized {
     /// Parses the `data` of an event of type `event_type`. A mismatch is
     /// [`WebhookError::InvalidEventData`], naming the serde path of the offending field.
@@ -191,9 +206,10 @@ impl EventPayload for EventData {
     fn from_data(event_type: &str, data: &RawValue) -> Result<Self, WebhookError> {
         match event_type.parse::<EventType>() {
             Ok(known) => Self::parse_known(known, data),
+            // Copied, not parsed: "an unknown type is never an error".
             Err(_) => Ok(Self::Unknown {
                 event_type: event_type.to_owned(),
-                data: typed(event_type, data)?,
+                data: RawData::from(data.to_owned()),
             }),
         }
     }

@@ -1,6 +1,7 @@
 //! AgentSync events: the envelope, the documented types, their typed payloads and examples.
 
 mod data;
+mod raw;
 pub mod samples;
 mod time;
 mod types;
@@ -13,6 +14,7 @@ use serde_json::value::RawValue;
 
 pub use self::{
     data::{EventData, EventPayload, NpnActivated, NpnDeactivated, ObjectData, UpdatesAvailable},
+    raw::RawData,
     types::{EventGroup, EventType, UnknownEventType},
 };
 use crate::WebhookError;

@@ -135,7 +135,7 @@ fn unknown_types_are_kept_not_refused() {
         event.data,
         EventData::Unknown {
             event_type: "endpoint.verification".into(),
-            data: json!({ "challenge": [1, 2] })
+            data: RawData::from_string(r#"{"challenge":[1,2]}"#.into()).unwrap()
         }
     );
     let future: WebhookEvent = parse_json(json!({ "type": "contract.future.thing" })).unwrap();
@@ -214,4 +214,83 @@ fn users_bring_their_own_payload_type() {
     let raw: WebhookEvent<serde_json::Value> =
         parse_json(json!({ "type": "anything", "data": { "a": 1 } })).unwrap();
     assert_eq!(raw.data, json!({ "a": 1 }));
+}
+
+/// An unknown type's `data` is never parsed on receipt: a number beyond `f64`, a depth beyond
+/// serde_json's recursion limit, any shape, arrive as sent, byte for byte.
+#[test]
+fn unknown_data_of_any_number_or_depth_is_accepted() {
+    let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+    for data in [
+        r#"{"amount": 1e400, "n": -1e400}"#.to_owned(),
+        deep,
+        "\"text\"".into(),
+    ] {
+        let body = format!(r#"{{"type":"future.thing","data":{data}}}"#);
+        let event = parse::<EventData>(body.as_bytes(), "msg_1", 0);
+        let Ok(EventData::Unknown {
+            event_type,
+            data: raw,
+        }) = event.as_ref().map(|e| &e.data)
+        else {
+            panic!("{data:.40}: {event:?}")
+        };
+        assert_eq!(
+            (event_type.as_str(), raw.get()),
+            ("future.thing", data.as_str())
+        );
+        assert_eq!(raw.to_string(), data);
+    }
+    let missing: WebhookEvent = parse(br#"{"type":"future.thing"}"#, "m", 0).unwrap();
+    let EventData::Unknown { data, .. } = missing.data else {
+        panic!("{missing:?}")
+    };
+    assert_eq!(data.get(), "{}");
+}
+
+#[test]
+fn unknown_data_parses_on_demand() {
+    let body = br#"{"type":"future.thing","data":{"id":"x_1","amount":1e400,"list":[1]}}"#;
+    let event: WebhookEvent = parse(body, "m", 0).unwrap();
+    let EventData::Unknown { data, .. } = &event.data else {
+        panic!("{event:?}")
+    };
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Mine {
+        id: String,
+        list: Vec<u8>,
+    }
+    assert_eq!(
+        data.parse::<Mine>().unwrap(),
+        Mine {
+            id: "x_1".into(),
+            list: vec![1]
+        }
+    );
+    // Where 1e400 cannot be held, asking for it is the error, as serde's.
+    let err = data.parse::<serde_json::Value>().unwrap_err();
+    assert!(err.to_string().contains("number out of range"), "{err}");
+    let small = RawData::from_string(r#"{"a": [1, 2]}"#.into()).unwrap();
+    assert_eq!(
+        small.parse::<serde_json::Value>().unwrap(),
+        json!({ "a": [1, 2] })
+    );
+}
+
+/// Known types keep their typed parse; who wants no typing asks for `RawData`, which takes any
+/// `data`, whatever the type.
+#[test]
+fn raw_data_is_the_untyped_payload() {
+    let huge = br#"{"type":"contract.updated","data":{"amount":1e400}}"#;
+    let err = parse::<EventData>(huge, "m", 0).unwrap_err();
+    assert_eq!(err.code(), "invalid_event_data");
+    let raw: WebhookEvent<RawData> = parse(huge, "m", 0).unwrap();
+    assert_eq!(raw.data.get(), r#"{"amount":1e400}"#);
+    let missing = br#"{"type":"producersync.npn.activated","data":{"npn":"1"}}"#;
+    assert_eq!(
+        parse::<EventData>(missing, "m", 0).unwrap_err().code(),
+        "invalid_event_data"
+    );
+    let raw: WebhookEvent<RawData> = parse(missing, "m", 0).unwrap();
+    assert_eq!(raw.data.get(), r#"{"npn":"1"}"#);
 }

@@ -10,8 +10,8 @@ use crate::{Delivery, EventGroup, EventType};
 ///
 /// `T` is the handler's choice: a typed payload such as
 /// [`UpdatesAvailable`](crate::UpdatesAvailable), [`EventData`](crate::EventData) (typed by
-/// `type`), [`ObjectData`](crate::ObjectData), `serde_json::Value`, or any `Deserialize` type
-/// of your own.
+/// `type`), [`ObjectData`](crate::ObjectData), [`RawData`](crate::RawData) (the JSON as sent),
+/// `serde_json::Value`, or any `Deserialize` type of your own.
 ///
 /// Build one with [`Event::from_delivery`] to unit-test a handler without a router:
 ///
