@@ -12,13 +12,99 @@ use agentsync_webhooks_queue::{
     sqlite::DEFAULT_FILE,
 };
 
-use crate::{
-    cli::{
-        DlqCommand, DlqFormat, DlqListArgs, DlqReplayArgs, DlqShowArgs, QUEUE_URL_ENV, QueueArgs,
-    },
-    failure::Failure,
-    output::out,
-};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::{failure::Failure, input::parse_message_id, output::out};
+
+/// The environment variable `dlq` reads the queue URL from, as the services and examples do.
+pub const QUEUE_URL_ENV: &str = "AGENTSYNC_QUEUE_URL";
+
+/// `dlq ...`.
+#[derive(Debug, Subcommand)]
+#[command(
+    after_help = "The queue is the one the service writes to: --queue URL, or \
+                        AGENTSYNC_QUEUE_URL (sqlite://PATH, redis://..., postgres://...); unset or \
+                        empty, the SQLite file agentsync-webhooks-queue.sqlite3 in the working \
+                        directory. Exit status: 1 when the queue cannot be reached or an id is \
+                        not a dead letter, 2 on bad input."
+)]
+pub enum DlqCommand {
+    /// One line per dead letter, oldest first (died at, webhook-id, type, attempts, last
+    /// error), then the queue's counts.
+    List(DlqListArgs),
+    /// Everything about one dead letter: its headers, times, last error and body.
+    Show(DlqShowArgs),
+    /// Move dead letters back to the queue, due at once with their attempts reset (after the
+    /// handler or its data was fixed).
+    Replay(DlqReplayArgs),
+}
+
+/// The queue `dlq` works on.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// The queue the service uses: sqlite://PATH, redis://HOST:PORT, postgres://USER@HOST/DB.
+    /// Unset or empty: the SQLite file agentsync-webhooks-queue.sqlite3 in the working
+    /// directory. Only its scheme and host are ever printed.
+    #[arg(long, value_name = "URL", env = QUEUE_URL_ENV, hide_env_values = true,
+          value_parser = QueueUrlParser)]
+    pub queue: Option<QueueUrl>,
+    /// The key prefix of a Redis queue, if the service sets one (RedisOptions::prefix); default
+    /// agentsync-webhooks:queue:.
+    #[arg(long, value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
+}
+
+/// How `dlq list` and `dlq show` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DlqFormat {
+    /// Readable lines.
+    Text,
+    /// JSON: one object per dead letter and line (the summary goes to stderr), for `jq`.
+    Json,
+}
+
+/// `dlq list`.
+#[derive(Debug, Args)]
+pub struct DlqListArgs {
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// At most this many dead letters, the oldest first.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub limit: u64,
+    /// Output: readable lines, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = DlqFormat::Text)]
+    pub format: DlqFormat,
+}
+
+/// `dlq show`.
+#[derive(Debug, Args)]
+pub struct DlqShowArgs {
+    /// The webhook-id of the dead letter.
+    #[arg(value_name = "ID", value_parser = parse_message_id)]
+    pub id: String,
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Output: readable lines (the body pretty-printed when it is JSON), or one JSON object.
+    #[arg(long, value_enum, default_value_t = DlqFormat::Text)]
+    pub format: DlqFormat,
+}
+
+/// `dlq replay`.
+#[derive(Debug, Args)]
+pub struct DlqReplayArgs {
+    /// The webhook-ids of the dead letters to replay (or --all).
+    #[arg(value_name = "ID", value_parser = parse_message_id, conflicts_with = "all")]
+    pub ids: Vec<String>,
+    /// Replay every dead letter, oldest first.
+    #[arg(long)]
+    pub all: bool,
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
 
 /// A last error in `dlq list` is cut to this many characters.
 const LIST_ERROR_CHARS: usize = 120;

@@ -8,6 +8,9 @@ use agentsync_webhooks_core::{
 
 use crate::failure::{Failure, bad_secret};
 
+/// The environment variable every subcommand reads the signing secret from.
+pub const SECRET_ENV: &str = "AGENTSYNC_WEBHOOK_SECRET";
+
 /// A `whsec_` secret, with a warning on stderr when it is shorter than Standard Webhooks
 /// secrets (a key under 16 bytes is refused by the core).
 pub fn secret(text: &str) -> Result<Secret, Failure> {

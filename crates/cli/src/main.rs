@@ -40,7 +40,10 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _, parser::ValueSource};
 
-use crate::cli::{Cli, Command, SecretCommand};
+use crate::{
+    cli::{Cli, Command},
+    secret::SecretCommand,
+};
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();

@@ -2,16 +2,38 @@
 //! (the same webhook-id and body, as a replay from the portal), or with `--as-captured` exactly
 //! as they were (to reproduce a stale-timestamp refusal).
 
+use std::path::PathBuf;
+
 use agentsync_webhooks_core::{Clock as _, Signer, SystemClock, new_message_id};
+use clap::Args;
 
 use crate::{
     capture::Capture,
-    cli::ReplayArgs,
     failure::Failure,
-    http_client, keys,
+    http_client::{self, parse_http_url},
+    keys::{self, SECRET_ENV},
     output::out,
     send::{ATTEMPT_TIMEOUT, status_text},
 };
+
+/// `replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Files saved by `listen --save` (an HTTP request dump: request line, headers, blank
+    /// line, body).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Where to send them, e.g. http://127.0.0.1:8080/webhooks/psapi.
+    #[arg(long, value_parser = parse_http_url)]
+    pub url: reqwest::Url,
+    /// The signing secret (whsec_...) or v1a key (whsk_...) to re-sign with.
+    #[arg(long, env = SECRET_ENV, hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Send the captured headers as they are (old timestamp and signature): reproduces a
+    /// stale-timestamp refusal. Needs no secret.
+    #[arg(long)]
+    pub as_captured: bool,
+}
 
 /// Headers the HTTP client sets itself, never copied from a capture.
 const CLIENT_HEADERS: &[&str] = &[

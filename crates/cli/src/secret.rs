@@ -1,8 +1,21 @@
 //! `secret new`: a fresh signing secret, or a v1a key pair.
 
 use agentsync_webhooks_core::{Secret, v1a::SigningKey};
+use clap::Subcommand;
 
 use crate::{failure::Failure, output::out};
+
+/// `secret ...`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Print a fresh whsec_ secret of 32 random bytes (or, with --v1a, an Ed25519 key pair).
+    New {
+        /// An Ed25519 (v1a) key pair instead: the whsk_ signing key on the first line (for
+        /// `send`/`sign --secret`), the whpk_ public key on the second (for receivers).
+        #[arg(long)]
+        v1a: bool,
+    },
+}
 
 /// Prints a fresh `whsec_` secret of 32 random bytes from the operating system; with `v1a`, a
 /// fresh Ed25519 signing key (`whsk_`) and its public key (`whpk_`), one per line.

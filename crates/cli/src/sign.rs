@@ -2,7 +2,31 @@
 
 use agentsync_webhooks_core::{Clock as _, DEFAULT_BODY_LIMIT, SystemClock, new_message_id};
 
-use crate::{cli::SignArgs, failure::Failure, input::read_stdin, keys, output::out};
+use clap::Args;
+
+use crate::{
+    failure::Failure,
+    input::{parse_message_id, read_stdin},
+    keys::{self, SECRET_ENV},
+    output::out,
+};
+
+/// `sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The signing secret (whsec_...), or a v1a signing key (whsk_...).
+    #[arg(long, env = SECRET_ENV, hide_env_values = true)]
+    pub secret: String,
+    /// The webhook-id; default: a fresh msg_ id.
+    #[arg(long, value_parser = parse_message_id)]
+    pub id: Option<String>,
+    /// The webhook-timestamp in seconds since the Unix epoch; default: now.
+    #[arg(long, allow_negative_numbers = true)]
+    pub timestamp: Option<i64>,
+    /// URL for the printed curl line.
+    #[arg(long, default_value = "http://127.0.0.1:8080/webhooks/psapi")]
+    pub url: String,
+}
 
 /// Signs stdin and prints `name: value` header lines, a blank line, then a ready `curl` command.
 ///

@@ -4,15 +4,32 @@ use agentsync_webhooks_core::{
     EventData, FixedClock, HeaderLookup as _, Verifier, WebhookError,
     headers::{SVIX_TIMESTAMP, WEBHOOK_TIMESTAMP},
 };
+use std::path::PathBuf;
+
 use axum::body::Bytes;
+use clap::Args;
 
 use crate::{
-    cli::VerifyArgs,
     failure::{Failure, bad_secret},
     input::read_stdin,
-    keys,
+    keys::{self, SECRET_ENV},
     output::out,
 };
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The signing secret (whsec_...), or a v1a public key (whpk_...).
+    #[arg(long, env = SECRET_ENV, hide_env_values = true)]
+    pub secret: String,
+    /// File with the captured headers: `name: value` lines (an HTTP request dump works), or a
+    /// JSON object of header names to values.
+    #[arg(long, value_name = "FILE")]
+    pub headers: PathBuf,
+    /// Check the signature as of the capture's own webhook-timestamp, for old captures.
+    #[arg(long)]
+    pub ignore_timestamp: bool,
+}
 
 /// Verifies the body on stdin against the captured headers, as a receiver would, and explains
 /// a failure beyond the core's message where the capture allows (old timestamp, added newline,

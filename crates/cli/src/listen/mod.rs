@@ -6,6 +6,7 @@
 //! accepted deliveries from what the handler reports, refused ones from the error body the
 //! library sent back.
 
+mod args;
 mod forward;
 mod observe;
 mod receive;
@@ -19,14 +20,9 @@ use agentsync_webhooks_core::{Receiver, Secret, idempotency::MemoryStore};
 use axum::{Router, http::StatusCode, middleware, routing::post};
 use tokio::sync::Notify;
 
+pub use self::args::{Format, ListenArgs};
 use self::{forward::Forwarder, record::Printer, save::Saver};
-use crate::{
-    cli::{Format, ListenArgs},
-    events::EventSelection,
-    failure::Failure,
-    keys,
-    output::out,
-};
+use crate::{events::EventSelection, failure::Failure, keys, output::out};
 
 /// What every request of a `listen` run shares.
 pub struct App {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use axum::body::Bytes;
 
+use super::Format;
 use crate::{
-    cli::Format,
     output::{Color, StdoutClosed, paint, write_text},
     send::status_text,
 };

@@ -1,6 +1,7 @@
 //! `send`: sign and deliver like AgentSync's Standard Webhooks sender, one event with retries
 //! and a per-attempt log, or many at once as a load generator.
 
+mod args;
 mod attempt;
 mod load;
 mod payload;
@@ -11,13 +12,13 @@ use std::time::Duration;
 use agentsync_webhooks_core::{Clock as _, SystemClock, new_message_id};
 use axum::body::Bytes;
 
-pub use self::{attempt::status_text, payload::Override, schedule::Schedule};
+pub use self::{args::SendArgs, attempt::status_text};
 use self::{
     attempt::{Outcome, STATUS_WIDTH, Sender},
     payload::Payload,
-    schedule::{human_delay, jittered},
+    schedule::{Schedule, human_delay, jittered},
 };
-use crate::{cli::SendArgs, failure::Failure, keys, output::out};
+use crate::{failure::Failure, keys, output::out};
 
 /// The most deliveries one `--count` run sends (latencies are kept for exact percentiles).
 pub const MAX_COUNT: u64 = 1_000_000;

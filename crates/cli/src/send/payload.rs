@@ -5,7 +5,8 @@ use agentsync_webhooks_core::{EventType, event::samples};
 use axum::body::Bytes;
 use serde_json::Value;
 
-use crate::{cli::SendArgs, failure::Failure, input::read_file_or_stdin};
+use super::SendArgs;
+use crate::{failure::Failure, input::read_file_or_stdin};
 
 /// The body of one kind of delivery.
 #[derive(Debug, Clone)]
