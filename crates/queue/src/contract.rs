@@ -39,7 +39,13 @@ use std::{
 use agentsync_webhooks_core::handoff::{Enqueued, ReceivedDelivery, now_ms};
 use bytes::Bytes;
 
-use crate::backend::{Backend, ClaimToken, DeadLetter, Job, Purged, QueueStats};
+use crate::{
+    backend::{Backend, ClaimToken, DeadLetter, Job, Purged, QueueStats},
+    record::{
+        AttemptOutcome, Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord,
+        DeliveryState, HistoryEvent, MAX_ERROR_LEN, MAX_HISTORY,
+    },
+};
 
 /// The retention of done `webhook-id`s every case's queue is opened with.
 pub const RETENTION: Duration = Duration::from_secs(3);
@@ -86,6 +92,16 @@ pub const CASES: &[&str] = &[
     "concurrent_enqueues_on_two_instances_store_one",
     "concurrent_claimers_on_two_instances_take_each_job_once",
     "a_lease_extended_on_one_instance_holds_on_the_other",
+    "a_resend_of_a_dead_delivery_is_stored_again_and_runs",
+    "the_record_lists_newest_first_by_filter_and_cursor",
+    "the_record_counts_by_state_and_type",
+    "the_record_shows_a_delivery_with_its_history",
+    "the_history_is_capped_and_errors_bounded",
+    "replay_runs_done_and_dead_deliveries_again",
+    "replay_matching_is_bounded_and_counts",
+    "discard_moves_waiting_and_retrying_to_the_dead_letters",
+    "forget_lets_the_next_resend_in",
+    "purge_dead_deletes_dead_letters_older_than_a_time",
 ];
 
 /// One empty queue under test, for one case.
@@ -158,10 +174,25 @@ impl QueueContract {
             .await;
         self.a_lease_extended_on_one_instance_holds_on_the_other()
             .await;
+        self.a_resend_of_a_dead_delivery_is_stored_again_and_runs()
+            .await;
+        self.the_record_lists_newest_first_by_filter_and_cursor()
+            .await;
+        self.the_record_counts_by_state_and_type().await;
+        self.the_record_shows_a_delivery_with_its_history().await;
+        self.the_history_is_capped_and_errors_bounded().await;
+        self.replay_runs_done_and_dead_deliveries_again().await;
+        self.replay_matching_is_bounded_and_counts().await;
+        self.discard_moves_waiting_and_retrying_to_the_dead_letters()
+            .await;
+        self.forget_lets_the_next_resend_in().await;
+        self.purge_dead_deletes_dead_letters_older_than_a_time()
+            .await;
     }
 
-    /// A new id never seen is `New`; the same id again is `Duplicate` whether it waits, runs,
-    /// is done or is dead.
+    /// A new id never seen is `New`; the same id again is `Duplicate` whether it waits, runs or
+    /// is done; a dead delivery is not claimable (its resend is
+    /// [`a_resend_of_a_dead_delivery_is_stored_again_and_runs`](Self::a_resend_of_a_dead_delivery_is_stored_again_and_runs)).
     pub async fn enqueue_is_new_then_duplicate(&self) {
         let first = delivery(self.case, "first");
         assert_eq!(self.enqueue(&first).await, Enqueued::New, "{}", self.case);
@@ -190,15 +221,9 @@ impl QueueContract {
         assert_eq!(self.enqueue(&second).await, Enqueued::New, "{}", self.case);
         let job = self.claim_one(LONG).await;
         assert!(self.bury(&job, "permanent").await, "{}: bury", self.case);
-        assert_eq!(
-            self.enqueue(&second).await,
-            Enqueued::Duplicate,
-            "{}: a dead id enqueued again",
-            self.case
-        );
         assert!(
             self.claim(10, LONG).await.is_empty(),
-            "{}: a duplicate must not be claimable",
+            "{}: a dead or duplicate delivery must not be claimable",
             self.case
         );
     }
@@ -757,6 +782,717 @@ impl QueueContract {
         );
     }
 
+    /// The sender's resend of a dead delivery (the portal's replay: same id, a fresh timestamp
+    /// and signature) is stored again as it was resent, `New`, runs, and is in its history.
+    pub async fn a_resend_of_a_dead_delivery_is_stored_again_and_runs(&self) {
+        let case = self.case;
+        let first = delivery(case, "resent");
+        self.enqueue(&first).await;
+        let job = self.claim_one(LONG).await;
+        assert!(self.bury(&job, "handler_failed: boom").await, "{case}");
+        let resent = ReceivedDelivery {
+            webhook_timestamp: first.webhook_timestamp + 3_600,
+            signature: "v1,cmVzZW50IHNpZ25hdHVyZSBieXRlcyBoZXJlIQ==".into(),
+            received_at_ms: first.received_at_ms + 3_600_000,
+            body: Bytes::from_static(b"{\"type\":\"producersync.updates_available\",\"data\":{}}"),
+            ..first.clone()
+        };
+        assert_eq!(
+            self.enqueue(&resent).await,
+            Enqueued::New,
+            "{case}: a resend of a dead delivery is stored again"
+        );
+        assert!(self.dead_letters().await.is_empty(), "{case}: still dead");
+        let again = self.claim_one(LONG).await;
+        assert_eq!(again.delivery, resent, "{case}: runs as resent");
+        assert_eq!(again.attempt, 1, "{case}: attempts counted anew");
+        assert!(self.complete(&again).await, "{case}");
+        assert_eq!(
+            self.enqueue(&resent).await,
+            Enqueued::Duplicate,
+            "{case}: a resend of a done delivery is a duplicate"
+        );
+        let record = self.record(&first.webhook_id).await;
+        assert!(
+            record
+                .history
+                .iter()
+                .any(|entry| entry.event == HistoryEvent::Resent),
+            "{case}: the resend is not in the history: {:?}",
+            record.history
+        );
+    }
+
+    /// Lists are newest first, filtered by state(s), type, group, time and id, and paged by
+    /// cursor with nothing skipped or repeated.
+    pub async fn the_record_lists_newest_first_by_filter_and_cursor(&self) {
+        let case = self.case;
+        let base = now_ms() - 100_000;
+        let types = [
+            "producersync.updates_available",
+            "contract.signed",
+            "contract.future_thing",
+            "endpoint.unknown",
+        ];
+        let mut all = Vec::new();
+        for n in 0..8_i64 {
+            let one = ReceivedDelivery {
+                event_type: types[usize::try_from(n).unwrap_or(0) % types.len()].into(),
+                received_at_ms: base + n * 1_000,
+                ..delivery(case, &format!("listed-{n}"))
+            };
+            self.enqueue(&one).await;
+            all.push(one);
+        }
+        let newest_first: Vec<String> = all.iter().rev().map(|d| d.webhook_id.clone()).collect();
+        let page = self.list(&DeliveryFilter::new(), None, 100).await;
+        assert_eq!(ids(&page), newest_first, "{case}: newest first");
+        assert_eq!(page.next, None, "{case}: one page");
+
+        let mut paged = Vec::new();
+        let mut after: Option<Cursor> = None;
+        loop {
+            let page = self.list(&DeliveryFilter::new(), after.as_ref(), 3).await;
+            assert!(page.deliveries.len() <= 3, "{case}: page size");
+            paged.extend(ids(&page));
+            match page.next {
+                Some(next) => {
+                    let text = next.to_string();
+                    after = Some(text.parse().unwrap_or_else(|_| panic!("{case}: cursor")));
+                }
+                None => break,
+            }
+        }
+        assert_eq!(paged, newest_first, "{case}: pages skip or repeat nothing");
+
+        let filtered =
+            |filter: DeliveryFilter| async move { ids(&self.list(&filter, None, 100).await) };
+        let expect = |ns: &[usize]| -> Vec<String> {
+            ns.iter().map(|n| all[*n].webhook_id.clone()).collect()
+        };
+        assert_eq!(
+            filtered(DeliveryFilter::new().event_type("contract.signed")).await,
+            expect(&[5, 1]),
+            "{case}: one type"
+        );
+        assert_eq!(
+            filtered(DeliveryFilter::new().event_type("contract")).await,
+            expect(&[6, 5, 2, 1]),
+            "{case}: a group, undocumented types included"
+        );
+        assert_eq!(
+            filtered(DeliveryFilter::new().event_type("endpoint.unknown")).await,
+            expect(&[7, 3]),
+            "{case}: an unknown type is listed like any other"
+        );
+        assert_eq!(
+            filtered(
+                DeliveryFilter::new()
+                    .received_since(base + 2_000)
+                    .received_until(base + 5_000)
+            )
+            .await,
+            expect(&[4, 3, 2]),
+            "{case}: a time range, its end excluded"
+        );
+        assert_eq!(
+            filtered(DeliveryFilter::new().id(all[3].webhook_id.clone())).await,
+            expect(&[3]),
+            "{case}: an id"
+        );
+        assert_eq!(
+            filtered(DeliveryFilter::new().id_prefix(format!("{case}:listed-"))).await,
+            newest_first,
+            "{case}: an id prefix"
+        );
+        assert!(
+            filtered(DeliveryFilter::new().id_prefix(format!("{case}:listed-x")))
+                .await
+                .is_empty(),
+            "{case}: an id prefix that matches nothing"
+        );
+
+        // The four oldest are claimed first: 0 done, 1 dead, 2 retrying, 3 still running.
+        let jobs: HashMap<String, Job> = self
+            .claim(4, LONG)
+            .await
+            .into_iter()
+            .map(|job| (job.delivery.webhook_id.clone(), job))
+            .collect();
+        let job = |n: usize| {
+            jobs.get(&all[n].webhook_id)
+                .unwrap_or_else(|| panic!("{case}: listed-{n} was not claimed first"))
+        };
+        assert!(self.complete(job(0)).await, "{case}");
+        assert!(self.bury(job(1), "dead").await, "{case}");
+        assert!(self.retry(job(2), LONG).await, "{case}");
+        for (states, expected) in [
+            (vec![DeliveryState::Done], vec![0]),
+            (vec![DeliveryState::Dead], vec![1]),
+            (vec![DeliveryState::Running], vec![3]),
+            (vec![DeliveryState::Waiting], vec![7, 6, 5, 4]),
+            (
+                vec![DeliveryState::Retrying, DeliveryState::Dead],
+                vec![2, 1],
+            ),
+            (
+                vec![
+                    DeliveryState::Dead,
+                    DeliveryState::Waiting,
+                    DeliveryState::Done,
+                ],
+                vec![7, 6, 5, 4, 1, 0],
+            ),
+        ] {
+            let filter = DeliveryFilter::new().states(states.clone());
+            assert_eq!(
+                filtered(filter.clone()).await,
+                expect(&expected),
+                "{case}: states {states:?}"
+            );
+            // The same, two at a time across the states' merge.
+            let mut paged = Vec::new();
+            let mut after: Option<Cursor> = None;
+            loop {
+                let page = self.list(&filter, after.as_ref(), 2).await;
+                paged.extend(ids(&page));
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(paged, expect(&expected), "{case}: states {states:?}, paged");
+        }
+        let retrying = self
+            .list(
+                &DeliveryFilter::new().state(DeliveryState::Retrying),
+                None,
+                10,
+            )
+            .await;
+        let summary = &retrying.deliveries[0];
+        assert_eq!(summary.event_type, types[2], "{case}: its type");
+        assert_eq!(summary.received_at_ms, base + 2_000, "{case}: received at");
+        assert_eq!(summary.attempts, 1, "{case}: attempts");
+        assert_eq!(summary.last_error.as_deref(), Some("try again"), "{case}");
+        assert!(
+            summary.next_run_at_ms.is_some_and(|due| due > now_ms()),
+            "{case}: due later: {:?}",
+            summary.next_run_at_ms
+        );
+        let done = self
+            .list(&DeliveryFilter::new().state(DeliveryState::Done), None, 10)
+            .await;
+        assert_eq!(
+            done.deliveries[0].next_run_at_ms, None,
+            "{case}: done is not due"
+        );
+        assert!(self.complete(job(3)).await, "{case}");
+    }
+
+    /// Counts by state and by type, for everything and for a time range.
+    pub async fn the_record_counts_by_state_and_type(&self) {
+        let case = self.case;
+        let base = now_ms() - 50_000;
+        for (n, event_type) in [
+            "contract.signed",
+            "contract.signed",
+            "producersync.updates_available",
+            "endpoint.unknown",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let one = ReceivedDelivery {
+                event_type: event_type.into(),
+                received_at_ms: base + i64::try_from(n).unwrap_or(0) * 1_000,
+                ..delivery(case, &format!("counted-{n}"))
+            };
+            self.enqueue(&one).await;
+        }
+        let jobs = self.claim(3, LONG).await;
+        assert_eq!(jobs.len(), 3, "{case}");
+        assert!(self.complete(&jobs[0]).await, "{case}");
+        assert!(self.bury(&jobs[1], "dead").await, "{case}");
+        assert!(self.retry(&jobs[2], LONG).await, "{case}");
+        let counts = self.counts(&DeliveryFilter::new()).await;
+        assert_eq!(counts.total(), 4, "{case}: total");
+        for (state, n) in [
+            (DeliveryState::Waiting, 1),
+            (DeliveryState::Running, 0),
+            (DeliveryState::Retrying, 1),
+            (DeliveryState::Done, 1),
+            (DeliveryState::Dead, 1),
+        ] {
+            assert_eq!(counts.state(state), n, "{case}: {state}");
+        }
+        assert_eq!(counts.by_state.len(), 5, "{case}: every state is present");
+        assert_eq!(counts.by_type.get("contract.signed"), Some(&2), "{case}");
+        assert_eq!(counts.by_type.get("endpoint.unknown"), Some(&1), "{case}");
+        assert_eq!(counts.by_type.len(), 3, "{case}: types");
+        let recent = self
+            .counts(&DeliveryFilter::new().received_since(base + 2_000))
+            .await;
+        assert_eq!(recent.total(), 2, "{case}: a time range");
+        let contracts = self
+            .counts(
+                &DeliveryFilter::new()
+                    .event_type("contract")
+                    .state(DeliveryState::Dead),
+            )
+            .await;
+        assert_eq!(
+            contracts.total(),
+            2,
+            "{case}: a group, every state counted whatever the filter's states"
+        );
+    }
+
+    /// One delivery shows its body, headers, state and every attempt: when, how long, how it
+    /// ended, its error and its worker; a replay and who asked; a lost lease.
+    pub async fn the_record_shows_a_delivery_with_its_history(&self) {
+        let case = self.case;
+        assert!(
+            self.backend
+                .delivery("never-seen")
+                .await
+                .unwrap_or_else(|err| panic!("{case}: delivery failed: {err}"))
+                .is_none(),
+            "{case}: unknown id"
+        );
+        let one = delivery(case, "shown");
+        self.enqueue(&one).await;
+        let waiting = self.record(&one.webhook_id).await;
+        assert_eq!(waiting.state, DeliveryState::Waiting, "{case}");
+        assert_eq!(waiting.delivery, one, "{case}: stored as received");
+        assert!(waiting.history.is_empty(), "{case}: nothing happened yet");
+        assert!(waiting.next_run_at_ms.is_some(), "{case}: due");
+
+        let worker = ClaimToken::for_worker("contract-worker")
+            .unwrap_or_else(|err| panic!("{case}: token: {err}"));
+        let first = self.claim_with(&worker, 10, LONG).await.remove(0);
+        assert_eq!(
+            self.record(&one.webhook_id).await.state,
+            DeliveryState::Running,
+            "{case}"
+        );
+        assert!(self.retry(&first, Duration::ZERO).await, "{case}");
+        let retrying = self.record(&one.webhook_id).await;
+        assert_eq!(retrying.state, DeliveryState::Retrying, "{case}");
+        assert_eq!(retrying.last_error.as_deref(), Some("try again"), "{case}");
+        let second = self.claim_one(SHORT).await;
+        tokio::time::sleep(PAST_SHORT).await;
+        let third = self.claim_one(LONG).await;
+        assert_eq!((second.attempt, third.attempt), (2, 3), "{case}");
+        assert!(
+            self.bury(&third, "handler_permanent: no such NPN").await,
+            "{case}"
+        );
+        assert!(
+            self.replay_by(&one.webhook_id, "cli").await,
+            "{case}: replay"
+        );
+        let fourth = self.claim_one(LONG).await;
+        assert!(self.complete(&fourth).await, "{case}");
+
+        let done = self.record(&one.webhook_id).await;
+        assert_eq!(done.state, DeliveryState::Done, "{case}");
+        assert_eq!(done.delivery, one, "{case}: a done delivery keeps its body");
+        assert!(done.done_at_ms.is_some(), "{case}: done at");
+        let events: Vec<(String, Option<AttemptOutcome>, u32)> = done
+            .history
+            .iter()
+            .map(|entry| match &entry.event {
+                HistoryEvent::Attempt {
+                    number, outcome, ..
+                } => ("attempt".to_owned(), Some(*outcome), *number),
+                other => (other.kind().to_owned(), None, 0),
+            })
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("attempt".to_owned(), Some(AttemptOutcome::Retry), 1),
+                ("attempt".to_owned(), Some(AttemptOutcome::LeaseExpired), 2),
+                ("attempt".to_owned(), Some(AttemptOutcome::Dead), 3),
+                ("replayed".to_owned(), None, 0),
+                ("attempt".to_owned(), Some(AttemptOutcome::Ok), 1),
+            ],
+            "{case}: the history"
+        );
+        let HistoryEvent::Attempt { error, worker, .. } = &done.history[0].event else {
+            panic!("{case}: the first entry is an attempt");
+        };
+        assert_eq!(error.as_deref(), Some("try again"), "{case}: its error");
+        assert_eq!(worker, "contract-worker", "{case}: its worker");
+        let HistoryEvent::Attempt { error, .. } = &done.history[2].event else {
+            panic!("{case}: the third entry is an attempt");
+        };
+        assert_eq!(
+            error.as_deref(),
+            Some("handler_permanent: no such NPN"),
+            "{case}"
+        );
+        assert_eq!(
+            done.history[3].event,
+            HistoryEvent::Replayed { by: "cli".into() },
+            "{case}: who replayed"
+        );
+        let started = one.received_at_ms - 1_000;
+        assert!(
+            done.history
+                .iter()
+                .all(|entry| entry.at_ms >= started && entry.at_ms <= now_ms() + 1_000),
+            "{case}: history times are about now: {:?}",
+            done.history
+        );
+        assert!(
+            done.history
+                .windows(2)
+                .all(|pair| pair[0].at_ms <= pair[1].at_ms),
+            "{case}: oldest first"
+        );
+        assert_eq!(done.history_dropped, 0, "{case}");
+    }
+
+    /// A delivery that fails for a long time keeps its first history entry and the latest, at
+    /// most [`MAX_HISTORY`], saying how many were dropped; errors are cut to
+    /// [`MAX_ERROR_LEN`].
+    pub async fn the_history_is_capped_and_errors_bounded(&self) {
+        let case = self.case;
+        let one = delivery(case, "capped");
+        self.enqueue(&one).await;
+        let long_error = "x".repeat(3 * MAX_ERROR_LEN);
+        let runs = MAX_HISTORY + 5;
+        for run in 0..runs {
+            let job = self.claim_one(LONG).await;
+            let error = if run + 1 == runs {
+                long_error.as_str()
+            } else {
+                "try again"
+            };
+            let backend = Arc::clone(&self.backend);
+            assert!(
+                backend
+                    .retry(&job, Duration::ZERO, error)
+                    .await
+                    .unwrap_or_else(|err| panic!("{case}: retry failed: {err}")),
+                "{case}"
+            );
+        }
+        let record = self.record(&one.webhook_id).await;
+        assert_eq!(record.history.len(), MAX_HISTORY, "{case}: capped");
+        assert_eq!(record.history_dropped, 5, "{case}: dropped");
+        let numbers: Vec<u32> = record
+            .history
+            .iter()
+            .filter_map(|entry| match entry.event {
+                HistoryEvent::Attempt { number, .. } => Some(number),
+                _ => None,
+            })
+            .collect();
+        let runs = u32::try_from(runs).unwrap_or(u32::MAX);
+        let mut expected = vec![1];
+        expected.extend(7..=runs);
+        assert_eq!(numbers, expected, "{case}: the first and the latest");
+        let HistoryEvent::Attempt { error, .. } = &record.history[MAX_HISTORY - 1].event else {
+            panic!("{case}: the last entry is an attempt");
+        };
+        let error = error.as_deref().unwrap_or_default();
+        assert!(
+            error.len() <= MAX_ERROR_LEN && error.len() >= MAX_ERROR_LEN - 4,
+            "{case}: the error is bounded: {} bytes",
+            error.len()
+        );
+        assert!(
+            record.last_error.as_deref().unwrap_or_default().len() <= MAX_ERROR_LEN,
+            "{case}: the last error is bounded"
+        );
+    }
+
+    /// Any done or dead delivery can be replayed (waiting, attempts counted anew); a waiting,
+    /// running or unknown one cannot.
+    pub async fn replay_runs_done_and_dead_deliveries_again(&self) {
+        let case = self.case;
+        // Claimed in the order stored: the first three.
+        for name in ["done", "dead", "runs", "waits"] {
+            self.enqueue(&delivery(case, name)).await;
+        }
+        let id = |name: &str| format!("{case}:{name}");
+        let jobs: HashMap<String, Job> = self
+            .claim(3, LONG)
+            .await
+            .into_iter()
+            .map(|job| (job.delivery.webhook_id.clone(), job))
+            .collect();
+        assert_eq!(jobs.len(), 3, "{case}");
+        assert!(self.complete(&jobs[&id("done")]).await, "{case}");
+        assert!(self.bury(&jobs[&id("dead")], "dead").await, "{case}");
+        assert!(
+            !self.replay_by(&id("waits"), "cli").await,
+            "{case}: a waiting one"
+        );
+        assert!(
+            !self.replay_by(&id("runs"), "cli").await,
+            "{case}: a running one"
+        );
+        assert!(
+            !self.replay_by("never-seen", "cli").await,
+            "{case}: unknown"
+        );
+        assert!(
+            self.replay_by(&id("done"), "dashboard").await,
+            "{case}: done"
+        );
+        assert!(
+            self.replay_by(&id("dead"), "dashboard").await,
+            "{case}: dead"
+        );
+        assert!(
+            !self.replay_by(&id("done"), "dashboard").await,
+            "{case}: twice"
+        );
+        let mut again: Vec<(String, u32)> = self
+            .claim(10, LONG)
+            .await
+            .into_iter()
+            .map(|job| (job.delivery.webhook_id, job.attempt))
+            .collect();
+        again.sort();
+        assert_eq!(
+            again,
+            [(id("dead"), 1), (id("done"), 1), (id("waits"), 1)],
+            "{case}: replayed deliveries run again"
+        );
+    }
+
+    /// A bulk replay takes the done or dead deliveries a filter keeps, at most the bound asked
+    /// for, and says how many.
+    pub async fn replay_matching_is_bounded_and_counts(&self) {
+        let case = self.case;
+        for n in 0..5 {
+            self.enqueue(&ReceivedDelivery {
+                event_type: "contract.signed".into(),
+                ..delivery(case, &format!("bulk-{n}"))
+            })
+            .await;
+        }
+        self.enqueue(&delivery(case, "other-type")).await;
+        for job in self.claim(10, LONG).await {
+            assert!(self.bury(&job, "dead").await, "{case}");
+        }
+        let filter = DeliveryFilter::new()
+            .state(DeliveryState::Dead)
+            .event_type("contract.signed");
+        assert_eq!(self.replay_matching(&filter, 3).await, 3, "{case}: bounded");
+        assert_eq!(
+            self.replay_matching(&filter, 3).await,
+            2,
+            "{case}: the rest"
+        );
+        assert_eq!(
+            self.replay_matching(&filter, 3).await,
+            0,
+            "{case}: none left"
+        );
+        let waiting = DeliveryFilter::new().state(DeliveryState::Waiting);
+        assert_eq!(
+            self.replay_matching(&waiting, 10).await,
+            0,
+            "{case}: waiting deliveries are not replayed"
+        );
+        assert_eq!(self.claim(10, LONG).await.len(), 5, "{case}: replayed");
+        assert_eq!(self.dead_letters().await.len(), 1, "{case}: the other type");
+    }
+
+    /// Discarding moves a waiting or retrying delivery to the dead letters, recorded; a
+    /// running or done one stays.
+    pub async fn discard_moves_waiting_and_retrying_to_the_dead_letters(&self) {
+        let case = self.case;
+        for name in ["waits", "retries", "runs"] {
+            self.enqueue(&delivery(case, name)).await;
+        }
+        let id = |name: &str| format!("{case}:{name}");
+        let jobs: HashMap<String, Job> = self
+            .claim(2, LONG)
+            .await
+            .into_iter()
+            .map(|job| (job.delivery.webhook_id.clone(), job))
+            .collect();
+        let (retries, runs) = if jobs.contains_key(&id("retries")) {
+            (
+                &jobs[&id("retries")],
+                jobs.values()
+                    .find(|j| j.delivery.webhook_id != id("retries")),
+            )
+        } else {
+            panic!("{case}: the oldest two were not claimed")
+        };
+        let runs = runs.unwrap_or_else(|| panic!("{case}: two claimed"));
+        assert!(self.retry(retries, LONG).await, "{case}");
+        assert!(
+            self.discard(&id("retries"), "dashboard").await,
+            "{case}: retrying"
+        );
+        assert!(
+            !self.discard(&runs.delivery.webhook_id, "dashboard").await,
+            "{case}: a running one is its worker's"
+        );
+        let waiting_id = if runs.delivery.webhook_id == id("waits") {
+            id("runs")
+        } else {
+            id("waits")
+        };
+        assert!(self.discard(&waiting_id, "cli").await, "{case}: waiting");
+        assert!(!self.discard(&waiting_id, "cli").await, "{case}: twice");
+        assert!(!self.discard("never-seen", "cli").await, "{case}: unknown");
+        let dead = self.record(&id("retries")).await;
+        assert_eq!(dead.state, DeliveryState::Dead, "{case}");
+        assert!(
+            dead.last_error
+                .as_deref()
+                .is_some_and(|error| error.contains("discarded by operator")),
+            "{case}: {:?}",
+            dead.last_error
+        );
+        assert_eq!(
+            dead.history.last().map(|entry| &entry.event),
+            Some(&HistoryEvent::Discarded {
+                by: "dashboard".into()
+            }),
+            "{case}: who discarded"
+        );
+        assert!(self.claim(10, LONG).await.is_empty(), "{case}: nothing due");
+        assert!(self.complete(runs).await, "{case}: the running one settles");
+        assert_eq!(self.dead_letters().await.len(), 2, "{case}");
+    }
+
+    /// A done delivery's id is a duplicate until forgotten; then the sender's resend is new.
+    pub async fn forget_lets_the_next_resend_in(&self) {
+        let case = self.case;
+        let one = delivery(case, "forgotten");
+        self.enqueue(&one).await;
+        assert!(
+            !self.forget(&one.webhook_id, "cli").await,
+            "{case}: a waiting one"
+        );
+        let job = self.claim_one(LONG).await;
+        assert!(self.complete(&job).await, "{case}");
+        assert_eq!(self.enqueue(&one).await, Enqueued::Duplicate, "{case}");
+        assert!(self.forget(&one.webhook_id, "cli").await, "{case}: forget");
+        assert!(!self.forget("never-seen", "cli").await, "{case}: unknown");
+        assert_eq!(
+            self.enqueue(&one).await,
+            Enqueued::New,
+            "{case}: the resend after forget is new"
+        );
+        let again = self.claim_one(LONG).await;
+        assert_eq!(again.attempt, 1, "{case}");
+        assert!(self.complete(&again).await, "{case}");
+        assert_eq!(
+            self.enqueue(&one).await,
+            Enqueued::Duplicate,
+            "{case}: known again"
+        );
+    }
+
+    /// Dead letters older than a time are purged, the newer kept, their ids forgotten.
+    pub async fn purge_dead_deletes_dead_letters_older_than_a_time(&self) {
+        let case = self.case;
+        for name in ["old-1", "old-2"] {
+            self.enqueue(&delivery(case, name)).await;
+        }
+        for job in self.claim(10, LONG).await {
+            assert!(self.bury(&job, "dead").await, "{case}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let cutoff = now_ms();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let young = delivery(case, "young");
+        self.enqueue(&young).await;
+        let job = self.claim_one(LONG).await;
+        assert!(self.bury(&job, "dead").await, "{case}");
+        let purged = self
+            .backend
+            .purge_dead(cutoff, 1)
+            .await
+            .unwrap_or_else(|err| panic!("{case}: purge_dead failed: {err}"));
+        assert_eq!(purged, 1, "{case}: bounded");
+        let purged = self
+            .backend
+            .purge_dead(cutoff, 100)
+            .await
+            .unwrap_or_else(|err| panic!("{case}: purge_dead failed: {err}"));
+        assert_eq!(purged, 1, "{case}: the other old one");
+        let left: Vec<String> = self
+            .dead_letters()
+            .await
+            .into_iter()
+            .map(|dead| dead.delivery.webhook_id)
+            .collect();
+        assert_eq!(left, [young.webhook_id], "{case}: the young one stays");
+        assert_eq!(
+            self.enqueue(&delivery(case, "old-1")).await,
+            Enqueued::New,
+            "{case}: a purged id is forgotten"
+        );
+    }
+
+    async fn record(&self, webhook_id: &str) -> DeliveryRecord {
+        self.backend
+            .delivery(webhook_id)
+            .await
+            .unwrap_or_else(|err| panic!("{}: delivery failed: {err}", self.case))
+            .unwrap_or_else(|| panic!("{}: {webhook_id} is not on record", self.case))
+    }
+
+    async fn list(
+        &self,
+        filter: &DeliveryFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> DeliveryPage {
+        self.backend
+            .list(filter, after, limit)
+            .await
+            .unwrap_or_else(|err| panic!("{}: list failed: {err}", self.case))
+    }
+
+    async fn counts(&self, filter: &DeliveryFilter) -> DeliveryCounts {
+        self.backend
+            .counts(filter)
+            .await
+            .unwrap_or_else(|err| panic!("{}: counts failed: {err}", self.case))
+    }
+
+    async fn replay_by(&self, webhook_id: &str, by: &str) -> bool {
+        self.backend
+            .replay_by(webhook_id, by)
+            .await
+            .unwrap_or_else(|err| panic!("{}: replay failed: {err}", self.case))
+    }
+
+    async fn replay_matching(&self, filter: &DeliveryFilter, max: usize) -> u64 {
+        self.backend
+            .replay_matching(filter, "cli", max)
+            .await
+            .unwrap_or_else(|err| panic!("{}: replay_matching failed: {err}", self.case))
+    }
+
+    async fn discard(&self, webhook_id: &str, by: &str) -> bool {
+        self.backend
+            .discard(webhook_id, by)
+            .await
+            .unwrap_or_else(|err| panic!("{}: discard failed: {err}", self.case))
+    }
+
+    async fn forget(&self, webhook_id: &str, by: &str) -> bool {
+        self.backend
+            .forget(webhook_id, by)
+            .await
+            .unwrap_or_else(|err| panic!("{}: forget failed: {err}", self.case))
+    }
+
     fn second(&self) -> &Arc<dyn Backend> {
         self.second.as_ref().unwrap_or_else(|| {
             panic!(
@@ -887,6 +1623,14 @@ pub fn sample_delivery(webhook_id: &str) -> ReceivedDelivery {
     }
 }
 
+/// The ids of a page, in its order.
+fn ids(page: &DeliveryPage) -> Vec<String> {
+    page.deliveries
+        .iter()
+        .map(|summary| summary.webhook_id.clone())
+        .collect()
+}
+
 /// A small delivery for `case`, named `name`.
 fn delivery(case: &str, name: &str) -> ReceivedDelivery {
     ReceivedDelivery {
@@ -924,7 +1668,17 @@ macro_rules! queue_contract_tests {
             dead_letters_are_purged_after_their_retention,
             concurrent_enqueues_on_two_instances_store_one,
             concurrent_claimers_on_two_instances_take_each_job_once,
-            a_lease_extended_on_one_instance_holds_on_the_other
+            a_lease_extended_on_one_instance_holds_on_the_other,
+            a_resend_of_a_dead_delivery_is_stored_again_and_runs,
+            the_record_lists_newest_first_by_filter_and_cursor,
+            the_record_counts_by_state_and_type,
+            the_record_shows_a_delivery_with_its_history,
+            the_history_is_capped_and_errors_bounded,
+            replay_runs_done_and_dead_deliveries_again,
+            replay_matching_is_bounded_and_counts,
+            discard_moves_waiting_and_retrying_to_the_dead_letters,
+            forget_lets_the_next_resend_in,
+            purge_dead_deletes_dead_letters_older_than_a_time
         );
     };
     (@cases $make:path; $($case:ident),+) => {

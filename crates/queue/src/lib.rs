@@ -18,6 +18,8 @@
 mod backend;
 mod queue;
 pub mod record;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 mod url;
 mod worker;
 

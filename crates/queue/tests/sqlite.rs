@@ -8,7 +8,7 @@ use agentsync_webhooks_queue::contract::sample_delivery as delivery;
 use agentsync_webhooks_queue::{
     Backend, Enqueued, Purged, Queue,
     contract::{self, QueueContract},
-    sqlite::{STATEMENTS, SqliteBackend, SqliteOptions},
+    sqlite::{SqliteBackend, SqliteOptions, statements_for_tests},
 };
 
 async fn contract(case: &'static str) -> Option<QueueContract> {
@@ -95,28 +95,38 @@ async fn from_url_opens_sqlite_files_and_names_missing_features() {
     }
 }
 
-/// The index each statement that reads rows must search (`None`: by primary key or rowid).
+/// The index a statement must search, where one is named (`None`: any index, or the primary
+/// key).
 fn expected_index(name: &str) -> Option<&'static str> {
     match name {
-        "select_expired" | "abandon" => Some("jobs_lease"),
+        "select_expired" => Some("jobs_lease"),
         "select_due" => Some("jobs_due"),
-        "pending" => Some("jobs_pending"),
+        "pending" => Some("jobs_state_received"),
         "purge_done" => Some("jobs_done"),
-        "dead_letters" | "dead_count" | "purge_dead" => Some("jobs_dead_order"),
+        "dead_letters" | "purge_dead" | "purge_dead_before" => Some("jobs_dead_order"),
+        "list: everything, first page" | "list: everything, next page" => Some("jobs_received"),
+        "list: one state, first page" | "list: one state, next page" => Some("jobs_state_received"),
+        "list: a type, first page" | "list: a type, next page" => Some("jobs_type_received"),
+        "list: a group, first page" | "list: a group, next page" => Some("jobs_group_received"),
+        "counts: everything" | "counts: a time range" => Some("jobs_received"),
         _ => None,
     }
 }
 
+/// Every statement the backend runs, the record's queries for every shape of filter included,
+/// goes through an index: never a scan of the table, never a sort of a list's rows.
 #[tokio::test]
 async fn every_statement_goes_through_an_index_never_a_table_scan() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("queue.sqlite3");
     drop(SqliteBackend::open(&path).await.unwrap());
     let connection = rusqlite::Connection::open(&path).unwrap();
-    for (name, sql) in STATEMENTS {
+    let statements = statements_for_tests();
+    assert!(statements.len() > 40, "{} statements", statements.len());
+    for (name, sql) in statements {
         let mut statement = connection
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap();
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
         let unbound = vec![rusqlite::types::Null; statement.parameter_count()];
         let plan: Vec<String> = statement
             .query_map(rusqlite::params_from_iter(unbound), |row| {
@@ -126,7 +136,7 @@ async fn every_statement_goes_through_an_index_never_a_table_scan() {
             .collect::<Result<_, _>>()
             .unwrap();
         let plan = plan.join("; ");
-        if let Some(index) = expected_index(name) {
+        if let Some(index) = expected_index(&name) {
             assert!(plan.contains(index), "{name}: {plan}");
         }
         for step in plan.split("; ") {
@@ -134,9 +144,14 @@ async fn every_statement_goes_through_an_index_never_a_table_scan() {
                 !step.starts_with("SCAN jobs") || step.contains("INDEX"),
                 "{name} scans the table: {plan}"
             );
+            assert!(
+                !step.starts_with("SCAN history"),
+                "{name} scans the history: {plan}"
+            );
         }
+        // An id prefix narrows by the primary key and sorts only what it matched.
         assert!(
-            !plan.contains("USE TEMP B-TREE FOR ORDER BY"),
+            !plan.contains("USE TEMP B-TREE FOR ORDER BY") || name.contains("an id prefix"),
             "{name} sorts instead of reading an index in order: {plan}"
         );
     }
@@ -151,7 +166,9 @@ async fn done_rows_are_purged_after_the_retention_in_batches() {
     let dir = tempfile::tempdir().unwrap();
     let backend = SqliteBackend::open_with(
         dir.path().join("queue.sqlite3"),
-        SqliteOptions::new().retention(Duration::from_millis(200)),
+        SqliteOptions::new()
+            .retention(Duration::from_secs(2))
+            .record_retention(Duration::from_secs(2)),
     )
     .await
     .unwrap();
@@ -172,7 +189,7 @@ async fn done_rows_are_purged_after_the_retention_in_batches() {
         "within the retention a done id is a duplicate"
     );
     assert_eq!(backend.purge().await.unwrap(), Purged::default());
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     let first = backend.purge().await.unwrap();
     assert_eq!(
         (first.done, first.more),
@@ -204,7 +221,7 @@ async fn a_transaction_left_open_is_rolled_back_never_answered_as_committed() {
         .execute_alone_for_tests(
             "BEGIN; INSERT INTO jobs (webhook_id, event_type, webhook_timestamp, signature, \
              received_at_ms, body, state, next_run_at_ms) \
-             VALUES ('msg_stray', 't', 0, 's', 0, X'', 'queued', 0);",
+             VALUES ('msg_stray', 't', 0, 's', 0, X'', 'waiting', 0);",
         )
         .await
         .unwrap();
@@ -329,4 +346,202 @@ async fn every_answered_enqueue_survives_a_kill_9() {
     }
     let stored = queue.stats().await.unwrap().depth;
     assert!(stored >= answered.len() as u64, "{stored} stored");
+}
+
+/// A queue file written before the delivery record (schema 1, built here from that version's
+/// DDL) opens, is migrated in place once, and keeps what it held: a waiting job, a retrying
+/// one, a running one with its lease, a done id (still a duplicate) and a dead letter.
+#[tokio::test]
+async fn a_queue_of_schema_1_is_migrated_in_place_with_its_jobs_and_dead_letters() {
+    use agentsync_webhooks_queue::{
+        record::{DeliveryFilter, DeliveryState},
+        sqlite::VERSION_1_FOR_TESTS,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite3");
+    let now = agentsync_webhooks_core::handoff::now_ms();
+    {
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(VERSION_1_FOR_TESTS).unwrap();
+        let mut insert = old
+            .prepare(
+                "INSERT INTO jobs (webhook_id, event_type, webhook_timestamp, signature, \
+                 received_at_ms, body, state, attempts, next_run_at_ms, locked_until_ms, lease, \
+                 last_error, died_at_ms, done_at_ms) \
+                 VALUES (?1, ?2, 1700000000, 'v1,sig', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .unwrap();
+        // id, type, state, attempts, lease end, lease, last error
+        type Row<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            i64,
+            Option<i64>,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let rows: [Row<'_>; 5] = [
+            (
+                "msg_waiting",
+                "contract.signed",
+                "queued",
+                0,
+                None,
+                None,
+                None,
+            ),
+            (
+                "msg_retrying",
+                "producersync.updates_available",
+                "queued",
+                2,
+                None,
+                None,
+                Some("boom"),
+            ),
+            (
+                "msg_running",
+                "id.producer.created",
+                "running",
+                1,
+                Some(now + 600_000),
+                Some("lease-1"),
+                None,
+            ),
+            (
+                "msg_done",
+                "producersync.updates_available",
+                "done",
+                1,
+                None,
+                None,
+                None,
+            ),
+            (
+                "msg_dead",
+                "endpoint.unknown",
+                "dead",
+                3,
+                None,
+                None,
+                Some("handler_permanent: no"),
+            ),
+        ];
+        for (n, (id, event_type, state, attempts, locked, lease, error)) in rows.iter().enumerate()
+        {
+            let received = now - 10_000 + i64::try_from(n).unwrap() * 1_000;
+            let body: &[u8] = if *state == "done" {
+                b""
+            } else {
+                b"{\"type\":\"x\"}"
+            };
+            insert
+                .execute(rusqlite::params![
+                    id,
+                    event_type,
+                    received,
+                    body,
+                    state,
+                    attempts,
+                    now - 5_000,
+                    locked,
+                    lease,
+                    error,
+                    (*state == "dead").then_some(now - 1_000),
+                    (*state == "done").then_some(now - 2_000),
+                ])
+                .unwrap();
+        }
+    }
+
+    let backend = SqliteBackend::open(&path).await.unwrap();
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT version FROM agentsync_schema", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2, "migrated to the current version");
+    let state = |id: &'static str| {
+        let backend = &backend;
+        async move { backend.delivery(id).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state("msg_waiting").await, DeliveryState::Waiting);
+    assert_eq!(state("msg_retrying").await, DeliveryState::Retrying);
+    assert_eq!(state("msg_running").await, DeliveryState::Running);
+    assert_eq!(state("msg_done").await, DeliveryState::Done);
+    assert_eq!(state("msg_dead").await, DeliveryState::Dead);
+    let dead = backend.dead_letter("msg_dead").await.unwrap().unwrap();
+    assert_eq!(
+        (dead.attempts, dead.last_error.as_str()),
+        (3, "handler_permanent: no")
+    );
+    assert_eq!(
+        backend.enqueue(&delivery("msg_done")).await.unwrap(),
+        Enqueued::Duplicate,
+        "a done id stays known"
+    );
+    let group = backend
+        .list(&DeliveryFilter::new().event_type("id.producer"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        group.deliveries.len(),
+        1,
+        "the group of each type was computed"
+    );
+    // The running job keeps its lease: only the two due ones are claimed, the retry at its
+    // third attempt.
+    let mut claimed: Vec<(String, u32)> = backend
+        .claim(10, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|job| (job.delivery.webhook_id, job.attempt))
+        .collect();
+    claimed.sort();
+    assert_eq!(
+        claimed,
+        [
+            ("msg_retrying".to_owned(), 3),
+            ("msg_waiting".to_owned(), 1)
+        ]
+    );
+    drop(backend);
+    // Opened again: nothing more to migrate, nothing lost.
+    let again = SqliteBackend::open(&path).await.unwrap();
+    assert_eq!(again.stats().await.unwrap().dead, 1);
+}
+
+/// A file written by a newer version is refused with a clear error, and nothing is written to
+/// it (not even the journal mode).
+#[tokio::test]
+async fn a_queue_of_a_newer_schema_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite3");
+    {
+        let newer = rusqlite::Connection::open(&path).unwrap();
+        newer
+            .execute_batch(
+                "CREATE TABLE agentsync_schema (version INTEGER NOT NULL);
+                 INSERT INTO agentsync_schema (version) VALUES (99);
+                 CREATE TABLE jobs (webhook_id TEXT PRIMARY KEY, future TEXT);",
+            )
+            .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = SqliteBackend::open(&path).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("newer") && message.contains("99"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file was written"
+    );
+    assert!(
+        !dir.path().join("queue.sqlite3-wal").exists(),
+        "a WAL was started"
+    );
 }

@@ -3,12 +3,20 @@
 //!
 //! # Layout
 //!
-//! One table, `jobs`, one row per `webhook-id` (its primary key), holding the delivery, its state
-//! (`queued`, `running`, `done`, `dead`), the attempts, when it is due (`next_run_at_ms`), the
-//! lease (`locked_until_ms` and a random `lease` token) and the last error. The journal is WAL.
+//! `jobs` holds one row per `webhook-id` (its primary key): the delivery as received (body and
+//! the headers that verify it again), its type and portal group, its state (`waiting`,
+//! `running`, `retrying`, `done`, `dead`), the attempts, when it is due (`next_run_at_ms`), the
+//! lease (`locked_until_ms`, the claim's token, the worker and when it claimed) and the last
+//! error. `history` holds what happened to each delivery (every attempt with its start,
+//! duration, outcome, error and worker; replays, resends, discards), the first entry and the
+//! latest, 25 in all. `agentsync_schema` holds the schema version; an older file is migrated
+//! forward when opened, one transaction per step, and a newer one is refused before anything is
+//! written. The journal is WAL.
 //!
 //! - Enqueue is `INSERT ... ON CONFLICT(webhook_id) DO NOTHING`: the de-duplication and the write
-//!   are one statement.
+//!   are one statement. Only a known id reads its row: a dead delivery (the sender's resend from
+//!   its portal), a forgotten one or one done longer ago than the retention is stored again as
+//!   resent; anything else is a duplicate.
 //! - Concurrent calls (enqueues, claims, completions...) are committed together: one
 //!   transaction, at most one sync of the WAL for the whole group, and each is answered only once
 //!   that commit holds. A group is synced when it holds an enqueue or a replay (see
@@ -16,14 +24,19 @@
 //!   project's 2-core VM: about 300 to 560 enqueues/s one at a time, 5,000 to 6,000/s from 32
 //!   concurrent senders; `Synchronous::Normal`: 5,700 to 15,000/s and 24,000 to 70,000/s).
 //! - Claim is one step (a savepoint in the group's `BEGIN IMMEDIATE` transaction) that reads the
-//!   due jobs through a partial index on `next_run_at_ms WHERE state = 'queued'` and the expired
-//!   leases through one on `locked_until_ms WHERE state = 'running'`: never a scan of the table.
-//! - Done rows keep their `webhook-id` for the retention (72 h by default, so that the sender's
-//!   late retries are duplicates) but drop their body; dead rows stay for the dead-letter
-//!   retention (30 days by default) unless replayed. [`Backend::purge`] deletes both in small
-//!   batches (the workers call it every minute); an enqueue of an id whose done or dead row
-//!   outlived its retention takes the row over, so a retention holds to the millisecond whenever
-//!   the purge runs.
+//!   due jobs through a partial index on `next_run_at_ms WHERE state IN ('waiting', 'retrying')`
+//!   and the expired leases through one on `locked_until_ms WHERE state = 'running'`: never a
+//!   scan of the table. Each settling statement writes the attempt's history entry in the same
+//!   step.
+//! - The record's lists read an index that ends in `(received_at_ms, webhook_id)` (overall, or
+//!   after the state, the type or the group), newest first from a keyset cursor; a list of
+//!   several states is one such read per state, merged. Counts over a time range read the
+//!   overall index alone.
+//! - A done `webhook-id` is a duplicate for the retention (72 h by default, longer than the
+//!   sender's retries); the done delivery stays on record (body and history) for the record's
+//!   retention (7 days by default, never shorter), a dead one for the dead-letter retention (30
+//!   days) unless replayed. [`Backend::purge`] deletes what outlived them in small batches (the
+//!   workers call it every minute).
 //! - A group's `BEGIN IMMEDIATE` that fails because the database is busy runs each statement on
 //!   its own (still answered only once committed); any other failure (a transaction left open
 //!   by a failed `COMMIT` whose `ROLLBACK` also failed) rolls it back, and fails the group if the
@@ -70,10 +83,24 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use crate::backend::{
-    Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt, attempt_count,
-    duration_ms,
+use crate::{
+    backend::{
+        Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt,
+        attempt_count, duration_ms,
+    },
+    record::{
+        AttemptOutcome, Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord,
+        DeliveryState, HistoryEvent, bounded_error,
+    },
+    sql::group_of,
 };
+
+mod record;
+mod schema;
+
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub use schema::VERSION_1_FOR_TESTS;
 
 /// The file [`Queue::from_url`](crate::Queue::from_url) uses for an empty URL, in the working
 /// directory.
@@ -82,6 +109,10 @@ pub const DEFAULT_FILE: &str = "agentsync-webhooks-queue.sqlite3";
 /// How long a done `webhook-id` stays known: longer than a Standard Webhooks sender's retry
 /// horizon (about a day), so that its late retries are answered as duplicates.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 60 * 60);
+
+/// How long a delivery stays on record (its body, headers and history), from when it was done:
+/// what an operator can look back on. Never shorter than the de-duplication retention.
+pub const DEFAULT_RECORD_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// How long a dead letter is kept, unless replayed: long enough for someone to look at it.
 pub const DEFAULT_DEAD_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -93,74 +124,60 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 /// At most this many rows of each kind are deleted per purge, so that a purge never holds the
 /// write lock for long.
 const PURGE_BATCH: i64 = 500;
+/// Prepared statements kept per connection: the fixed ones and the record's filter shapes.
+const STATEMENT_CACHE: usize = 128;
 /// At most this many waiting tasks share one commit.
 const MAX_GROUP: usize = 256;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    webhook_id TEXT PRIMARY KEY NOT NULL,
-    event_type TEXT NOT NULL,
-    webhook_timestamp INTEGER NOT NULL,
-    signature TEXT NOT NULL,
-    received_at_ms INTEGER NOT NULL,
-    body BLOB NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'dead')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_run_at_ms INTEGER NOT NULL,
-    locked_until_ms INTEGER,
-    lease TEXT,
-    last_error TEXT,
-    died_at_ms INTEGER,
-    done_at_ms INTEGER
-);
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs (next_run_at_ms) WHERE state = 'queued';
-CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (locked_until_ms) WHERE state = 'running';
-CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (received_at_ms) WHERE state IN ('queued', 'running');
-CREATE INDEX IF NOT EXISTS jobs_done ON jobs (done_at_ms) WHERE state = 'done';
-DROP INDEX IF EXISTS jobs_dead;
-CREATE INDEX IF NOT EXISTS jobs_dead_order ON jobs (died_at_ms, webhook_id) WHERE state = 'dead';
-";
-
-/// A new id is inserted; a known one is left alone (a duplicate) unless its done row outlived
-/// the retention (?8) or its dead row the dead-letter retention (?9), which it then takes over.
+/// A new id is stored; a known one is left for the caller to look at (a duplicate, or a dead
+/// or forgotten delivery the sender sent again).
 const ENQUEUE: &str = "
-INSERT INTO jobs (webhook_id, event_type, webhook_timestamp, signature, received_at_ms, body,
-                  state, attempts, next_run_at_ms)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', 0, ?7)
-ON CONFLICT (webhook_id) DO UPDATE SET
-    event_type = excluded.event_type, webhook_timestamp = excluded.webhook_timestamp,
-    signature = excluded.signature, received_at_ms = excluded.received_at_ms,
-    body = excluded.body, state = 'queued', attempts = 0,
-    next_run_at_ms = excluded.next_run_at_ms, locked_until_ms = NULL, lease = NULL,
-    last_error = NULL, died_at_ms = NULL, done_at_ms = NULL
-WHERE (jobs.state = 'done' AND jobs.done_at_ms <= ?8)
-   OR (jobs.state = 'dead' AND jobs.died_at_ms <= ?9)";
+INSERT INTO jobs (webhook_id, event_type, event_group, webhook_timestamp, signature,
+                  received_at_ms, body, state, attempts, next_run_at_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'waiting', 0, ?8)
+ON CONFLICT (webhook_id) DO NOTHING";
+const KNOWN: &str = "
+SELECT state, done_at_ms, forgotten FROM jobs WHERE webhook_id = ?1";
+/// A dead, forgotten or long-done delivery stored again as the sender resent it.
+const TAKE_OVER: &str = "
+UPDATE jobs SET event_type = ?2, event_group = ?3, webhook_timestamp = ?4, signature = ?5,
+                received_at_ms = ?6, body = ?7, state = 'waiting', attempts = 0,
+                next_run_at_ms = ?8, locked_until_ms = NULL, lease = NULL, last_error = NULL,
+                died_at_ms = NULL, done_at_ms = NULL, forgotten = 0
+WHERE webhook_id = ?1 AND state IN ('done', 'dead')";
 const SELECT_EXPIRED: &str = "
-SELECT rowid FROM jobs WHERE state = 'running' AND locked_until_ms <= ?1
+SELECT rowid, webhook_id, attempts, claimed_at_ms, locked_until_ms, worker
+FROM jobs INDEXED BY jobs_lease WHERE state = 'running' AND locked_until_ms <= ?1
 ORDER BY locked_until_ms LIMIT ?2";
 const SELECT_DUE: &str = "
-SELECT rowid FROM jobs WHERE state = 'queued' AND next_run_at_ms <= ?1
+SELECT rowid FROM jobs INDEXED BY jobs_due
+WHERE state IN ('waiting', 'retrying') AND next_run_at_ms <= ?1
 ORDER BY next_run_at_ms LIMIT ?2";
 const TAKE: &str = "
-UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until_ms = ?2, lease = ?3
+UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until_ms = ?2, lease = ?3,
+                worker = ?4, claimed_at_ms = ?5
 WHERE rowid = ?1
 RETURNING webhook_id, event_type, webhook_timestamp, signature, received_at_ms, body, attempts";
+/// What the settling statements return for the attempt's history entry.
+const SETTLED: &str = "RETURNING attempts, claimed_at_ms, worker";
 const COMPLETE: &str = "
-UPDATE jobs SET state = 'done', done_at_ms = ?3, body = X'', locked_until_ms = NULL, lease = NULL
+UPDATE jobs SET state = 'done', done_at_ms = ?3, locked_until_ms = NULL, lease = NULL
 WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
 const RETRY: &str = "
-UPDATE jobs SET state = 'queued', next_run_at_ms = ?3, last_error = ?4, locked_until_ms = NULL,
+UPDATE jobs SET state = 'retrying', next_run_at_ms = ?3, last_error = ?4, locked_until_ms = NULL,
                 lease = NULL
 WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
 const ABANDON: &str = "
-UPDATE jobs SET state = 'queued', next_run_at_ms = ?2, attempts = max(attempts - 1, 0),
+UPDATE jobs SET state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'waiting' END,
+                next_run_at_ms = ?2, attempts = max(attempts - 1, 0),
                 locked_until_ms = NULL, lease = NULL
 WHERE state = 'running' AND lease = ?1";
 const EXTEND: &str = "
 UPDATE jobs SET locked_until_ms = ?3
 WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
 const RELEASE: &str = "
-UPDATE jobs SET state = 'queued', next_run_at_ms = ?3, attempts = max(attempts - 1, 0),
+UPDATE jobs SET state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'waiting' END,
+                next_run_at_ms = ?3, attempts = max(attempts - 1, 0),
                 locked_until_ms = NULL, lease = NULL
 WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
 const BURY: &str = "
@@ -170,46 +187,106 @@ WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
 const DEAD_LETTERS: &str = "
 SELECT webhook_id, event_type, webhook_timestamp, signature, received_at_ms, body, attempts,
        last_error, died_at_ms
-FROM jobs WHERE state = 'dead' ORDER BY died_at_ms, webhook_id LIMIT ?1";
+FROM jobs INDEXED BY jobs_dead_order WHERE state = 'dead' ORDER BY died_at_ms, webhook_id LIMIT ?1";
 const DEAD_LETTER: &str = "
 SELECT webhook_id, event_type, webhook_timestamp, signature, received_at_ms, body, attempts,
        last_error, died_at_ms
 FROM jobs WHERE state = 'dead' AND webhook_id = ?1";
-const REPLAY: &str = "
-UPDATE jobs SET state = 'queued', attempts = 0, next_run_at_ms = ?2, died_at_ms = NULL
-WHERE webhook_id = ?1 AND state = 'dead'";
 const PENDING: &str = "
-SELECT count(*), min(received_at_ms) FROM jobs WHERE state IN ('queued', 'running')";
+SELECT count(*), min(received_at_ms) FROM jobs
+WHERE state IN ('waiting', 'running', 'retrying')";
 const DEAD_COUNT: &str = "SELECT count(*) FROM jobs WHERE state = 'dead'";
 const PURGE_DONE: &str = "
 DELETE FROM jobs WHERE rowid IN (
-    SELECT rowid FROM jobs WHERE state = 'done' AND done_at_ms <= ?1 LIMIT ?2)";
+    SELECT rowid FROM jobs INDEXED BY jobs_done WHERE state = 'done' AND done_at_ms <= ?1 LIMIT ?2)
+RETURNING webhook_id";
 const PURGE_DEAD: &str = "
 DELETE FROM jobs WHERE rowid IN (
-    SELECT rowid FROM jobs WHERE state = 'dead' AND died_at_ms <= ?1 LIMIT ?2)";
+    SELECT rowid FROM jobs INDEXED BY jobs_dead_order WHERE state = 'dead' AND died_at_ms <= ?1
+    ORDER BY died_at_ms LIMIT ?2)
+RETURNING webhook_id";
 
-/// Every statement the backend runs, by name, for tests that check their query plans.
+/// Every statement the backend runs, by name, the record's queries for each shape of filter
+/// included: for tests that check their query plans.
 #[cfg(feature = "testing")]
 #[doc(hidden)]
-pub const STATEMENTS: &[(&str, &str)] = &[
-    ("enqueue", ENQUEUE),
-    ("select_expired", SELECT_EXPIRED),
-    ("select_due", SELECT_DUE),
-    ("take", TAKE),
-    ("complete", COMPLETE),
-    ("retry", RETRY),
-    ("abandon", ABANDON),
-    ("extend", EXTEND),
-    ("release", RELEASE),
-    ("bury", BURY),
-    ("dead_letters", DEAD_LETTERS),
-    ("dead_letter", DEAD_LETTER),
-    ("replay", REPLAY),
-    ("pending", PENDING),
-    ("dead_count", DEAD_COUNT),
-    ("purge_done", PURGE_DONE),
-    ("purge_dead", PURGE_DEAD),
-];
+pub fn statements_for_tests() -> Vec<(String, String)> {
+    use crate::record::DeliveryState::{Dead, Retrying};
+    let fixed = [
+        ("enqueue", ENQUEUE.to_owned()),
+        ("known", KNOWN.to_owned()),
+        ("take_over", TAKE_OVER.to_owned()),
+        ("select_expired", SELECT_EXPIRED.to_owned()),
+        ("select_due", SELECT_DUE.to_owned()),
+        ("take", TAKE.to_owned()),
+        ("complete", settled(COMPLETE)),
+        ("retry", settled(RETRY)),
+        ("abandon", ABANDON.to_owned()),
+        ("extend", EXTEND.to_owned()),
+        ("release", settled(RELEASE)),
+        ("bury", settled(BURY)),
+        ("dead_letters", DEAD_LETTERS.to_owned()),
+        ("dead_letter", DEAD_LETTER.to_owned()),
+        ("pending", PENDING.to_owned()),
+        ("dead_count", DEAD_COUNT.to_owned()),
+        ("purge_done", PURGE_DONE.to_owned()),
+        ("purge_dead", PURGE_DEAD.to_owned()),
+    ];
+    let cursor = Cursor {
+        received_at_ms: 1,
+        webhook_id: "msg".into(),
+    };
+    let shapes = [
+        ("everything", DeliveryFilter::new(), None),
+        ("one state", DeliveryFilter::new().state(Dead), Some(Dead)),
+        (
+            "a type",
+            DeliveryFilter::new().event_type("contract.signed"),
+            None,
+        ),
+        (
+            "a group",
+            DeliveryFilter::new().event_type("contract"),
+            None,
+        ),
+        (
+            "a time range",
+            DeliveryFilter::new().received_since(1).received_until(2),
+            None,
+        ),
+        ("an id", DeliveryFilter::new().id("msg_1"), None),
+        (
+            "an id prefix",
+            DeliveryFilter::new().id_prefix("msg_"),
+            None,
+        ),
+        (
+            "a state and a type",
+            DeliveryFilter::new()
+                .state(Retrying)
+                .event_type("producersync.updates_available"),
+            Some(Retrying),
+        ),
+    ];
+    let mut statements: Vec<(String, String)> = fixed
+        .into_iter()
+        .map(|(name, sql)| (name.to_owned(), sql))
+        .chain(
+            record::STATEMENTS
+                .iter()
+                .map(|(name, sql)| ((*name).to_owned(), (*sql).to_owned())),
+        )
+        .collect();
+    for (shape, filter, state) in shapes {
+        for (page, after) in [("first page", None), ("next page", Some(&cursor))] {
+            let (sql, _) = record::list_sql(&filter, state, after, 51);
+            statements.push((format!("list: {shape}, {page}"), sql));
+        }
+        let (sql, _) = record::counts_sql(&filter);
+        statements.push((format!("counts: {shape}"), sql));
+    }
+    statements
+}
 
 /// How SQLite syncs the WAL to the disk at each commit: what a 2xx survives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -258,6 +335,7 @@ pub struct SqliteOptions {
     synchronous: Synchronous,
     busy_timeout: Duration,
     retention: Duration,
+    record_retention: Duration,
     dead_retention: Duration,
 }
 
@@ -269,12 +347,13 @@ impl Default for SqliteOptions {
 
 impl SqliteOptions {
     /// [`Synchronous::Full`], [`DEFAULT_BUSY_TIMEOUT`], [`DEFAULT_RETENTION`],
-    /// [`DEFAULT_DEAD_RETENTION`].
+    /// [`DEFAULT_RECORD_RETENTION`], [`DEFAULT_DEAD_RETENTION`].
     pub fn new() -> Self {
         Self {
             synchronous: Synchronous::Full,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             retention: DEFAULT_RETENTION,
+            record_retention: DEFAULT_RECORD_RETENTION,
             dead_retention: DEFAULT_DEAD_RETENTION,
         }
     }
@@ -294,6 +373,22 @@ impl SqliteOptions {
     /// How long a done `webhook-id` stays known as a duplicate (default [`DEFAULT_RETENTION`]).
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// How long a done delivery stays on record, body and history included, from when it was
+    /// done (default [`DEFAULT_RECORD_RETENTION`]; never less than the
+    /// [`retention`](Self::retention): a shorter setting is raised to it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use agentsync_webhooks_queue::sqlite::SqliteOptions;
+    ///
+    /// let options = SqliteOptions::new().record_retention(Duration::from_secs(30 * 24 * 3600));
+    /// # let _ = options;
+    /// ```
+    pub fn record_retention(mut self, record_retention: Duration) -> Self {
+        self.record_retention = record_retention;
         self
     }
 
@@ -339,6 +434,7 @@ struct Engine {
     /// The setting in force now.
     synchronous_now: Synchronous,
     retention_ms: i64,
+    record_retention_ms: i64,
     dead_retention_ms: i64,
 }
 
@@ -396,7 +492,7 @@ impl SqliteBackend {
                     serve(engine, &inbox);
                 }
                 Err(err) => {
-                    let _ = opened.send(Err(sqlite_error("open", &err)));
+                    let _ = opened.send(Err(err));
                 }
             })
             .map_err(|err| {
@@ -488,27 +584,8 @@ impl SqliteBackend {
 
     async fn enqueue_delivery(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
         let delivery = delivery.clone();
-        self.run_durable("enqueue", move |engine| {
-            let now = now_ms();
-            let (done_cutoff, dead_cutoff) = engine.cutoffs(now);
-            let inserted = engine.connection.prepare_cached(ENQUEUE)?.execute(params![
-                delivery.webhook_id,
-                delivery.event_type,
-                delivery.webhook_timestamp,
-                delivery.signature,
-                delivery.received_at_ms,
-                delivery.body.as_ref(),
-                now,
-                done_cutoff,
-                dead_cutoff,
-            ])?;
-            Ok(if inserted == 1 {
-                Enqueued::New
-            } else {
-                Enqueued::Duplicate
-            })
-        })
-        .await
+        self.run_durable("enqueue", move |engine| engine.enqueue(&delivery))
+            .await
     }
 
     async fn claim_jobs(
@@ -520,14 +597,18 @@ impl SqliteBackend {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let token = token.as_str().to_owned();
+        let (token, worker) = (token.as_str().to_owned(), token.worker());
         let lease_ms = duration_ms(lease);
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        self.run("claim", move |engine| engine.claim(max, lease_ms, &token))
-            .await
+        let worker = worker.to_owned();
+        self.run("claim", move |engine| {
+            engine.claim(max, lease_ms, &token, &worker)
+        })
+        .await
     }
 
-    /// Runs one of the settling statements on the job's row; `true` if it still held the lease.
+    /// Runs one of the settling statements on the job's row and records the attempt in its
+    /// history; `true` if it still held the lease.
     async fn settle(
         &self,
         what: &'static str,
@@ -535,17 +616,13 @@ impl SqliteBackend {
         job: &Job,
         value: i64,
         error: Option<&str>,
+        outcome: AttemptOutcome,
     ) -> Result<bool, StoreError> {
         let id = job.delivery.webhook_id.clone();
         let lease = job.receipt.0.clone();
-        let error = error.map(str::to_owned);
+        let error = error.map(|error| bounded_error(error).to_owned());
         self.run(what, move |engine| {
-            let mut statement = engine.connection.prepare_cached(sql)?;
-            let changed = match error {
-                Some(error) => statement.execute(params![id, lease, value, error])?,
-                None => statement.execute(params![id, lease, value])?,
-            };
-            Ok(changed == 1)
+            engine.settle(sql, &id, &lease, value, error.as_deref(), outcome)
         })
         .await
     }
@@ -577,25 +654,53 @@ impl Backend for SqliteBackend {
     }
 
     fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
-        Box::pin(self.settle("complete", COMPLETE, job, now_ms(), None))
+        Box::pin(self.settle(
+            "complete",
+            COMPLETE,
+            job,
+            now_ms(),
+            None,
+            AttemptOutcome::Ok,
+        ))
     }
 
     fn retry<'a>(&'a self, job: &'a Job, after: Duration, error: &'a str) -> QueueFuture<'a, bool> {
         let due = now_ms().saturating_add(duration_ms(after));
-        Box::pin(self.settle("retry", RETRY, job, due, Some(error)))
+        Box::pin(self.settle("retry", RETRY, job, due, Some(error), AttemptOutcome::Retry))
     }
 
     fn extend<'a>(&'a self, job: &'a Job, lease: Duration) -> QueueFuture<'a, bool> {
         let until = now_ms().saturating_add(duration_ms(lease));
-        Box::pin(self.settle("extend", EXTEND, job, until, None))
+        let (id, lease) = (job.delivery.webhook_id.clone(), job.receipt.0.clone());
+        Box::pin(self.run("extend", move |engine| {
+            let changed = engine
+                .connection
+                .prepare_cached(EXTEND)?
+                .execute(params![id, lease, until])?;
+            Ok(changed == 1)
+        }))
     }
 
     fn release<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
-        Box::pin(self.settle("release", RELEASE, job, now_ms(), None))
+        Box::pin(self.settle(
+            "release",
+            RELEASE,
+            job,
+            now_ms(),
+            None,
+            AttemptOutcome::Released,
+        ))
     }
 
     fn bury<'a>(&'a self, job: &'a Job, error: &'a str) -> QueueFuture<'a, bool> {
-        Box::pin(self.settle("bury", BURY, job, now_ms(), Some(error)))
+        Box::pin(self.settle(
+            "bury",
+            BURY,
+            job,
+            now_ms(),
+            Some(error),
+            AttemptOutcome::Dead,
+        ))
     }
 
     fn dead_letters(&self, limit: usize) -> QueueFuture<'_, Vec<DeadLetter>> {
@@ -621,11 +726,7 @@ impl Backend for SqliteBackend {
     fn replay<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, bool> {
         let id = webhook_id.to_owned();
         Box::pin(self.run_durable("replay", move |engine| {
-            let changed = engine
-                .connection
-                .prepare_cached(REPLAY)?
-                .execute(params![id, now_ms()])?;
-            Ok(changed == 1)
+            engine.replay(&id, "library", &[DeliveryState::Dead])
         }))
     }
 
@@ -653,28 +754,108 @@ impl Backend for SqliteBackend {
     fn purge(&self) -> QueueFuture<'_, Purged> {
         Box::pin(self.run("purge", |engine| engine.purge()))
     }
+
+    fn list<'a>(
+        &'a self,
+        filter: &'a DeliveryFilter,
+        after: Option<&'a Cursor>,
+        limit: usize,
+    ) -> QueueFuture<'a, DeliveryPage> {
+        let (filter, after) = (filter.clone(), after.cloned());
+        Box::pin(self.run("list deliveries", move |engine| {
+            engine.list(&filter, after.as_ref(), limit)
+        }))
+    }
+
+    fn counts<'a>(&'a self, filter: &'a DeliveryFilter) -> QueueFuture<'a, DeliveryCounts> {
+        let filter = filter.clone();
+        Box::pin(self.run("count deliveries", move |engine| engine.counts(&filter)))
+    }
+
+    fn delivery<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, Option<DeliveryRecord>> {
+        let id = webhook_id.to_owned();
+        Box::pin(self.run("show a delivery", move |engine| engine.delivery(&id)))
+    }
+
+    fn replay_by<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        let (id, by) = (webhook_id.to_owned(), by.to_owned());
+        Box::pin(self.run_durable("replay", move |engine| {
+            engine.replay(&id, &by, &[DeliveryState::Done, DeliveryState::Dead])
+        }))
+    }
+
+    fn replay_matching<'a>(
+        &'a self,
+        filter: &'a DeliveryFilter,
+        by: &'a str,
+        max: usize,
+    ) -> QueueFuture<'a, u64> {
+        let (filter, by) = (filter.clone(), by.to_owned());
+        Box::pin(self.run_durable("replay deliveries", move |engine| {
+            engine.replay_matching(&filter, &by, max)
+        }))
+    }
+
+    fn discard<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        let (id, by) = (webhook_id.to_owned(), by.to_owned());
+        Box::pin(self.run("discard a delivery", move |engine| engine.discard(&id, &by)))
+    }
+
+    fn forget<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        let (id, by) = (webhook_id.to_owned(), by.to_owned());
+        Box::pin(self.run("forget an id", move |engine| engine.forget(&id, &by)))
+    }
+
+    fn purge_dead(&self, before_ms: i64, max: usize) -> QueueFuture<'_, u64> {
+        Box::pin(self.run("purge dead letters", move |engine| {
+            engine.purge_dead(before_ms, max)
+        }))
+    }
 }
 
-/// Opens the file and sets it up: WAL, the synchronous setting, the busy timeout, the schema.
-fn open_engine(path: &Path, options: &SqliteOptions) -> rusqlite::Result<Engine> {
-    let connection = Connection::open(path)?;
-    connection.busy_timeout(options.busy_timeout)?;
-    let mode: String =
-        connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(
-            path = %path.display(),
-            journal_mode = %mode,
-            "SQLite refused WAL for the queue file; commits are still durable, but slower"
-        );
-    }
-    connection.pragma_update(None, "synchronous", options.synchronous.pragma_value())?;
-    connection.execute_batch(SCHEMA)?;
+/// Opens the file and sets it up: the schema version checked before anything is written (a
+/// newer file is refused), WAL, the synchronous setting, the busy timeout, the migrations.
+fn open_engine(path: &Path, options: &SqliteOptions) -> Result<Engine, StoreError> {
+    let opened = (|| {
+        let mut connection = Connection::open(path)?;
+        connection.busy_timeout(options.busy_timeout)?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        schema::check_not_newer(&connection)?;
+        let mode: String =
+            connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(
+                path = %path.display(),
+                journal_mode = %mode,
+                "SQLite refused WAL for the queue file; commits are still durable, but slower"
+            );
+        }
+        connection.pragma_update(None, "synchronous", options.synchronous.pragma_value())?;
+        schema::migrate(&mut connection)?;
+        Ok::<_, schema::SchemaError>(connection)
+    })();
+    let connection = match opened {
+        Ok(connection) => connection,
+        Err(schema::SchemaError::Sqlite(err)) => return Err(sqlite_error("open", &err)),
+        Err(schema::SchemaError::Newer(found)) => {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                format!(
+                    "the SQLite queue {} was written by a newer agentsync-webhooks (schema {found}; \
+                     this build knows up to {}): upgrade, or open another file; nothing was written",
+                    path.display(),
+                    schema::VERSION
+                ),
+            ));
+        }
+    };
+    let retention_ms = duration_ms(options.retention);
     Ok(Engine {
         connection,
         synchronous: options.synchronous,
         synchronous_now: options.synchronous,
-        retention_ms: duration_ms(options.retention),
+        retention_ms,
+        record_retention_ms: duration_ms(options.record_retention).max(retention_ms),
         dead_retention_ms: duration_ms(options.dead_retention),
     })
 }
@@ -758,15 +939,6 @@ impl Engine {
         }
     }
 
-    /// The done and dead-letter cutoffs at `now`: rows done or dead at or before them outlived
-    /// their retention.
-    fn cutoffs(&self, now: i64) -> (i64, i64) {
-        (
-            now.saturating_sub(self.retention_ms),
-            now.saturating_sub(self.dead_retention_ms),
-        )
-    }
-
     /// Sets the synchronous setting of the next commit: the configured one when the group holds
     /// a durable write, at most `NORMAL` for bookkeeping alone (claims, completions, retries),
     /// which the next synced commit or checkpoint syncs with it.
@@ -790,16 +962,46 @@ impl Engine {
         }
     }
 
-    /// Claims up to `max` jobs whose lease expired or that are due, all or none.
-    fn claim(&mut self, max: i64, lease_ms: i64, token: &str) -> rusqlite::Result<Vec<Job>> {
+    /// Claims up to `max` jobs whose lease expired or that are due, all or none. A re-claimed
+    /// job's lost attempt goes into its history.
+    fn claim(
+        &mut self,
+        max: i64,
+        lease_ms: i64,
+        token: &str,
+        worker: &str,
+    ) -> rusqlite::Result<Vec<Job>> {
         let now = now_ms();
         let until = now.saturating_add(lease_ms);
         // A savepoint within the group's transaction: a claim that fails half-way takes nothing.
         let transaction = self.connection.savepoint()?;
-        let mut rows: Vec<i64> = transaction
+        let expired: Vec<ExpiredLease> = transaction
             .prepare_cached(SELECT_EXPIRED)?
-            .query_map(params![now, max], |row| row.get(0))?
+            .query_map(params![now, max], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
+            })?
             .collect::<rusqlite::Result<_>>()?;
+        let mut rows = Vec::with_capacity(expired.len());
+        for (row, id, attempts, claimed_at, locked_until, lost_worker) in expired {
+            let started = claimed_at.unwrap_or(now);
+            let event = HistoryEvent::Attempt {
+                number: attempt_count(attempts),
+                duration_ms: u64::try_from(locked_until.unwrap_or(now).saturating_sub(started))
+                    .unwrap_or(0),
+                outcome: AttemptOutcome::LeaseExpired,
+                error: None,
+                worker: lost_worker.unwrap_or_default(),
+            };
+            record::append(&transaction, &id, started, &event)?;
+            rows.push(row);
+        }
         let wanted = max.saturating_sub(i64::try_from(rows.len()).unwrap_or(i64::MAX));
         if wanted > 0 {
             let due = transaction
@@ -812,38 +1014,149 @@ impl Engine {
         {
             let mut take = transaction.prepare_cached(TAKE)?;
             for row in rows {
-                jobs.push(take.query_row(params![row, until, token], |row| {
-                    Ok(Job {
-                        delivery: delivery_from_row(row)?,
-                        attempt: attempt_count(row.get(6)?),
-                        receipt: Receipt(token.to_owned()),
-                    })
-                })?);
+                jobs.push(
+                    take.query_row(params![row, until, token, worker, now], |row| {
+                        Ok(Job {
+                            delivery: delivery_from_row(row)?,
+                            attempt: attempt_count(row.get(6)?),
+                            receipt: Receipt(token.to_owned()),
+                        })
+                    })?,
+                );
             }
         }
         transaction.commit()?;
         Ok(jobs)
     }
 
-    /// Deletes one batch of done rows past the retention and one of dead rows past the
-    /// dead-letter retention.
+    /// Stores `delivery` unless its id is known; a known id is a duplicate unless its delivery
+    /// is dead (the sender's resend, from the portal, of a dead letter: a replay), forgotten by
+    /// an operator, or done longer ago than the retention, which it then takes over.
+    fn enqueue(&mut self, delivery: &ReceivedDelivery) -> rusqlite::Result<Enqueued> {
+        let now = now_ms();
+        let values = params![
+            delivery.webhook_id,
+            delivery.event_type,
+            group_of(&delivery.event_type),
+            delivery.webhook_timestamp,
+            delivery.signature,
+            delivery.received_at_ms,
+            delivery.body.as_ref(),
+            now,
+        ];
+        if self.connection.prepare_cached(ENQUEUE)?.execute(values)? == 1 {
+            return Ok(Enqueued::New);
+        }
+        let known: Option<(String, Option<i64>, bool)> = self
+            .connection
+            .prepare_cached(KNOWN)?
+            .query_row(params![delivery.webhook_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        let resent = match known {
+            Some((state, _, _)) if state == "dead" => true,
+            Some((state, done_at, forgotten)) if state == "done" => {
+                forgotten || done_at.is_some_and(|done| done <= now - self.retention_ms)
+            }
+            _ => false,
+        };
+        if !resent || self.connection.prepare_cached(TAKE_OVER)?.execute(values)? != 1 {
+            return Ok(Enqueued::Duplicate);
+        }
+        record::append(
+            &self.connection,
+            &delivery.webhook_id,
+            now,
+            &HistoryEvent::Resent,
+        )?;
+        Ok(Enqueued::New)
+    }
+
+    /// Runs a settling statement on the job's row and records the attempt; `true` if the job
+    /// still held the lease.
+    fn settle(
+        &mut self,
+        sql: &'static str,
+        id: &str,
+        lease: &str,
+        value: i64,
+        error: Option<&str>,
+        outcome: AttemptOutcome,
+    ) -> rusqlite::Result<bool> {
+        let now = now_ms();
+        let sql = settled(sql);
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let read =
+            |row: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, Option<i64>, Option<String>)> {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            };
+        let settled = match error {
+            Some(error) => statement
+                .query_row(params![id, lease, value, error], read)
+                .optional()?,
+            None => statement
+                .query_row(params![id, lease, value], read)
+                .optional()?,
+        };
+        drop(statement);
+        let Some((attempts, claimed_at, worker)) = settled else {
+            return Ok(false);
+        };
+        let started = claimed_at.unwrap_or(now);
+        let number = match outcome {
+            // The release gave its attempt back: the entry shows the attempt that ran.
+            AttemptOutcome::Released => attempts.saturating_add(1),
+            _ => attempts,
+        };
+        let event = HistoryEvent::Attempt {
+            number: attempt_count(number),
+            duration_ms: u64::try_from(now.saturating_sub(started)).unwrap_or(0),
+            outcome,
+            error: error.map(str::to_owned),
+            worker: worker.unwrap_or_default(),
+        };
+        record::append(&self.connection, id, started, &event)?;
+        Ok(true)
+    }
+
+    /// Deletes one batch of done rows past the record's retention and one of dead rows past
+    /// the dead-letter retention, with their history.
     fn purge(&mut self) -> rusqlite::Result<Purged> {
-        let (done_cutoff, dead_cutoff) = self.cutoffs(now_ms());
-        let done = self
-            .connection
-            .prepare_cached(PURGE_DONE)?
-            .execute(params![done_cutoff, PURGE_BATCH])?;
-        let dead = self
-            .connection
-            .prepare_cached(PURGE_DEAD)?
-            .execute(params![dead_cutoff, PURGE_BATCH])?;
-        let full = |n: usize| i64::try_from(n).unwrap_or(i64::MAX) >= PURGE_BATCH;
+        let now = now_ms();
+        let done_cutoff = now.saturating_sub(self.record_retention_ms);
+        let dead_cutoff = now.saturating_sub(self.dead_retention_ms);
+        let done = self.delete_rows(PURGE_DONE, done_cutoff, PURGE_BATCH)?;
+        let dead = self.delete_rows(PURGE_DEAD, dead_cutoff, PURGE_BATCH)?;
+        let full = |n: u64| i64::try_from(n).unwrap_or(i64::MAX) >= PURGE_BATCH;
         Ok(Purged {
-            done: u64::try_from(done).unwrap_or(u64::MAX),
-            dead: u64::try_from(dead).unwrap_or(u64::MAX),
+            done,
+            dead,
             more: full(done) || full(dead),
         })
     }
+
+    /// Runs a `DELETE ... RETURNING webhook_id` of up to `max` rows before `cutoff`, and deletes
+    /// their history.
+    fn delete_rows(&mut self, sql: &'static str, cutoff: i64, max: i64) -> rusqlite::Result<u64> {
+        let ids: Vec<String> = self
+            .connection
+            .prepare_cached(sql)?
+            .query_map(params![cutoff, max], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in &ids {
+            record::forget_history(&self.connection, id)?;
+        }
+        Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A lease that ran out: its row, id, attempts, claim time, lease end and worker.
+type ExpiredLease = (i64, String, i64, Option<i64>, Option<i64>, Option<String>);
+
+/// A settling statement with the columns its history entry needs returned.
+fn settled(sql: &str) -> String {
+    format!("{sql} {SETTLED}")
 }
 
 /// The delivery in the first six columns of `row`.
