@@ -50,6 +50,7 @@ const SUMMARY_COLUMNS: &str =
     "webhook_id, event_type, state, received_at_ms, attempts, last_error, next_run_at_ms";
 
 /// The fixed statements of the record, by name, for the plan tests.
+#[cfg(feature = "testing")]
 pub(super) const STATEMENTS: &[(&str, &str)] = &[
     ("history_next_seq", NEXT_SEQ),
     ("history_trim", TRIM),
