@@ -1,5 +1,5 @@
 //! `RedisBackend` against a real Redis: the shared queue contract, one round trip per enqueue,
-//! and an unreachable Redis.
+//! an unreachable Redis, the engine's clock, repairs and settings Redis would refuse.
 //!
 //! Uses `REDIS_URL` (default `redis://127.0.0.1:6379`). When `REDIS_URL` is set, an unreachable
 //! Redis fails every test; when it is not, the tests are skipped with a note. Every test works
@@ -8,6 +8,7 @@
 
 use std::{
     net::TcpListener,
+    process::{Child, Command, Stdio},
     sync::OnceLock,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -15,7 +16,7 @@ use std::{
 use agentsync_webhooks_queue::contract::sample_delivery as delivery;
 use agentsync_webhooks_queue::{
     Backend, Enqueued, Queue, StoreErrorKind,
-    contract::QueueContract,
+    contract::{self, QueueContract},
     redis::{RedisBackend, RedisOptions},
 };
 
@@ -85,8 +86,22 @@ async fn backend_with(test: &str, options: RedisOptions) -> Option<(RedisBackend
 }
 
 async fn contract(case: &'static str) -> Option<QueueContract> {
-    let (backend, keys) = backend(case).await?;
-    Some(QueueContract::new(backend, case).keep_alive(keys))
+    let options = || {
+        RedisOptions::new()
+            .retention(contract::RETENTION)
+            .dead_retention(contract::DEAD_RETENTION)
+    };
+    let (backend, keys) = backend_with(case, options()).await?;
+    // A second instance on the same prefix, with a connection of its own.
+    let (url, _) = redis_url();
+    let second = RedisBackend::connect_with(&url, options().prefix(prefix(case)))
+        .await
+        .unwrap_or_else(|err| panic!("{case}: the second instance: {err}"));
+    Some(
+        QueueContract::new(backend, case)
+            .second_instance(second)
+            .keep_alive(keys),
+    )
 }
 
 agentsync_webhooks_queue::queue_contract_tests!(contract);
@@ -107,26 +122,135 @@ async fn an_unreachable_redis_is_an_unreachable_store_error() {
     assert_eq!(err.kind(), StoreErrorKind::Unreachable, "{err}");
 }
 
+/// A `redis-server` of the test's own on a free loopback port (no persistence), killed when
+/// dropped, so that command counts are exact.
+struct PrivateRedis {
+    child: Child,
+    url: String,
+}
+
+impl PrivateRedis {
+    /// `None` (skip, with a note) when `redis-server` is not installed.
+    fn start() -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(err) => {
+                eprintln!("skipping: no redis-server to start ({err})");
+                return None;
+            }
+        };
+        let server = Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        for _ in 0..100 {
+            if server.connection().is_some() {
+                return Some(server);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the private redis-server on port {port} does not answer");
+    }
+
+    fn connection(&self) -> Option<redis::Connection> {
+        let client = redis::Client::open(self.url.as_str()).ok()?;
+        let mut connection = client
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()?;
+        redis::cmd("PING").query::<String>(&mut connection).ok()?;
+        Some(connection)
+    }
+
+    /// Every command's `calls` from `INFO commandstats`, by name (`evalsha`, `info`, ...).
+    fn calls(&self) -> std::collections::HashMap<String, u64> {
+        let mut connection = self.connection().unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut connection)
+            .unwrap();
+        info.lines()
+            .filter_map(|line| {
+                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
+                Some((name.to_owned(), calls.parse().ok()?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::test]
 async fn an_enqueue_is_one_script_call_and_two_instances_share_the_work() {
-    let test = "an_enqueue_is_one_script_call_and_two_instances_share_the_work";
-    let Some((first, _keys)) = backend(test).await else {
+    let Some(server) = PrivateRedis::start() else {
         return;
     };
-    let (url, _) = redis_url();
-    let second = RedisBackend::connect_with(&url, RedisOptions::new().prefix(prefix(test)))
+    let options = || RedisOptions::new().prefix("one-call:");
+    let first = RedisBackend::connect_with(&server.url, options())
         .await
         .unwrap();
+    let second = RedisBackend::connect_with(&server.url, options())
+        .await
+        .unwrap();
+    // The first call of a script loads it; count from then on.
+    first.enqueue(&delivery("warm-up")).await.unwrap();
+    second.enqueue(&delivery("warm-up")).await.unwrap();
+    let before = server.calls();
+    const ENQUEUES: u64 = 20;
+    for n in 0..ENQUEUES {
+        let backend = if n % 2 == 0 { &first } else { &second };
+        assert_eq!(
+            backend
+                .enqueue(&delivery(&format!("msg_{n}")))
+                .await
+                .unwrap(),
+            Enqueued::New
+        );
+    }
     assert_eq!(
-        first.enqueue(&delivery("msg_1")).await.unwrap(),
-        Enqueued::New
-    );
-    assert_eq!(
-        second.enqueue(&delivery("msg_1")).await.unwrap(),
+        second.enqueue(&delivery("msg_0")).await.unwrap(),
         Enqueued::Duplicate
     );
-    let jobs = second.claim(10, Duration::from_secs(30)).await.unwrap();
-    assert_eq!(jobs.len(), 1);
+    let after = server.calls();
+    let delta: std::collections::HashMap<&str, u64> = after
+        .iter()
+        .filter(|(name, _)| !["info", "ping"].contains(&name.as_str()))
+        .map(|(name, calls)| {
+            let was = before.get(name).copied().unwrap_or(0);
+            (name.as_str(), calls - was)
+        })
+        .filter(|(_, calls)| *calls > 0)
+        .collect();
+    // The commands a script runs are counted too: one EVALSHA per enqueue, its SET, and the
+    // XADD of each new one; no command of the client's besides.
+    assert_eq!(
+        delta,
+        std::collections::HashMap::from([
+            ("evalsha", ENQUEUES + 1),
+            ("set", ENQUEUES + 1),
+            ("xadd", ENQUEUES),
+        ]),
+        "one script call per enqueue"
+    );
+
+    let jobs = second.claim(100, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(jobs.len(), 21);
     assert!(
         first
             .claim(10, Duration::from_secs(30))
@@ -185,12 +309,7 @@ async fn the_id_mark_lasts_while_the_job_lives_and_for_the_retention_once_done()
     assert_eq!(mark_ttl(test, "msg_1"), -1, "queued: no expiry");
 
     let job = backend.claim(1, lease).await.unwrap().remove(0);
-    assert!(
-        backend
-            .retry(&job, SystemTime::now(), "boom")
-            .await
-            .unwrap()
-    );
+    assert!(backend.retry(&job, Duration::ZERO, "boom").await.unwrap());
     assert_eq!(mark_ttl(test, "msg_1"), -1, "retrying: no expiry");
     assert_eq!(
         backend.enqueue(&delivery("msg_1")).await.unwrap(),
@@ -211,4 +330,229 @@ async fn the_id_mark_lasts_while_the_job_lives_and_for_the_retention_once_done()
         (1..=600).contains(&ttl),
         "done: the retention (600 s), got {ttl}"
     );
+}
+
+/// A plain connection to the shared Redis, for a test to look at or damage its keys by hand.
+fn raw_connection() -> redis::Connection {
+    let (url, _) = redis_url();
+    redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap()
+}
+
+/// The stream entry id in a job's receipt (`entry/count`).
+fn entry_of(job: &agentsync_webhooks_queue::Job) -> String {
+    job.receipt.0.split_once('/').unwrap().0.to_owned()
+}
+
+#[tokio::test]
+async fn leases_and_due_times_are_the_engines_clock_not_an_instances() {
+    let test = "leases_and_due_times_are_the_engines_clock_not_an_instances";
+    let Some((holder, _keys)) = backend(test).await else {
+        return;
+    };
+    let (url, _) = redis_url();
+    let ahead = RedisBackend::connect_with(
+        &url,
+        RedisOptions::new()
+            .prefix(prefix(test))
+            .clock_offset(Duration::from_secs(25)),
+    )
+    .await
+    .unwrap();
+    let lease = Duration::from_secs(30);
+    holder.enqueue(&delivery("retried")).await.unwrap();
+    holder.enqueue(&delivery("leased")).await.unwrap();
+
+    // A retry due in 20 s is not due for the instance 25 s ahead either.
+    let retried = holder.claim(1, lease).await.unwrap().remove(0);
+    assert!(
+        holder
+            .retry(&retried, Duration::from_secs(20), "later")
+            .await
+            .unwrap()
+    );
+    let leased = holder.claim(1, lease).await.unwrap().remove(0);
+    assert_eq!(leased.delivery.webhook_id, "leased");
+    assert!(
+        ahead.claim(10, lease).await.unwrap().is_empty(),
+        "a retry ran 20 s early"
+    );
+
+    // A 30 s lease would end 5 s after its start (or its last extension) on a clock 25 s
+    // ahead: watch for 7 s, extending once after a second.
+    for round in 1..=14 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if round == 2 {
+            assert!(holder.extend(&leased, lease).await.unwrap());
+        }
+        assert!(
+            ahead.claim(10, lease).await.unwrap().is_empty(),
+            "the instance 25 s ahead took a live lease after {} ms",
+            round * 500
+        );
+    }
+    assert!(holder.complete(&leased).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_pending_entry_that_lost_its_lease_member_comes_back() {
+    let test = "a_pending_entry_that_lost_its_lease_member_comes_back";
+    let Some((backend, _keys)) = backend(test).await else {
+        return;
+    };
+    let lease = Duration::from_millis(300);
+    backend.enqueue(&delivery("msg_1")).await.unwrap();
+    let job = backend.claim(1, lease).await.unwrap().remove(0);
+    // Evicted, or never written: the entry is pending in the group with no lease.
+    let removed: i64 = redis::cmd("ZREM")
+        .arg(format!("{}leases", prefix(test)))
+        .arg(entry_of(&job))
+        .query(&mut raw_connection())
+        .unwrap();
+    assert_eq!(removed, 1);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let again = backend.claim(1, lease).await.unwrap();
+    assert_eq!(again.len(), 1, "the entry without a lease never came back");
+    assert_eq!(again[0].attempt, 2);
+    assert!(!backend.complete(&job).await.unwrap());
+    assert!(backend.complete(&again[0]).await.unwrap());
+}
+
+#[tokio::test]
+async fn durations_redis_would_refuse_are_clamped_before_anything_is_written() {
+    let test = "durations_redis_would_refuse_are_clamped_before_anything_is_written";
+    let options = RedisOptions::new()
+        .retention(Duration::MAX)
+        .dead_retention(Duration::MAX);
+    let Some((backend, _keys)) = backend_with(test, options).await else {
+        return;
+    };
+    backend.enqueue(&delivery("done")).await.unwrap();
+    backend.enqueue(&delivery("retried")).await.unwrap();
+    let jobs = backend.claim(2, Duration::MAX).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert!(backend.extend(&jobs[0], Duration::MAX).await.unwrap());
+    assert!(
+        backend.complete(&jobs[0]).await.unwrap(),
+        "complete with retention(Duration::MAX)"
+    );
+    assert!(
+        backend
+            .retry(&jobs[1], Duration::MAX, "much later")
+            .await
+            .unwrap()
+    );
+    assert!(
+        backend.claim(10, Duration::MAX).await.unwrap().is_empty(),
+        "a completed or retried job is claimable again"
+    );
+    assert_eq!(
+        backend.enqueue(&delivery("done")).await.unwrap(),
+        Enqueued::Duplicate
+    );
+    assert!(mark_ttl(test, "done") > 0, "the done mark expires some day");
+    assert_eq!(backend.stats().await.unwrap().depth, 1, "the retry waits");
+    assert_eq!(backend.purge().await.unwrap().dead, 0);
+}
+
+#[tokio::test]
+async fn a_second_consumer_group_on_a_prefix_is_refused() {
+    let test = "a_second_consumer_group_on_a_prefix_is_refused";
+    let Some((old, _keys)) = backend_with(test, RedisOptions::new().group("old-workers")).await
+    else {
+        return;
+    };
+    old.enqueue(&delivery("msg_1")).await.unwrap();
+    let (url, _) = redis_url();
+    let err = RedisBackend::connect_with(
+        &url,
+        RedisOptions::new()
+            .prefix(prefix(test))
+            .group("new-workers"),
+    )
+    .await
+    .expect_err("a second group on the prefix would run every job again");
+    assert_eq!(err.kind(), StoreErrorKind::Other, "{err}");
+    assert!(err.to_string().contains("old-workers"), "{err}");
+
+    // A group created after connecting (the old one destroyed by hand, another created):
+    // the claim refuses to create its own.
+    let stream = format!("{}stream", prefix(test));
+    let mut raw = raw_connection();
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(&stream)
+        .arg("old-workers")
+        .query(&mut raw)
+        .unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("other-workers")
+        .arg("0")
+        .query(&mut raw)
+        .unwrap();
+    let err = old
+        .claim(10, Duration::from_secs(30))
+        .await
+        .expect_err("the claim created a second group");
+    assert!(err.to_string().contains("other-workers"), "{err}");
+    let groups: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(&stream)
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(groups.len(), 1, "a group was created");
+}
+
+#[tokio::test]
+async fn a_malformed_entry_neither_stalls_the_queue_nor_is_half_buried() {
+    let test = "a_malformed_entry_neither_stalls_the_queue_nor_is_half_buried";
+    let Some((backend, _keys)) = backend(test).await else {
+        return;
+    };
+    let stream = format!("{}stream", prefix(test));
+    let mut raw = raw_connection();
+    // Written by something else: no webhook id.
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("type")
+        .arg("x")
+        .query(&mut raw)
+        .unwrap();
+    backend.enqueue(&delivery("msg_1")).await.unwrap();
+    let jobs = backend.claim(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        jobs.iter()
+            .map(|job| job.delivery.webhook_id.as_str())
+            .collect::<Vec<_>>(),
+        ["msg_1"]
+    );
+    assert!(backend.complete(&jobs[0]).await.unwrap());
+
+    // Burying it (with a receipt made by hand) drops it rather than fail after writing the
+    // dead letter.
+    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(&stream)
+        .arg(agentsync_webhooks_queue::redis::DEFAULT_GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(pending.len(), 1, "the malformed entry is held");
+    let job = agentsync_webhooks_queue::Job {
+        receipt: agentsync_webhooks_queue::Receipt(format!("{}/{}", pending[0].0, pending[0].3)),
+        ..jobs[0].clone()
+    };
+    assert!(!backend.bury(&job, "malformed").await.unwrap());
+    let dead: i64 = redis::cmd("XLEN")
+        .arg(format!("{}dead", prefix(test)))
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(dead, 0, "a dead letter without its index");
+    assert_eq!(backend.stats().await.unwrap(), Default::default());
 }

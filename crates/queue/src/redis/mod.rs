@@ -7,30 +7,46 @@
 //! |---|---|---|
 //! | `id:<webhook-id>` | string | the de-duplication mark: set with `NX` at enqueue and kept without expiry while the job waits, runs, retries or is dead; kept for the retention once done |
 //! | `stream` | stream, consumer group | the jobs waiting or running; a running job is pending in the group |
-//! | `leases` | sorted set | stream entry id → lease end (ms): re-claim is by lease expiry |
+//! | `leases` | sorted set | stream entry id → lease end (ms, the engine's clock): re-claim is by lease expiry |
 //! | `scheduled` | stream | jobs waiting for a retry |
-//! | `due` | sorted set | `scheduled` entry id → due time (ms) |
-//! | `dead` | stream | the dead letters, oldest first |
+//! | `due` | sorted set | `scheduled` entry id → due time (ms, the engine's clock) |
+//! | `dead` | stream | the dead letters, oldest first (an entry's id is its burial time) |
 //! | `dead-index` | hash | webhook-id → `dead` entry id |
+//! | `claim:<token>` | hash | one claim's receipts, entry id → delivery count, for [`abandon`](Backend::abandon); expires after the lease |
+//! | `repair` | hash | when the next check for entries pending without a lease is due, and where it resumes |
 //!
 //! # Commands
 //!
-//! Every operation is one Lua script, so one round trip and one atomic step:
+//! Every operation is one Lua script (`*.lua` beside this module), so one round trip and one
+//! atomic step. Times come from the engine's clock (`TIME` inside the script): instances whose
+//! clocks differ agree on when a lease ends or a retry is due; leases, delays and retentions are
+//! arguments in ms or s, clamped to ten years. Each script checks its arguments and everything
+//! that can refuse before its first write, so that it never fails half-way.
 //!
 //! - **enqueue**: `SET <prefix>id:<webhook-id> 1 NX` and, if it was set, `XADD`; a duplicate
 //!   writes nothing. The mark has no expiry until the job is done: a job that retries longer
 //!   than the retention still answers the sender's (or the portal's) resend as a duplicate.
-//! - **claim**: moves the due retries from `scheduled` back into the stream, re-claims the
-//!   entries whose lease expired with `XCLAIM` (which counts the delivery in the group's pending
-//!   list), then reads new entries with `XREADGROUP ... >` (never `BLOCK`: the connection is
-//!   shared and multiplexed; the workers poll). The attempt is the entry's earlier attempts (a
-//!   field) plus its delivery counter (`XPENDING`).
+//! - **claim**: makes sure the consumer group exists (refusing if another group reads the
+//!   stream), moves the due retries from `scheduled` back into the stream, re-claims the entries
+//!   whose lease expired with `XCLAIM` (which counts the delivery in the group's pending list),
+//!   then reads new entries with `XREADGROUP ... >` (never `BLOCK`: the connection is shared and
+//!   multiplexed; the workers poll), and records what it took under the caller's token in
+//!   `claim:<token>`. The attempt is the entry's earlier attempts (a field) plus its delivery
+//!   counter (`XPENDING`). At most once per lease it also looks through a page of
+//!   `XPENDING ... IDLE <lease>` for entries pending without a `leases` member (evicted, or a
+//!   write lost), which would never be re-claimed, and gives them an expired lease.
+//! - **abandon**: every receipt of `claim:<token>` that still holds its entry (same delivery
+//!   count) is given back as release does; then the key is deleted.
 //! - **complete**: `XACK` + `XDEL`, and the id mark kept for the retention from now.
 //! - **retry**: `XACK` + `XDEL`, the job copied to `scheduled` with its due time in `due`.
 //! - **extend**: the lease pushed back, and `XCLAIM ... JUSTID` with a min-idle of 0 to reset the
 //!   entry's idle time (without counting a delivery).
+//! - **release**: `XACK` + `XDEL`, the job added again at the end of the stream, this attempt not
+//!   counted.
 //! - **bury**: `XACK` + `XDEL`, the job copied to `dead`; **replay** moves it back with its
 //!   attempts reset.
+//! - **purge**: deletes up to 100 dead letters older than the dead-letter retention, each one's
+//!   `dead-index` field and id mark with it. Done ids need no purge: their marks expire.
 //!
 //! Settling checks the receipt (the entry id and its delivery count when claimed) against
 //! `XPENDING`, so a worker whose job was re-claimed settles nothing.
@@ -39,12 +55,17 @@
 //! whatever the *claiming* worker passes, not the lease the job was claimed or extended with, so
 //! a job extended past the claimers' lease would be taken from a live worker.
 //!
+//! One consumer group per prefix: the keys do not name the group (a renamed group would orphan
+//! the old one's jobs), and two groups on one stream would each run every job, so connecting or
+//! claiming with another group than the stream's is refused, naming the group to use.
+//!
 //! # Durability and topology
 //!
 //! An enqueue returns once Redis applied it; whether that survives a Redis crash is Redis's
 //! persistence setting (`appendonly yes` with `appendfsync always` for every write, `everysec`
-//! for at most a second lost). The scripts touch several keys under the prefix: on a Redis
-//! Cluster, put a hash tag in the prefix (e.g. `{agentsync}:queue:`) so they share a slot.
+//! for at most a second lost). The scripts touch several keys under the prefix (purge names the
+//! id marks from it): on a Redis Cluster, put a hash tag in the prefix (e.g.
+//! `{agentsync}:queue:`) so they share a slot.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), agentsync_webhooks_queue::StoreError> {
@@ -60,11 +81,10 @@
 //! # Ok(()) }
 //! ```
 
-use std::{
-    future::Future,
-    sync::LazyLock,
-    time::{Duration, SystemTime},
-};
+mod fields;
+mod scripts;
+
+use std::{future::Future, time::Duration};
 
 use ::redis::{
     RedisError, Script,
@@ -75,11 +95,11 @@ use agentsync_webhooks_core::{
     idempotency::{StoreError, StoreErrorKind},
 };
 use agentsync_webhooks_redis::shared::{open, store_error};
-use bytes::Bytes;
 
+use self::{fields::Fields, scripts::*};
 use crate::backend::{
-    Backend, DeadLetter, Job, QueueFuture, QueueStats, Receipt, attempt_count, duration_ms,
-    system_time_ms,
+    Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt, attempt_count,
+    duration_ms,
 };
 
 /// The key prefix by default.
@@ -91,247 +111,23 @@ pub const DEFAULT_GROUP: &str = "agentsync-webhooks";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a done `webhook-id` stays known: longer than the sender's retry horizon.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 60 * 60);
+/// How long a dead letter is kept before [`purge`](Backend::purge) deletes it: 30 days.
+pub const DEFAULT_DEAD_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// The consumer name in the group. Re-claim is by lease, not by consumer, so every instance may
 /// share it; one name keeps the group from collecting a consumer per process start.
 const CONSUMER: &str = "workers";
 /// At most this many due retries are moved back into the stream per claim.
 const PROMOTE_BATCH: usize = 100;
-
-/// Lua helpers shared by the scripts: read a field of an entry, rewrite fields, check a receipt.
-const HELPERS: &str = r"
-local function field(fields, name)
-  for i = 1, #fields, 2 do
-    if fields[i] == name then return fields[i + 1] end
-  end
-  return nil
-end
-local function with(fields, changes)
-  local out = {}
-  for i = 1, #fields, 2 do
-    local name = fields[i]
-    if changes[name] == nil then
-      out[#out + 1] = name
-      out[#out + 1] = fields[i + 1]
-    end
-  end
-  for name, value in pairs(changes) do
-    if value ~= false then
-      out[#out + 1] = name
-      out[#out + 1] = value
-    end
-  end
-  return out
-end
-local function held(stream, group, entry, count)
-  local pending = redis.call('XPENDING', stream, group, entry, entry, 1)
-  return pending[1] ~= nil and pending[1][4] == tonumber(count)
-end
-local function entry_fields(stream, entry)
-  local found = redis.call('XRANGE', stream, entry, entry)
-  if found[1] then return found[1][2] end
-  return nil
-end
-";
-
-fn script(body: &str) -> Script {
-    Script::new(&format!("{HELPERS}{body}"))
-}
-
-/// KEYS: id mark, stream. ARGV: id, type, timestamp, signature, received, body. `1` new, `0`
-/// duplicate.
-static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if not redis.call('SET', KEYS[1], '1', 'NX') then
-  return 0
-end
-redis.call('XADD', KEYS[2], '*', 'id', ARGV[1], 'type', ARGV[2], 'ts', ARGV[3], 'sig', ARGV[4],
-  'recv', ARGV[5], 'body', ARGV[6], 'a', '0')
-return 1
-",
-    )
-});
-
-/// KEYS: stream, leases, scheduled, due. ARGV: group, consumer, max, now (ms), lease end (ms),
-/// promote batch. Returns `{entry id, delivery count, fields}` per claimed job.
-static CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r"
-local stream, leases, scheduled, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local group, consumer, max, now, lease_end = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-
-for _, sid in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, ARGV[6])) do
-  local fields = entry_fields(scheduled, sid)
-  if fields then
-    redis.call('XADD', stream, '*', unpack(fields))
-  end
-  redis.call('XDEL', scheduled, sid)
-  redis.call('ZREM', due, sid)
-end
-
-local claimed = {}
-for _, entry in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, max)) do
-  local taken = redis.pcall('XCLAIM', stream, group, consumer, 0, entry)
-  if type(taken) == 'table' and taken[1] and type(taken[1][2]) == 'table' then
-    local pending = redis.call('XPENDING', stream, group, entry, entry, 1)
-    local count = 1
-    if pending[1] then count = pending[1][4] end
-    redis.call('ZADD', leases, lease_end, entry)
-    claimed[#claimed + 1] = {entry, tostring(count), taken[1][2]}
-  else
-    redis.call('ZREM', leases, entry)
-  end
-end
-
-local wanted = max - #claimed
-if wanted > 0 then
-  local read = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', wanted, 'STREAMS', stream, '>')
-  if type(read) == 'table' and read.err then
-    redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
-    read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', wanted, 'STREAMS', stream, '>')
-  end
-  if read and read[1] then
-    for _, item in ipairs(read[1][2]) do
-      redis.call('ZADD', leases, lease_end, item[1])
-      claimed[#claimed + 1] = {item[1], '1', item[2]}
-    end
-  end
-end
-return claimed
-",
-    )
-});
-
-/// KEYS: stream, leases, id mark. ARGV: group, entry, count, retention (s).
-static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r"
-if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('SET', KEYS[3], '1', 'EX', ARGV[4])
-return 1
-",
-    )
-});
-
-/// KEYS: stream, leases, scheduled, due. ARGV: group, entry, count, due (ms), error.
-static RETRY: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r"
-if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
-local fields = entry_fields(KEYS[1], ARGV[2])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[2])
-if not fields then return 0 end
-local attempts = (tonumber(field(fields, 'a')) or 0) + tonumber(ARGV[3])
-local sid = redis.call('XADD', KEYS[3], '*', unpack(with(fields, {a = tostring(attempts), err = ARGV[5]})))
-redis.call('ZADD', KEYS[4], ARGV[4], sid)
-return 1
-",
-    )
-});
-
-/// KEYS: stream, leases. ARGV: group, entry, count, lease end (ms), consumer.
-static EXTEND: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r"
-if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[5], 0, ARGV[2], 'JUSTID')
-return 1
-",
-    )
-});
-
-/// KEYS: stream, leases. ARGV: group, entry, count.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r"
-if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
-local fields = entry_fields(KEYS[1], ARGV[2])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[2])
-if not fields then return 0 end
-local attempts = (tonumber(field(fields, 'a')) or 0) + tonumber(ARGV[3]) - 1
-if attempts < 0 then attempts = 0 end
-redis.call('XADD', KEYS[1], '*', unpack(with(fields, {a = tostring(attempts)})))
-return 1
-",
-    )
-});
-
-/// KEYS: stream, leases, dead, dead index, id mark. ARGV: group, entry, count, error, now (ms).
-static BURY: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r"
-if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
-local fields = entry_fields(KEYS[1], ARGV[2])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[2])
-if not fields then return 0 end
-local attempts = (tonumber(field(fields, 'a')) or 0) + tonumber(ARGV[3])
-local did = redis.call('XADD', KEYS[3], '*',
-  unpack(with(fields, {a = tostring(attempts), err = ARGV[4], died = ARGV[5]})))
-redis.call('HSET', KEYS[4], field(fields, 'id'), did)
-redis.call('PERSIST', KEYS[5])
-return 1
-",
-    )
-});
-
-/// KEYS: dead, dead index. ARGV: webhook id. The dead entry's fields, or nil.
-static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r"
-local did = redis.call('HGET', KEYS[2], ARGV[1])
-if not did then return false end
-return entry_fields(KEYS[1], did) or false
-",
-    )
-});
-
-/// KEYS: stream, dead, dead index, id mark. ARGV: webhook id.
-static REPLAY: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r"
-local did = redis.call('HGET', KEYS[3], ARGV[1])
-if not did then return 0 end
-local fields = entry_fields(KEYS[2], did)
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('XDEL', KEYS[2], did)
-if not fields then return 0 end
-redis.call('XADD', KEYS[1], '*', unpack(with(fields, {a = '0', err = false, died = false})))
-redis.call('SET', KEYS[4], '1')
-return 1
-",
-    )
-});
-
-/// KEYS: stream, due, dead, scheduled. `{depth, dead, oldest received (ms) or ''}`.
-static STATS: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r"
-local depth = redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
-local dead = redis.call('XLEN', KEYS[3])
-local oldest = nil
-for _, key in ipairs({KEYS[1], KEYS[4]}) do
-  local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
-  if first[1] then
-    local received = tonumber(field(first[1][2], 'recv'))
-    if received and (oldest == nil or received < oldest) then oldest = received end
-  end
-end
-if oldest == nil then return {depth, dead, ''} end
-return {depth, dead, string.format('%d', oldest)}
-",
-    )
-});
+/// At most this many pending entries are checked for a missing lease per repair.
+const REPAIR_BATCH: usize = 100;
+/// At most this many jobs per claim, so that one script never holds Redis for long.
+const MAX_CLAIM: usize = 1_000;
+/// At most this many dead letters per purge.
+const PURGE_BATCH: usize = 100;
+/// The longest lease, delay or retention the scripts take: "forever" for a webhook, and well
+/// inside what Redis accepts for an expiry (`SET ... EX` refuses what overflows its clock).
+const TEN_YEARS_MS: u64 = 10 * 365 * 24 * 60 * 60 * 1_000;
 
 /// Settings of a [`RedisBackend`].
 ///
@@ -343,7 +139,8 @@ return {depth, dead, string.format('%d', oldest)}
 ///     .prefix("billing:queue:")
 ///     .group("billing-workers")
 ///     .timeout(Duration::from_millis(500))
-///     .retention(Duration::from_secs(48 * 3600));
+///     .retention(Duration::from_secs(48 * 3600))
+///     .dead_retention(Duration::from_secs(14 * 24 * 3600));
 /// # let _ = options;
 /// ```
 #[derive(Debug, Clone)]
@@ -352,6 +149,8 @@ pub struct RedisOptions {
     group: String,
     timeout: Duration,
     retention: Duration,
+    dead_retention: Duration,
+    clock_offset: Duration,
 }
 
 impl Default for RedisOptions {
@@ -361,13 +160,16 @@ impl Default for RedisOptions {
 }
 
 impl RedisOptions {
-    /// [`DEFAULT_PREFIX`], [`DEFAULT_GROUP`], [`DEFAULT_TIMEOUT`], [`DEFAULT_RETENTION`].
+    /// [`DEFAULT_PREFIX`], [`DEFAULT_GROUP`], [`DEFAULT_TIMEOUT`], [`DEFAULT_RETENTION`],
+    /// [`DEFAULT_DEAD_RETENTION`].
     pub fn new() -> Self {
         Self {
             prefix: DEFAULT_PREFIX.to_owned(),
             group: DEFAULT_GROUP.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             retention: DEFAULT_RETENTION,
+            dead_retention: DEFAULT_DEAD_RETENTION,
+            clock_offset: Duration::ZERO,
         }
     }
 
@@ -377,22 +179,39 @@ impl RedisOptions {
         self
     }
 
-    /// The consumer group the workers read through.
+    /// The consumer group the workers read through: one per prefix (another group on the same
+    /// prefix is refused, since each group would run every job).
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.group = group.into();
         self
     }
 
-    /// How long one call may take before it fails as a timeout.
+    /// How long one call (and connecting) may take before it fails as a timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// How long a done `webhook-id` stays known as a duplicate, from when it was done. Until
-    /// then (its job waiting, running, retrying or dead) it is known without expiry.
+    /// How long a done `webhook-id` stays known as a duplicate, from when it was done (at least
+    /// a second, at most ten years). Until then (its job waiting, running, retrying or dead) it
+    /// is known without expiry.
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// How long a dead letter is kept (from its burial) before [`purge`](Backend::purge)
+    /// deletes it and forgets its `webhook-id`; [`Duration::MAX`] keeps them forever.
+    pub fn dead_retention(mut self, retention: Duration) -> Self {
+        self.dead_retention = retention;
+        self
+    }
+
+    /// Tests only: this instance's own clock runs `offset` ahead, wherever the backend still
+    /// reads it (a stats age), to show that leases and due times do not.
+    #[doc(hidden)]
+    pub fn clock_offset(mut self, offset: Duration) -> Self {
+        self.clock_offset = offset;
         self
     }
 }
@@ -407,6 +226,7 @@ struct Keys {
     due: String,
     dead: String,
     dead_index: String,
+    repair: String,
 }
 
 impl Keys {
@@ -419,11 +239,16 @@ impl Keys {
             due: format!("{prefix}due"),
             dead: format!("{prefix}dead"),
             dead_index: format!("{prefix}dead-index"),
+            repair: format!("{prefix}repair"),
         }
     }
 
     fn id_mark(&self, webhook_id: &str) -> String {
         format!("{}id:{webhook_id}", self.prefix)
+    }
+
+    fn claim(&self, token: &ClaimToken) -> String {
+        format!("{}claim:{}", self.prefix, token.as_str())
     }
 }
 
@@ -436,6 +261,8 @@ pub struct RedisBackend {
     group: String,
     timeout: Duration,
     retention_secs: u64,
+    dead_retention_ms: i64,
+    clock_offset_ms: i64,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -456,10 +283,12 @@ impl RedisBackend {
     }
 
     /// Connects to `url` with `options`, failing if Redis does not answer now, and creates the
-    /// stream and its consumer group if they do not exist.
+    /// stream and its consumer group if they do not exist; refuses if another group reads the
+    /// stream.
     pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
         let client = open(url)?;
-        let connect = ConnectionManager::new_with_config(client, Self::connection_config());
+        let connect =
+            ConnectionManager::new_with_config(client, Self::connection_config(options.timeout));
         let connection = match tokio::time::timeout(options.timeout, connect).await {
             Ok(Ok(connection)) => connection,
             Ok(Err(err)) => return Err(store_error("connect", err)),
@@ -471,52 +300,49 @@ impl RedisBackend {
             }
         };
         let backend = Self::from_connection_manager(connection, options);
-        backend.create_group().await?;
+        backend.ensure_group().await?;
         Ok(backend)
     }
 
-    /// A backend on a connection manager you configured yourself (TLS, credentials, RESP3...).
-    /// The consumer group is created by the first claim if it does not exist.
+    /// A backend on a connection manager you configured yourself (TLS, credentials, RESP3...;
+    /// [`connection_config`](Self::connection_config) gives the bounds `connect` uses). The
+    /// consumer group is created by the first claim if it does not exist.
     pub fn from_connection_manager(connection: ConnectionManager, options: RedisOptions) -> Self {
         Self {
             connection,
             keys: Keys::new(&options.prefix),
             group: options.group,
             timeout: options.timeout,
-            retention_secs: options.retention.as_secs().max(1),
+            retention_secs: options.retention.as_secs().clamp(1, TEN_YEARS_MS / 1_000),
+            dead_retention_ms: duration_ms(options.dead_retention),
+            clock_offset_ms: duration_ms(options.clock_offset),
         }
     }
 
-    /// The connection settings [`connect`](Self::connect) uses: 1 s to connect, 1 s per
-    /// response, two quick reconnection attempts, then the next call tries again.
-    pub fn connection_config() -> ConnectionManagerConfig {
+    /// The connection settings [`connect_with`](Self::connect_with) uses for `timeout`
+    /// ([`RedisOptions::timeout`]): `timeout` to connect and per response, two quick
+    /// reconnection attempts, then the next call tries again.
+    pub fn connection_config(timeout: Duration) -> ConnectionManagerConfig {
         ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500))
     }
 
-    /// `XGROUP CREATE <stream> <group> 0 MKSTREAM`, accepting a group that exists.
-    async fn create_group(&self) -> Result<(), StoreError> {
+    /// Creates the stream and the group unless they exist, refusing another group's stream.
+    async fn ensure_group(&self) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        let created: Result<(), StoreError> = self
+        let mut invocation = ENSURE_GROUP.key(&self.keys.stream);
+        invocation.arg(&self.group);
+        let _: i64 = self
             .bounded(
                 "create the consumer group",
-                ::redis::cmd("XGROUP")
-                    .arg("CREATE")
-                    .arg(&self.keys.stream)
-                    .arg(&self.group)
-                    .arg("0")
-                    .arg("MKSTREAM")
-                    .query_async(&mut connection),
+                invocation.invoke_async(&mut connection),
             )
-            .await;
-        match created {
-            Err(err) if err.to_string().contains("BUSYGROUP") => Ok(()),
-            other => other,
-        }
+            .await?;
+        Ok(())
     }
 
     /// Runs one Redis call within the timeout.
@@ -526,7 +352,16 @@ impl RedisBackend {
         call: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result.map_err(|err| store_error(what, err)),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) if err.code() == Some("WRONGGROUP") => Err(StoreError::new(
+                StoreErrorKind::Other,
+                format!(
+                    "Redis {what} refused: {}",
+                    err.detail()
+                        .unwrap_or("another consumer group reads the queue")
+                ),
+            )),
+            Ok(Err(err)) => Err(store_error(what, err)),
             Err(_) => Err(StoreError::new(
                 StoreErrorKind::Timeout,
                 format!("Redis {what} took longer than {:?}", self.timeout),
@@ -555,41 +390,71 @@ impl RedisBackend {
         })
     }
 
-    async fn claim_jobs(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
+    async fn claim_jobs(
+        &self,
+        token: &ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>, StoreError> {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let now = now_ms();
         let mut connection = self.connection.clone();
         let mut invocation = CLAIM.key(&self.keys.stream);
         invocation
             .key(&self.keys.leases)
             .key(&self.keys.scheduled)
             .key(&self.keys.due)
+            .key(self.keys.claim(token))
+            .key(&self.keys.repair)
             .arg(&self.group)
             .arg(CONSUMER)
-            .arg(max)
-            .arg(now)
-            .arg(now.saturating_add(duration_ms(lease)))
-            .arg(PROMOTE_BATCH);
+            .arg(max.min(MAX_CLAIM))
+            .arg(lease_ms(lease))
+            .arg(PROMOTE_BATCH)
+            .arg(REPAIR_BATCH);
         let claimed: Vec<(String, i64, Vec<Vec<u8>>)> = self
             .bounded("claim", invocation.invoke_async(&mut connection))
             .await?;
-        claimed
+        // An entry this library did not write (no id, a field that is not a number) is left
+        // pending and logged at each lease rather than failing the claim: a failed claim is
+        // given back whole, so one such entry would otherwise stall every job behind it.
+        Ok(claimed
             .into_iter()
-            .map(|(entry, count, fields)| {
-                let fields = Fields::parse(fields)?;
-                Ok(Job {
+            .filter_map(|(entry, count, fields)| match Fields::parse(fields) {
+                Ok(fields) => Some(Job {
                     attempt: attempt_count(fields.attempts.saturating_add(count)),
                     delivery: fields.delivery,
                     receipt: Receipt(format!("{entry}/{count}")),
-                })
+                }),
+                Err(err) => {
+                    tracing::error!(
+                        entry = %entry,
+                        stream = %self.keys.stream,
+                        error = %err,
+                        "a queue entry cannot be read as a delivery; it stays pending, skipped: \
+                         inspect it with XRANGE and remove it with XACK and XDEL"
+                    );
+                    None
+                }
             })
-            .collect()
+            .collect())
+    }
+
+    async fn abandon_claim(&self, token: &ClaimToken) -> Result<u64, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = ABANDON.key(&self.keys.stream);
+        invocation
+            .key(&self.keys.leases)
+            .key(self.keys.claim(token))
+            .arg(&self.group);
+        self.bounded("abandon a claim", invocation.invoke_async(&mut connection))
+            .await
     }
 
     /// Runs a settling script for `job`: `KEYS` stream, leases and `extra_keys`; `ARGV` group,
-    /// entry id, delivery count and `extra_args`.
+    /// entry id, delivery count and `extra_args`. A receipt that is not one of ours settles
+    /// nothing.
     async fn settle(
         &self,
         what: &'static str,
@@ -598,7 +463,7 @@ impl RedisBackend {
         extra_keys: &[&str],
         extra_args: &[&[u8]],
     ) -> Result<bool, StoreError> {
-        let Some((entry, count)) = job.receipt.0.split_once('/') else {
+        let Some((entry, count)) = parse_receipt(&job.receipt) else {
             return Ok(false);
         };
         let mut connection = self.connection.clone();
@@ -682,13 +547,34 @@ impl RedisBackend {
         let (depth, dead, oldest): (u64, u64, String) = self
             .bounded("stats", invocation.invoke_async(&mut connection))
             .await?;
+        // `received_at_ms` is the receiving instance's clock, so the age is read on this one's.
+        let now = now_ms().saturating_add(self.clock_offset_ms);
         let oldest_age = oldest.parse::<i64>().ok().map(|received| {
-            Duration::from_millis(u64::try_from(now_ms().saturating_sub(received)).unwrap_or(0))
+            Duration::from_millis(u64::try_from(now.saturating_sub(received)).unwrap_or(0))
         });
         Ok(QueueStats {
             depth,
             oldest_age,
             dead,
+        })
+    }
+
+    async fn purge_dead(&self) -> Result<Purged, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = PURGE.key(&self.keys.dead);
+        invocation
+            .key(&self.keys.dead_index)
+            .arg(self.dead_retention_ms)
+            .arg(PURGE_BATCH)
+            .arg(&self.keys.prefix);
+        let (dead, full): (u64, i64) = self
+            .bounded("purge", invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(Purged {
+            // Done ids are marks that expire on their own.
+            done: 0,
+            dead,
+            more: full == 1,
         })
     }
 }
@@ -698,8 +584,17 @@ impl Backend for RedisBackend {
         Box::pin(self.enqueue_delivery(delivery))
     }
 
-    fn claim(&self, max: usize, lease: Duration) -> QueueFuture<'_, Vec<Job>> {
-        Box::pin(self.claim_jobs(max, lease))
+    fn claim_with<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> QueueFuture<'a, Vec<Job>> {
+        Box::pin(self.claim_jobs(token, max, lease))
+    }
+
+    fn abandon<'a>(&'a self, token: &'a ClaimToken) -> QueueFuture<'a, u64> {
+        Box::pin(self.abandon_claim(token))
     }
 
     fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
@@ -717,31 +612,31 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn retry<'a>(&'a self, job: &'a Job, at: SystemTime, error: &'a str) -> QueueFuture<'a, bool> {
+    fn retry<'a>(&'a self, job: &'a Job, after: Duration, error: &'a str) -> QueueFuture<'a, bool> {
         Box::pin(async move {
-            let due = system_time_ms(at).to_string();
+            let delay = delay_ms(after).to_string();
             self.settle(
                 "retry",
                 &RETRY,
                 job,
                 &[&self.keys.scheduled, &self.keys.due],
-                &[due.as_bytes(), error.as_bytes()],
+                &[delay.as_bytes(), error.as_bytes()],
             )
             .await
         })
     }
 
-    /// Pushes the lease back to `lease` from now, and resets the entry's idle time in the group
-    /// (what `XPENDING` shows) with `XCLAIM ... JUSTID`.
+    /// Pushes the lease back to `lease` from the engine's now, and resets the entry's idle time
+    /// in the group (what `XPENDING` shows) with `XCLAIM ... JUSTID`.
     fn extend<'a>(&'a self, job: &'a Job, lease: Duration) -> QueueFuture<'a, bool> {
         Box::pin(async move {
-            let lease_end = now_ms().saturating_add(duration_ms(lease)).to_string();
+            let lease = lease_ms(lease).to_string();
             self.settle(
                 "extend",
                 &EXTEND,
                 job,
                 &[],
-                &[lease_end.as_bytes(), CONSUMER.as_bytes()],
+                &[lease.as_bytes(), CONSUMER.as_bytes()],
             )
             .await
         })
@@ -754,13 +649,12 @@ impl Backend for RedisBackend {
     fn bury<'a>(&'a self, job: &'a Job, error: &'a str) -> QueueFuture<'a, bool> {
         Box::pin(async move {
             let mark = self.keys.id_mark(&job.delivery.webhook_id);
-            let now = now_ms().to_string();
             self.settle(
                 "bury",
                 &BURY,
                 job,
                 &[&self.keys.dead, &self.keys.dead_index, &mark],
-                &[error.as_bytes(), now.as_bytes()],
+                &[error.as_bytes()],
             )
             .await
         })
@@ -785,96 +679,33 @@ impl Backend for RedisBackend {
     fn stats(&self) -> QueueFuture<'_, QueueStats> {
         Box::pin(self.queue_stats())
     }
-}
 
-/// The fields of a stream entry, read back.
-struct Fields {
-    delivery: ReceivedDelivery,
-    attempts: i64,
-    error: String,
-    died_at_ms: i64,
-}
-
-impl Fields {
-    fn parse(raw: Vec<Vec<u8>>) -> Result<Self, StoreError> {
-        let mut webhook_id = None;
-        let mut event_type = None;
-        let mut webhook_timestamp = None;
-        let mut signature = None;
-        let mut received_at_ms = None;
-        let mut body = None;
-        let mut attempts = 0;
-        let mut error = String::new();
-        let mut died_at_ms = 0;
-        let mut raw = raw.into_iter();
-        while let (Some(name), Some(value)) = (raw.next(), raw.next()) {
-            match name.as_slice() {
-                b"id" => webhook_id = Some(text(value)?),
-                b"type" => event_type = Some(text(value)?),
-                b"ts" => webhook_timestamp = Some(number(&value)?),
-                b"sig" => signature = Some(text(value)?),
-                b"recv" => received_at_ms = Some(number(&value)?),
-                b"body" => body = Some(Bytes::from(value)),
-                b"a" => attempts = number(&value)?,
-                b"err" => error = text(value)?,
-                b"died" => died_at_ms = number(&value)?,
-                _ => {}
-            }
-        }
-        match (
-            webhook_id,
-            event_type,
-            webhook_timestamp,
-            signature,
-            received_at_ms,
-            body,
-        ) {
-            (
-                Some(webhook_id),
-                Some(event_type),
-                Some(webhook_timestamp),
-                Some(signature),
-                Some(received_at_ms),
-                Some(body),
-            ) => Ok(Self {
-                delivery: ReceivedDelivery {
-                    webhook_id,
-                    event_type,
-                    webhook_timestamp,
-                    signature,
-                    received_at_ms,
-                    body,
-                },
-                attempts,
-                error,
-                died_at_ms,
-            }),
-            _ => Err(malformed("a queue entry lacks a field")),
-        }
-    }
-
-    fn into_dead_letter(self) -> DeadLetter {
-        DeadLetter {
-            delivery: self.delivery,
-            attempts: attempt_count(self.attempts),
-            last_error: self.error,
-            died_at_ms: self.died_at_ms,
-        }
+    /// Deletes up to 100 dead letters past the dead-letter retention. Done ids are not purged
+    /// here: their marks expire on their own (`done` is always 0).
+    fn purge(&self) -> QueueFuture<'_, Purged> {
+        Box::pin(self.purge_dead())
     }
 }
 
-fn text(value: Vec<u8>) -> Result<String, StoreError> {
-    String::from_utf8(value)
-        .map_err(|_| malformed("a queue entry has a text field that is not UTF-8"))
+/// A lease in ms as the scripts take it: at least 1, at most ten years.
+fn lease_ms(lease: Duration) -> u64 {
+    u64::try_from(lease.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, TEN_YEARS_MS)
 }
 
-fn number(value: &[u8]) -> Result<i64, StoreError> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .ok_or_else(|| malformed("a queue entry has a number field that is not a number"))
+/// A retry delay in ms as the scripts take it: at most ten years.
+fn delay_ms(delay: Duration) -> u64 {
+    u64::try_from(delay.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(TEN_YEARS_MS)
 }
 
-fn malformed(message: &'static str) -> StoreError {
-    StoreError::new(StoreErrorKind::Other, message)
+/// The entry id and delivery count of one of our receipts (`<ms>-<seq>/<count>`), or `None`
+/// for anything else (which then settles nothing rather than reach a script).
+fn parse_receipt(receipt: &Receipt) -> Option<(&str, &str)> {
+    let (entry, count) = receipt.0.split_once('/')?;
+    let (ms, seq) = entry.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(ms) && digits(seq) && digits(count)).then_some((entry, count))
 }

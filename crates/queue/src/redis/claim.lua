@@ -1,0 +1,84 @@
+-- KEYS: stream, leases, scheduled, due, the claim's receipts (`claim:<token>`), repair state.
+-- ARGV: group, consumer, max, lease (ms), promote batch, repair batch.
+-- Returns {entry id, delivery count, fields} per claimed job.
+local stream, leases, scheduled, due, receipts, repair =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local group, consumer = ARGV[1], ARGV[2]
+local max = int_arg(ARGV[3], 1, 100000)
+local lease = int_arg(ARGV[4], 1, MAX_MS)
+local promote = int_arg(ARGV[5], 1, 100000)
+local repair_batch = int_arg(ARGV[6], 1, 100000)
+if not (max and lease and promote and repair_batch) then
+  return redis.error_reply('ERR claim: max, lease or batch out of range')
+end
+-- What can refuse comes before any write.
+local refused = ensure_group(stream, group)
+if refused then return redis.error_reply(refused) end
+
+local now = now_ms()
+local lease_end = int(now + lease)
+
+-- At most once per lease, a page of the entries pending for a lease or more: one without a
+-- lease (evicted, or a write lost) would never be re-claimed, so it gets one, expired.
+local state = redis.call('HMGET', repair, 'at', 'from')
+if (tonumber(state[1]) or 0) <= now then
+  local from = state[2] or '-'
+  local idle = redis.call('XPENDING', stream, group, 'IDLE', lease, from, '+', repair_batch)
+  for _, pending in ipairs(idle) do
+    if not redis.call('ZSCORE', leases, pending[1]) then
+      redis.call('ZADD', leases, int(now), pending[1])
+    end
+  end
+  local next_from = '-'
+  if #idle == repair_batch then next_from = '(' .. idle[#idle][1] end
+  redis.call('HSET', repair, 'at', int(now + lease), 'from', next_from)
+end
+
+-- Due retries back into the stream.
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', int(now), 'LIMIT', 0, promote)) do
+  local fields = entry_fields(scheduled, sid)
+  if fields then
+    redis.call('XADD', stream, '*', unpack(fields))
+  end
+  redis.call('XDEL', scheduled, sid)
+  redis.call('ZREM', due, sid)
+end
+
+local claimed, taken = {}, {}
+-- Expired leases, re-claimed: XCLAIM counts the delivery.
+for _, entry in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', int(now), 'LIMIT', 0, max)) do
+  local got = redis.call('XCLAIM', stream, group, consumer, 0, entry)
+  if got[1] and type(got[1][2]) == 'table' then
+    local pending = redis.call('XPENDING', stream, group, entry, entry, 1)
+    local count = 1
+    if pending[1] then count = pending[1][4] end
+    redis.call('ZADD', leases, lease_end, entry)
+    claimed[#claimed + 1] = {entry, int(count), got[1][2]}
+    taken[#taken + 1] = entry
+    taken[#taken + 1] = int(count)
+  else
+    redis.call('ZREM', leases, entry)
+  end
+end
+
+-- New entries.
+local wanted = max - #claimed
+if wanted > 0 then
+  local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', wanted, 'STREAMS',
+    stream, '>')
+  if read and read[1] then
+    for _, item in ipairs(read[1][2]) do
+      redis.call('ZADD', leases, lease_end, item[1])
+      claimed[#claimed + 1] = {item[1], '1', item[2]}
+      taken[#taken + 1] = item[1]
+      taken[#taken + 1] = '1'
+    end
+  end
+end
+
+-- The receipts under the caller's token, for abandon if this reply is lost.
+if #taken > 0 then
+  redis.call('HSET', receipts, unpack(taken))
+  redis.call('PEXPIRE', receipts, lease)
+end
+return claimed
