@@ -1,5 +1,6 @@
 //! Redis answering slowly (every reply held 600 ms, as a stalled or overloaded server would) or
-//! not at all for a while does not stop the workers: every event completes, once.
+//! not at all for a while does not stop the workers: every event completes, once. A timeout
+//! longer than a second is the timeout, and claims whose replies come too late burn no attempt.
 //!
 //! The Redis here refuses `DEBUG SLEEP` (`enable-debug-command` is off), so the slowness comes
 //! from a TCP proxy on 127.0.0.1 in front of it that delays every reply, and that can drop every
@@ -17,29 +18,40 @@ use agentsync_webhooks_core::{
     route::{Event, EventRouter, HandlerError},
 };
 use agentsync_webhooks_queue::{
-    Queue, Workers,
+    Backend, Queue, Workers,
+    contract::sample_delivery,
     redis::{RedisBackend, RedisOptions},
 };
 use delay_proxy::DelayProxy;
 use worker_support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_or_absent_redis_does_not_stop_the_workers() {
-    let proxy = DelayProxy::start(
+/// A proxy in front of the Redis at `REDIS_URL`.
+async fn proxy() -> DelayProxy {
+    DelayProxy::start(
         redis_url()
             .trim_start_matches("redis://")
             .trim_end_matches('/')
             .to_owned(),
     )
-    .await;
+    .await
+}
+
+/// The fixture's prefix, as `RedisOptions::prefix` takes it.
+fn prefix_of(f: &Fixture) -> String {
+    let (_, prefix) = f.location.split_once('#').unwrap();
+    format!("{prefix}:")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_absent_redis_does_not_stop_the_workers() {
+    let proxy = proxy().await;
     // The fixture's queue talks to Redis directly (and deletes the keys at the end); the
     // workers' queue, under the same prefix, goes through the proxy, with an engine timeout
     // that outlasts the slowness.
     let f = fixture(Engine::Redis, "slow_redis").await;
     let direct = f.queue.clone();
-    let (_, prefix) = f.location.split_once('#').unwrap();
     let options = RedisOptions::new()
-        .prefix(format!("{prefix}:"))
+        .prefix(prefix_of(&f))
         .timeout(Duration::from_secs(5));
     let through_proxy = Queue::new(
         RedisBackend::connect_with(&format!("redis://{}", proxy.address()), options)
@@ -88,4 +100,109 @@ async fn a_slow_or_absent_redis_does_not_stop_the_workers() {
         assert_eq!(runs.get(id), 1, "{id}");
     }
     assert_eq!(direct.stats().await.unwrap().dead, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_above_a_second_is_the_timeout() {
+    let proxy = proxy().await;
+    let f = fixture(Engine::Redis, "long_timeout").await;
+    // Every reply, from the connection's first on, takes 1.5 s.
+    proxy.set_delay(Duration::from_millis(1_500));
+    let options = RedisOptions::new()
+        .prefix(prefix_of(&f))
+        .timeout(Duration::from_secs(5));
+    let backend = RedisBackend::connect_with(&format!("redis://{}", proxy.address()), options)
+        .await
+        .unwrap();
+    let id = unique("slow_reply");
+    backend.enqueue(&sample_delivery(&id)).await.unwrap();
+    let jobs = backend.claim(1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert!(backend.complete(&jobs[0]).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_whose_replies_come_too_late_burn_no_attempt() {
+    let proxy = proxy().await;
+    let f = fixture(Engine::Redis, "lost_claims").await;
+    let direct = f.queue.clone();
+    let options = RedisOptions::new()
+        .prefix(prefix_of(&f))
+        .timeout(Duration::from_millis(400));
+    let through_proxy = Queue::new(
+        RedisBackend::connect_with(&format!("redis://{}", proxy.address()), options)
+            .await
+            .unwrap(),
+    );
+    let runs = Counts::default();
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let runs = runs.clone();
+        move |event: Event<UpdatesAvailable>| {
+            runs.add(&event.webhook_id);
+            async { Ok::<_, HandlerError>(()) }
+        }
+    });
+    let run = unique("lost");
+    let ids: Vec<String> = (0..3).map(|i| format!("msg_{run}_{i}")).collect();
+    enqueue_all(&direct, &ids).await;
+
+    // Every claim commits in Redis and its reply comes after the workers gave up on it, for
+    // four leases: were each counted, every job would be past its two attempts.
+    proxy.set_delay(Duration::from_millis(1_500));
+    let workers = start(
+        eager(Workers::new(through_proxy, router))
+            .lease(Duration::from_millis(1_500))
+            .engine_timeout(Duration::from_millis(400))
+            .max_attempts(2),
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    proxy.set_delay(Duration::ZERO);
+    eventually(
+        "every event ran or was buried",
+        Duration::from_secs(60),
+        || async { runs.distinct() == ids.len() || direct.stats().await.is_ok_and(|s| s.dead > 0) },
+    )
+    .await;
+    drained(&direct, Duration::from_secs(60)).await;
+    workers.stop().await;
+
+    // A claim given back adds its entries again: proof that claims committed and were lost.
+    let added = entries_added(&f);
+    assert!(
+        added > ids.len() as i64,
+        "no late claim was given back ({added} entries ever added to the stream)"
+    );
+    let dead = direct.dead_letters(10).await.unwrap();
+    assert!(
+        dead.is_empty(),
+        "buried without running: {:?}",
+        dead.iter()
+            .map(|d| (&d.delivery.webhook_id, d.attempts, &d.last_error))
+            .collect::<Vec<_>>()
+    );
+    for id in &ids {
+        assert_eq!(runs.get(id), 1, "{id}");
+    }
+}
+
+/// How many entries were ever added to the fixture's stream (`XINFO STREAM`'s `entries-added`).
+fn entries_added(f: &Fixture) -> i64 {
+    let (url, _) = f.location.split_once('#').unwrap();
+    let mut connection = redis::Client::open(url)
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let info: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(format!("{}stream", prefix_of(f)))
+        .query(&mut connection)
+        .unwrap();
+    info.chunks(2)
+        .find_map(|pair| match pair {
+            [redis::Value::BulkString(name), redis::Value::Int(n)] if name == b"entries-added" => {
+                Some(*n)
+            }
+            _ => None,
+        })
+        .unwrap()
 }
