@@ -7,7 +7,10 @@ use agentsync_webhooks_core::{
     idempotency::{StoreError, StoreFuture},
 };
 
-use crate::backend::{Backend, DeadLetter, Purged, QueueStats};
+use crate::{
+    backend::{Backend, DeadLetter, Purged, QueueStats},
+    record::{Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord},
+};
 use crate::url::QueueUrl;
 
 /// A durable queue of verified deliveries: cheap to clone (an `Arc` inside), shared by the
@@ -339,6 +342,202 @@ impl Queue {
     /// ```
     pub async fn purge(&self) -> Result<Purged, StoreError> {
         self.backend.purge().await
+    }
+}
+
+/// The delivery record: what an operator reads and does (the CLI's `queue` commands and the
+/// dashboard are built on these calls alone).
+impl Queue {
+    /// Deliveries matching `filter`, newest first, at most `limit`, after `after` (the previous
+    /// page's [`next`](DeliveryPage::next)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::{Queue, record::{DeliveryFilter, DeliveryState}};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-list-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// let hour_ago = agentsync_webhooks_core::handoff::now_ms() - 3_600_000;
+    /// let failed = DeliveryFilter::new()
+    ///     .states([DeliveryState::Retrying, DeliveryState::Dead])
+    ///     .received_since(hour_ago);
+    /// let mut after = None;
+    /// loop {
+    ///     let page = queue.list(&failed, after.as_ref(), 50).await?;
+    ///     for delivery in &page.deliveries {
+    ///         println!("{} {} {:?}", delivery.webhook_id, delivery.state, delivery.last_error);
+    ///     }
+    ///     match page.next {
+    ///         Some(next) => after = Some(next),
+    ///         None => break,
+    ///     }
+    /// }
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn list(
+        &self,
+        filter: &DeliveryFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<DeliveryPage, StoreError> {
+        self.backend.list(filter, after, limit).await
+    }
+
+    /// How many deliveries `filter` keeps (its states aside), by state and by type.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::{Queue, record::{DeliveryFilter, DeliveryState}};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-counts-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// let counts = queue.counts(&DeliveryFilter::new()).await?;
+    /// assert_eq!(counts.state(DeliveryState::Dead), 0);
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn counts(&self, filter: &DeliveryFilter) -> Result<DeliveryCounts, StoreError> {
+        self.backend.counts(filter).await
+    }
+
+    /// One delivery, in any state, with its body, headers and history.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-delivery-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// if let Some(record) = queue.delivery("msg_2Lp0Y").await? {
+    ///     for entry in &record.history {
+    ///         println!("{} {:?}", entry.at_ms, entry.event);
+    ///     }
+    /// }
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn delivery(&self, webhook_id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.backend.delivery(webhook_id).await
+    }
+
+    /// Runs a done or dead delivery again (after its handler was fixed), recording `by` (who
+    /// asked: a label of yours, `cli`, `dashboard`) in its history. `false` if there is no such
+    /// delivery or it is waiting, running or retrying.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-replay-by-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// assert!(!queue.replay_by("msg_unknown", "billing-fix-2026-12").await?);
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn replay_by(&self, webhook_id: &str, by: &str) -> Result<bool, StoreError> {
+        self.backend.replay_by(webhook_id, by).await
+    }
+
+    /// Replays every done or dead delivery `filter` keeps, at most `max` (and at most
+    /// [`MAX_BULK`](crate::record::MAX_BULK)), newest first, in one step; returns how many.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::{Queue, record::{DeliveryFilter, DeliveryState}};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-bulk-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// let dead_contracts = DeliveryFilter::new().state(DeliveryState::Dead).event_type("contract");
+    /// let replayed = queue.replay_matching(&dead_contracts, "billing-fix", 1_000).await?;
+    /// assert_eq!(replayed, 0);
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn replay_matching(
+        &self,
+        filter: &DeliveryFilter,
+        by: &str,
+        max: usize,
+    ) -> Result<u64, StoreError> {
+        self.backend.replay_matching(filter, by, max).await
+    }
+
+    /// Moves a waiting or retrying delivery to the dead letters ("discarded by operator"),
+    /// recording `by`. `false` if there is none in those states.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-discard-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// assert!(!queue.discard("msg_unknown", "ops").await?);
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn discard(&self, webhook_id: &str, by: &str) -> Result<bool, StoreError> {
+        self.backend.discard(webhook_id, by).await
+    }
+
+    /// Forgets a done or dead delivery's id, so that the sender's next resend of it (from its
+    /// portal) is processed as new; recorded with `by`. `false` if there is none in those
+    /// states.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-forget-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// assert!(!queue.forget("msg_unknown", "ops").await?);
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn forget(&self, webhook_id: &str, by: &str) -> Result<bool, StoreError> {
+        self.backend.forget(webhook_id, by).await
+    }
+
+    /// Deletes up to `max` dead letters that died before `before_ms` (ms since the epoch),
+    /// oldest first; returns how many.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-purge-dead-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// let month_ago = agentsync_webhooks_core::handoff::now_ms() - 30 * 24 * 3_600_000;
+    /// assert_eq!(queue.purge_dead(month_ago, 10_000).await?, 0);
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn purge_dead(&self, before_ms: i64, max: usize) -> Result<u64, StoreError> {
+        self.backend.purge_dead(before_ms, max).await
     }
 }
 
