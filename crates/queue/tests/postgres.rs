@@ -1,10 +1,13 @@
 //! `PostgresBackend` against a real PostgreSQL: the shared queue contract, the claim path's
-//! indexes, two instances sharing a table, and an unreachable server.
+//! indexes, the purge, two instances sharing a table (one of them with its clock ahead), a
+//! server that answers late, and an unreachable server.
 //!
 //! Uses `POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`). When `POSTGRES_URL`
 //! is set, an unreachable PostgreSQL fails every test; when it is not, the tests are skipped with
 //! a note. Every test works in a table of its own (dropped at its end), so tests run in parallel.
 #![cfg(feature = "postgres")]
+
+mod delay_proxy;
 
 use std::{
     net::TcpListener,
@@ -12,12 +15,17 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use agentsync_webhooks_core::{
+    EventType, UpdatesAvailable,
+    route::{Event, EventRouter, HandlerError},
+};
 use agentsync_webhooks_queue::contract::sample_delivery as delivery;
 use agentsync_webhooks_queue::{
-    Backend, Enqueued, Queue, StoreErrorKind,
-    contract::QueueContract,
+    Backend, ClaimToken, Enqueued, Purged, Queue, StoreErrorKind, Workers,
+    contract::{self, QueueContract},
     postgres::{PostgresBackend, PostgresOptions},
 };
+use delay_proxy::DelayProxy;
 
 /// `POSTGRES_URL`, and whether it was set (then PostgreSQL is required).
 fn postgres_url() -> (String, bool) {
@@ -49,37 +57,48 @@ struct DropTable {
 
 impl Drop for DropTable {
     fn drop(&mut self) {
-        let (url, table) = (self.url.clone(), self.table.clone());
-        // Drop runs inside the test's runtime: use a thread with a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+        cleanup(&self.url, format!("DROP TABLE IF EXISTS {}", self.table));
+    }
+}
+
+/// Runs `sql` on a connection of its own, ignoring failures (cleanup from a `Drop`).
+fn cleanup(url: &str, sql: String) {
+    let url = url.to_owned();
+    // Drop runs inside the test's runtime: use a thread with a runtime of its own.
+    let _ = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            let Ok((client, connection)) =
+                tokio_postgres::connect(&url, tokio_postgres::NoTls).await
             else {
                 return;
             };
-            runtime.block_on(async {
-                let Ok((client, connection)) =
-                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
-                else {
-                    return;
-                };
-                tokio::spawn(connection);
-                let _ = client
-                    .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
-                    .await;
-            });
-        })
-        .join();
-    }
+            tokio::spawn(connection);
+            let _ = client.batch_execute(&sql).await;
+        });
+    })
+    .join();
 }
 
 /// A backend on a fresh table, or `None` (skip, with a note) when PostgreSQL is unreachable and
 /// `POSTGRES_URL` is not set.
 async fn backend(test: &str) -> Option<(PostgresBackend, DropTable)> {
+    backend_with(test, PostgresOptions::new()).await
+}
+
+/// [`backend`] with `options` (their table replaced by the fresh one).
+async fn backend_with(
+    test: &str,
+    options: PostgresOptions,
+) -> Option<(PostgresBackend, DropTable)> {
     let (url, required) = postgres_url();
     let table = unique_table();
-    match PostgresBackend::connect_with(&url, PostgresOptions::new().table(table.clone())).await {
+    match PostgresBackend::connect_with(&url, options.table(table.clone())).await {
         Ok(backend) => Some((backend, DropTable { url, table })),
         Err(err) if required => {
             panic!("POSTGRES_URL={url} is set but PostgreSQL is unreachable: {err}")
@@ -93,9 +112,24 @@ async fn backend(test: &str) -> Option<(PostgresBackend, DropTable)> {
     }
 }
 
+/// The options every contract case opens its two instances with.
+fn contract_options() -> PostgresOptions {
+    PostgresOptions::new()
+        .retention(contract::RETENTION)
+        .dead_retention(contract::DEAD_RETENTION)
+}
+
 async fn contract(case: &'static str) -> Option<QueueContract> {
-    let (backend, table) = backend(case).await?;
-    Some(QueueContract::new(backend, case).keep_alive(table))
+    let (backend, table) = backend_with(case, contract_options()).await?;
+    let second =
+        PostgresBackend::connect_with(&table.url, contract_options().table(table.table.clone()))
+            .await
+            .unwrap();
+    Some(
+        QueueContract::new(backend, case)
+            .second_instance(second)
+            .keep_alive(table),
+    )
 }
 
 agentsync_webhooks_queue::queue_contract_tests!(contract);
@@ -159,16 +193,43 @@ async fn two_instances_share_one_table_and_the_table_is_created_once() {
     assert!(first.complete(&jobs[0]).await.unwrap());
 }
 
+/// A client of its own on `url`, for what the backend does not offer.
+async fn connect_raw(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// `POSTGRES_URL`'s database, as `user` at `address` (`host:port`; the URL's own when `None`).
+fn url_as(user: &str, address: Option<&str>) -> String {
+    let (url, _) = postgres_url();
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let address = address.map_or_else(|| upstream_address(&config), str::to_owned);
+    let database = config.get_dbname().unwrap_or("postgres");
+    format!("postgres://{user}@{address}/{database}")
+}
+
+/// The `host:port` of `config`'s first host.
+fn upstream_address(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    format!(
+        "{host}:{}",
+        config.get_ports().first().copied().unwrap_or(5432)
+    )
+}
+
 #[tokio::test]
 async fn claims_use_the_partial_indexes() {
     let test = "claims_use_the_partial_indexes";
     let Some((_backend, table)) = backend(test).await else {
         return;
     };
-    let (client, connection) = tokio_postgres::connect(&table.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect_raw(&table.url).await;
     let t = &table.table;
     // Without rows the planner would scan anyway; forbid it to see which index it can use.
     client
@@ -198,6 +259,228 @@ async fn claims_use_the_partial_indexes() {
             .collect();
         let plan = plan.join("\n");
         assert!(plan.contains(&index), "{sql}:\n{plan}");
+    }
+}
+
+/// The purge deletes done rows past the retention and dead rows past the dead-letter retention,
+/// a batch of each at a time (saying when there is more), and nothing else; their ids are
+/// forgotten with them. With both retentions `Duration::MAX` it deletes nothing.
+#[tokio::test]
+async fn the_purge_deletes_in_batches_what_outlived_its_retention() {
+    let test = "the_purge_deletes_in_batches_what_outlived_its_retention";
+    let minute = Duration::from_secs(60);
+    let Some((backend, table)) = backend_with(
+        test,
+        PostgresOptions::new()
+            .retention(minute)
+            .dead_retention(minute),
+    )
+    .await
+    else {
+        return;
+    };
+    let client = connect_raw(&table.url).await;
+    let t = &table.table;
+    // 1,200 done and 700 dead rows from the epoch's first milliseconds, one of each from now.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {t} (webhook_id, event_type, webhook_timestamp, signature,
+                              received_at_ms, body, state, next_run_at_ms, done_at_ms, died_at_ms)
+             SELECT 'old_' || i, 'producersync.updates_available', 1700000000, 'v1,x', 0,
+                    ''::bytea, CASE WHEN i <= 1200 THEN 'done' ELSE 'dead' END, 0,
+                    CASE WHEN i <= 1200 THEN i END, CASE WHEN i > 1200 THEN i END
+             FROM generate_series(1, 1900) AS i"
+        ))
+        .await
+        .unwrap();
+    for name in ["recent_done", "recent_dead", "waiting"] {
+        assert_eq!(
+            backend.enqueue(&delivery(name)).await.unwrap(),
+            Enqueued::New
+        );
+    }
+    for settle in ["complete", "bury"] {
+        let job = backend.claim(1, minute).await.unwrap().remove(0);
+        assert!(match settle {
+            "complete" => backend.complete(&job).await.unwrap(),
+            _ => backend.bury(&job, "permanent").await.unwrap(),
+        });
+    }
+
+    let forever = PostgresBackend::connect_with(
+        &table.url,
+        PostgresOptions::new()
+            .table(t.clone())
+            .retention(Duration::MAX)
+            .dead_retention(Duration::MAX),
+    )
+    .await
+    .unwrap();
+    assert_eq!(forever.purge().await.unwrap(), Purged::default());
+
+    let mut batches = Vec::new();
+    loop {
+        let purged = backend.purge().await.unwrap();
+        batches.push(purged);
+        if !purged.more {
+            break;
+        }
+        assert!(batches.len() < 10, "{batches:?}");
+    }
+    let done: u64 = batches.iter().map(|b| b.done).sum();
+    let dead: u64 = batches.iter().map(|b| b.dead).sum();
+    assert_eq!((done, dead), (1200, 700), "{batches:?}");
+    assert!(
+        batches[0].done < 1200 && batches.len() > 1,
+        "in batches: {batches:?}"
+    );
+
+    let left: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        left, 3,
+        "the recent done, the recent dead and the waiting job stay"
+    );
+    assert_eq!(
+        backend.enqueue(&delivery("old_1")).await.unwrap(),
+        Enqueued::New,
+        "a purged done id is forgotten"
+    );
+    assert_eq!(
+        backend.enqueue(&delivery("old_1900")).await.unwrap(),
+        Enqueued::New,
+        "a purged dead id is forgotten"
+    );
+    assert_eq!(
+        backend.enqueue(&delivery("recent_done")).await.unwrap(),
+        Enqueued::Duplicate
+    );
+}
+
+/// Finding 1 of issue 25: leases are the engine's clock. An instance whose clock is 25 s ahead
+/// would see a 30 s lease (claimed, or extended, by the other) end after 5 s.
+#[tokio::test]
+async fn a_lease_holds_against_an_instance_whose_clock_is_ahead() {
+    let test = "a_lease_holds_against_an_instance_whose_clock_is_ahead";
+    let Some((backend, table)) = backend(test).await else {
+        return;
+    };
+    let ahead = PostgresBackend::connect_with(
+        &table.url,
+        PostgresOptions::new()
+            .table(table.table.clone())
+            .clock_offset(Duration::from_secs(25)),
+    )
+    .await
+    .unwrap();
+    let lease = Duration::from_secs(30);
+    backend.enqueue(&delivery("claimed")).await.unwrap();
+    let claimed = backend.claim(1, lease).await.unwrap();
+    backend.enqueue(&delivery("extended")).await.unwrap();
+    let extended = backend.claim(1, Duration::from_secs(1)).await.unwrap();
+    assert!(backend.extend(&extended[0], lease).await.unwrap());
+    for second in 1..=6 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let taken = ahead.claim(10, lease).await.unwrap();
+        assert!(
+            taken.is_empty(),
+            "after {second} s the instance ahead took {:?}",
+            taken
+                .iter()
+                .map(|job| &job.delivery.webhook_id)
+                .collect::<Vec<_>>()
+        );
+    }
+    assert!(backend.complete(&claimed[0]).await.unwrap());
+    assert!(backend.complete(&extended[0]).await.unwrap());
+}
+
+/// Finding 2 of issue 25: claims that commit in PostgreSQL but whose replies come too late
+/// (every reply held 1 s, the engine timeout 300 ms) burn no attempt: the workers give each
+/// back. With `max_attempts(2)`, the job runs once the replies are on time again, instead of
+/// being buried without ever running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_answered_too_late_burn_no_attempt() {
+    let test = "claims_answered_too_late_burn_no_attempt";
+    let Some((direct, table)) = backend(test).await else {
+        return;
+    };
+    let (url, _) = postgres_url();
+    let proxy = DelayProxy::start(upstream_address(&url.parse().unwrap())).await;
+    // One connection, whose statements are prepared while the replies are on time: then every
+    // claim and every give-back reaches the server as soon as it is sent.
+    let slow = PostgresBackend::connect_with(
+        &url_as("postgres", Some(&proxy.address())),
+        PostgresOptions::new()
+            .table(table.table.clone())
+            .pool_size(1),
+    )
+    .await
+    .unwrap();
+    let token = ClaimToken::new().unwrap();
+    assert!(
+        slow.claim_with(&token, 1, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(slow.abandon(&token).await.unwrap(), 0);
+    slow.purge().await.unwrap();
+    direct.enqueue(&sample_job("msg_late")).await.unwrap();
+
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let runs = runs.clone();
+        move |_: Event<UpdatesAvailable>| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, HandlerError>(()) }
+        }
+    });
+    proxy.set_delay(Duration::from_secs(1));
+    let workers = Workers::new(Queue::new(slow), router)
+        .max_attempts(2)
+        .lease(Duration::from_secs(1))
+        .engine_timeout(Duration::from_millis(300))
+        .poll_interval(Duration::from_millis(50));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(workers.run_until(async move {
+        let _ = stopped.await;
+    }));
+    // Four leases: without the give-backs, each would have counted an attempt.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.set_delay(Duration::ZERO);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while runs.load(Ordering::SeqCst) == 0 && direct.stats().await.unwrap().dead == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the job never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .unwrap()
+        .unwrap();
+    let dead = direct.dead_letters(10).await.unwrap();
+    assert!(
+        dead.is_empty(),
+        "buried: {:?}",
+        dead.iter().map(|d| &d.last_error).collect::<Vec<_>>()
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+/// A stored `producersync.updates_available` delivery whose body the router parses.
+fn sample_job(webhook_id: &str) -> agentsync_webhooks_queue::ReceivedDelivery {
+    let body = agentsync_webhooks_core::event::samples::example_body(
+        EventType::ProducerSyncUpdatesAvailable,
+        &format!("whe_{webhook_id}"),
+        1_700_000_000,
+    );
+    agentsync_webhooks_queue::ReceivedDelivery {
+        body: body.into(),
+        ..delivery(webhook_id)
     }
 }
 

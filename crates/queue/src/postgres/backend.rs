@@ -1,0 +1,537 @@
+//! The [`Backend`] on one PostgreSQL table: pools, timeouts, and the statements of
+//! `statements.rs` run with their parameters.
+
+use std::{future::Future, time::Duration};
+
+use agentsync_webhooks_core::{
+    handoff::{Enqueued, ReceivedDelivery, now_ms},
+    idempotency::{StoreError, StoreErrorKind},
+};
+use bytes::Bytes;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::{NoTls, Row, error::SqlState, types::ToSql};
+
+use super::{PostgresOptions, statements::Statements};
+use crate::backend::{
+    Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt, attempt_count,
+    duration_ms,
+};
+
+/// At most this many rows of each kind (done, dead) are deleted per purge.
+const PURGE_BATCH: i64 = 500;
+/// The longest lease or retry delay the statements add to the server's now (about a hundred
+/// years), so that `Duration::MAX` means "never" instead of a `bigint` overflow.
+const FAR_MS: i64 = 100 * 365 * 24 * 60 * 60 * 1000;
+
+/// A [`Backend`] on a PostgreSQL table, shared by every instance that connects to the same
+/// database and table.
+pub struct PostgresBackend {
+    /// Connections whose commits wait for the WAL flush: enqueue, replay, the schema.
+    durable: Pool,
+    /// Connections with `synchronous_commit = off`: claims, completions, retries, reads.
+    bookkeeping: Pool,
+    table: String,
+    statements: Statements,
+    timeout: Duration,
+    /// `None`: kept forever.
+    retention_ms: Option<i64>,
+    dead_retention_ms: Option<i64>,
+    /// Test only: how far this instance's clock runs ahead ([`PostgresOptions::clock_offset`]).
+    clock_offset_ms: i64,
+}
+
+impl std::fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The pool's configuration holds the password: keep it out.
+        f.debug_struct("PostgresBackend")
+            .field("table", &self.table)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresBackend {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`, or a key=value
+    /// string; no TLS) with the default [`PostgresOptions`], failing if the database does not
+    /// answer now, and creates the table if it does not exist.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, PostgresOptions::new()).await
+    }
+
+    /// Connects to `url` with `options`, failing if the database does not answer now, and
+    /// creates the table and its indexes if they do not exist.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        if !valid_table_name(&options.table) {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                "the queue table must be a plain identifier (letters, digits, _; at most 48)",
+            ));
+        }
+        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
+            // The error may quote the URL, and with it a password.
+            StoreError::new(StoreErrorKind::Other, "invalid PostgreSQL URL")
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.timeout);
+        }
+        let bookkeeping = build_pool(with_setting(&config, "synchronous_commit=off"), &options)?;
+        let backend = Self {
+            durable: build_pool(config, &options)?,
+            bookkeeping,
+            statements: Statements::new(&options.table),
+            table: options.table.clone(),
+            timeout: options.timeout,
+            retention_ms: kept_for(options.retention),
+            dead_retention_ms: kept_for(options.dead_retention),
+            clock_offset_ms: duration_ms(options.clock_offset),
+        };
+        backend.create_table().await?;
+        Ok(backend)
+    }
+
+    /// The table this queue lives in.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// This instance's clock, read only where a time is not the server's (the stats' age).
+    fn local_now_ms(&self) -> i64 {
+        now_ms().saturating_add(self.clock_offset_ms)
+    }
+
+    /// Runs `work` with a bookkeeping connection, the wait for it included in the timeout.
+    async fn bounded<T, F, Fut>(&self, what: &'static str, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(deadpool_postgres::Client) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        self.bounded_on(&self.bookkeeping, what, work).await
+    }
+
+    /// Runs `work` with a connection whose commits are flushed before they are acknowledged.
+    async fn bounded_durable<T, F, Fut>(&self, what: &'static str, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(deadpool_postgres::Client) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        self.bounded_on(&self.durable, what, work).await
+    }
+
+    async fn bounded_on<T, F, Fut>(
+        &self,
+        pool: &Pool,
+        what: &'static str,
+        work: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnOnce(deadpool_postgres::Client) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let call = async {
+            let client = pool.get().await.map_err(|err| pool_error(what, err))?;
+            work(client).await.map_err(|err| pg_error(what, &err))
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::new(
+                StoreErrorKind::Timeout,
+                format!("PostgreSQL {what} took longer than {:?}", self.timeout),
+            )),
+        }
+    }
+
+    /// Creates the table and indexes, one instance at a time (an advisory lock), since
+    /// concurrent `CREATE ... IF NOT EXISTS` can still collide.
+    async fn create_table(&self) -> Result<(), StoreError> {
+        let table = self.table.clone();
+        let schema = self.statements.schema.clone();
+        self.bounded_durable("create the queue table", |mut client| async move {
+            let transaction = client.transaction().await?;
+            transaction
+                .execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&table])
+                .await?;
+            transaction.batch_execute(&schema).await?;
+            transaction.commit().await
+        })
+        .await
+    }
+
+    /// Runs one bookkeeping statement; how many rows it changed.
+    async fn execute(
+        &self,
+        what: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        self.bounded(what, |client| async move {
+            let statement = client.prepare_cached(sql).await?;
+            client.execute(&statement, params).await
+        })
+        .await
+    }
+
+    /// Runs one settlement of `job` under its receipt; whether the receipt was still the job's.
+    async fn settle(
+        &self,
+        what: &'static str,
+        sql: &str,
+        job: &Job,
+        extra: &[&(dyn ToSql + Sync)],
+    ) -> Result<bool, StoreError> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&job.delivery.webhook_id, &job.receipt.0];
+        params.extend_from_slice(extra);
+        Ok(self.execute(what, sql, &params).await? == 1)
+    }
+
+    async fn enqueue_delivery(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
+        let body: &[u8] = delivery.body.as_ref();
+        let sql = &self.statements.enqueue;
+        let inserted = self
+            .bounded_durable("enqueue", |client| async move {
+                let statement = client.prepare_cached(sql).await?;
+                client
+                    .query_opt(
+                        &statement,
+                        &[
+                            &delivery.webhook_id,
+                            &delivery.event_type,
+                            &delivery.webhook_timestamp,
+                            &delivery.signature,
+                            &delivery.received_at_ms,
+                            &body,
+                        ],
+                    )
+                    .await
+            })
+            .await?;
+        Ok(if inserted.is_some() {
+            Enqueued::New
+        } else {
+            Enqueued::Duplicate
+        })
+    }
+
+    async fn claim_jobs(
+        &self,
+        token: &ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_ms = offset_ms(lease);
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let token = token.as_str();
+        let sql = &self.statements.claim;
+        let rows = self
+            .bounded("claim", |client| async move {
+                let statement = client.prepare_cached(sql).await?;
+                client.query(&statement, &[&max, &lease_ms, &token]).await
+            })
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Job {
+                    delivery: delivery_from_row(row)?,
+                    attempt: attempt_count(i64::from(row.try_get::<_, i32>(6)?)),
+                    receipt: Receipt(token.to_owned()),
+                })
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(|err| pg_error("read a claimed job", &err))
+    }
+
+    /// One batch of each: done rows past the retention, dead rows past the dead-letter
+    /// retention (a retention of `Duration::MAX` skips its half).
+    async fn purge_batch(&self) -> Result<Purged, StoreError> {
+        let halves = [
+            (self.retention_ms, &self.statements.purge_done),
+            (self.dead_retention_ms, &self.statements.purge_dead),
+        ];
+        let [done, dead] = self
+            .bounded("purge", |client| async move {
+                let mut deleted = [0; 2];
+                for (count, (retention_ms, sql)) in deleted.iter_mut().zip(halves) {
+                    if let Some(retention_ms) = retention_ms {
+                        let statement = client.prepare_cached(sql).await?;
+                        *count = client
+                            .execute(&statement, &[&retention_ms, &PURGE_BATCH])
+                            .await?;
+                    }
+                }
+                Ok(deleted)
+            })
+            .await?;
+        let full = |deleted: u64| i64::try_from(deleted).unwrap_or(i64::MAX) >= PURGE_BATCH;
+        Ok(Purged {
+            done,
+            dead,
+            more: full(done) || full(dead),
+        })
+    }
+
+    async fn dead_letter_list(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = &self.statements.dead_letters;
+        let rows = self
+            .bounded("list dead letters", |client| async move {
+                let statement = client.prepare_cached(sql).await?;
+                client.query(&statement, &[&limit]).await
+            })
+            .await?;
+        rows.iter()
+            .map(dead_letter_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(|err| pg_error("read a dead letter", &err))
+    }
+
+    async fn dead_letter_by_id(&self, webhook_id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        let sql = &self.statements.dead_letter;
+        let row = self
+            .bounded("show a dead letter", |client| async move {
+                let statement = client.prepare_cached(sql).await?;
+                client.query_opt(&statement, &[&webhook_id]).await
+            })
+            .await?;
+        row.as_ref()
+            .map(dead_letter_from_row)
+            .transpose()
+            .map_err(|err| pg_error("read a dead letter", &err))
+    }
+
+    async fn replay_dead(&self, webhook_id: &str) -> Result<bool, StoreError> {
+        let sql = &self.statements.replay;
+        let changed = self
+            .bounded_durable("replay", |client| async move {
+                let statement = client.prepare_cached(sql).await?;
+                client.execute(&statement, &[&webhook_id]).await
+            })
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+        let (pending, dead) = (&self.statements.pending, &self.statements.dead_count);
+        let (depth, oldest, dead) = self
+            .bounded("stats", |client| async move {
+                let pending = client.prepare_cached(pending).await?;
+                let dead = client.prepare_cached(dead).await?;
+                let row = client.query_one(&pending, &[]).await?;
+                let depth: i64 = row.try_get(0)?;
+                let oldest: Option<i64> = row.try_get(1)?;
+                let dead: i64 = client.query_one(&dead, &[]).await?.try_get(0)?;
+                Ok((depth, oldest, dead))
+            })
+            .await?;
+        // `received_at_ms` is the receiving instance's clock: its age is a metric, no lease.
+        let now = self.local_now_ms();
+        Ok(QueueStats {
+            depth: u64::try_from(depth).unwrap_or(0),
+            oldest_age: oldest.map(|received| {
+                Duration::from_millis(u64::try_from(now.saturating_sub(received)).unwrap_or(0))
+            }),
+            dead: u64::try_from(dead).unwrap_or(0),
+        })
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn enqueue<'a>(&'a self, delivery: &'a ReceivedDelivery) -> QueueFuture<'a, Enqueued> {
+        Box::pin(self.enqueue_delivery(delivery))
+    }
+
+    fn claim_with<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> QueueFuture<'a, Vec<Job>> {
+        Box::pin(self.claim_jobs(token, max, lease))
+    }
+
+    fn abandon<'a>(&'a self, token: &'a ClaimToken) -> QueueFuture<'a, u64> {
+        Box::pin(async move {
+            let token = token.as_str();
+            self.execute("give back a claim", &self.statements.abandon, &[&token])
+                .await
+        })
+    }
+
+    fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
+        Box::pin(self.settle("complete", &self.statements.complete, job, &[]))
+    }
+
+    fn retry<'a>(&'a self, job: &'a Job, after: Duration, error: &'a str) -> QueueFuture<'a, bool> {
+        Box::pin(async move {
+            let after_ms = offset_ms(after);
+            self.settle("retry", &self.statements.retry, job, &[&after_ms, &error])
+                .await
+        })
+    }
+
+    fn extend<'a>(&'a self, job: &'a Job, lease: Duration) -> QueueFuture<'a, bool> {
+        Box::pin(async move {
+            let lease_ms = offset_ms(lease);
+            self.settle("extend", &self.statements.extend, job, &[&lease_ms])
+                .await
+        })
+    }
+
+    fn release<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
+        Box::pin(self.settle("release", &self.statements.release, job, &[]))
+    }
+
+    fn bury<'a>(&'a self, job: &'a Job, error: &'a str) -> QueueFuture<'a, bool> {
+        Box::pin(async move {
+            self.settle("bury", &self.statements.bury, job, &[&error])
+                .await
+        })
+    }
+
+    fn dead_letters(&self, limit: usize) -> QueueFuture<'_, Vec<DeadLetter>> {
+        Box::pin(self.dead_letter_list(limit))
+    }
+
+    fn dead_letter<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, Option<DeadLetter>> {
+        Box::pin(self.dead_letter_by_id(webhook_id))
+    }
+
+    fn replay<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, bool> {
+        Box::pin(self.replay_dead(webhook_id))
+    }
+
+    fn stats(&self) -> QueueFuture<'_, QueueStats> {
+        Box::pin(self.queue_stats())
+    }
+
+    fn purge(&self) -> QueueFuture<'_, Purged> {
+        Box::pin(self.purge_batch())
+    }
+}
+
+/// A retention in milliseconds, `None` for `Duration::MAX` (kept forever).
+fn kept_for(retention: Duration) -> Option<i64> {
+    (retention != Duration::MAX).then(|| duration_ms(retention))
+}
+
+/// A lease or delay in milliseconds, at most [`FAR_MS`].
+fn offset_ms(duration: Duration) -> i64 {
+    duration_ms(duration).min(FAR_MS)
+}
+
+/// `config` with `-c setting` added to its startup options (which beat the server's, the
+/// database's and the role's settings).
+fn with_setting(config: &tokio_postgres::Config, setting: &str) -> tokio_postgres::Config {
+    let mut config = config.clone();
+    let options = match config.get_options() {
+        Some(existing) => format!("{existing} -c {setting}"),
+        None => format!("-c {setting}"),
+    };
+    config.options(&options);
+    config
+}
+
+/// A pool of at most `options.pool_size` connections on `config`, every wait bounded.
+fn build_pool(
+    config: tokio_postgres::Config,
+    options: &PostgresOptions,
+) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(options.pool_size)
+        .wait_timeout(Some(options.timeout))
+        .create_timeout(Some(options.timeout))
+        .recycle_timeout(Some(options.timeout))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|err| {
+            StoreError::new(StoreErrorKind::Other, "could not build the PostgreSQL pool")
+                .with_source(err)
+        })
+}
+
+fn valid_table_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(first) if first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 48
+}
+
+/// The delivery in the first six columns of `row`.
+fn delivery_from_row(row: &Row) -> Result<ReceivedDelivery, tokio_postgres::Error> {
+    Ok(ReceivedDelivery {
+        webhook_id: row.try_get(0)?,
+        event_type: row.try_get(1)?,
+        webhook_timestamp: row.try_get(2)?,
+        signature: row.try_get(3)?,
+        received_at_ms: row.try_get(4)?,
+        body: Bytes::from(row.try_get::<_, Vec<u8>>(5)?),
+    })
+}
+
+fn dead_letter_from_row(row: &Row) -> Result<DeadLetter, tokio_postgres::Error> {
+    Ok(DeadLetter {
+        delivery: delivery_from_row(row)?,
+        attempts: attempt_count(i64::from(row.try_get::<_, i32>(6)?)),
+        last_error: row.try_get::<_, Option<String>>(7)?.unwrap_or_default(),
+        died_at_ms: row.try_get::<_, Option<i64>>(8)?.unwrap_or_default(),
+    })
+}
+
+/// A PostgreSQL error as a [`StoreError`]: a lost or refused connection, or a server shutting
+/// down, is unreachable; a cancelled statement or a lock wait is a timeout; anything else
+/// (a constraint, a permission) is `Other`.
+fn pg_error(what: &'static str, err: &tokio_postgres::Error) -> StoreError {
+    let kind = match err.code() {
+        Some(code)
+            if *code == SqlState::QUERY_CANCELED
+                || *code == SqlState::LOCK_NOT_AVAILABLE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED =>
+        {
+            StoreErrorKind::Timeout
+        }
+        Some(code)
+            if code.code().starts_with("08")
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::TOO_MANY_CONNECTIONS =>
+        {
+            StoreErrorKind::Unreachable
+        }
+        Some(_) => StoreErrorKind::Other,
+        None if err.is_closed() => StoreErrorKind::Unreachable,
+        None if err.to_string().contains("timeout") => StoreErrorKind::Timeout,
+        None if std::error::Error::source(err)
+            .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some()) =>
+        {
+            StoreErrorKind::Unreachable
+        }
+        None => StoreErrorKind::Other,
+    };
+    let detail = err
+        .as_db_error()
+        .map_or_else(|| err.to_string(), |db| db.message().to_owned());
+    StoreError::new(kind, format!("PostgreSQL {what} failed: {detail}"))
+}
+
+fn pool_error(what: &'static str, err: PoolError) -> StoreError {
+    match err {
+        PoolError::Timeout(_) => StoreError::new(
+            StoreErrorKind::Timeout,
+            format!("PostgreSQL {what}: no connection in time"),
+        ),
+        PoolError::Backend(err) => pg_error(what, &err),
+        other => StoreError::new(
+            StoreErrorKind::Other,
+            format!("PostgreSQL {what}: the pool failed: {other}"),
+        ),
+    }
+}
