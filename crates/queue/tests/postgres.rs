@@ -1,6 +1,6 @@
 //! `PostgresBackend` against a real PostgreSQL: the shared queue contract, the claim path's
 //! indexes, the purge, two instances sharing a table (one of them with its clock ahead), a
-//! server that answers late, and an unreachable server.
+//! server that answers late, a role whose commits are not flushed, and an unreachable server.
 //!
 //! Uses `POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`). When `POSTGRES_URL`
 //! is set, an unreachable PostgreSQL fails every test; when it is not, the tests are skipped with
@@ -481,6 +481,78 @@ fn sample_job(webhook_id: &str) -> agentsync_webhooks_queue::ReceivedDelivery {
     agentsync_webhooks_queue::ReceivedDelivery {
         body: body.into(),
         ..delivery(webhook_id)
+    }
+}
+
+/// Finding 9 of issue 25: a role (or database, or server) with `synchronous_commit = off`
+/// would make enqueues answer before their commit is flushed; the durable pool turns it back
+/// on, and keeps a stronger setting (`remote_apply`) as it is.
+#[tokio::test]
+async fn durable_writes_are_flushed_under_a_role_with_synchronous_commit_off() {
+    let (url, required) = postgres_url();
+    let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+    else {
+        assert!(
+            !required,
+            "POSTGRES_URL={url} is set but PostgreSQL is unreachable"
+        );
+        return;
+    };
+    tokio::spawn(connection);
+    let role = unique_table().replace("queue_test", "queue_role");
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN;
+             CREATE SCHEMA {role} AUTHORIZATION {role};
+             ALTER ROLE {role} SET search_path = {role};
+             ALTER ROLE {role} SET synchronous_commit = off"
+        ))
+        .await
+        .unwrap();
+    let _dropped = DropRole {
+        url: url.clone(),
+        role: role.clone(),
+    };
+    let role_url = url_as(&role, None);
+    let plain = connect_raw(&role_url).await;
+    let inherited: String = plain
+        .query_one("SHOW synchronous_commit", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(inherited, "off", "the role's setting");
+
+    let backend = PostgresBackend::connect(&role_url).await.unwrap();
+    assert_eq!(backend.synchronous_commit().await.unwrap(), "on");
+    assert_eq!(
+        backend.enqueue(&delivery("msg_1")).await.unwrap(),
+        Enqueued::New
+    );
+    drop(backend);
+
+    client
+        .batch_execute(&format!(
+            "ALTER ROLE {role} SET synchronous_commit = remote_apply"
+        ))
+        .await
+        .unwrap();
+    let backend = PostgresBackend::connect(&role_url).await.unwrap();
+    assert_eq!(backend.synchronous_commit().await.unwrap(), "remote_apply");
+}
+
+/// Drops a test's role and its schema when the test ends.
+struct DropRole {
+    url: String,
+    role: String,
+}
+
+impl Drop for DropRole {
+    fn drop(&mut self) {
+        let role = &self.role;
+        cleanup(
+            &self.url,
+            format!("DROP SCHEMA IF EXISTS {role} CASCADE; DROP ROLE IF EXISTS {role}"),
+        );
     }
 }
 

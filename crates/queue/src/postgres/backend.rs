@@ -59,7 +59,9 @@ impl PostgresBackend {
     }
 
     /// Connects to `url` with `options`, failing if the database does not answer now, and
-    /// creates the table and its indexes if they do not exist.
+    /// creates the table and its indexes if they do not exist. If `synchronous_commit` is `off`
+    /// for this server, database or role, it is turned `on` for the durable writes' connections
+    /// (with a warning), so that an enqueue answers only once its commit is flushed.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
         if !valid_table_name(&options.table) {
             return Err(StoreError::new(
@@ -75,8 +77,8 @@ impl PostgresBackend {
             config.connect_timeout(options.timeout);
         }
         let bookkeeping = build_pool(with_setting(&config, "synchronous_commit=off"), &options)?;
-        let backend = Self {
-            durable: build_pool(config, &options)?,
+        let mut backend = Self {
+            durable: build_pool(config.clone(), &options)?,
             bookkeeping,
             statements: Statements::new(&options.table),
             table: options.table.clone(),
@@ -85,6 +87,7 @@ impl PostgresBackend {
             dead_retention_ms: kept_for(options.dead_retention),
             clock_offset_ms: duration_ms(options.clock_offset),
         };
+        backend.flush_durable_writes(&config, &options).await?;
         backend.create_table().await?;
         Ok(backend)
     }
@@ -92,6 +95,50 @@ impl PostgresBackend {
     /// The table this queue lives in.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// What the durable writes (enqueue, replay) commit with: the `synchronous_commit` of a
+    /// connection of their pool (`on`, `remote_apply`, ...; never `off`), for health checks.
+    pub async fn synchronous_commit(&self) -> Result<String, StoreError> {
+        self.bounded_durable("read synchronous_commit", |client| async move {
+            client
+                .query_one("SHOW synchronous_commit", &[])
+                .await?
+                .try_get(0)
+        })
+        .await
+    }
+
+    /// Rebuilds the durable pool with `synchronous_commit=on` in its startup options when the
+    /// server, database or role turned it off (startup options beat those settings); other
+    /// values (`local`, `remote_write`, `remote_apply`) are kept, as the operator chose them.
+    async fn flush_durable_writes(
+        &mut self,
+        config: &tokio_postgres::Config,
+        options: &PostgresOptions,
+    ) -> Result<(), StoreError> {
+        if self.synchronous_commit().await? != "off" {
+            return Ok(());
+        }
+        self.durable = build_pool(with_setting(config, "synchronous_commit=on"), options)?;
+        let now = self.synchronous_commit().await?;
+        if now == "off" {
+            // A pooler between us and the server may drop startup options.
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                "synchronous_commit is off for this PostgreSQL role, database or server, and \
+                 could not be turned on for the queue's enqueues: an answered delivery could be \
+                 lost in a crash; set it to on (or local, remote_write, remote_apply)",
+            ));
+        }
+        tracing::warn!(
+            table = %self.table,
+            synchronous_commit = %now,
+            "synchronous_commit is off for this PostgreSQL role, database or server; the \
+             queue's enqueues and replays turn it on for their connections, so that a delivery \
+             is flushed before it is acknowledged"
+        );
+        Ok(())
     }
 
     /// This instance's clock, read only where a time is not the server's (the stats' age).

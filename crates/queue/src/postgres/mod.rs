@@ -29,7 +29,10 @@
 //! Connections come from two small pools (at most 8 connections each by default, opened on
 //! demand, `deadpool-postgres`); statements are prepared once per connection. Enqueues and
 //! replays (the writes that answer someone) commit with the server's `synchronous_commit`
-//! (`on` by default: flushed before acknowledged). Claims, completions,
+//! (`on` by default: flushed before acknowledged; `local`, `remote_write` and `remote_apply` are
+//! kept), except that `off` (set for the server, the database or the role: a common tweak) is
+//! turned back `on` for their pool at connect, with a warning;
+//! [`PostgresBackend::synchronous_commit`] says what they commit with. Claims, completions,
 //! retries and the dead letters' bookkeeping use connections with `synchronous_commit = off`: a
 //! crash of the server can forget the last few completions (those jobs run again, as after a
 //! worker crash), never an answered delivery. Every call is bounded by a timeout.
