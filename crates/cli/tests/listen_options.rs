@@ -2,10 +2,10 @@
 
 mod common;
 
-use common::{Listener, OTHER_SECRET, SECRET, command, raw_request, run, send, stderr, stdout};
+use common::{Listener, OTHER_SECRET, SECRET, command, raw_request, send, stderr, stdout};
 
 #[test]
-fn with_a_secret_the_ready_send_line_is_printed_and_works() {
+fn with_a_secret_the_ready_send_line_names_the_variable_and_works() {
     let listener = Listener::start(&["--secret", SECRET]);
     let banner = listener.banner.join("\n");
     let send_line = listener
@@ -13,13 +13,26 @@ fn with_a_secret_the_ready_send_line_is_printed_and_works() {
         .iter()
         .find(|l| l.contains(" send --url "))
         .unwrap_or_else(|| panic!("no send command in {banner}"));
+    // The secret given is never printed: the line reads it from the variable, as the banner says.
     assert!(
-        send_line.contains(&format!("--secret {SECRET}")),
+        send_line.contains(r#"--secret "$AGENTSYNC_WEBHOOK_SECRET""#),
         "{send_line}"
     );
-    let args: Vec<&str> = send_line.split_whitespace().collect();
-    let send_at = args.iter().position(|a| *a == "send").unwrap();
-    let output = run(&args[send_at..], b"");
+    assert!(
+        banner.contains("with AGENTSYNC_WEBHOOK_SECRET set there to the secret given to --secret"),
+        "{banner}"
+    );
+    assert!(!banner.contains("whsec_"), "{banner}");
+    // Pasted into a shell with the variable set, it delivers.
+    let send_at = send_line.find(" send ").unwrap();
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("\"$0\" {}", &send_line[send_at + 1..]))
+        .arg(common::BIN)
+        .env_remove("RUST_LOG")
+        .env("AGENTSYNC_WEBHOOK_SECRET", SECRET)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", stdout(&output));
     assert!(listener.next_line().ends_with("200 accepted"));
 

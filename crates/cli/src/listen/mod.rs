@@ -22,7 +22,12 @@ use tokio::sync::Notify;
 
 pub use self::args::{Format, ListenArgs};
 use self::{forward::Forwarder, record::Printer, save::Saver};
-use crate::{events::EventSelection, failure::Failure, keys, output::out};
+use crate::{
+    events::EventSelection,
+    failure::Failure,
+    keys::{self, SECRET_ENV},
+    output::out,
+};
 
 /// What every request of a `listen` run shares.
 pub struct App {
@@ -99,17 +104,20 @@ pub async fn run(args: ListenArgs, secret_from_env: bool) -> Result<(), Failure>
              for this run:\n\n    {secret}\n"
         ))?;
     }
-    // The ready `send` line: the secret as given, unless it came from the environment.
-    let (secret_flag, where_from) = if secret_from_env {
-        (
-            String::new(),
-            " (with AGENTSYNC_WEBHOOK_SECRET set there too)",
-        )
+    // The ready `send` line. Only a secret generated here is printed: a given one is an
+    // endpoint's, and this output ends up in scrollback, logs and CI transcripts.
+    let (secret_flag, where_from) = if generated {
+        (format!("--secret {} ", secret.trim()), String::new())
+    } else if secret_from_env {
+        (String::new(), format!(" (with {SECRET_ENV} set there too)"))
     } else if keys::is_v1a(&secret) {
         // The signing key whose public key this is.
-        ("--secret whsk_... ".to_owned(), "")
+        ("--secret whsk_... ".to_owned(), String::new())
     } else {
-        (format!("--secret {} ", secret.trim()), "")
+        (
+            format!("--secret \"${SECRET_ENV}\" "),
+            format!(" (with {SECRET_ENV} set there to the secret given to --secret)"),
+        )
     };
     banner.line(format_args!(
         "Send a signed test event from another terminal{where_from}:\n\n    {} --url {} \
