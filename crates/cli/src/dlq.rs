@@ -659,7 +659,8 @@ fn printable(text: &str) -> String {
 /// The body re-indented, two spaces a level, when it is JSON; the members keep their order and
 /// the numbers and strings their exact text.
 fn pretty_json(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    // Checked, not parsed into values: 1e400 or any depth is JSON, shown as stored.
+    serde_json::from_slice::<Box<serde_json::value::RawValue>>(body).ok()?;
     let text = std::str::from_utf8(body).ok()?;
     let mut pretty = String::with_capacity(text.len() * 2);
     let mut depth = 0usize;
@@ -769,5 +770,10 @@ mod tests {
         );
         assert_eq!(pretty_json(b"not json"), None);
         assert_eq!(pretty_json(b"42").as_deref(), Some("42"));
+        // JSON that a `serde_json::Value` cannot hold is still JSON, shown as stored.
+        assert_eq!(
+            pretty_json(br#"{"data":{"n":1e400}}"#).as_deref(),
+            Some("{\n  \"data\": {\n    \"n\": 1e400\n  }\n}")
+        );
     }
 }

@@ -169,7 +169,7 @@ fn explain(
 /// `body` without the whitespace outside JSON strings (key order and numbers untouched), if
 /// it is JSON and had any.
 fn minified(body: &[u8]) -> Option<Vec<u8>> {
-    serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    serde_json::from_slice::<Box<serde_json::value::RawValue>>(body).ok()?;
     let mut out = Vec::with_capacity(body.len());
     let (mut in_string, mut escaped) = (false, false);
     for &byte in body {
@@ -266,6 +266,10 @@ mod tests {
         );
         assert_eq!(minified(br#"{"a":1}"#), None);
         assert_eq!(minified(b"not json"), None);
+        assert_eq!(
+            minified(b"{ \"n\": 1e400 }").unwrap(),
+            br#"{"n":1e400}"#.to_vec()
+        );
     }
 
     #[test]

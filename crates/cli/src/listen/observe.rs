@@ -2,6 +2,7 @@
 //! reads it, then prints (and with `--save` saves) each request with its answer.
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::Instant,
 };
@@ -15,6 +16,7 @@ use axum::{
     response::Response,
 };
 use http_body_util::BodyExt as _;
+use serde_json::value::RawValue;
 
 use super::{
     App,
@@ -138,8 +140,9 @@ fn tee(request: Request) -> (Request, Arc<Mutex<Vec<u8>>>) {
 
 /// The `type` a body claims, if it is a JSON object with one (shown, not trusted).
 fn claimed_type(body: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    Some(value.get("type")?.as_str()?.to_owned())
+    // Members kept raw: a `data` that a `Value` cannot hold (1e400) still shows its type.
+    let members: HashMap<String, Box<RawValue>> = serde_json::from_slice(body).ok()?;
+    serde_json::from_str(members.get("type")?.get()).ok()
 }
 
 /// What the library's answer means: its error body, or a 200 without one (a duplicate).
@@ -178,5 +181,9 @@ mod tests {
             Some("contract.updated")
         );
         assert_eq!(claimed_type(b"not json"), None);
+        assert_eq!(
+            claimed_type(br#"{"type":"future.thing","data":{"n":1e400}}"#).as_deref(),
+            Some("future.thing")
+        );
     }
 }
