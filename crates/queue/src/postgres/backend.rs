@@ -109,6 +109,13 @@ impl PostgresBackend {
         .await
     }
 
+    /// Test only: the statements this backend runs, by name, for the tests to `EXPLAIN`.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn statements(&self) -> Vec<(&'static str, &str)> {
+        self.statements.by_name()
+    }
+
     /// Rebuilds the durable pool with `synchronous_commit=on` in its startup options when the
     /// server, database or role turned it off (startup options beat those settings); other
     /// values (`local`, `remote_write`, `remote_apply`) are kept, as the operator chose them.

@@ -39,7 +39,9 @@ impl Statements {
     /// The statements of table `t` (a checked plain identifier).
     pub(super) fn new(t: &str) -> Self {
         Self {
-            // Idempotent, run on every connect.
+            // Idempotent, run on every connect. `{t}_dead_order` replaced `{t}_dead` (on
+            // `died_at_ms` alone, which left the dead-letter list to sort every dead row): it
+            // is created, then the old one dropped, until versioned migrations take over.
             schema: format!(
                 "CREATE TABLE IF NOT EXISTS {t} (
                     webhook_id text PRIMARY KEY,
@@ -62,7 +64,9 @@ impl Statements {
                 CREATE INDEX IF NOT EXISTS {t}_pending ON {t} (received_at_ms)
                     WHERE state IN ('queued', 'running');
                 CREATE INDEX IF NOT EXISTS {t}_done ON {t} (done_at_ms) WHERE state = 'done';
-                CREATE INDEX IF NOT EXISTS {t}_dead ON {t} (died_at_ms) WHERE state = 'dead';"
+                CREATE INDEX IF NOT EXISTS {t}_dead_order ON {t} (died_at_ms, webhook_id)
+                    WHERE state = 'dead';
+                DROP INDEX IF EXISTS {t}_dead;"
             ),
             // $1..$6: the delivery. One statement: the de-duplication is the primary key.
             enqueue: format!(
@@ -132,7 +136,7 @@ impl Statements {
                                 locked_until_ms = NULL, lease = NULL
                  WHERE webhook_id = $1 AND state = 'running' AND lease = $2"
             ),
-            // $1: at most this many.
+            // $1: at most this many; the order is `{t}_dead_order`'s, read, not sorted.
             dead_letters: format!(
                 "SELECT {DELIVERY_COLUMNS}, attempts, last_error, died_at_ms FROM {t}
                  WHERE state = 'dead' ORDER BY died_at_ms, webhook_id LIMIT $1"
@@ -151,19 +155,46 @@ impl Statements {
                  WHERE state IN ('queued', 'running')"
             ),
             dead_count: format!("SELECT count(*) FROM {t} WHERE state = 'dead'"),
-            // $1: the retention (ms), $2: the batch.
+            // $1: the retention (ms), $2: the batch, oldest first. The locked batch is an
+            // array that the primary key serves: as `webhook_id IN (...)` or a join `USING` it,
+            // a generic plan (which guesses a tenth of the rows for `LIMIT $2`) hashes the batch
+            // against a scan of the whole table.
             purge_done: format!(
-                "DELETE FROM {t} WHERE webhook_id IN (
+                "DELETE FROM {t} WHERE webhook_id = ANY(ARRAY(
                     SELECT webhook_id FROM {t}
                     WHERE state = 'done' AND done_at_ms <= {NOW_MS} - $1
-                    LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                    ORDER BY done_at_ms LIMIT $2
+                    FOR UPDATE SKIP LOCKED))"
             ),
             purge_dead: format!(
-                "DELETE FROM {t} WHERE webhook_id IN (
+                "DELETE FROM {t} WHERE webhook_id = ANY(ARRAY(
                     SELECT webhook_id FROM {t}
                     WHERE state = 'dead' AND died_at_ms <= {NOW_MS} - $1
-                    LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                    ORDER BY died_at_ms LIMIT $2
+                    FOR UPDATE SKIP LOCKED))"
             ),
         }
+    }
+
+    /// Every statement but the schema, by name.
+    #[cfg(feature = "testing")]
+    pub(super) fn by_name(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("enqueue", self.enqueue.as_str()),
+            ("claim", self.claim.as_str()),
+            ("abandon", self.abandon.as_str()),
+            ("complete", self.complete.as_str()),
+            ("retry", self.retry.as_str()),
+            ("extend", self.extend.as_str()),
+            ("release", self.release.as_str()),
+            ("bury", self.bury.as_str()),
+            ("dead_letters", self.dead_letters.as_str()),
+            ("dead_letter", self.dead_letter.as_str()),
+            ("replay", self.replay.as_str()),
+            ("stats_pending", self.pending.as_str()),
+            ("stats_dead", self.dead_count.as_str()),
+            ("purge_done", self.purge_done.as_str()),
+            ("purge_dead", self.purge_dead.as_str()),
+        ]
     }
 }
