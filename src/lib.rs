@@ -22,3 +22,6 @@ pub use agentsync_webhooks_redis as redis;
 
 #[cfg(feature = "queue")]
 pub use agentsync_webhooks_queue as queue;
+
+#[cfg(feature = "dashboard")]
+pub use agentsync_webhooks_dashboard as dashboard;
