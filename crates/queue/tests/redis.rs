@@ -1,5 +1,6 @@
 //! `RedisBackend` against a real Redis: the shared queue contract, one round trip per enqueue,
-//! an unreachable Redis, the engine's clock, repairs and settings Redis would refuse.
+//! an unreachable Redis, the engine's clock, repairs and settings Redis would refuse. The
+//! record's layout (upgrade, refusal, index-only lists) is in `redis_record.rs`.
 //!
 //! Uses `REDIS_URL` (default `redis://127.0.0.1:6379`). When `REDIS_URL` is set, an unreachable
 //! Redis fails every test; when it is not, the tests are skipped with a note. Every test works
@@ -237,14 +238,20 @@ async fn an_enqueue_is_one_script_call_and_two_instances_share_the_work() {
         })
         .filter(|(_, calls)| *calls > 0)
         .collect();
-    // The commands a script runs are counted too: one EVALSHA per enqueue, its SET, and the
-    // XADD of each new one; no command of the client's besides.
+    // The commands a script runs are counted too: one EVALSHA per enqueue, its SET and the
+    // HGET of the record's state; for each new one the XADD, the record's HSET, its three index
+    // entries (state; state and type; state and group) and the type's HSETNX; no command of
+    // the client's besides.
     assert_eq!(
         delta,
         std::collections::HashMap::from([
             ("evalsha", ENQUEUES + 1),
             ("set", ENQUEUES + 1),
+            ("hget", ENQUEUES + 1),
             ("xadd", ENQUEUES),
+            ("hset", ENQUEUES),
+            ("zadd", 3 * ENQUEUES),
+            ("hsetnx", ENQUEUES),
         ]),
         "one script call per enqueue"
     );

@@ -1,5 +1,6 @@
--- KEYS: stream, leases, dead, dead index, id mark. ARGV: group, entry, count, error.
+-- KEYS: stream, leases, dead, dead index, id mark. ARGV: group, entry, count, error, prefix.
 if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
+local P = ARGV[5]
 local fields = entry_fields(KEYS[1], ARGV[2])
 local id = fields and field(fields, 'id')
 local died = int(now_ms())
@@ -17,4 +18,7 @@ local did = redis.call('XADD', KEYS[3], '*',
   unpack(with(fields, {a = int(attempts), err = ARGV[4], died = died})))
 redis.call('HSET', KEYS[4], id, did)
 redis.call('PERSIST', KEYS[5])
+ensure_record(P, fields, ARGV[2], 's', 'running')
+attempt_ended(P, id, tonumber(died), 'dead', ARGV[4])
+move(P, id, 'dead', {err = ARGV[4], died = died, e = did, q = 'd', next = false})
 return 1

@@ -1,9 +1,11 @@
 -- KEYS: stream, leases, scheduled, due, the claim's receipts (`claim:<token>`), repair state.
--- ARGV: group, consumer, max, lease (ms), promote batch, repair batch.
--- Returns {entry id, delivery count, fields} per claimed job.
+-- ARGV: group, consumer, max, lease (ms), promote batch, repair batch, prefix, worker.
+-- Returns {entry id, delivery count, fields} per claimed job; each one's record is running
+-- under `worker` from now, and a re-claimed one's lost attempt is in its history.
 local stream, leases, scheduled, due, receipts, repair =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local group, consumer = ARGV[1], ARGV[2]
+local P, worker = ARGV[7], ARGV[8]
 local max = int_arg(ARGV[3], 1, 100000)
 local lease = int_arg(ARGV[4], 1, MAX_MS)
 local promote = int_arg(ARGV[5], 1, 100000)
@@ -38,7 +40,9 @@ end
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', int(now), 'LIMIT', 0, promote)) do
   local fields = entry_fields(scheduled, sid)
   if fields then
-    redis.call('XADD', stream, '*', unpack(fields))
+    local added = redis.call('XADD', stream, '*', unpack(fields))
+    local id = ensure_record(P, fields, sid, 'r', 'retrying')
+    if id then redis.call('HSET', P .. 'd:' .. id, 'e', added, 'q', 's') end
   end
   redis.call('XDEL', scheduled, sid)
   redis.call('ZREM', due, sid)
@@ -47,12 +51,21 @@ end
 local claimed, taken = {}, {}
 -- Expired leases, re-claimed: XCLAIM counts the delivery.
 for _, entry in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', int(now), 'LIMIT', 0, max)) do
+  local ended = tonumber(redis.call('ZSCORE', leases, entry)) or now
   local got = redis.call('XCLAIM', stream, group, consumer, 0, entry)
   if got[1] and type(got[1][2]) == 'table' then
     local pending = redis.call('XPENDING', stream, group, entry, entry, 1)
     local count = 1
     if pending[1] then count = pending[1][4] end
     redis.call('ZADD', leases, lease_end, entry)
+    local fields = got[1][2]
+    local id = ensure_record(P, fields, entry, 's', 'running')
+    if id then
+      -- The lost claim's attempt ran until its lease ended.
+      attempt_ended(P, id, ended, 'lease_expired', nil)
+      move(P, id, 'running', {a = int((tonumber(field(fields, 'a')) or 0) + count),
+        worker = worker, claimed = int(now), e = entry, q = 's'})
+    end
     claimed[#claimed + 1] = {entry, int(count), got[1][2]}
     taken[#taken + 1] = entry
     taken[#taken + 1] = int(count)
@@ -69,6 +82,11 @@ if wanted > 0 then
   if read and read[1] then
     for _, item in ipairs(read[1][2]) do
       redis.call('ZADD', leases, lease_end, item[1])
+      local id = ensure_record(P, item[2], item[1], 's', 'waiting')
+      if id then
+        move(P, id, 'running', {a = int((tonumber(field(item[2], 'a')) or 0) + 1),
+          worker = worker, claimed = int(now), e = item[1], q = 's'})
+      end
       claimed[#claimed + 1] = {item[1], '1', item[2]}
       taken[#taken + 1] = item[1]
       taken[#taken + 1] = '1'

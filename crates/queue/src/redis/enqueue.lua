@@ -1,8 +1,39 @@
--- KEYS: id mark, stream. ARGV: id, type, timestamp, signature, received, body.
--- 1 new, 0 duplicate. Two commands, no clock: the one round trip of every delivery.
-if not redis.call('SET', KEYS[1], '1', 'NX') then
+-- KEYS: id mark, stream. ARGV: id, type, timestamp, signature, received, body, group, prefix.
+-- 1 new, 0 duplicate. A new id: the mark, the entry, its record and index entries. A known id
+-- is a duplicate unless its delivery is dead (the sender's resend from its portal) or its mark
+-- is gone while its record stays (forgotten, or done longer ago than the retention): then it
+-- is stored again as resent. The one round trip of every delivery.
+local P, id = ARGV[8], ARGV[1]
+local record = P .. 'd:' .. id
+local fresh = redis.call('SET', KEYS[1], '1', 'NX')
+local state = redis.call('HGET', record, 'state')
+if not fresh then
+  if state ~= 'dead' then return 0 end
+elseif state and state ~= 'done' and state ~= 'dead' then
+  -- Waiting, running or retrying whose mark was lost: the mark is back, and it is a duplicate.
   return 0
 end
-redis.call('XADD', KEYS[2], '*', 'id', ARGV[1], 'type', ARGV[2], 'ts', ARGV[3], 'sig', ARGV[4],
-  'recv', ARGV[5], 'body', ARGV[6], 'a', '0')
+local added = redis.call('XADD', KEYS[2], '*', 'id', id, 'type', ARGV[2], 'ts', ARGV[3],
+  'sig', ARGV[4], 'recv', ARGV[5], 'body', ARGV[6], 'a', '0')
+if state then
+  -- Stored again as resent: out of the dead letters and the old indexes.
+  local old = redis.call('HMGET', record, 'type', 'grp')
+  if state == 'dead' then
+    local dead = P .. 'dead'
+    local did = redis.call('HGET', P .. 'dead-index', id)
+    if did then
+      redis.call('XDEL', dead, did)
+      redis.call('HDEL', P .. 'dead-index', id)
+    end
+  end
+  index_rem(P, id, state, old[1] or '', old[2] or '')
+  redis.call('ZREM', P .. 'done-at', id)
+  redis.call('HDEL', record, 'err', 'done', 'died', 'worker', 'claimed')
+end
+redis.call('HSET', record, 'id', id, 'type', ARGV[2], 'grp', ARGV[7], 'ts', ARGV[3],
+  'sig', ARGV[4], 'recv', ARGV[5], 'body', ARGV[6], 'state', 'waiting', 'a', '0',
+  'next', ARGV[5], 'e', added, 'q', 's')
+index_add(P, id, 'waiting', ARGV[2], ARGV[7], ARGV[5])
+redis.call('HSETNX', P .. 'types', ARGV[2], ARGV[7])
+if state then append_action(P, id, now_ms(), 'resent', nil) end
 return 1

@@ -62,20 +62,6 @@ local function entry_fields(stream, entry)
   return nil
 end
 
--- Gives a held entry back, due at once, its attempt not counted (release, abandon): a new entry
--- at the end of the stream. 1 if given back.
-local function give_back(stream, leases, group, entry, count)
-  local fields = entry_fields(stream, entry)
-  redis.call('XACK', stream, group, entry)
-  redis.call('XDEL', stream, entry)
-  redis.call('ZREM', leases, entry)
-  if not fields then return 0 end
-  local attempts = (tonumber(field(fields, 'a')) or 0) + tonumber(count) - 1
-  if attempts < 0 then attempts = 0 end
-  redis.call('XADD', stream, '*', unpack(with(fields, {a = int(attempts)})))
-  return 1
-end
-
 -- Makes sure `group` reads `stream`, creating both if needed: nil, or the refusal when another
 -- group reads it (each group would run every job). Its only write is its last step.
 local function ensure_group(stream, group)
@@ -97,4 +83,171 @@ local function ensure_group(stream, group)
   end
   redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
   return nil
+end
+
+-- The delivery record, under the queue's prefix `P`: a hash per delivery (`d:<id>`), the
+-- latest of its history in a list (`h:<id>`; the first entry is the hash's `first`), and index
+-- sorted sets scored by received-at (ms), members the webhook ids: per state (`r:s:<state>`),
+-- per state and type (`r:st:<state>:<type>`), per state and group (`r:sg:<state>:<group>`);
+-- `done-at` scores the done ones by when they were done, for the purge; `types` maps every
+-- type seen to its group, for the counts.
+
+-- The most history entries kept per delivery: the first and the latest (record::MAX_HISTORY).
+local MAX_HISTORY = 25
+local GROUPS = {'producersync', 'contract', 'id.producer'}
+
+-- The portal group of a type (EventGroup::of), '' for none.
+local function group_of(event_type)
+  for _, group in ipairs(GROUPS) do
+    if #event_type > #group + 1 and string.sub(event_type, 1, #group + 1) == group .. '.' then
+      return group
+    end
+  end
+  return ''
+end
+
+local function index_add(P, id, state, event_type, group, received)
+  redis.call('ZADD', P .. 'r:s:' .. state, received, id)
+  redis.call('ZADD', P .. 'r:st:' .. state .. ':' .. event_type, received, id)
+  if group ~= '' then redis.call('ZADD', P .. 'r:sg:' .. state .. ':' .. group, received, id) end
+end
+
+local function index_rem(P, id, state, event_type, group)
+  redis.call('ZREM', P .. 'r:s:' .. state, id)
+  redis.call('ZREM', P .. 'r:st:' .. state .. ':' .. event_type, id)
+  if group ~= '' then redis.call('ZREM', P .. 'r:sg:' .. state .. ':' .. group, id) end
+end
+
+-- Sets the fields of `changes` (a value of false deletes the field).
+local function set_fields(key, changes)
+  local put, del = {}, {}
+  for name, value in pairs(changes) do
+    if value == false then
+      del[#del + 1] = name
+    else
+      put[#put + 1] = name
+      put[#put + 1] = value
+    end
+  end
+  if #put > 0 then redis.call('HSET', key, unpack(put)) end
+  if #del > 0 then redis.call('HDEL', key, unpack(del)) end
+end
+
+-- Moves the delivery `id` to `state`, its indexes with it, and sets `changes`: false if it has
+-- no record (then nothing is written).
+local function move(P, id, state, changes)
+  local key = P .. 'd:' .. id
+  local now = redis.call('HMGET', key, 'state', 'type', 'grp', 'recv')
+  if not now[1] then return false end
+  if now[1] ~= state then
+    index_rem(P, id, now[1], now[2] or '', now[3] or '')
+    index_add(P, id, state, now[2] or '', now[3] or '', now[4] or '0')
+    if now[1] == 'done' then redis.call('ZREM', P .. 'done-at', id) end
+  end
+  changes.state = state
+  set_fields(key, changes)
+  return true
+end
+
+-- One history entry as stored: `at|kind|number|duration|outcome|len(worker)|has text|` then
+-- the worker and the text (an attempt's error, an action's actor), both free text.
+local function history_entry(at, kind, number, duration, outcome, worker, text)
+  worker = worker or ''
+  local has = '1'
+  if text == nil or text == false then
+    has = '0'
+    text = ''
+  end
+  return table.concat({int(at), kind, int(number), int(duration), outcome, int(#worker), has}, '|')
+    .. '|' .. worker .. text
+end
+
+-- Appends an entry to the history of `id` (which has a record): the first is kept in the hash,
+-- the latest MAX_HISTORY - 1 in the list.
+local function append(P, id, at, kind, number, duration, outcome, worker, text)
+  local key = P .. 'd:' .. id
+  local entry = history_entry(at, kind, number, duration, outcome, worker, text)
+  local seq = redis.call('HINCRBY', key, 'seq', 1)
+  if seq == 1 then
+    redis.call('HSET', key, 'first', entry)
+  else
+    local history = P .. 'h:' .. id
+    redis.call('RPUSH', history, entry)
+    redis.call('LTRIM', history, -(MAX_HISTORY - 1), -1)
+  end
+end
+
+-- An operator's (or the sender's) action in the history of `id`.
+local function append_action(P, id, at, kind, by)
+  append(P, id, at, kind, 0, 0, '', '', by)
+end
+
+-- The attempt of the current claim of `id`, ended at `now` with `outcome` (and `err`).
+local function attempt_ended(P, id, now, outcome, err)
+  local claim = redis.call('HMGET', P .. 'd:' .. id, 'a', 'claimed', 'worker')
+  local started = tonumber(claim[2]) or now
+  local duration = now - started
+  if duration < 0 then duration = 0 end
+  append(P, id, started, 'attempt', tonumber(claim[1]) or 0, duration, outcome, claim[3] or '', err)
+end
+
+-- Makes sure the delivery of the entry `fields` (`entry` of the queue `q`: 's' stream,
+-- 'r' scheduled, 'd' dead) has a record, built from the entry in `state` if it has none (an
+-- entry written by an older version). Its webhook id, or nil for an entry without one.
+local function ensure_record(P, fields, entry, q, state, extra)
+  local id = field(fields, 'id')
+  if not id then return nil end
+  local key = P .. 'd:' .. id
+  if redis.call('EXISTS', key) == 1 then return id end
+  local event_type = field(fields, 'type') or ''
+  local group = group_of(event_type)
+  local received = field(fields, 'recv') or '0'
+  redis.call('HSET', key, 'id', id, 'type', event_type, 'grp', group,
+    'ts', field(fields, 'ts') or '0', 'sig', field(fields, 'sig') or '',
+    'recv', received, 'body', field(fields, 'body') or '', 'state', state,
+    'a', field(fields, 'a') or '0', 'next', received, 'e', entry, 'q', q, 'seq', '0')
+  set_fields(key, extra or {})
+  index_add(P, id, state, event_type, group, received)
+  redis.call('HSET', P .. 'types', event_type, group)
+  return id
+end
+
+-- Deletes the record of `id`: its hash, history and index entries.
+local function drop_record(P, id)
+  local key = P .. 'd:' .. id
+  local now = redis.call('HMGET', key, 'state', 'type', 'grp')
+  if now[1] then index_rem(P, id, now[1], now[2] or '', now[3] or '') end
+  redis.call('ZREM', P .. 'done-at', id)
+  redis.call('DEL', key, P .. 'h:' .. id)
+end
+
+-- A queue entry's fields for the delivery on record `id` (its attempts `a`), or nil.
+local function entry_from_record(P, id, a)
+  local d = redis.call('HMGET', P .. 'd:' .. id, 'type', 'ts', 'sig', 'recv', 'body')
+  if not d[1] then return nil end
+  return {'id', id, 'type', d[1], 'ts', d[2] or '0', 'sig', d[3] or '', 'recv', d[4] or '0',
+    'body', d[5] or '', 'a', a}
+end
+
+-- Gives a held entry back, due at once, its attempt not counted (release, abandon): a new entry
+-- at the end of the stream, its record waiting again (retrying once an attempt counted), a
+-- release's attempt in its history (`history`). 1 if given back.
+local function give_back(P, stream, leases, group, entry, count, history)
+  local fields = entry_fields(stream, entry)
+  redis.call('XACK', stream, group, entry)
+  redis.call('XDEL', stream, entry)
+  redis.call('ZREM', leases, entry)
+  if not fields then return 0 end
+  local attempts = (tonumber(field(fields, 'a')) or 0) + tonumber(count) - 1
+  if attempts < 0 then attempts = 0 end
+  local added = redis.call('XADD', stream, '*', unpack(with(fields, {a = int(attempts)})))
+  local id = ensure_record(P, fields, entry, 's', 'running')
+  if id then
+    local now = now_ms()
+    if history then attempt_ended(P, id, now, 'released', nil) end
+    local state = 'waiting'
+    if attempts > 0 then state = 'retrying' end
+    move(P, id, state, {a = int(attempts), next = int(now), e = added, q = 's'})
+  end
+  return 1
 end

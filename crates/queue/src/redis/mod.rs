@@ -82,6 +82,8 @@
 //! ```
 
 mod fields;
+mod record;
+mod schema;
 mod scripts;
 
 use std::{future::Future, time::Duration};
@@ -97,9 +99,12 @@ use agentsync_webhooks_core::{
 use agentsync_webhooks_redis::shared::{open, store_error};
 
 use self::{fields::Fields, scripts::*};
-use crate::backend::{
-    Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt, attempt_count,
-    duration_ms,
+use crate::{
+    backend::{
+        Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt,
+        attempt_count, duration_ms,
+    },
+    record::{Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord, bounded_error},
 };
 
 /// The key prefix by default.
@@ -111,6 +116,9 @@ pub const DEFAULT_GROUP: &str = "agentsync-webhooks";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a done `webhook-id` stays known: longer than the sender's retry horizon.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 60 * 60);
+/// How long a done delivery stays on record (body, headers, history) from when it was done:
+/// 7 days, never shorter than the de-duplication retention.
+pub const DEFAULT_RECORD_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// How long a dead letter is kept before [`purge`](Backend::purge) deletes it: 30 days.
 pub const DEFAULT_DEAD_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
@@ -123,7 +131,7 @@ const PROMOTE_BATCH: usize = 100;
 const REPAIR_BATCH: usize = 100;
 /// At most this many jobs per claim, so that one script never holds Redis for long.
 const MAX_CLAIM: usize = 1_000;
-/// At most this many dead letters per purge.
+/// At most this many done deliveries and this many dead letters per purge.
 const PURGE_BATCH: usize = 100;
 /// The longest lease, delay or retention the scripts take: "forever" for a webhook, and well
 /// inside what Redis accepts for an expiry (`SET ... EX` refuses what overflows its clock).
@@ -149,6 +157,7 @@ pub struct RedisOptions {
     group: String,
     timeout: Duration,
     retention: Duration,
+    record_retention: Duration,
     dead_retention: Duration,
     clock_offset: Duration,
 }
@@ -161,13 +170,14 @@ impl Default for RedisOptions {
 
 impl RedisOptions {
     /// [`DEFAULT_PREFIX`], [`DEFAULT_GROUP`], [`DEFAULT_TIMEOUT`], [`DEFAULT_RETENTION`],
-    /// [`DEFAULT_DEAD_RETENTION`].
+    /// [`DEFAULT_RECORD_RETENTION`], [`DEFAULT_DEAD_RETENTION`].
     pub fn new() -> Self {
         Self {
             prefix: DEFAULT_PREFIX.to_owned(),
             group: DEFAULT_GROUP.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             retention: DEFAULT_RETENTION,
+            record_retention: DEFAULT_RECORD_RETENTION,
             dead_retention: DEFAULT_DEAD_RETENTION,
             clock_offset: Duration::ZERO,
         }
@@ -200,6 +210,23 @@ impl RedisOptions {
         self
     }
 
+    /// How long a done delivery stays on record, body and history included, from when it was
+    /// done (default [`DEFAULT_RECORD_RETENTION`]; never less than the
+    /// [`retention`](Self::retention): a shorter setting is raised to it). Past it,
+    /// [`purge`](Backend::purge) deletes it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use agentsync_webhooks_queue::redis::RedisOptions;
+    ///
+    /// let options = RedisOptions::new().record_retention(Duration::from_secs(30 * 24 * 3600));
+    /// # let _ = options;
+    /// ```
+    pub fn record_retention(mut self, retention: Duration) -> Self {
+        self.record_retention = retention;
+        self
+    }
+
     /// How long a dead letter is kept (from its burial) before [`purge`](Backend::purge)
     /// deletes it and forgets its `webhook-id`; [`Duration::MAX`] keeps them forever.
     pub fn dead_retention(mut self, retention: Duration) -> Self {
@@ -220,6 +247,7 @@ impl RedisOptions {
 #[derive(Debug, Clone)]
 struct Keys {
     prefix: String,
+    schema: String,
     stream: String,
     leases: String,
     scheduled: String,
@@ -233,6 +261,7 @@ impl Keys {
     fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
+            schema: format!("{prefix}schema"),
             stream: format!("{prefix}stream"),
             leases: format!("{prefix}leases"),
             scheduled: format!("{prefix}scheduled"),
@@ -261,6 +290,7 @@ pub struct RedisBackend {
     group: String,
     timeout: Duration,
     retention_secs: u64,
+    record_retention_ms: i64,
     dead_retention_ms: i64,
     clock_offset_ms: i64,
 }
@@ -300,20 +330,24 @@ impl RedisBackend {
             }
         };
         let backend = Self::from_connection_manager(connection, options);
-        backend.ensure_group().await?;
+        backend.prepare().await?;
         Ok(backend)
     }
 
     /// A backend on a connection manager you configured yourself (TLS, credentials, RESP3...;
-    /// [`connection_config`](Self::connection_config) gives the bounds `connect` uses). The
-    /// consumer group is created by the first claim if it does not exist.
+    /// [`connection_config`](Self::connection_config) gives the bounds `connect` uses). Call
+    /// [`prepare`](Self::prepare) before using it (the consumer group is otherwise created by
+    /// the first claim, but a queue of an older layout is not upgraded).
     pub fn from_connection_manager(connection: ConnectionManager, options: RedisOptions) -> Self {
+        let retention_secs = options.retention.as_secs().clamp(1, TEN_YEARS_MS / 1_000);
+        let retention_ms = i64::try_from(retention_secs.saturating_mul(1_000)).unwrap_or(i64::MAX);
         Self {
             connection,
             keys: Keys::new(&options.prefix),
             group: options.group,
             timeout: options.timeout,
-            retention_secs: options.retention.as_secs().clamp(1, TEN_YEARS_MS / 1_000),
+            retention_secs,
+            record_retention_ms: duration_ms(options.record_retention).max(retention_ms),
             dead_retention_ms: duration_ms(options.dead_retention),
             clock_offset_ms: duration_ms(options.clock_offset),
         }
@@ -379,7 +413,9 @@ impl RedisBackend {
             .arg(delivery.webhook_timestamp)
             .arg(&delivery.signature)
             .arg(delivery.received_at_ms)
-            .arg(delivery.body.as_ref());
+            .arg(delivery.body.as_ref())
+            .arg(group_of(&delivery.event_type))
+            .arg(&self.keys.prefix);
         let stored: i64 = self
             .bounded("enqueue", invocation.invoke_async(&mut connection))
             .await?;
@@ -412,7 +448,9 @@ impl RedisBackend {
             .arg(max.min(MAX_CLAIM))
             .arg(lease_ms(lease))
             .arg(PROMOTE_BATCH)
-            .arg(REPAIR_BATCH);
+            .arg(REPAIR_BATCH)
+            .arg(&self.keys.prefix)
+            .arg(token.worker());
         let claimed: Vec<(String, i64, Vec<Vec<u8>>)> = self
             .bounded("claim", invocation.invoke_async(&mut connection))
             .await?;
@@ -447,7 +485,8 @@ impl RedisBackend {
         invocation
             .key(&self.keys.leases)
             .key(self.keys.claim(token))
-            .arg(&self.group);
+            .arg(&self.group)
+            .arg(&self.keys.prefix);
         self.bounded("abandon a claim", invocation.invoke_async(&mut connection))
             .await
     }
@@ -523,14 +562,23 @@ impl RedisBackend {
             .transpose()
     }
 
-    async fn replay_dead_letter(&self, webhook_id: &str) -> Result<bool, StoreError> {
+    /// Replays `webhook_id` if it is dead (or done, with `done_too`), recording `by`.
+    async fn replay_one(
+        &self,
+        webhook_id: &str,
+        by: &str,
+        done_too: bool,
+    ) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
         let mut invocation = REPLAY.key(&self.keys.stream);
         invocation
             .key(&self.keys.dead)
             .key(&self.keys.dead_index)
             .key(self.keys.id_mark(webhook_id))
-            .arg(webhook_id);
+            .arg(webhook_id)
+            .arg(by)
+            .arg(&self.keys.prefix)
+            .arg(if done_too { "1" } else { "0" });
         let replayed: i64 = self
             .bounded("replay", invocation.invoke_async(&mut connection))
             .await?;
@@ -559,20 +607,20 @@ impl RedisBackend {
         })
     }
 
-    async fn purge_dead(&self) -> Result<Purged, StoreError> {
+    async fn purge_expired(&self) -> Result<Purged, StoreError> {
         let mut connection = self.connection.clone();
         let mut invocation = PURGE.key(&self.keys.dead);
         invocation
             .key(&self.keys.dead_index)
             .arg(self.dead_retention_ms)
             .arg(PURGE_BATCH)
-            .arg(&self.keys.prefix);
-        let (dead, full): (u64, i64) = self
+            .arg(&self.keys.prefix)
+            .arg(self.record_retention_ms);
+        let (done, dead, full): (u64, u64, i64) = self
             .bounded("purge", invocation.invoke_async(&mut connection))
             .await?;
         Ok(Purged {
-            // Done ids are marks that expire on their own.
-            done: 0,
+            done,
             dead,
             more: full == 1,
         })
@@ -606,7 +654,7 @@ impl Backend for RedisBackend {
                 &COMPLETE,
                 job,
                 &[&mark],
-                &[retention.as_bytes()],
+                &[retention.as_bytes(), self.keys.prefix.as_bytes()],
             )
             .await
         })
@@ -620,7 +668,11 @@ impl Backend for RedisBackend {
                 &RETRY,
                 job,
                 &[&self.keys.scheduled, &self.keys.due],
-                &[delay.as_bytes(), error.as_bytes()],
+                &[
+                    delay.as_bytes(),
+                    bounded_error(error).as_bytes(),
+                    self.keys.prefix.as_bytes(),
+                ],
             )
             .await
         })
@@ -643,7 +695,16 @@ impl Backend for RedisBackend {
     }
 
     fn release<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
-        Box::pin(self.settle("release", &RELEASE, job, &[], &[]))
+        Box::pin(async move {
+            self.settle(
+                "release",
+                &RELEASE,
+                job,
+                &[],
+                &[self.keys.prefix.as_bytes()],
+            )
+            .await
+        })
     }
 
     fn bury<'a>(&'a self, job: &'a Job, error: &'a str) -> QueueFuture<'a, bool> {
@@ -654,7 +715,7 @@ impl Backend for RedisBackend {
                 &BURY,
                 job,
                 &[&self.keys.dead, &self.keys.dead_index, &mark],
-                &[error.as_bytes()],
+                &[bounded_error(error).as_bytes(), self.keys.prefix.as_bytes()],
             )
             .await
         })
@@ -669,7 +730,7 @@ impl Backend for RedisBackend {
     }
 
     fn replay<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, bool> {
-        Box::pin(self.replay_dead_letter(webhook_id))
+        Box::pin(self.replay_one(webhook_id, "library", false))
     }
 
     /// Depth is the stream's length plus the scheduled retries; the oldest age is that of the
@@ -680,11 +741,59 @@ impl Backend for RedisBackend {
         Box::pin(self.queue_stats())
     }
 
-    /// Deletes up to 100 dead letters past the dead-letter retention. Done ids are not purged
-    /// here: their marks expire on their own (`done` is always 0).
+    /// Deletes up to 100 done deliveries past the record's retention and up to 100 dead
+    /// letters past the dead-letter retention, each with its record and id mark.
     fn purge(&self) -> QueueFuture<'_, Purged> {
-        Box::pin(self.purge_dead())
+        Box::pin(self.purge_expired())
     }
+
+    fn list<'a>(
+        &'a self,
+        filter: &'a DeliveryFilter,
+        after: Option<&'a Cursor>,
+        limit: usize,
+    ) -> QueueFuture<'a, DeliveryPage> {
+        Box::pin(self.list_page(filter, after, limit))
+    }
+
+    fn counts<'a>(&'a self, filter: &'a DeliveryFilter) -> QueueFuture<'a, DeliveryCounts> {
+        Box::pin(self.count_deliveries(filter))
+    }
+
+    fn delivery<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, Option<DeliveryRecord>> {
+        Box::pin(self.show(webhook_id))
+    }
+
+    fn replay_by<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        Box::pin(self.replay_one(webhook_id, by, true))
+    }
+
+    fn replay_matching<'a>(
+        &'a self,
+        filter: &'a DeliveryFilter,
+        by: &'a str,
+        max: usize,
+    ) -> QueueFuture<'a, u64> {
+        Box::pin(self.replay_filtered(filter, by, max))
+    }
+
+    fn discard<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        Box::pin(self.discard_one(webhook_id, by))
+    }
+
+    fn forget<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        Box::pin(self.forget_one(webhook_id, by))
+    }
+
+    fn purge_dead(&self, before_ms: i64, max: usize) -> QueueFuture<'_, u64> {
+        Box::pin(self.purge_dead_before(before_ms, max))
+    }
+}
+
+/// The portal group of a type, as the record stores it (`''` for a type in no group).
+fn group_of(event_type: &str) -> &'static str {
+    agentsync_webhooks_core::EventGroup::of(event_type)
+        .map_or("", agentsync_webhooks_core::EventGroup::as_str)
 }
 
 /// A lease in ms as the scripts take it: at least 1, at most ten years.

@@ -1,24 +1,44 @@
--- KEYS: dead, dead index. ARGV: dead-letter retention (ms), batch, id-mark prefix.
--- Deletes the oldest dead letters past the retention (a dead entry's id is the engine's time
--- of its burial), each webhook-id forgotten with it: {purged, 1 if the batch was full}.
--- The id marks are named from the prefix (on a Cluster its hash tag keeps them in this slot).
+-- KEYS: dead, dead index. ARGV: dead-letter retention (ms), batch, prefix, record retention (ms).
+-- Deletes the oldest done deliveries past the record's retention (by `done-at`) and the oldest
+-- dead letters past the dead-letter retention (a dead entry's id is the engine's time of its
+-- burial), each with its record and its webhook-id mark: {done, dead, 1 if a batch was full}.
+-- The keys of a delivery are named from the prefix (on a Cluster its hash tag keeps them in
+-- this slot).
 local retention = tonumber(ARGV[1])
 local batch = int_arg(ARGV[2], 1, 100000)
-if not retention or retention < 0 or not batch then
+local P = ARGV[3]
+local record_retention = tonumber(ARGV[4])
+if not retention or retention < 0 or not batch or not record_retention or record_retention < 0 then
   return redis.error_reply('ERR purge: retention or batch out of range')
 end
 local now = now_ms()
+local done = {}
 -- A retention longer than the time since 1970 (Duration::MAX) keeps them forever.
-if retention >= now then return {0, 0} end
-local old = redis.call('XRANGE', KEYS[1], '-', int(now - retention), 'COUNT', batch)
-for _, entry in ipairs(old) do
-  local id = field(entry[2], 'id')
-  if id and redis.call('HGET', KEYS[2], id) == entry[1] then
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('DEL', ARGV[3] .. 'id:' .. id)
+if record_retention < now then
+  done = redis.call('ZRANGEBYSCORE', P .. 'done-at', '-inf', int(now - record_retention),
+    'LIMIT', 0, batch)
+  for _, id in ipairs(done) do
+    if redis.call('HGET', P .. 'd:' .. id, 'state') == 'done' then
+      drop_record(P, id)
+      redis.call('DEL', P .. 'id:' .. id)
+    else
+      redis.call('ZREM', P .. 'done-at', id)
+    end
   end
-  redis.call('XDEL', KEYS[1], entry[1])
+end
+local old = {}
+if retention < now then
+  old = redis.call('XRANGE', KEYS[1], '-', int(now - retention), 'COUNT', batch)
+  for _, entry in ipairs(old) do
+    local id = field(entry[2], 'id')
+    if id and redis.call('HGET', KEYS[2], id) == entry[1] then
+      redis.call('HDEL', KEYS[2], id)
+      redis.call('DEL', P .. 'id:' .. id)
+      drop_record(P, id)
+    end
+    redis.call('XDEL', KEYS[1], entry[1])
+  end
 end
 local full = 0
-if #old == batch then full = 1 end
-return {#old, full}
+if #old == batch or #done == batch then full = 1 end
+return {#done, #old, full}
