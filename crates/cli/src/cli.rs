@@ -5,8 +5,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::{
-    dlq::DlqCommand, listen::ListenArgs, replay::ReplayArgs, secret::SecretCommand, send::SendArgs,
-    sign::SignArgs, verify::VerifyArgs,
+    dlq::DlqCommand, listen::ListenArgs, queue::QueueCommand, replay::ReplayArgs,
+    secret::SecretCommand, send::SendArgs, sign::SignArgs, verify::VerifyArgs,
 };
 
 /// Receive, send, sign and check AgentSync webhooks (Standard Webhooks / Svix signing).
@@ -40,7 +40,14 @@ pub enum Command {
     Verify(VerifyArgs),
     /// List the 21 documented event types by group.
     Events,
-    /// The dead letters of a durable queue (SQLite, Redis, PostgreSQL): list, show, replay.
+    /// Every delivery on record in a durable queue (SQLite, Redis, PostgreSQL): list, show,
+    /// replay, discard, forget, purge, stats.
+    Queue {
+        /// What to do.
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+    /// The dead letters of a durable queue: list, show, replay (`queue` with --state dead).
     Dlq {
         /// What to do.
         #[command(subcommand)]

@@ -3,8 +3,8 @@
 //! `listen` runs a receiver built on the library, so that what it accepts is what a service using
 //! the library accepts; `send` signs and delivers like AgentSync's Standard Webhooks sender (and
 //! doubles as a load generator); `replay`, `sign`, `verify`, `events`, `secret new` and
-//! `completions` help around them; `dlq` lists, shows and replays the dead letters of a service's
-//! durable queue.
+//! `completions` help around them; `queue` lists, shows and acts on every delivery on record in a
+//! service's durable queue, and `dlq` is `queue` with `--state dead`.
 //!
 //! ```sh
 //! # terminal 1: prints a fresh secret and the exact send command
@@ -30,6 +30,7 @@ mod input;
 mod keys;
 mod listen;
 mod output;
+mod queue;
 mod replay;
 mod secret;
 mod send;
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Events => events::list(),
+        Command::Queue { command } => runtime().and_then(|rt| rt.block_on(queue::run(command))),
         Command::Dlq { command } => runtime().and_then(|rt| rt.block_on(dlq::run(command))),
         Command::Secret {
             command: SecretCommand::New { v1a },

@@ -108,10 +108,7 @@ fn expected_index(name: &str) -> Option<&'static str> {
         "list: one state, first page" | "list: one state, next page" => Some("jobs_state_received"),
         "list: a type, first page" | "list: a type, next page" => Some("jobs_type_received"),
         "list: a group, first page" | "list: a group, next page" => Some("jobs_group_received"),
-        "counts by state: everything" | "counts by state: a time range" => {
-            Some("jobs_state_received")
-        }
-        "counts by type: everything" | "counts by type: a time range" => Some("jobs_type_received"),
+        "counts: everything" | "counts: a time range" => Some("jobs_counts"),
         _ => None,
     }
 }

@@ -154,35 +154,28 @@ pub(super) fn list_sql(
     )
 }
 
-/// The counts queries, by state then by type, of what `filter` keeps (its states aside). Each
-/// groups along an index whose order is the grouping's, so nothing is sorted; over a time
-/// range (or everything) both indexes hold the received-at too, and the counts read the index
-/// alone.
-pub(super) fn counts_sql(filter: &DeliveryFilter) -> [(String, Vec<SqlValue>); 2] {
+/// The counts query: every state and type of what `filter` keeps, its states aside. It groups
+/// along the index on `(state, event_type, received_at_ms)`, whose order is the grouping's and
+/// which holds the received-at: one walk of that index, never a sort, whatever the time range.
+/// A type or an id filter narrows by its own index instead.
+pub(super) fn counts_sql(filter: &DeliveryFilter) -> (String, Vec<SqlValue>) {
     let all_states = DeliveryFilter {
         states: Vec::new(),
         ..filter.clone()
     };
-    let by = |column: &str, index: &str| {
-        let clause = Where::filter(Placeholders::Question, &all_states, None, None);
-        // A type or an id narrows by its own index better than a walk along the grouping's.
-        let hint = if filter.event_type.is_none() && filter.webhook_id.is_none() {
-            format!("INDEXED BY {index}")
-        } else {
-            String::new()
-        };
-        (
-            format!(
-                "SELECT {column}, count(*) FROM jobs {hint} {} GROUP BY {column}",
-                clause.sql()
-            ),
-            clause.values,
-        )
+    let clause = Where::filter(Placeholders::Question, &all_states, None, None);
+    let hint = if filter.event_type.is_none() && filter.webhook_id.is_none() {
+        "INDEXED BY jobs_counts"
+    } else {
+        ""
     };
-    [
-        by("state", "jobs_state_received"),
-        by("event_type", "jobs_type_received"),
-    ]
+    (
+        format!(
+            "SELECT state, event_type, count(*) FROM jobs {hint} {} GROUP BY state, event_type",
+            clause.sql()
+        ),
+        clause.values,
+    )
 }
 
 fn summary_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliverySummary> {
@@ -261,26 +254,21 @@ impl Engine {
     }
 
     pub(super) fn counts(&mut self, filter: &DeliveryFilter) -> rusqlite::Result<DeliveryCounts> {
-        let [(by_state, state_values), (by_type, type_values)] = counts_sql(filter);
+        let (sql, values) = counts_sql(filter);
         let mut counts = DeliveryCounts::empty();
-        let mut statement = self.connection.prepare_cached(&by_state)?;
-        let rows = statement.query_map(params_from_iter(state_values.iter()), |row| {
-            Ok((state_from(row, 0)?, row.get::<_, i64>(1)?))
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let rows = statement.query_map(params_from_iter(values.iter()), |row| {
+            Ok((
+                state_from(row, 0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
         })?;
         for row in rows {
-            let (state, n) = row?;
-            counts.by_state.insert(state, u64::try_from(n).unwrap_or(0));
-        }
-        drop(statement);
-        let mut statement = self.connection.prepare_cached(&by_type)?;
-        let rows = statement.query_map(params_from_iter(type_values.iter()), |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-        })?;
-        for row in rows {
-            let (event_type, n) = row?;
-            counts
-                .by_type
-                .insert(event_type, u64::try_from(n).unwrap_or(0));
+            let (state, event_type, n) = row?;
+            let n = u64::try_from(n).unwrap_or(0);
+            *counts.by_state.entry(state).or_default() += n;
+            *counts.by_type.entry(event_type).or_default() += n;
         }
         Ok(counts)
     }

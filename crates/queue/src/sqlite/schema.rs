@@ -50,13 +50,14 @@ CREATE TABLE history (
 
 /// The indexes of the current version: the workers' (due, leases), the purge's (done, dead,
 /// which also orders the dead letters) and the record's (newest first, overall, by state, by
-/// type, by group; the overall one covers the counts).
+/// type, by group; and the counts', grouped by state and type).
 const INDEXES: &str = "
 CREATE INDEX jobs_due ON jobs (next_run_at_ms) WHERE state IN ('waiting', 'retrying');
 CREATE INDEX jobs_lease ON jobs (locked_until_ms) WHERE state = 'running';
 CREATE INDEX jobs_done ON jobs (done_at_ms) WHERE state = 'done';
 CREATE INDEX jobs_dead_order ON jobs (died_at_ms, webhook_id) WHERE state = 'dead';
-CREATE INDEX jobs_received ON jobs (received_at_ms, webhook_id, state, event_type);
+CREATE INDEX jobs_received ON jobs (received_at_ms, webhook_id);
+CREATE INDEX jobs_counts ON jobs (state, event_type, received_at_ms);
 CREATE INDEX jobs_state_received ON jobs (state, received_at_ms, webhook_id);
 CREATE INDEX jobs_type_received ON jobs (event_type, received_at_ms, webhook_id);
 CREATE INDEX jobs_group_received ON jobs (event_group, received_at_ms, webhook_id);
