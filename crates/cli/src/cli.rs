@@ -4,6 +4,8 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::dashboard::DashboardArgs;
+
 use crate::{
     dlq::DlqCommand, listen::ListenArgs, queue::QueueCommand, replay::ReplayArgs,
     secret::SecretCommand, send::SendArgs, sign::SignArgs, verify::VerifyArgs,
@@ -65,6 +67,8 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Serve the operator's dashboard over a queue's delivery record (127.0.0.1:8081).
+    Dashboard(DashboardArgs),
 }
 
 #[cfg(test)]

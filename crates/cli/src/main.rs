@@ -22,6 +22,7 @@
 mod capture;
 mod cli;
 mod completions;
+mod dashboard;
 mod dlq;
 mod events;
 mod failure;
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
             command: SecretCommand::New { v1a },
         } => secret::new(v1a),
         Command::Completions { shell } => completions::print(shell),
+        Command::Dashboard(args) => runtime().and_then(|rt| rt.block_on(dashboard::run(args))),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
