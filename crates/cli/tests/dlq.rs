@@ -130,7 +130,7 @@ async fn sqlite_dead_letters_are_listed_shown_and_replayed() {
         .unwrap();
     drop(queue);
 
-    // list: oldest first, one line each, then the counts.
+    // list: newest first (by received-at, then webhook-id), one line each, then the counts.
     let listed = run(&["dlq", "list", "--queue", &url]);
     assert_eq!(status(&listed), 0, "{}", stderr(&listed));
     let text = stdout(&listed);
@@ -147,15 +147,26 @@ async fn sqlite_dead_letters_are_listed_shown_and_replayed() {
     }
     assert!(lines[1].contains("msg_text") && lines[1].contains("contract.updated"));
     assert!(lines[1].ends_with("permanent: unknown contract"), "{text}");
-    assert_eq!(lines[2], "queue: 1 waiting or running, 2 dead");
+    assert_eq!(
+        lines[2],
+        "2 of 2 dead letters shown, newest first (all states: 1 waiting, 2 dead)."
+    );
 
     let limited = run(&["dlq", "list", "--queue", &url, "--limit", "1"]);
     let text = stdout(&limited);
-    assert_eq!(text.lines().count(), 2, "{text}");
+    assert_eq!(text.lines().count(), 3, "{text}");
     assert!(text.contains("msg_updates") && !text.contains("msg_text"));
+    assert!(text.contains("1 of 2 dead letters shown"), "{text}");
+    let cursor = text
+        .lines()
+        .find_map(|line| line.strip_prefix("next page: --after "))
+        .expect("the next page's cursor");
+    let next = stdout(&run(&[
+        "dlq", "list", "--queue", &url, "--limit", "1", "--after", cursor,
+    ]));
     assert!(
-        text.contains("the oldest 1 shown: --limit for more"),
-        "{text}"
+        next.contains("msg_text") && !next.contains("msg_updates"),
+        "{next}"
     );
 
     // list --format json: only objects on stdout, the counts on stderr.
@@ -171,9 +182,9 @@ async fn sqlite_dead_letters_are_listed_shown_and_replayed() {
         "pull failed: HTTP 503 from the PSAPI\n  after 3 pages"
     );
     assert_eq!(objects[0]["received_at"], "2023-11-14T22:13:20.123Z");
-    assert!(starts_with_rfc3339(objects[0]["died_at"].as_str().unwrap()));
+    assert_eq!(objects[0]["state"], "dead");
     assert_eq!(objects[1]["webhook_id"], "msg_text");
-    assert!(stderr(&listed).contains("queue: 1 waiting or running, 2 dead"));
+    assert!(stderr(&listed).contains("2 of 2 dead letters shown"));
 
     // show: everything, the JSON body pretty-printed in its own order.
     let shown = run(&["dlq", "show", "msg_updates", "--queue", &url]);
@@ -185,7 +196,7 @@ async fn sqlite_dead_letters_are_listed_shown_and_replayed() {
         "attempts           1",
         "received at        2023-11-14T22:13:20.123Z",
         "webhook-timestamp  1700000000 (2023-11-14T22:13:20Z)",
-        "webhook-signature  v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+        "webhook-signature  v1,K5oZfzN9... (shortened)",
         "  pull failed: HTTP 503 from the PSAPI\n    after 3 pages",
         "body (79 bytes, JSON)\n{\n  \"type\": \"producersync.updates_available\",\n  \"data\": {\n    \"npn\": \"1234567\",\n    \"changes\": []\n  }\n}",
     ] {
@@ -215,10 +226,8 @@ async fn sqlite_dead_letters_are_listed_shown_and_replayed() {
         "json",
     ]);
     let object = &json_lines(&shown)[0];
-    assert_eq!(
-        object["webhook_signature"],
-        "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="
-    );
+    assert_eq!(object["webhook_signature"], "v1,K5oZfzN9...");
+    assert!(!stdout(&shown).contains("K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN"));
     assert_eq!(object["body_is_json"], true);
     assert_eq!(object["body"]["data"]["npn"], "1234567");
     assert_eq!(object["webhook_timestamp"], 1_700_000_000);
@@ -253,7 +262,7 @@ async fn sqlite_dead_letters_are_listed_shown_and_replayed() {
     let listed = stdout(&run(&["dlq", "list", "--queue", &url]));
     assert!(!listed.contains("msg_updates") && listed.contains("msg_text"));
     assert!(
-        listed.contains("queue: 2 waiting or running, 1 dead"),
+        listed.contains("1 of 1 dead letter shown, newest first (all states: 2 waiting, 1 dead)."),
         "{listed}"
     );
 
@@ -268,10 +277,18 @@ async fn sqlite_dead_letters_are_listed_shown_and_replayed() {
     assert_eq!(replayed_job.delivery.body.as_ref(), UPDATES_BODY);
     drop(queue);
 
-    // replay --all: the rest; then the list says there is none.
-    let replayed = run(&["dlq", "replay", "--all", "--queue", &url]);
+    // replay --all: a bulk action, so asked first; without a terminal, only with --yes.
+    let refused = run(&["dlq", "replay", "--all", "--queue", &url]);
+    assert_eq!(status(&refused), 2, "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("--yes"), "{}", stderr(&refused));
+    // The rest; then the list says there is none.
+    let replayed = run(&["dlq", "replay", "--all", "--yes", "--queue", &url]);
     assert_eq!(status(&replayed), 0, "{}", stderr(&replayed));
-    assert_eq!(stdout(&replayed), "msg_text  replayed\n");
+    assert!(
+        stdout(&replayed).ends_with("Replayed 1 dead letter.\n"),
+        "{}",
+        stdout(&replayed)
+    );
     let listed = run(&["dlq", "list", "--queue", &url]);
     assert_eq!(status(&listed), 0);
     assert!(
@@ -478,12 +495,16 @@ async fn redis_dead_letters_are_listed_shown_and_replayed() {
     let text = stdout(&listed);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
+    // Received at the same time: the greater webhook-id first.
     assert!(
-        starts_with_rfc3339(lines[0]) && lines[0].contains("msg_r1"),
+        starts_with_rfc3339(lines[0]) && lines[0].contains("msg_r2"),
         "{text}"
     );
-    assert!(lines[1].contains("msg_r2") && lines[1].ends_with("permanent: bad data"));
-    assert_eq!(lines[2], "queue: 0 waiting or running, 2 dead");
+    assert!(lines[1].contains("msg_r1") && lines[1].ends_with("permanent: bad data"));
+    assert_eq!(
+        lines[2],
+        "2 of 2 dead letters shown, newest first (all states: 2 dead)."
+    );
 
     let shown = run(&[
         "dlq",
@@ -612,12 +633,16 @@ async fn postgres_dead_letters_are_listed_shown_and_replayed() {
     let text = stdout(&listed);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
+    // Received at the same time: the greater webhook-id first.
     assert!(
-        starts_with_rfc3339(lines[0]) && lines[0].contains("msg_p1"),
+        starts_with_rfc3339(lines[0]) && lines[0].contains("msg_p2"),
         "{text}"
     );
-    assert!(lines[1].contains("msg_p2") && lines[1].ends_with("permanent: bad data"));
-    assert_eq!(lines[2], "queue: 0 waiting or running, 2 dead");
+    assert!(lines[1].contains("msg_p1") && lines[1].ends_with("permanent: bad data"));
+    assert_eq!(
+        lines[2],
+        "2 of 2 dead letters shown, newest first (all states: 2 dead)."
+    );
 
     let shown = run_in(&["dlq", "show", "msg_p1"], None, Some(&database.url));
     assert_eq!(status(&shown), 0, "{}", stderr(&shown));
