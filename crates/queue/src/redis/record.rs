@@ -19,11 +19,14 @@ use agentsync_webhooks_core::handoff::ReceivedDelivery;
 
 /// At most this many index members are read per list (or bulk replay) call: a filter that
 /// the indexes do not narrow (an id prefix) ends its page early, with a cursor to go on from.
-const LIST_BUDGET: usize = 20_000;
+const LIST_BUDGET: usize = 5_000;
 /// The largest page a list call reads.
 const MAX_PAGE: usize = 10_000;
 /// The page size of the walk that counts an id prefix.
 const COUNT_PAGE: usize = 1_000;
+
+/// A record's hash fields (name, value, ...) as `HGETALL` returns them.
+type Fields = Vec<Vec<u8>>;
 
 /// One summary as `list.lua` returns it: id, type, state, received, attempts, last error, next
 /// run.
@@ -161,7 +164,7 @@ impl RedisBackend {
         let mut connection = self.connection.clone();
         let mut invocation = RECORD.prepare_invoke();
         invocation.arg(webhook_id).arg(&self.keys.prefix);
-        let found: Option<(Vec<Vec<u8>>, Vec<Vec<u8>>)> = self
+        let found: Option<(Fields, Vec<Vec<u8>>)> = self
             .bounded("show a delivery", invocation.invoke_async(&mut connection))
             .await?;
         found
