@@ -159,7 +159,10 @@ UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until_ms = ?2
 WHERE rowid = ?1
 RETURNING webhook_id, event_type, webhook_timestamp, signature, received_at_ms, body, attempts";
 /// What the settling statements return for the attempt's history entry.
-const SETTLED: &str = "RETURNING attempts, claimed_at_ms, worker";
+/// What the settling statements return for the attempt's history entry, whose place they count
+/// in `history_seq` as they settle (one statement fewer per settle).
+const SETTLED: &str = "RETURNING attempts, claimed_at_ms, worker, history_seq";
+const SETTLED_SET: &str = ", history_seq = history_seq + 1";
 const COMPLETE: &str = "
 UPDATE jobs SET state = 'done', done_at_ms = ?3, locked_until_ms = NULL, lease = NULL
 WHERE webhook_id = ?1 AND state = 'running' AND lease = ?2";
@@ -1087,10 +1090,9 @@ impl Engine {
         let now = now_ms();
         let sql = settled(sql);
         let mut statement = self.connection.prepare_cached(&sql)?;
-        let read =
-            |row: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, Option<i64>, Option<String>)> {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            };
+        let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Settled> {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        };
         let settled = match error {
             Some(error) => statement
                 .query_row(params![id, lease, value, error], read)
@@ -1100,7 +1102,7 @@ impl Engine {
                 .optional()?,
         };
         drop(statement);
-        let Some((attempts, claimed_at, worker)) = settled else {
+        let Some((attempts, claimed_at, worker, seq)) = settled else {
             return Ok(false);
         };
         let started = claimed_at.unwrap_or(now);
@@ -1116,7 +1118,7 @@ impl Engine {
             error: error.map(str::to_owned),
             worker: worker.unwrap_or_default(),
         };
-        record::append(&self.connection, id, started, &event)?;
+        record::append_at(&self.connection, id, seq, started, &event)?;
         Ok(true)
     }
 
@@ -1154,9 +1156,15 @@ impl Engine {
 /// A lease that ran out: its row, id, attempts, claim time, lease end and worker.
 type ExpiredLease = (i64, String, i64, Option<i64>, Option<i64>, Option<String>);
 
-/// A settling statement with the columns its history entry needs returned.
+/// What a settling statement returns: attempts, claim time, worker, the history entry's place.
+type Settled = (i64, Option<i64>, Option<String>, i64);
+
+/// A settling statement that counts its history entry and returns what the entry needs.
 fn settled(sql: &str) -> String {
-    format!("{sql} {SETTLED}")
+    match sql.split_once("\nWHERE ") {
+        Some((set, condition)) => format!("{set}{SETTLED_SET}\nWHERE {condition} {SETTLED}"),
+        None => sql.to_owned(),
+    }
 }
 
 /// The delivery in the first six columns of `row`.

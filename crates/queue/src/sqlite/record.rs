@@ -86,6 +86,17 @@ pub(super) fn append(
     else {
         return Ok(());
     };
+    append_at(connection, webhook_id, seq, at_ms, event)
+}
+
+/// [`append`] as entry `seq`, for a statement that already counted it in `history_seq`.
+pub(super) fn append_at(
+    connection: &Connection,
+    webhook_id: &str,
+    seq: i64,
+    at_ms: i64,
+    event: &HistoryEvent,
+) -> rusqlite::Result<()> {
     let (attempt, duration, outcome, error, worker, actor) = match event {
         HistoryEvent::Attempt {
             number,
