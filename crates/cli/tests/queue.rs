@@ -587,7 +587,7 @@ async fn a_bulk_replay_says_how_many_and_needs_a_terminal_or_yes() {
         &url,
     ));
     assert!(
-        replayed.contains("this replays the newest 1 of them"),
+        replayed.contains("this replays the newest 1 of them (--limit 1)"),
         "{replayed}"
     );
     assert!(
@@ -624,6 +624,62 @@ async fn a_bulk_replay_says_how_many_and_needs_a_terminal_or_yes() {
             && text.contains("nothing to replay"),
         "{text}"
     );
+}
+
+/// `agentsync-webhooks ARGS --queue URL` on a terminal (util-linux `script` gives it one), with
+/// `answer` typed; its output and exit status. `None` without `script`.
+fn on_a_terminal(args: &[&str], url: &str, answer: &str) -> Option<(String, i32)> {
+    use std::{io::Write as _, process::Stdio};
+
+    let mut line = format!("'{}'", common::BIN);
+    for arg in args.iter().chain(&["--queue", url]) {
+        line.push_str(&format!(" '{arg}'"));
+    }
+    line.push_str("; echo \"exit=$?\"");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("AGENTSYNC_QUEUE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    // Typed once the question is up (a terminal's input typed early is kept too).
+    std::thread::sleep(Duration::from_millis(300));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).replace("\r\n", "\n");
+    let code = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("exit="))?
+        .parse()
+        .ok()?;
+    Some((text, code))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_a_bulk_replay_asks_and_only_yes_goes_ahead() {
+    let (_scratch, url, queue) = sqlite_queue("queue-terminal").await;
+    let args = ["queue", "replay", "--state", "dead"];
+    let Some((text, code)) = on_a_terminal(&args, &url, "n\n") else {
+        eprintln!("skipping: no util-linux `script` to run the command on a terminal");
+        return;
+    };
+    assert!(text.contains("Replay 2 deliveries? [y/N]"), "{text}");
+    assert!(text.contains("nothing replayed: not confirmed"), "{text}");
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(state(&queue, "msg_e5").await, Some(DeliveryState::Dead));
+
+    let (text, code) = on_a_terminal(&args, &url, "y\n").unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("Replayed 2 dead letters."), "{text}");
+    assert_eq!(state(&queue, "msg_e5").await, Some(DeliveryState::Waiting));
+    assert_eq!(state(&queue, "msg_c3").await, Some(DeliveryState::Waiting));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,7 +106,12 @@ pub async fn replay_matching(
     }
     let touched = found.min(u64::try_from(limit).unwrap_or(u64::MAX));
     let which = if touched < found {
-        format!("the newest {touched} of them (at most {limit} a call)")
+        let bound = if limit < MAX_BULK {
+            format!("--limit {limit}")
+        } else {
+            format!("at most {MAX_BULK} a call")
+        };
+        format!("the newest {touched} of them ({bound})")
     } else if touched == 1 {
         "it".to_owned()
     } else {
