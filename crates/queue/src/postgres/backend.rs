@@ -11,10 +11,22 @@ use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row, error::SqlState, types::ToSql};
 
-use super::{PostgresOptions, statements::Statements};
-use crate::backend::{
-    Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt, attempt_count,
-    duration_ms,
+use super::{
+    PostgresOptions,
+    record::RecordStatements,
+    schema::{self, SchemaError},
+    statements::Statements,
+};
+use crate::{
+    backend::{
+        Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt,
+        attempt_count, duration_ms,
+    },
+    record::{
+        Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord, DeliveryState,
+        bounded_error,
+    },
+    sql::group_of,
 };
 
 /// At most this many rows of each kind (done, dead) are deleted per purge.
@@ -32,9 +44,12 @@ pub struct PostgresBackend {
     bookkeeping: Pool,
     table: String,
     statements: Statements,
+    pub(super) record: RecordStatements,
     timeout: Duration,
     /// `None`: kept forever.
     retention_ms: Option<i64>,
+    /// How long a done delivery stays on record (never less than `retention_ms`).
+    record_retention_ms: Option<i64>,
     dead_retention_ms: Option<i64>,
     /// Test only: how far this instance's clock runs ahead ([`PostgresOptions::clock_offset`]).
     clock_offset_ms: i64,
@@ -81,14 +96,16 @@ impl PostgresBackend {
             durable: build_pool(config.clone(), &options)?,
             bookkeeping,
             statements: Statements::new(&options.table),
+            record: RecordStatements::new(&options.table),
             table: options.table.clone(),
             timeout: options.timeout,
             retention_ms: kept_for(options.retention),
+            record_retention_ms: kept_for(options.record_retention.max(options.retention)),
             dead_retention_ms: kept_for(options.dead_retention),
             clock_offset_ms: duration_ms(options.clock_offset),
         };
         backend.flush_durable_writes(&config, &options).await?;
-        backend.create_table().await?;
+        backend.migrate().await?;
         Ok(backend)
     }
 
@@ -109,11 +126,19 @@ impl PostgresBackend {
         .await
     }
 
-    /// Test only: the statements this backend runs, by name, for the tests to `EXPLAIN`.
+    /// Test only: the statements this backend runs, by name, for the tests to `EXPLAIN`: the
+    /// workers' path, the record's fixed statements, and its lists and counts for each shape
+    /// of filter.
     #[cfg(feature = "testing")]
     #[doc(hidden)]
-    pub fn statements(&self) -> Vec<(&'static str, &str)> {
-        self.statements.by_name()
+    pub fn statements(&self) -> Vec<(String, String)> {
+        self.statements
+            .by_name()
+            .into_iter()
+            .chain(self.record.by_name())
+            .map(|(name, sql)| (name.to_owned(), sql.to_owned()))
+            .chain(super::record::shapes_for_tests(&self.table))
+            .collect()
     }
 
     /// Rebuilds the durable pool with `synchronous_commit=on` in its startup options when the
@@ -154,7 +179,11 @@ impl PostgresBackend {
     }
 
     /// Runs `work` with a bookkeeping connection, the wait for it included in the timeout.
-    async fn bounded<T, F, Fut>(&self, what: &'static str, work: F) -> Result<T, StoreError>
+    pub(super) async fn bounded<T, F, Fut>(
+        &self,
+        what: &'static str,
+        work: F,
+    ) -> Result<T, StoreError>
     where
         F: FnOnce(deadpool_postgres::Client) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
@@ -163,7 +192,11 @@ impl PostgresBackend {
     }
 
     /// Runs `work` with a connection whose commits are flushed before they are acknowledged.
-    async fn bounded_durable<T, F, Fut>(&self, what: &'static str, work: F) -> Result<T, StoreError>
+    pub(super) async fn bounded_durable<T, F, Fut>(
+        &self,
+        what: &'static str,
+        work: F,
+    ) -> Result<T, StoreError>
     where
         F: FnOnce(deadpool_postgres::Client) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
@@ -194,20 +227,41 @@ impl PostgresBackend {
         }
     }
 
-    /// Creates the table and indexes, one instance at a time (an advisory lock), since
-    /// concurrent `CREATE ... IF NOT EXISTS` can still collide.
-    async fn create_table(&self) -> Result<(), StoreError> {
+    /// Creates the schema, or migrates an older table forward (`schema.rs`); a table of a newer
+    /// schema is refused before anything is written to it.
+    async fn migrate(&self) -> Result<(), StoreError> {
         let table = self.table.clone();
-        let schema = self.statements.schema.clone();
-        self.bounded_durable("create the queue table", |mut client| async move {
-            let transaction = client.transaction().await?;
-            transaction
-                .execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&table])
-                .await?;
-            transaction.batch_execute(&schema).await?;
-            transaction.commit().await
-        })
-        .await
+        let call = async {
+            let mut client = self
+                .durable
+                .get()
+                .await
+                .map_err(|err| pool_error("create the queue table", err))?;
+            match schema::migrate(&mut client, &table).await {
+                Ok(()) => Ok(()),
+                Err(SchemaError::Postgres(err)) => Err(pg_error("create the queue table", &err)),
+                Err(SchemaError::Newer(found)) => Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    format!(
+                        "the PostgreSQL queue table {table} was written by a newer \
+                         agentsync-webhooks (schema {found}; this build knows up to {}): \
+                         upgrade, or use another table; nothing was written",
+                        schema::VERSION
+                    ),
+                )),
+            }
+        };
+        // A migration of a large table takes longer than one call's timeout: bounded by ten.
+        match tokio::time::timeout(self.timeout.saturating_mul(10), call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::new(
+                StoreErrorKind::Timeout,
+                format!(
+                    "PostgreSQL create the queue table took longer than {:?}",
+                    self.timeout.saturating_mul(10)
+                ),
+            )),
+        }
     }
 
     /// Runs one bookkeeping statement; how many rows it changed.
@@ -237,28 +291,35 @@ impl PostgresBackend {
         Ok(self.execute(what, sql, &params).await? == 1)
     }
 
+    /// One statement for a new id. A known id is then stored again if its delivery is dead
+    /// (the sender's resend from its portal), forgotten, or done longer ago than the retention;
+    /// anything else is a duplicate.
     async fn enqueue_delivery(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
         let body: &[u8] = delivery.body.as_ref();
-        let sql = &self.statements.enqueue;
-        let inserted = self
+        let group = group_of(&delivery.event_type);
+        let (insert, take_over) = (&self.statements.enqueue, &self.statements.take_over);
+        let retention_ms = self.retention_ms.unwrap_or(i64::MAX);
+        let stored = self
             .bounded_durable("enqueue", |client| async move {
-                let statement = client.prepare_cached(sql).await?;
-                client
-                    .query_opt(
-                        &statement,
-                        &[
-                            &delivery.webhook_id,
-                            &delivery.event_type,
-                            &delivery.webhook_timestamp,
-                            &delivery.signature,
-                            &delivery.received_at_ms,
-                            &body,
-                        ],
-                    )
-                    .await
+                let values: [&(dyn ToSql + Sync); 8] = [
+                    &delivery.webhook_id,
+                    &delivery.event_type,
+                    &group,
+                    &delivery.webhook_timestamp,
+                    &delivery.signature,
+                    &delivery.received_at_ms,
+                    &body,
+                    &retention_ms,
+                ];
+                let statement = client.prepare_cached(insert).await?;
+                if client.query_opt(&statement, &values[..7]).await?.is_some() {
+                    return Ok(true);
+                }
+                let statement = client.prepare_cached(take_over).await?;
+                Ok(client.query_opt(&statement, &values).await?.is_some())
             })
             .await?;
-        Ok(if inserted.is_some() {
+        Ok(if stored {
             Enqueued::New
         } else {
             Enqueued::Duplicate
@@ -276,12 +337,14 @@ impl PostgresBackend {
         }
         let lease_ms = offset_ms(lease);
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        let token = token.as_str();
+        let (token, worker) = (token.as_str(), token.worker());
         let sql = &self.statements.claim;
         let rows = self
             .bounded("claim", |client| async move {
                 let statement = client.prepare_cached(sql).await?;
-                client.query(&statement, &[&max, &lease_ms, &token]).await
+                client
+                    .query(&statement, &[&max, &lease_ms, &token, &worker])
+                    .await
             })
             .await?;
         rows.iter()
@@ -296,11 +359,12 @@ impl PostgresBackend {
             .map_err(|err| pg_error("read a claimed job", &err))
     }
 
-    /// One batch of each: done rows past the retention, dead rows past the dead-letter
-    /// retention (a retention of `Duration::MAX` skips its half).
+    /// One batch of each: done rows past the record's retention, dead rows past the
+    /// dead-letter retention, with their history (a retention of `Duration::MAX` skips its
+    /// half).
     async fn purge_batch(&self) -> Result<Purged, StoreError> {
         let halves = [
-            (self.retention_ms, &self.statements.purge_done),
+            (self.record_retention_ms, &self.statements.purge_done),
             (self.dead_retention_ms, &self.statements.purge_dead),
         ];
         let [done, dead] = self
@@ -309,9 +373,11 @@ impl PostgresBackend {
                 for (count, (retention_ms, sql)) in deleted.iter_mut().zip(halves) {
                     if let Some(retention_ms) = retention_ms {
                         let statement = client.prepare_cached(sql).await?;
-                        *count = client
-                            .execute(&statement, &[&retention_ms, &PURGE_BATCH])
-                            .await?;
+                        let deleted: i64 = client
+                            .query_one(&statement, &[&retention_ms, &PURGE_BATCH])
+                            .await?
+                            .try_get(0)?;
+                        *count = u64::try_from(deleted).unwrap_or(0);
                     }
                 }
                 Ok(deleted)
@@ -355,14 +421,10 @@ impl PostgresBackend {
     }
 
     async fn replay_dead(&self, webhook_id: &str) -> Result<bool, StoreError> {
-        let sql = &self.statements.replay;
-        let changed = self
-            .bounded_durable("replay", |client| async move {
-                let statement = client.prepare_cached(sql).await?;
-                client.execute(&statement, &[&webhook_id]).await
-            })
+        let replayed = self
+            .replay_ids(&[webhook_id.to_owned()], "library", &[DeliveryState::Dead])
             .await?;
-        Ok(changed == 1)
+        Ok(replayed == 1)
     }
 
     async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
@@ -419,6 +481,7 @@ impl Backend for PostgresBackend {
     fn retry<'a>(&'a self, job: &'a Job, after: Duration, error: &'a str) -> QueueFuture<'a, bool> {
         Box::pin(async move {
             let after_ms = offset_ms(after);
+            let error = bounded_error(error);
             self.settle("retry", &self.statements.retry, job, &[&after_ms, &error])
                 .await
         })
@@ -438,6 +501,7 @@ impl Backend for PostgresBackend {
 
     fn bury<'a>(&'a self, job: &'a Job, error: &'a str) -> QueueFuture<'a, bool> {
         Box::pin(async move {
+            let error = bounded_error(error);
             self.settle("bury", &self.statements.bury, job, &[&error])
                 .await
         })
@@ -461,6 +525,57 @@ impl Backend for PostgresBackend {
 
     fn purge(&self) -> QueueFuture<'_, Purged> {
         Box::pin(self.purge_batch())
+    }
+
+    fn list<'a>(
+        &'a self,
+        filter: &'a DeliveryFilter,
+        after: Option<&'a Cursor>,
+        limit: usize,
+    ) -> QueueFuture<'a, DeliveryPage> {
+        Box::pin(self.list_deliveries(filter, after, limit))
+    }
+
+    fn counts<'a>(&'a self, filter: &'a DeliveryFilter) -> QueueFuture<'a, DeliveryCounts> {
+        Box::pin(self.count_deliveries(filter))
+    }
+
+    fn delivery<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, Option<DeliveryRecord>> {
+        Box::pin(self.delivery_record(webhook_id))
+    }
+
+    fn replay_by<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        Box::pin(async move {
+            let replayed = self
+                .replay_ids(
+                    &[webhook_id.to_owned()],
+                    by,
+                    &[DeliveryState::Done, DeliveryState::Dead],
+                )
+                .await?;
+            Ok(replayed == 1)
+        })
+    }
+
+    fn replay_matching<'a>(
+        &'a self,
+        filter: &'a DeliveryFilter,
+        by: &'a str,
+        max: usize,
+    ) -> QueueFuture<'a, u64> {
+        Box::pin(self.replay_filtered(filter, by, max))
+    }
+
+    fn discard<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        Box::pin(self.discard_delivery(webhook_id, by))
+    }
+
+    fn forget<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        Box::pin(self.forget_id(webhook_id, by))
+    }
+
+    fn purge_dead(&self, before_ms: i64, max: usize) -> QueueFuture<'_, u64> {
+        Box::pin(self.purge_dead_before(before_ms, max))
     }
 }
 
@@ -519,7 +634,7 @@ fn valid_table_name(name: &str) -> bool {
 }
 
 /// The delivery in the first six columns of `row`.
-fn delivery_from_row(row: &Row) -> Result<ReceivedDelivery, tokio_postgres::Error> {
+pub(super) fn delivery_from_row(row: &Row) -> Result<ReceivedDelivery, tokio_postgres::Error> {
     Ok(ReceivedDelivery {
         webhook_id: row.try_get(0)?,
         event_type: row.try_get(1)?,
@@ -542,7 +657,7 @@ fn dead_letter_from_row(row: &Row) -> Result<DeadLetter, tokio_postgres::Error> 
 /// A PostgreSQL error as a [`StoreError`]: a lost or refused connection, or a server shutting
 /// down, is unreachable; a cancelled statement or a lock wait is a timeout; anything else
 /// (a constraint, a permission) is `Other`.
-fn pg_error(what: &'static str, err: &tokio_postgres::Error) -> StoreError {
+pub(super) fn pg_error(what: &'static str, err: &tokio_postgres::Error) -> StoreError {
     let kind = match err.code() {
         Some(code)
             if *code == SqlState::QUERY_CANCELED

@@ -3,26 +3,46 @@
 //!
 //! # Layout
 //!
-//! `statements.rs` holds the schema and every statement, `backend.rs` the [`Backend`] that runs
-//! them. One table (`agentsync_webhook_jobs` by default), created with `CREATE TABLE IF NOT
-//! EXISTS` on connect, one row per `webhook-id` (its primary key): the delivery, its state
-//! (`queued`, `running`, `done`, `dead`), `attempts`, `next_run_at_ms`, the lease
-//! (`locked_until_ms` and the claim's token in `lease`) and the last error. Times are
-//! milliseconds since the Unix epoch **from the server's clock** (`clock_timestamp()`, read in
-//! each statement): instances whose clocks differ still agree on when a lease ends and when a
-//! retry is due. Only `received_at_ms` is the receiving instance's clock.
+//! `schema.rs` holds the schema, its version and the migrations, `statements.rs` the workers'
+//! statements, `record.rs` the record's queries and actions, `backend.rs` the [`Backend`] that
+//! runs them. One table (`agentsync_webhook_jobs` by default) holds one row per `webhook-id`
+//! (its primary key, compared by its bytes whatever the database's collation): the delivery as
+//! received (body and the headers that verify it again), its type and portal group, its state
+//! (`waiting`, `running`, `retrying`, `done`, `dead`), `attempts`, `next_run_at_ms`, the lease
+//! (`locked_until_ms`, the claim's token in `lease`, the worker and when it claimed) and the
+//! last error. `{table}_history` holds what happened to each delivery (every attempt with its
+//! start, duration, outcome, error and worker; replays, resends, discards, forgets), its first
+//! entry and the latest, 25 in all. `{table}_schema` holds the schema version: a table created
+//! before it (states `queued`, `running`, `done`, `dead`) is upgraded in place on connect, its
+//! waiting jobs and dead letters kept, one transaction per step under an advisory lock; a table
+//! of a newer version is refused before anything is written.
 //!
-//! - Enqueue is `INSERT ... ON CONFLICT (webhook_id) DO NOTHING RETURNING`: the de-duplication and
-//!   the write are one statement, committed before it answers.
-//! - Claim is one `UPDATE` over the rows a `SELECT ... FOR UPDATE SKIP LOCKED` picked through
-//!   partial indexes: the expired leases (`locked_until_ms WHERE state = 'running'`), then the due
-//!   jobs (`next_run_at_ms WHERE state = 'queued'`), leased under the caller's claim token, so
-//!   that a claim whose answer was lost is given back by that token ([`Backend::abandon`]).
-//! - Done rows keep their `webhook-id` for the retention (72 h by default) but drop their body;
-//!   dead rows stay for the dead-letter retention (30 days by default). [`Backend::purge`]
-//!   deletes a batch of each past its retention (the workers call it every minute, off the
-//!   claims' path), so a done id is known for at least the retention, and until the next purge
-//!   after it.
+//! Times are milliseconds since the Unix epoch **from the server's clock**
+//! (`clock_timestamp()`, read in each statement): instances whose clocks differ still agree on
+//! when a lease ends and when a retry is due. Only `received_at_ms` is the receiving instance's
+//! clock.
+//!
+//! - Enqueue is `INSERT ... ON CONFLICT (webhook_id) DO NOTHING RETURNING`: for a new id the
+//!   de-duplication and the write are one statement, committed before it answers. Only a known
+//!   id looks further (a second statement): a dead delivery (the sender's resend from its
+//!   portal), a forgotten one, or one done longer ago than the retention is stored again as
+//!   resent; anything else is a duplicate.
+//! - Claim is one statement: an `UPDATE` over the rows a `SELECT ... FOR UPDATE SKIP LOCKED`
+//!   picked through partial indexes, the expired leases (`locked_until_ms WHERE state =
+//!   'running'`, their lost attempt written to the history by the same statement) then the due
+//!   jobs (`next_run_at_ms WHERE state IN ('waiting', 'retrying')`), leased under the caller's
+//!   claim token, so that a claim whose answer was lost is given back by that token
+//!   ([`Backend::abandon`]). Each settlement (complete, retry, release, bury) is one statement
+//!   too, its attempt's history entry (and the history's trim) written by it.
+//! - The record's lists read an index that ends in `(received_at_ms, webhook_id)` (overall, or
+//!   after the state, the type or the group) backwards from a keyset cursor; a list of several
+//!   states is one such read per state, merged. Counts are one `GROUP BY state, event_type`
+//!   over the rows the filter's index selects.
+//! - A done `webhook-id` is a duplicate for the retention (72 h by default); the done delivery
+//!   stays on record (body and history) for the record's retention (7 days by default, never
+//!   shorter); dead rows stay for the dead-letter retention (30 days by default) unless
+//!   replayed. [`Backend::purge`] deletes a batch of each past its retention, with their
+//!   history (the workers call it every minute, off the claims' path).
 //!
 //! # Durability
 //!
@@ -52,6 +72,8 @@
 //! ```
 
 mod backend;
+mod record;
+mod schema;
 mod statements;
 
 use std::time::Duration;
@@ -70,6 +92,9 @@ pub const DEFAULT_POOL_SIZE: usize = 8;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a done `webhook-id` stays known: longer than the sender's retry horizon.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 60 * 60);
+/// How long a done delivery stays on record (its body, headers and history), from when it was
+/// done: what an operator can look back on. Never shorter than the de-duplication retention.
+pub const DEFAULT_RECORD_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// How long a dead letter is kept, for replay, before the purge deletes it.
 pub const DEFAULT_DEAD_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
@@ -93,6 +118,7 @@ pub struct PostgresOptions {
     pool_size: usize,
     timeout: Duration,
     retention: Duration,
+    record_retention: Duration,
     dead_retention: Duration,
     clock_offset: Duration,
 }
@@ -105,13 +131,14 @@ impl Default for PostgresOptions {
 
 impl PostgresOptions {
     /// [`DEFAULT_TABLE`], [`DEFAULT_POOL_SIZE`], [`DEFAULT_TIMEOUT`], [`DEFAULT_RETENTION`],
-    /// [`DEFAULT_DEAD_RETENTION`].
+    /// [`DEFAULT_RECORD_RETENTION`], [`DEFAULT_DEAD_RETENTION`].
     pub fn new() -> Self {
         Self {
             table: DEFAULT_TABLE.to_owned(),
             pool_size: DEFAULT_POOL_SIZE,
             timeout: DEFAULT_TIMEOUT,
             retention: DEFAULT_RETENTION,
+            record_retention: DEFAULT_RECORD_RETENTION,
             dead_retention: DEFAULT_DEAD_RETENTION,
             clock_offset: Duration::ZERO,
         }
@@ -140,6 +167,23 @@ impl PostgresOptions {
     /// How long a done `webhook-id` stays known as a duplicate (`Duration::MAX`: forever).
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// How long a done delivery stays on record, body and history included, from when it was
+    /// done (default [`DEFAULT_RECORD_RETENTION`]; never less than the
+    /// [`retention`](Self::retention): a shorter setting is raised to it; `Duration::MAX`:
+    /// forever).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use agentsync_webhooks_queue::postgres::PostgresOptions;
+    ///
+    /// let options = PostgresOptions::new().record_retention(Duration::from_secs(30 * 24 * 3600));
+    /// # let _ = options;
+    /// ```
+    pub fn record_retention(mut self, retention: Duration) -> Self {
+        self.record_retention = retention;
         self
     }
 

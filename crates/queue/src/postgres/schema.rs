@@ -1,0 +1,203 @@
+//! The table's schema, its version, and the forward migrations from every older version.
+//!
+//! The version is the one row of `{t}_schema`. A table made before that row existed (the queue
+//! without the delivery record: states `queued`, `running`, `done`, `dead`, no history) is
+//! version 1. Each step is one transaction under an advisory lock on the table's name, so that
+//! instances connecting at once migrate it once; a table of a newer version than this build
+//! knows is refused before anything is written.
+//!
+//! `webhook_id` is `COLLATE "C"` in every table: its order is its bytes', whatever the
+//! database's collation, so that the keyset cursors (compared in Rust by bytes) and the id
+//! prefix's range (`webhook_id >= p AND webhook_id < p || U+10FFFF`) mean what they say, and the
+//! primary key serves both. Under a linguistic collation (`en-US`, ICU or libc) `msg_bz` sorts
+//! between `msg_B` and `msg_B` followed by U+10FFFF: a prefix `msg_B` would list it.
+
+use agentsync_webhooks_core::EventGroup;
+use deadpool_postgres::{Client, Transaction};
+
+/// The version this build writes.
+pub(super) const VERSION: i32 = 2;
+
+/// Why a table cannot be used.
+#[derive(Debug)]
+pub(super) enum SchemaError {
+    /// Written by a newer version of this library.
+    Newer(i32),
+    /// The server failed.
+    Postgres(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for SchemaError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        Self::Postgres(err)
+    }
+}
+
+/// The table's version: 0 when there is no queue table, 1 for a table from before the version
+/// row.
+async fn version(client: &Transaction<'_>, t: &str) -> Result<i32, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
+            &[&t, &format!("{t}_schema")],
+        )
+        .await?;
+    let (table, versioned): (bool, bool) = (row.try_get(0)?, row.try_get(1)?);
+    if !table {
+        return Ok(0);
+    }
+    if !versioned {
+        return Ok(1);
+    }
+    let row = client
+        .query_one(&format!("SELECT max(version) FROM {t}_schema"), &[])
+        .await?;
+    Ok(row.try_get::<_, Option<i32>>(0)?.unwrap_or(1))
+}
+
+/// Creates the current schema, or migrates an older one forward, one transaction per step,
+/// each under an advisory lock on the table's name (another instance connecting at the same
+/// time waits, then finds the work done). A newer table is refused before anything is written.
+pub(super) async fn migrate(client: &mut Client, t: &str) -> Result<(), SchemaError> {
+    loop {
+        let transaction = client.transaction().await?;
+        transaction
+            .execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&t])
+            .await?;
+        match version(&transaction, t).await? {
+            0 => transaction.batch_execute(&create(t)).await?,
+            1 => transaction.batch_execute(&v1_to_v2(t)).await?,
+            VERSION => return Ok(()),
+            newer => return Err(SchemaError::Newer(newer)),
+        }
+        transaction.commit().await?;
+    }
+}
+
+/// The state check, under the name PostgreSQL gave version 1's (`\d` on a table shows
+/// `"{t}_state_check" CHECK (state = ANY (ARRAY['queued'::text, ...]))`).
+fn state_check(t: &str) -> String {
+    format!(
+        "CONSTRAINT {t}_state_check
+         CHECK (state IN ('waiting', 'running', 'retrying', 'done', 'dead'))"
+    )
+}
+
+/// The tables of the current version, for a new queue. An orphaned history or version table
+/// (its queue table dropped by hand) goes first: the queue table is the truth.
+pub(super) fn create(t: &str) -> String {
+    let check = state_check(t);
+    format!(
+        "DROP TABLE IF EXISTS {t}_history, {t}_schema;
+         CREATE TABLE {t} (
+            webhook_id text COLLATE \"C\" PRIMARY KEY,
+            event_type text NOT NULL,
+            event_group text NOT NULL DEFAULT '',
+            webhook_timestamp bigint NOT NULL,
+            signature text NOT NULL,
+            received_at_ms bigint NOT NULL,
+            body bytea NOT NULL,
+            state text NOT NULL,
+            attempts integer NOT NULL DEFAULT 0,
+            next_run_at_ms bigint NOT NULL,
+            locked_until_ms bigint,
+            lease text,
+            worker text,
+            claimed_at_ms bigint,
+            last_error text,
+            died_at_ms bigint,
+            done_at_ms bigint,
+            forgotten boolean NOT NULL DEFAULT false,
+            history_seq integer NOT NULL DEFAULT 0,
+            {check}
+         );
+         {}",
+        record_tables(t)
+    )
+}
+
+/// What version 2 adds beside the queue table: the history, the version row, the indexes.
+///
+/// The indexes: the workers' (due, leases), the purge's (done, dead, which also orders the
+/// dead letters) and the record's, each ending in `(received_at_ms, webhook_id)` so that a list
+/// reads its page in order, newest first (overall, by state, by type, by group). Those of the
+/// overall, the type and the group carry the state and the type, so that the counts (of a time
+/// range, a type, a group) read the index alone where the table's visibility map allows.
+fn record_tables(t: &str) -> String {
+    format!(
+        "CREATE TABLE {t}_history (
+            webhook_id text COLLATE \"C\" NOT NULL,
+            seq integer NOT NULL,
+            at_ms bigint NOT NULL,
+            kind text NOT NULL,
+            attempt integer,
+            duration_ms bigint,
+            outcome text,
+            error text,
+            worker text,
+            actor text,
+            PRIMARY KEY (webhook_id, seq)
+         );
+         CREATE TABLE {t}_schema (version integer NOT NULL);
+         INSERT INTO {t}_schema (version) VALUES ({VERSION});
+         CREATE INDEX IF NOT EXISTS {t}_due ON {t} (next_run_at_ms)
+            WHERE state IN ('waiting', 'retrying');
+         CREATE INDEX IF NOT EXISTS {t}_lease ON {t} (locked_until_ms) WHERE state = 'running';
+         CREATE INDEX IF NOT EXISTS {t}_done ON {t} (done_at_ms) WHERE state = 'done';
+         CREATE INDEX IF NOT EXISTS {t}_dead_order ON {t} (died_at_ms, webhook_id)
+            WHERE state = 'dead';
+         CREATE INDEX {t}_received ON {t} (received_at_ms, webhook_id)
+            INCLUDE (state, event_type);
+         CREATE INDEX {t}_state_received ON {t} (state, received_at_ms, webhook_id);
+         CREATE INDEX {t}_type_received ON {t} (event_type, received_at_ms, webhook_id)
+            INCLUDE (state);
+         CREATE INDEX {t}_group_received ON {t} (event_group, received_at_ms, webhook_id)
+            INCLUDE (state, event_type);"
+    )
+}
+
+/// `CASE` computing a type's portal group (`''` for none), as `sql::group_of` does.
+fn group_case() -> String {
+    let whens: String = EventGroup::ALL
+        .iter()
+        .map(|group| {
+            let prefix = format!("{}.", group.as_str());
+            format!(
+                "WHEN starts_with(event_type, '{prefix}') AND length(event_type) > {} THEN '{}' ",
+                prefix.len(),
+                group.as_str()
+            )
+        })
+        .collect();
+    format!("CASE {whens}ELSE '' END")
+}
+
+/// Version 1 to 2, in place: the state check dropped and added again with the new states
+/// (`queued` becomes `waiting`, or `retrying` once an attempt was made), `webhook_id` compared
+/// by its bytes, the new columns (group computed from each type), the history and the version
+/// tables, the indexes of version 2 (version 1's `_due` and `_pending` were on `queued`, and its
+/// oldest tables may still have `_dead`, on `died_at_ms` alone). Done rows of version 1 kept no
+/// body: a replay of one runs with an empty body.
+pub(super) fn v1_to_v2(t: &str) -> String {
+    let check = state_check(t);
+    let group = group_case();
+    format!(
+        "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {t}_state_check;
+         DROP INDEX IF EXISTS {t}_due, {t}_pending, {t}_dead;
+         ALTER TABLE {t}
+            ALTER COLUMN webhook_id TYPE text COLLATE \"C\",
+            ADD COLUMN event_group text NOT NULL DEFAULT '',
+            ADD COLUMN worker text,
+            ADD COLUMN claimed_at_ms bigint,
+            ADD COLUMN forgotten boolean NOT NULL DEFAULT false,
+            ADD COLUMN history_seq integer NOT NULL DEFAULT 0;
+         UPDATE {t} SET
+            state = CASE WHEN state = 'queued' AND attempts > 0 THEN 'retrying'
+                         WHEN state = 'queued' THEN 'waiting'
+                         ELSE state END,
+            event_group = {group};
+         ALTER TABLE {t} ADD {check};
+         {}",
+        record_tables(t)
+    )
+}
