@@ -47,7 +47,7 @@ pub use crate::{
     },
     headers::HeaderLookup,
     idempotency::{Idempotency, IdempotencyStore, MemoryStore},
-    receiver::{DEFAULT_ANSWER_BUDGET, DEFAULT_BODY_READ_TIMEOUT, Receiver},
+    receiver::{DEFAULT_ANSWER_BUDGET, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_DELAY_WARNING, Receiver},
     route::{EventRouter, HandlerError},
     secret::{SECRET_PREFIX, Secret, SecretError},
     sign::{SignedHeaders, SignedRequest, Signer, new_message_id},

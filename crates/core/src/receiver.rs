@@ -19,6 +19,11 @@ pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a handler may take to answer before the port warns: 3 s of the sender's 5 s.
 pub const DEFAULT_ANSWER_BUDGET: Duration = Duration::from_secs(3);
 
+/// How late an event may arrive (received minus occurred) before the port logs a warning: 15
+/// minutes. The sender retries for about a day, so a late event is a sign of failed attempts
+/// before this one.
+pub const DEFAULT_DELAY_WARNING: Duration = Duration::from_secs(15 * 60);
+
 /// Everything an endpoint needs to accept deliveries: the verifier, the body limit and
 /// body-read deadline, and what happens once a delivery is verified (nothing more, idempotency,
 /// or the durable handoff).
@@ -43,6 +48,7 @@ pub struct Receiver {
     body_limit: usize,
     body_read_timeout: Duration,
     answer_budget: Duration,
+    delay_warning: Duration,
     idempotency: Option<Idempotency>,
     handoff: Option<Arc<dyn Handoff>>,
     router: Option<EventRouter>,
@@ -56,6 +62,7 @@ impl Receiver {
             body_limit: DEFAULT_BODY_LIMIT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             answer_budget: DEFAULT_ANSWER_BUDGET,
+            delay_warning: DEFAULT_DELAY_WARNING,
             idempotency: None,
             handoff: None,
             router: None,
@@ -88,6 +95,36 @@ impl Receiver {
     /// How long a handler may take to answer before the port warns.
     pub fn answer_budget(&self) -> Duration {
         self.answer_budget
+    }
+
+    /// Sets how late an event may arrive before the port logs a warning naming its
+    /// webhook-id, type and delay (default [`DEFAULT_DELAY_WARNING`], 15 minutes).
+    ///
+    /// The delay is the attempt's `webhook-timestamp` (which the verifier checked is within its
+    /// tolerance of this host's clock: no clock is read for it) minus the envelope's
+    /// `timestamp`; it is also recorded on the delivery's span (`webhook.delay_ms`) and, with
+    /// feature `metrics`, in the histogram `agentsync_webhooks_event_delay_seconds{event_type}`.
+    /// An envelope without a `timestamp` has the `webhook-timestamp` standing in for it: its
+    /// delay is zero by construction, so it is neither counted nor warned about, and its span
+    /// says `webhook.occurred_at_source = "webhook-timestamp"`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use agentsync_webhooks_core::{Receiver, Verifier};
+    ///
+    /// let receiver = Receiver::new(Verifier::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?)
+    ///     .with_delay_warning(Duration::from_secs(3600));
+    /// assert_eq!(receiver.delay_warning(), Duration::from_secs(3600));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_delay_warning(mut self, threshold: Duration) -> Self {
+        self.delay_warning = threshold;
+        self
+    }
+
+    /// How late an event may arrive before the port warns.
+    pub fn delay_warning(&self) -> Duration {
+        self.delay_warning
     }
 
     /// Processes each `webhook-id` once: pass a store (such as
@@ -288,6 +325,7 @@ impl fmt::Debug for Receiver {
             .field("body_limit", &self.body_limit)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("answer_budget", &self.answer_budget)
+            .field("delay_warning", &self.delay_warning)
             .field("idempotency", &self.idempotency)
             .field("handoff", &self.handoff.is_some())
             .field("router", &self.router)

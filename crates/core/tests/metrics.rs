@@ -9,7 +9,7 @@ use agentsync_webhooks_core::{
     EventData, EventRouter, EventType, HandlerError, Receiver, Signer, Verifier,
     adapter::{
         full_body,
-        metrics::{DELIVERIES_TOTAL, HANDLER_DURATION_SECONDS},
+        metrics::{DELIVERIES_TOTAL, EVENT_DELAY_SECONDS, HANDLER_DURATION_SECONDS},
     },
     route::Event,
 };
@@ -97,6 +97,8 @@ fn an_answered_delivery_counts_its_outcome_and_its_handlers_time() {
     assert_eq!(
         seen,
         [
+            // The event's delay, once per accepted delivery.
+            key(EVENT_DELAY_SECONDS, "event_type=contract.updated"),
             key(DELIVERIES_TOTAL, "outcome=accepted"),
             key(
                 HANDLER_DURATION_SECONDS,
@@ -140,6 +142,11 @@ fn the_inline_routers_handlers_are_timed_too_and_unknown_types_share_one_label()
     assert_eq!(
         seen,
         [
+            // The unknown type's envelope has no `timestamp`: its delay is not counted.
+            key(
+                EVENT_DELAY_SECONDS,
+                "event_type=producersync.updates_available"
+            ),
             key(
                 HANDLER_DURATION_SECONDS,
                 "event_type=producersync.updates_available,result=ok"

@@ -14,6 +14,34 @@ pub const DELIVERIES_TOTAL: &str = "agentsync_webhooks_deliveries_total";
 pub const HANDLER_DURATION_SECONDS: &str = "agentsync_webhooks_handler_duration_seconds";
 /// Handlers that answered past the budget of the sender's 5 s, by `event_type`.
 pub const LATE_ANSWERS_TOTAL: &str = "agentsync_webhooks_late_answers_total";
+/// How late events arrive: received minus occurred (the envelope's `timestamp`), in seconds,
+/// by `event_type`; recorded once per accepted delivery. Events without a `timestamp` are not
+/// counted (their stand-in, the attempt's `webhook-timestamp`, measures nothing).
+pub const EVENT_DELAY_SECONDS: &str = "agentsync_webhooks_event_delay_seconds";
+/// Stale events (older than the newest processed event of their ordering key) recorded
+/// without running their handler, by `event_type`; counted inline and by the workers.
+pub const STALE_EVENTS_TOTAL: &str = "agentsync_webhooks_stale_events_total";
+
+/// Records one accepted event's delay, in seconds (negative delays count as zero).
+#[cfg(feature = "receive")]
+pub(crate) fn event_delay(event_type: Option<crate::EventType>, delay_ms: i64) {
+    #[cfg(feature = "metrics")]
+    {
+        #[allow(clippy::cast_precision_loss)]
+        let seconds = delay_ms.max(0) as f64 / 1000.0;
+        keys::histogram(&keys::per_type().delay[keys::index(event_type)]).record(seconds);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (event_type, delay_ms);
+}
+
+/// Counts one stale event skipped.
+pub fn stale(event_type: Option<crate::EventType>) {
+    #[cfg(feature = "metrics")]
+    keys::counter(&keys::per_type().stale[keys::index(event_type)]).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = event_type;
+}
 
 /// Counts one delivery with `outcome`.
 #[cfg(feature = "receive")]
@@ -86,7 +114,9 @@ mod keys {
 
     #[cfg(feature = "receive")]
     use super::DELIVERIES_TOTAL;
-    use super::{HANDLER_DURATION_SECONDS, LATE_ANSWERS_TOTAL};
+    use super::{
+        EVENT_DELAY_SECONDS, HANDLER_DURATION_SECONDS, LATE_ANSWERS_TOTAL, STALE_EVENTS_TOTAL,
+    };
     use crate::EventType;
 
     static ACCEPTED_LABELS: [Label; 1] = [Label::from_static_parts("outcome", "accepted")];
@@ -151,6 +181,9 @@ mod keys {
         /// `[ok, error]` per type.
         pub(super) handler: Vec<[Key; 2]>,
         pub(super) late: Vec<Key>,
+        #[cfg_attr(not(feature = "receive"), allow(dead_code))]
+        pub(super) delay: Vec<Key>,
+        pub(super) stale: Vec<Key>,
     }
 
     /// Where `event_type`'s keys are in [`PerType`]: its place in [`EventType::ALL`] (which
@@ -183,6 +216,22 @@ mod keys {
                     .map(|t| {
                         key(
                             LATE_ANSWERS_TOTAL,
+                            vec![Label::from_static_parts("event_type", t)],
+                        )
+                    })
+                    .collect(),
+                delay: labels()
+                    .map(|t| {
+                        key(
+                            EVENT_DELAY_SECONDS,
+                            vec![Label::from_static_parts("event_type", t)],
+                        )
+                    })
+                    .collect(),
+                stale: labels()
+                    .map(|t| {
+                        key(
+                            STALE_EVENTS_TOTAL,
                             vec![Label::from_static_parts("event_type", t)],
                         )
                     })

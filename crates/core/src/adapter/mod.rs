@@ -287,6 +287,13 @@ macro_rules! receiver_config {
                 self
             }
 
+            /// Sets how late an event may arrive (received minus occurred) before the port logs
+            /// a warning naming it (default 15 minutes).
+            pub fn with_delay_warning(mut self, threshold: ::std::time::Duration) -> Self {
+                self.receiver = self.receiver.with_delay_warning(threshold);
+                self
+            }
+
             /// Processes each `webhook-id` once: pass a store (such as `MemoryStore` for one
             /// process, `RedisStore` for several) or an `Idempotency` to set its key prefix,
             /// lease, TTL or fail-open. A retry of a delivery whose handler answered 2xx is

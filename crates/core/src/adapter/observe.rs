@@ -149,6 +149,58 @@ fn warn_late(
     );
 }
 
+/// Records an accepted event's delay (the attempt's `webhook-timestamp` minus the envelope's
+/// `timestamp`: no clock read) on its span and in the histogram, and warns past `threshold`.
+/// An event whose `timestamp` is the stand-in is marked, not counted.
+#[cfg(feature = "receive")]
+#[inline]
+pub(super) fn event_time(
+    span: Option<&Span>,
+    event_type: Option<EventType>,
+    event: (
+        &str,
+        chrono::DateTime<chrono::Utc>,
+        crate::event::TimestampSource,
+    ),
+    webhook_timestamp: i64,
+    threshold: Duration,
+) {
+    let (webhook_id, occurred, source) = event;
+    let delay_ms = webhook_timestamp
+        .saturating_mul(1000)
+        .saturating_sub(occurred.timestamp_millis());
+    if let Some(span) = span {
+        span.record("webhook.delay_ms", delay_ms);
+        span.record("webhook.occurred_at_source", source.as_str());
+    }
+    if source != crate::event::TimestampSource::Envelope {
+        return;
+    }
+    metrics::event_delay(event_type, delay_ms);
+    if u128::try_from(delay_ms).is_ok_and(|ms| ms > threshold.as_millis()) {
+        warn_delayed(span, webhook_id, event_type, delay_ms, threshold);
+    }
+}
+
+#[cfg(feature = "receive")]
+#[cold]
+fn warn_delayed(
+    span: Option<&Span>,
+    webhook_id: &str,
+    event_type: Option<EventType>,
+    delay_ms: i64,
+    threshold: Duration,
+) {
+    tracing::warn!(
+        parent: span.and_then(Span::id),
+        webhook_id,
+        event_type = metrics::event_type_label(event_type),
+        delay_ms,
+        threshold_ms = millis(threshold),
+        "webhook event arrived late: the sender retried it (earlier attempts failed), or it queued at the sender"
+    );
+}
+
 /// The delivery's span, or `None` when no subscriber takes `info`.
 ///
 /// A disabled span that keeps its metadata still asks the `log` crate on every enter, exit,
@@ -165,6 +217,8 @@ pub(super) fn delivery_span(headers: &(impl HeaderLookup + ?Sized)) -> Option<Sp
         webhook.id = id_for_log(headers),
         "webhook.type" = tracing::field::Empty,
         webhook.timestamp = tracing::field::Empty,
+        "webhook.delay_ms" = tracing::field::Empty,
+        "webhook.occurred_at_source" = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
         "error.type" = tracing::field::Empty,
         elapsed_ms = tracing::field::Empty,

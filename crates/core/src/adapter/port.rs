@@ -85,6 +85,17 @@ impl Receiver {
             span.record("webhook.type", accepted.delivery.event.event_type.as_str());
             span.record("webhook.timestamp", accepted.delivery.webhook_timestamp);
         }
+        super::observe::event_time(
+            span,
+            event_type,
+            (
+                &accepted.delivery.webhook_id,
+                accepted.delivery.event.timestamp,
+                accepted.delivery.event.timestamp_source,
+            ),
+            accepted.delivery.webhook_timestamp,
+            self.delay_warning(),
+        );
         tracing::debug!(
             parent: span.and_then(tracing::Span::id),
             payload = %String::from_utf8_lossy(&accepted.delivery.raw_body),

@@ -41,10 +41,54 @@ pub struct WebhookEvent<D = EventData> {
     /// The `type` as sent.
     #[serde(rename = "type")]
     pub event_type: String,
-    /// When the event was generated, or the `webhook-timestamp` when the envelope has none.
+    /// When the event was generated, or the `webhook-timestamp` when the envelope has none
+    /// ([`timestamp_source`](Self::timestamp_source) says which).
     pub timestamp: DateTime<Utc>,
+    /// Where [`timestamp`](Self::timestamp) came from: the envelope, or the attempt's
+    /// `webhook-timestamp` standing in for it.
+    #[serde(skip)]
+    pub timestamp_source: TimestampSource,
     /// The payload.
     pub data: D,
+}
+
+/// Where an event's occurred-at time came from.
+///
+/// AgentSync notes that `timestamp` is not in every schema: without it, the attempt's signed
+/// `webhook-timestamp` stands in. That is when this attempt was sent, not when the event
+/// occurred, so a delay measured from it is about zero, and a late retry looks new: the delay
+/// histogram does not count such events, and logs and spans mark them
+/// (`webhook.occurred_at_source = "webhook-timestamp"`).
+///
+/// ```
+/// use agentsync_webhooks_core::{Delivery, EventData, event::TimestampSource};
+///
+/// let body = r#"{"type":"contract.updated","timestamp":"2025-07-24T22:51:05Z","data":{}}"#;
+/// let event = Delivery::<EventData>::parse("msg_1", 1_753_397_465, body.into())?.event;
+/// assert_eq!(event.timestamp_source, TimestampSource::Envelope);
+///
+/// let bare = Delivery::<EventData>::parse("msg_2", 1_753_397_465, r#"{"type":"contract.updated"}"#.into())?.event;
+/// assert_eq!(bare.timestamp_source, TimestampSource::WebhookTimestamp);
+/// assert_eq!(bare.timestamp.timestamp(), 1_753_397_465);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum TimestampSource {
+    /// The envelope's own `timestamp`: when the event occurred.
+    #[default]
+    Envelope,
+    /// The attempt's `webhook-timestamp`, standing in for a missing `timestamp`.
+    WebhookTimestamp,
+}
+
+impl TimestampSource {
+    /// `envelope` or `webhook-timestamp`, as logs and spans show it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Envelope => "envelope",
+            Self::WebhookTimestamp => "webhook-timestamp",
+        }
+    }
 }
 
 impl<D> WebhookEvent<D> {
@@ -85,10 +129,14 @@ pub(crate) fn parse<D: EventPayload>(
     }
     let envelope: RawEnvelope<'_> =
         serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
-    let timestamp = match envelope.timestamp {
-        Some(t) => t,
-        None => DateTime::from_timestamp(webhook_timestamp, 0)
-            .ok_or_else(|| invalid("no timestamp, and webhook-timestamp is out of range".into()))?,
+    let (timestamp, timestamp_source) = match envelope.timestamp {
+        Some(t) => (t, TimestampSource::Envelope),
+        None => (
+            DateTime::from_timestamp(webhook_timestamp, 0).ok_or_else(|| {
+                invalid("no timestamp, and webhook-timestamp is out of range".into())
+            })?,
+            TimestampSource::WebhookTimestamp,
+        ),
     };
     let data = match envelope.data {
         Some(data) => data,
@@ -102,6 +150,7 @@ pub(crate) fn parse<D: EventPayload>(
             .map_or_else(|| webhook_id.to_owned(), Cow::into_owned),
         event_type: envelope.event_type.into_owned(),
         timestamp,
+        timestamp_source,
         data,
     })
 }

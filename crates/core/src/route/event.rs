@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::{Delivery, EventGroup, EventType};
+use crate::{Delivery, EventGroup, EventType, event::TimestampSource};
 
 /// One event as a handler receives it: `data` typed as `T`, plus what a handler needs to log,
 /// de-duplicate downstream or re-read the delivery.
@@ -39,8 +39,20 @@ pub struct Event<T> {
     pub id: String,
     /// The `type` as sent.
     pub event_type: String,
-    /// When the event was generated, or the `webhook-timestamp` when the envelope has none.
+    /// When the event occurred (the envelope's `timestamp`), or the `webhook-timestamp` when
+    /// the envelope has none ([`timestamp_source`](Self::timestamp_source) says which).
     pub timestamp: DateTime<Utc>,
+    /// Where [`timestamp`](Self::timestamp) came from.
+    pub timestamp_source: TimestampSource,
+    /// The ordering key the router gave this event ([`EventRouter::ordered_by`]), if any: the
+    /// entity it is about (an NPN). Workers never run two events of one key at once.
+    ///
+    /// [`EventRouter::ordered_by`]: super::EventRouter::ordered_by
+    pub ordering_key: Option<String>,
+    /// The event is older than the newest event of its key already processed. Only a handler
+    /// that opted in with [`EventRouter::receive_stale`](super::EventRouter::receive_stale)
+    /// ever sees `true`: the others' stale events are recorded as stale and not run.
+    pub stale: bool,
     /// The signed `webhook-timestamp` of the stored attempt, in seconds since the Unix epoch.
     pub webhook_timestamp: i64,
     /// Which attempt this is: 1 inline and on a worker's first run, then 2, 3, ... on retries
@@ -78,6 +90,9 @@ impl<T> Event<T> {
             id: event.id,
             event_type: event.event_type,
             timestamp: event.timestamp,
+            timestamp_source: event.timestamp_source,
+            ordering_key: None,
+            stale: false,
             webhook_timestamp,
             attempt: 1,
             received_at_ms: None,
@@ -117,6 +132,34 @@ impl<T> Event<T> {
     pub fn with_received_at_ms(mut self, received_at_ms: i64) -> Self {
         self.received_at_ms = Some(received_at_ms);
         self
+    }
+
+    /// How late the event arrived: received minus occurred, in milliseconds (negative when the
+    /// sender's clock is ahead). Received is [`received_at_ms`](Self::received_at_ms) for a
+    /// queued delivery and the attempt's `webhook-timestamp` inline (the verifier checked it
+    /// is within its tolerance of this host's clock, so no clock is read per delivery). About
+    /// zero when the `webhook-timestamp` stands in for a missing `timestamp`.
+    ///
+    /// ```
+    /// # use agentsync_webhooks_core::{Delivery, EventData, EventType, event::samples};
+    /// # use agentsync_webhooks_core::route::Event;
+    /// let body = r#"{"type":"contract.updated","timestamp":"2023-11-14T22:13:20Z"}"#;
+    /// let event = Event::from_delivery(Delivery::<EventData>::parse("msg_2", 1_700_000_000, body.into())?)
+    ///     .with_received_at_ms(1_700_000_090_000);
+    /// assert_eq!(event.delay_ms(), 90_000);
+    /// assert_eq!(event.delay(), std::time::Duration::from_secs(90));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn delay_ms(&self) -> i64 {
+        let received = self
+            .received_at_ms
+            .unwrap_or_else(|| self.webhook_timestamp.saturating_mul(1000));
+        received.saturating_sub(self.timestamp.timestamp_millis())
+    }
+
+    /// [`delay_ms`](Self::delay_ms) as a duration (zero when negative).
+    pub fn delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::try_from(self.delay_ms()).unwrap_or(0))
     }
 
     /// The documented type, or `None` for a type this version does not know.
@@ -165,6 +208,9 @@ impl<T> Event<T> {
             id: self.id,
             event_type: self.event_type,
             timestamp: self.timestamp,
+            timestamp_source: self.timestamp_source,
+            ordering_key: self.ordering_key,
+            stale: self.stale,
             webhook_timestamp: self.webhook_timestamp,
             attempt: self.attempt,
             received_at_ms: self.received_at_ms,

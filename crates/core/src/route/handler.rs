@@ -89,6 +89,8 @@ pub(super) struct Call {
     pub(super) input: Input,
     pub(super) attempt: u32,
     pub(super) received_at_ms: Option<i64>,
+    pub(super) ordering_key: Option<String>,
+    pub(super) stale: bool,
 }
 
 /// The delivery as the caller had it: raw (from a queue or a port that did not parse) or already
@@ -141,6 +143,8 @@ where
             Ok(delivery) => {
                 let mut event = Event::from_delivery(delivery).with_attempt(call.attempt);
                 event.received_at_ms = call.received_at_ms;
+                event.ordering_key = call.ordering_key;
+                event.stale = call.stale;
                 self.handler.call(event)
             }
             Err(err) => Box::pin(std::future::ready(Err(HandlerError::invalid_data(err)))),

@@ -51,6 +51,7 @@
 mod error;
 mod event;
 mod handler;
+mod order;
 
 use std::{collections::HashMap, fmt, future::Future, pin::Pin, sync::Arc};
 
@@ -58,10 +59,12 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use self::handler::{Call, ErasedHandler, Input, Typed};
+use self::order::Newest;
 pub use self::{
     error::{HandlerError, HandlerErrorKind},
     event::Event,
     handler::{Handler, HandlerFuture},
+    order::{EventOrder, INLINE_KEYS, Ordering, Selector},
 };
 use crate::{
     Delivery, EventData, EventGroup, EventPayload, EventType, WebhookError,
@@ -91,6 +94,9 @@ pub enum Routed {
     Unknown,
     /// No handler matched: the event was acknowledged without running anything.
     Acknowledged,
+    /// The event is older than the newest event of its ordering key already processed, and its
+    /// handler did not opt in to stale events: recorded as stale, not run.
+    Stale,
 }
 
 impl fmt::Display for Routed {
@@ -100,6 +106,7 @@ impl fmt::Display for Routed {
             Self::Group(g) => write!(f, "group {g}"),
             Self::Unknown => f.write_str("unknown"),
             Self::Acknowledged => f.write_str("acknowledged"),
+            Self::Stale => f.write_str("stale"),
         }
     }
 }
@@ -135,6 +142,49 @@ struct Routes {
 #[derive(Clone, Default)]
 pub struct EventRouter {
     routes: Arc<Routes>,
+    ordering: Ordering,
+    /// The inline dispatches' record of the newest event per key (best effort, see
+    /// [`ordered_by`](Self::ordered_by)).
+    newest: Arc<Newest>,
+}
+
+/// What the workers know of a claimed job beyond the stored delivery: its attempt, and, for a
+/// keyed event, its key and whether it is stale (the engine's newest occurred-at of the key is
+/// newer).
+///
+/// ```
+/// use agentsync_webhooks_core::route::JobContext;
+///
+/// let context = JobContext::attempt(2).with_key("npn:0012345", false);
+/// assert_eq!((context.attempt, context.ordering_key.as_deref(), context.stale), (2, Some("npn:0012345"), false));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobContext {
+    /// 1 for the first run.
+    pub attempt: u32,
+    /// The event's ordering key, as stored with it.
+    pub ordering_key: Option<String>,
+    /// Older than the newest event of its key already processed.
+    pub stale: bool,
+}
+
+impl JobContext {
+    /// Attempt `attempt` of an event without a key.
+    pub fn attempt(attempt: u32) -> Self {
+        Self {
+            attempt,
+            ..Self::default()
+        }
+    }
+
+    /// The same, for an event of `key`, stale or not.
+    #[must_use]
+    pub fn with_key(mut self, key: impl Into<String>, stale: bool) -> Self {
+        self.ordering_key = Some(key.into());
+        self.stale = stale;
+        self
+    }
 }
 
 impl EventRouter {
@@ -232,6 +282,84 @@ impl EventRouter {
         self.with_routes(|routes| routes.unknown = Some(handler))
     }
 
+    /// Names the entity events of `selector` (a type or a group) are about: `key` returns its
+    /// ordering key from the typed event (an NPN, a contract id), or `None` for an event
+    /// without one. A type's rule beats its group's.
+    ///
+    /// For a keyed event, the queue keeps the newest occurred-at (the envelope's `timestamp`)
+    /// processed per key, written in the same step as the completion: an older event is
+    /// **stale**, recorded as done with outcome `stale` and not run (unless its handler
+    /// [`receive_stale`](Self::receive_stale)); equal timestamps are not stale. Workers never
+    /// run two events of one key at once, and run a key's waiting events in occurred-at order.
+    /// Events without a key run as before, fully concurrent. Keys are one namespace: types
+    /// whose keys share values are ordered together.
+    ///
+    /// **Defaults**: `producersync.npn.activated` and `producersync.npn.deactivated` are keyed
+    /// by their NPN (`npn:<npn>`, one key for both). Nothing is assumed for types whose schema
+    /// is not published (`contract.*`, `id.producer.*`): give their key here, the
+    /// [`ObjectData`](crate::ObjectData) accessors help. [`unordered`](Self::unordered) removes
+    /// a rule.
+    ///
+    /// The queue that **stores** deliveries needs the rules (the claim skips by key), so give it
+    /// [`ordering`](Self::ordering) (`Queue::with_ordering`); the defaults need nothing. Inline
+    /// (no queue), staleness is checked against an in-memory record of the newest occurred-at
+    /// per key ([`INLINE_KEYS`] keys, per process, lost at a restart): best effort.
+    ///
+    /// ```
+    /// use agentsync_webhooks_core::{EventGroup, ObjectData, route::{Event, EventRouter}};
+    ///
+    /// let router = EventRouter::new()
+    ///     .ordered_by(EventGroup::Contract, |event: &Event<ObjectData>| event.data.npn());
+    /// assert!(router.ordering().is_keyed("contract.packet.submitted"));
+    /// assert!(router.ordering().is_keyed("producersync.npn.activated")); // the default
+    /// assert!(!router.ordering().is_keyed("producersync.updates_available"));
+    /// ```
+    #[must_use]
+    pub fn ordered_by<T, F>(mut self, selector: impl Into<Selector>, key: F) -> Self
+    where
+        F: Fn(&Event<T>) -> Option<String> + Send + Sync + 'static,
+        T: EventPayload + Send + 'static,
+    {
+        self.ordering.set_key(selector.into(), key);
+        self
+    }
+
+    /// Removes the ordering rule of `selector` (a default included): its events run fully
+    /// concurrent and are never stale.
+    ///
+    /// ```
+    /// use agentsync_webhooks_core::{EventType, route::EventRouter};
+    ///
+    /// let router = EventRouter::new().unordered(EventType::ProducerSyncNpnDeactivated);
+    /// assert!(!router.ordering().is_keyed("producersync.npn.deactivated"));
+    /// ```
+    #[must_use]
+    pub fn unordered(mut self, selector: impl Into<Selector>) -> Self {
+        self.ordering.remove_key(selector.into());
+        self
+    }
+
+    /// Runs stale events of `selector` too, with [`Event::stale`] set, instead of recording
+    /// them as stale without running them.
+    ///
+    /// ```
+    /// use agentsync_webhooks_core::{EventType, route::EventRouter};
+    ///
+    /// let router = EventRouter::new().receive_stale(EventType::ProducerSyncNpnDeactivated);
+    /// assert!(router.ordering().receives_stale("producersync.npn.deactivated"));
+    /// assert!(!router.ordering().receives_stale("producersync.npn.activated"));
+    /// ```
+    #[must_use]
+    pub fn receive_stale(mut self, selector: impl Into<Selector>) -> Self {
+        self.ordering.set_stale(selector.into());
+        self
+    }
+
+    /// The ordering rules, for the queue that stores deliveries.
+    pub fn ordering(&self) -> &Ordering {
+        &self.ordering
+    }
+
     /// Whether an event of `event_type` would run a handler (rather than be acknowledged).
     ///
     /// ```
@@ -308,16 +436,70 @@ impl EventRouter {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dispatch(&self, delivery: &ReceivedDelivery, attempt: u32) -> DispatchFuture {
+        self.dispatch_with(delivery, JobContext::attempt(attempt))
+    }
+
+    /// [`dispatch`](Self::dispatch) with what the queue knows of the job: its ordering key and
+    /// whether it is stale. A stale event runs only when its handler opted in
+    /// ([`receive_stale`](Self::receive_stale)), with [`Event::stale`] set; otherwise the
+    /// answer is [`Routed::Stale`] and nothing runs.
+    pub fn dispatch_with(&self, delivery: &ReceivedDelivery, job: JobContext) -> DispatchFuture {
+        if job.stale && !self.ordering.receives_stale(&delivery.event_type) {
+            return Box::pin(std::future::ready(Ok(Routed::Stale)));
+        }
         let call = Call {
             input: Input::Raw {
                 webhook_id: delivery.webhook_id.clone(),
                 webhook_timestamp: delivery.webhook_timestamp,
                 body: delivery.body.clone(),
             },
-            attempt,
+            attempt: job.attempt,
             received_at_ms: Some(delivery.received_at_ms),
+            ordering_key: job.ordering_key,
+            stale: job.stale,
         };
         self.run(&delivery.event_type, &delivery.webhook_id, call)
+    }
+
+    /// An inline dispatch of a keyed event, checked against the in-memory newest per key.
+    fn run_inline(
+        &self,
+        event_type: &str,
+        webhook_id: &str,
+        webhook_timestamp: i64,
+        mut call: Call,
+        body: &Bytes,
+    ) -> DispatchFuture {
+        let Some(order) =
+            self.ordering
+                .order_of_body(event_type, webhook_id, webhook_timestamp, body)
+        else {
+            return self.run(event_type, webhook_id, call);
+        };
+        let stale = self
+            .newest
+            .get(&order.key)
+            .is_some_and(|newest| order.occurred_at_ms < newest);
+        if stale && !self.ordering.receives_stale(event_type) {
+            tracing::info!(
+                webhook_id,
+                event_type,
+                ordering_key = %order.key,
+                occurred_at_ms = order.occurred_at_ms,
+                "stale webhook event not run: a newer event of its key was processed"
+            );
+            crate::adapter::metrics::stale(event_type.parse().ok());
+            return Box::pin(std::future::ready(Ok(Routed::Stale)));
+        }
+        call.ordering_key = Some(order.key.clone());
+        call.stale = stale;
+        let running = self.run(event_type, webhook_id, call);
+        let newest = self.newest.clone();
+        Box::pin(async move {
+            let routed = running.await?;
+            newest.raise(&order.key, order.occurred_at_ms);
+            Ok(routed)
+        })
     }
 
     /// Runs the handler for a delivery a receiver verified and parsed, as attempt 1: the inline
@@ -341,12 +523,15 @@ impl EventRouter {
     pub fn dispatch_delivery(&self, delivery: Delivery<EventData>) -> DispatchFuture {
         let event_type = delivery.event.event_type.clone();
         let webhook_id = delivery.webhook_id.clone();
+        let (webhook_timestamp, body) = (delivery.webhook_timestamp, delivery.raw_body.clone());
         let call = Call {
             input: Input::Parsed(delivery),
             attempt: 1,
             received_at_ms: None,
+            ordering_key: None,
+            stale: false,
         };
-        self.run(&event_type, &webhook_id, call)
+        self.run_inline(&event_type, &webhook_id, webhook_timestamp, call, &body)
     }
 
     /// Runs the handler for an authenticated body that was not parsed yet, as attempt 1 (the
@@ -379,12 +564,14 @@ impl EventRouter {
             input: Input::Raw {
                 webhook_id: webhook_id.to_owned(),
                 webhook_timestamp,
-                body,
+                body: body.clone(),
             },
             attempt: 1,
             received_at_ms: None,
+            ordering_key: None,
+            stale: false,
         };
-        self.run(&event_type, webhook_id, call)
+        self.run_inline(&event_type, webhook_id, webhook_timestamp, call, &body)
     }
 }
 
@@ -398,6 +585,7 @@ impl fmt::Debug for EventRouter {
             .field("types", &types)
             .field("groups", &groups)
             .field("unknown", &self.routes.unknown.is_some())
+            .field("ordering", &self.ordering)
             .finish()
     }
 }

@@ -312,3 +312,150 @@ fn inline_answers_keep_internals_out_of_the_body() {
     assert_eq!((processed.status(), processed.code()), (200, "processed"));
     assert!(processed.body().is_empty());
 }
+
+fn npn_body(event_type: EventType, npn: &str, at: &str) -> Bytes {
+    let data = match event_type {
+        EventType::ProducerSyncNpnActivated => {
+            serde_json::json!({"npn": npn, "activatedAt": at})
+        }
+        _ => serde_json::json!({"npn": npn, "deactivatedAt": at}),
+    };
+    serde_json::json!({"id": "whe_1", "type": event_type.as_str(), "timestamp": at, "data": data})
+        .to_string()
+        .into()
+}
+
+#[test]
+fn npn_events_are_keyed_by_default_and_other_types_are_not() {
+    let ordering = EventRouter::new().ordering().clone();
+    let activated = stored(
+        "producersync.npn.activated",
+        npn_body(
+            EventType::ProducerSyncNpnActivated,
+            "0012345",
+            "2025-07-24T10:05:00Z",
+        ),
+    );
+    let order = ordering.order_of(&activated).unwrap();
+    assert_eq!(order.key, "npn:0012345");
+    assert_eq!(order.occurred_at_ms, 1_753_351_500_000);
+    assert!(
+        ordering
+            .order_of(&example(EventType::ProducerSyncUpdatesAvailable))
+            .is_none()
+    );
+    assert!(
+        ordering
+            .order_of(&example(EventType::ContractUpdated))
+            .is_none()
+    );
+    // A user's group key, and the default removed.
+    let custom = EventRouter::new()
+        .ordered_by(EventGroup::Contract, |e: &Event<ObjectData>| e.data.npn())
+        .unordered(EventType::ProducerSyncNpnActivated);
+    assert!(custom.ordering().order_of(&activated).is_none());
+    let contract = stored(
+        "contract.updated",
+        body_of("contract.updated", serde_json::json!({"npn": 42})),
+    );
+    assert_eq!(custom.ordering().order_of(&contract).unwrap().key, "42");
+}
+
+#[test]
+fn inline_an_older_event_of_a_key_is_stale_and_ties_run() {
+    let log: Log = Arc::default();
+    let router = EventRouter::new()
+        .on(
+            EventType::ProducerSyncNpnActivated,
+            recorder::<NpnActivated>(&log, "activated"),
+        )
+        .on(
+            EventType::ProducerSyncNpnDeactivated,
+            recorder::<crate::NpnDeactivated>(&log, "deactivated"),
+        );
+    let dispatch = |t: EventType, at: &str| {
+        block_on(router.dispatch_raw("msg_x", 1_700_000_000, npn_body(t, "0012345", at)))
+    };
+    let activated = EventType::ProducerSyncNpnActivated;
+    let deactivated = EventType::ProducerSyncNpnDeactivated;
+    assert_eq!(
+        dispatch(activated, "2025-07-24T10:05:00Z").unwrap(),
+        Routed::Type(activated)
+    );
+    // Deactivated at 10:00, retried until after the activation at 10:05: stale, not run.
+    assert_eq!(
+        dispatch(deactivated, "2025-07-24T10:00:00Z").unwrap(),
+        Routed::Stale
+    );
+    // Equal timestamps are not stale.
+    assert_eq!(
+        dispatch(deactivated, "2025-07-24T10:05:00Z").unwrap(),
+        Routed::Type(deactivated)
+    );
+    let ran: Vec<_> = log.lock().unwrap().iter().map(|e| e.0).collect();
+    assert_eq!(ran, ["activated", "deactivated"]);
+}
+
+#[test]
+fn a_handler_that_opts_in_sees_stale_events_flagged() {
+    let seen: Arc<Mutex<Vec<(bool, Option<String>)>>> = Arc::default();
+    let handler = {
+        let seen = seen.clone();
+        move |event: Event<crate::NpnDeactivated>| {
+            seen.lock()
+                .unwrap()
+                .push((event.stale, event.ordering_key.clone()));
+            std::future::ready(Ok(()))
+        }
+    };
+    let router = EventRouter::new()
+        .on(EventType::ProducerSyncNpnDeactivated, handler)
+        .receive_stale(EventType::ProducerSyncNpnDeactivated);
+    let deactivated = EventType::ProducerSyncNpnDeactivated;
+    let body = |at| npn_body(deactivated, "7", at);
+    block_on(router.dispatch_raw("m1", 1, body("2025-07-24T10:05:00Z"))).unwrap();
+    block_on(router.dispatch_raw("m2", 1, body("2025-07-24T10:00:00Z"))).unwrap();
+    // What the workers pass: the queue's key and verdict.
+    let stored = stored(deactivated.as_str(), body("2025-07-24T09:00:00Z"));
+    block_on(router.dispatch_with(&stored, JobContext::attempt(1).with_key("npn:7", true)))
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            (false, Some("npn:7".into())),
+            (true, Some("npn:7".into())),
+            (true, Some("npn:7".into())),
+        ]
+    );
+    // Without the opt-in, a stale job is not run.
+    let plain = EventRouter::new().on(
+        EventType::ProducerSyncNpnDeactivated,
+        |_: Event<crate::NpnDeactivated>| async { panic!("a stale event ran") },
+    );
+    assert_eq!(
+        block_on(plain.dispatch_with(&stored, JobContext::attempt(1).with_key("npn:7", true)))
+            .unwrap(),
+        Routed::Stale
+    );
+}
+
+#[test]
+fn the_delay_is_received_minus_occurred() {
+    let delivery = Delivery::<EventData>::parse(
+        "msg_1",
+        1_753_351_500 + 3 * 3600,
+        npn_body(
+            EventType::ProducerSyncNpnActivated,
+            "1",
+            "2025-07-24T10:05:00Z",
+        ),
+    )
+    .unwrap();
+    let event = Event::from_delivery(delivery);
+    assert_eq!(event.delay_ms(), 3 * 3600 * 1000);
+    assert_eq!(
+        event.timestamp_source,
+        crate::event::TimestampSource::Envelope
+    );
+    assert_eq!(event.with_received_at_ms(1_753_351_500_000).delay_ms(), 0);
+}
