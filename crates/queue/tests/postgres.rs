@@ -729,3 +729,390 @@ async fn a_postgres_that_never_answers_is_a_timeout_not_a_hang() {
     assert_eq!(err.kind(), StoreErrorKind::Timeout, "{err}");
     silent.abort();
 }
+
+/// The queue table exactly as main created it before the delivery record (`statements.rs` at
+/// `d5366b1`): schema 1, the fixture of the upgrade test.
+fn version_1_schema(t: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {t} (
+            webhook_id text PRIMARY KEY,
+            event_type text NOT NULL,
+            webhook_timestamp bigint NOT NULL,
+            signature text NOT NULL,
+            received_at_ms bigint NOT NULL,
+            body bytea NOT NULL,
+            state text NOT NULL CHECK (state IN ('queued', 'running', 'done', 'dead')),
+            attempts integer NOT NULL DEFAULT 0,
+            next_run_at_ms bigint NOT NULL,
+            locked_until_ms bigint,
+            lease text,
+            last_error text,
+            died_at_ms bigint,
+            done_at_ms bigint
+        );
+        CREATE INDEX IF NOT EXISTS {t}_due ON {t} (next_run_at_ms) WHERE state = 'queued';
+        CREATE INDEX IF NOT EXISTS {t}_lease ON {t} (locked_until_ms) WHERE state = 'running';
+        CREATE INDEX IF NOT EXISTS {t}_pending ON {t} (received_at_ms)
+            WHERE state IN ('queued', 'running');
+        CREATE INDEX IF NOT EXISTS {t}_done ON {t} (done_at_ms) WHERE state = 'done';
+        CREATE INDEX IF NOT EXISTS {t}_dead_order ON {t} (died_at_ms, webhook_id)
+            WHERE state = 'dead';
+        DROP INDEX IF EXISTS {t}_dead;"
+    )
+}
+
+/// A database of its own whose collation is ICU's `en-US` (linguistic: `b` sorts with `B`),
+/// dropped at the end of the test; `None` (skip, with a note) without PostgreSQL when
+/// `POSTGRES_URL` is not set.
+struct LinguisticDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl LinguisticDatabase {
+    async fn create(test: &str) -> Option<Self> {
+        let (admin, required) = postgres_url();
+        let Ok((client, connection)) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await
+        else {
+            assert!(!required, "POSTGRES_URL={admin} is set but unreachable");
+            eprintln!("skipping {test}: no PostgreSQL at {admin}");
+            return None;
+        };
+        tokio::spawn(connection);
+        let name = unique_table().replace("queue_test", "queue_icu");
+        client
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'
+                 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+            ))
+            .await
+            .unwrap_or_else(|err| panic!("CREATE DATABASE with ICU en-US: {err}"));
+        let mut config: tokio_postgres::Config = admin.parse().unwrap();
+        config.dbname(&name);
+        let url = format!(
+            "postgres://{}@{}/{name}",
+            config.get_user().unwrap_or("postgres"),
+            upstream_address(&config)
+        );
+        Some(Self { admin, name, url })
+    }
+}
+
+impl Drop for LinguisticDatabase {
+    fn drop(&mut self) {
+        cleanup(
+            &self.admin,
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// Schema 2 of the record: a queue table made by today's main (schema 1: states `queued`,
+/// `running`, `done`, `dead`; its CHECK constraint `{t}_state_check`), in a database whose
+/// collation is linguistic, is upgraded in place when a backend connects (two at once: it is
+/// migrated once): its waiting and retrying jobs run, its dead letters are listed, shown and
+/// replayed, its done id stays a duplicate, its ids compare by their bytes, and the version row
+/// says 2. The constraint holds the new states only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_of_schema_1_is_upgraded_in_place_with_its_jobs_and_dead_letters() {
+    use agentsync_webhooks_queue::record::{DeliveryFilter, DeliveryState};
+    let test = "a_table_of_schema_1_is_upgraded_in_place_with_its_jobs_and_dead_letters";
+    let Some(database) = LinguisticDatabase::create(test).await else {
+        return;
+    };
+    let client = connect_raw(&database.url).await;
+    let t = unique_table();
+    client.batch_execute(&version_1_schema(&t)).await.unwrap();
+    let check: String = client
+        .query_one(
+            "SELECT conname::text FROM pg_constraint WHERE conrelid = $1::text::regclass
+             AND contype = 'c'",
+            &[&t],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(check, format!("{t}_state_check"), "schema 1's check");
+    let now = agentsync_webhooks_core::handoff::now_ms();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {t} (webhook_id, event_type, webhook_timestamp, signature,
+                              received_at_ms, body, state, attempts, next_run_at_ms,
+                              locked_until_ms, lease, last_error, died_at_ms, done_at_ms)
+             VALUES
+             ('msg_waiting', 'producersync.updates_available', 1700000000, 'v1,w', {now} - 5000,
+              '{{\"waiting\":1}}', 'queued', 0, 0, NULL, NULL, NULL, NULL, NULL),
+             ('msg_retrying', 'contract.signed', 1700000000, 'v1,r', {now} - 4000,
+              '{{\"retrying\":1}}', 'queued', 2, 0, NULL, NULL, 'ProducerSync answered 503',
+              NULL, NULL),
+             ('msg_running', 'contract.signed', 1700000000, 'v1,u', {now} - 3000,
+              '{{\"running\":1}}', 'running', 1, 0, 0, 'lost-lease', NULL, NULL, NULL),
+             ('msg_done', 'id.producer.updated', 1700000000, 'v1,d', {now} - 2000, '',
+              'done', 1, 0, NULL, NULL, NULL, NULL, {now} - 1000),
+             ('msg_dead', 'endpoint.unknown', 1700000000, 'v1,x', {now} - 1000,
+              '\\xff00', 'dead', 5, 0, NULL, NULL, 'handler_permanent: no such NPN',
+              {now} - 500, NULL)"
+        ))
+        .await
+        .unwrap();
+
+    let connect = || {
+        PostgresBackend::connect_with(
+            &database.url,
+            PostgresOptions::new()
+                .table(t.clone())
+                .retention(Duration::from_secs(3600)),
+        )
+    };
+    let (first, second) = tokio::join!(connect(), connect());
+    let (backend, _second) = (first.unwrap(), second.unwrap());
+
+    let version: i32 = client
+        .query_one(&format!("SELECT version FROM {t}_schema"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 2, "one version row, migrated once");
+    let collation: Option<String> = client
+        .query_one(
+            "SELECT collation_name::text FROM information_schema.columns
+             WHERE table_name = $1 AND column_name = 'webhook_id'",
+            &[&t],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        collation.as_deref(),
+        Some("C"),
+        "ids compare by their bytes"
+    );
+    let refused = client
+        .batch_execute(&format!(
+            "INSERT INTO {t} (webhook_id, event_type, webhook_timestamp, signature,
+                              received_at_ms, body, state, next_run_at_ms)
+             VALUES ('msg_old_state', 'x', 0, '', 0, '', 'queued', 0)"
+        ))
+        .await;
+    assert!(refused.is_err(), "the check lets an old state in");
+
+    let backend = &backend;
+    let states = |state| async move {
+        backend
+            .list(&DeliveryFilter::new().state(state), None, 10)
+            .await
+            .unwrap()
+            .deliveries
+            .into_iter()
+            .map(|summary| summary.webhook_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(states(DeliveryState::Waiting).await, ["msg_waiting"]);
+    assert_eq!(states(DeliveryState::Retrying).await, ["msg_retrying"]);
+    assert_eq!(states(DeliveryState::Running).await, ["msg_running"]);
+    assert_eq!(states(DeliveryState::Done).await, ["msg_done"]);
+    assert_eq!(states(DeliveryState::Dead).await, ["msg_dead"]);
+    let contracts = backend
+        .counts(&DeliveryFilter::new().event_type("contract"))
+        .await
+        .unwrap();
+    assert_eq!(contracts.total(), 2, "each type's group is computed");
+
+    let dead = backend.dead_letter("msg_dead").await.unwrap().unwrap();
+    assert_eq!(dead.attempts, 5);
+    assert_eq!(dead.last_error, "handler_permanent: no such NPN");
+    assert_eq!(dead.delivery.body.as_ref(), b"\xff\x00");
+    assert_eq!(backend.dead_letters(10).await.unwrap().len(), 1);
+    assert_eq!(
+        backend.enqueue(&delivery("msg_done")).await.unwrap(),
+        Enqueued::Duplicate,
+        "a done id within the retention"
+    );
+    assert_eq!(
+        backend.enqueue(&delivery("msg_waiting")).await.unwrap(),
+        Enqueued::Duplicate
+    );
+
+    // The lost lease is re-claimed (its lost attempt recorded), the waiting and retrying run.
+    let mut jobs: Vec<(String, u32)> = backend
+        .claim(10, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|job| (job.delivery.webhook_id, job.attempt))
+        .collect();
+    jobs.sort();
+    assert_eq!(
+        jobs,
+        [
+            ("msg_retrying".to_owned(), 3),
+            ("msg_running".to_owned(), 2),
+            ("msg_waiting".to_owned(), 1)
+        ]
+    );
+    let running = backend.delivery("msg_running").await.unwrap().unwrap();
+    assert_eq!(running.history.len(), 1, "{:?}", running.history);
+    assert!(backend.replay("msg_dead").await.unwrap(), "replay");
+    let replayed = backend.claim(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].delivery.body.as_ref(), b"\xff\x00");
+    assert!(backend.complete(&replayed[0]).await.unwrap());
+}
+
+/// A table whose version row says 3 (written by a newer build) is refused with an error that
+/// says so, and nothing is written to it: no history table, no index, the version unchanged.
+#[tokio::test]
+async fn a_table_of_a_newer_schema_is_refused_and_left_untouched() {
+    let test = "a_table_of_a_newer_schema_is_refused_and_left_untouched";
+    let (url, required) = postgres_url();
+    let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+    else {
+        assert!(!required, "POSTGRES_URL={url} is set but unreachable");
+        eprintln!("skipping {test}: no PostgreSQL at {url}");
+        return;
+    };
+    tokio::spawn(connection);
+    let t = unique_table();
+    let _dropped = DropTable {
+        url: url.clone(),
+        table: t.clone(),
+    };
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (webhook_id text PRIMARY KEY, future_column jsonb);
+             CREATE TABLE {t}_schema (version integer NOT NULL);
+             INSERT INTO {t}_schema VALUES (3);
+             INSERT INTO {t} VALUES ('msg_1', '{{}}')"
+        ))
+        .await
+        .unwrap();
+    let err = PostgresBackend::connect_with(&url, PostgresOptions::new().table(t.clone()))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("newer") && message.contains("schema 3") && message.contains(&t),
+        "{message}"
+    );
+    let objects: Vec<String> = client
+        .query(
+            "SELECT relname::text FROM pg_class WHERE relname LIKE $1 || '%' ORDER BY 1",
+            &[&t],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        objects,
+        [t.clone(), format!("{t}_pkey"), format!("{t}_schema")],
+        "nothing created"
+    );
+    let version: i32 = client
+        .query_one(&format!("SELECT max(version) FROM {t}_schema"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 3);
+}
+
+/// An id prefix lists exactly the ids that start with it, and pages of ids that share a
+/// received-at skip and repeat nothing, in a database whose collation is ICU's `en-US`, where
+/// the range `webhook_id >= 'p' AND webhook_id < 'p' || U+10FFFF` compared by the database's
+/// collation holds ids that do not start with `p` (`case:bz` for `case:B`), and orders `b`
+/// with `B`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_prefix_and_the_cursor_hold_under_a_linguistic_collation() {
+    use agentsync_webhooks_queue::record::{Cursor, DeliveryFilter};
+    let test = "an_id_prefix_and_the_cursor_hold_under_a_linguistic_collation";
+    let Some(database) = LinguisticDatabase::create(test).await else {
+        return;
+    };
+    let client = connect_raw(&database.url).await;
+    let naive: bool = client
+        .query_one(
+            "SELECT 'case:bz' >= 'case:B' AND 'case:bz' < 'case:B' || U&'\\+10FFFF'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        naive,
+        "this database's collation would list case:bz under case:B"
+    );
+    let backend =
+        PostgresBackend::connect_with(&database.url, PostgresOptions::new().table(unique_table()))
+            .await
+            .unwrap();
+    let ids = [
+        "case:B", "case:B1", "case:Bz", "case:b", "case:bz", "case:c", "case:a-b",
+    ];
+    for id in ids {
+        assert_eq!(
+            backend
+                .enqueue(&agentsync_webhooks_queue::ReceivedDelivery {
+                    received_at_ms: 1_700_000_000_000,
+                    ..delivery(id)
+                })
+                .await
+                .unwrap(),
+            Enqueued::New
+        );
+    }
+    let listed = |filter: DeliveryFilter| {
+        let backend = &backend;
+        async move {
+            backend
+                .list(&filter, None, 100)
+                .await
+                .unwrap()
+                .deliveries
+                .into_iter()
+                .map(|summary| summary.webhook_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    // Newest first, then by id (its bytes) descending.
+    assert_eq!(
+        listed(DeliveryFilter::new().id_prefix("case:B")).await,
+        ["case:Bz", "case:B1", "case:B"]
+    );
+    assert_eq!(
+        listed(DeliveryFilter::new().id_prefix("case:b")).await,
+        ["case:bz", "case:b"]
+    );
+    assert_eq!(
+        backend
+            .counts(&DeliveryFilter::new().id_prefix("case:B"))
+            .await
+            .unwrap()
+            .total(),
+        3
+    );
+    let mut by_bytes: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+    by_bytes.sort();
+    by_bytes.reverse();
+    assert_eq!(listed(DeliveryFilter::new()).await, by_bytes);
+    let mut paged = Vec::new();
+    let mut after: Option<Cursor> = None;
+    loop {
+        let page = backend
+            .list(&DeliveryFilter::new(), after.as_ref(), 2)
+            .await
+            .unwrap();
+        paged.extend(
+            page.deliveries
+                .into_iter()
+                .map(|summary| summary.webhook_id),
+        );
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, by_bytes, "pages skip or repeat nothing");
+    drop(backend);
+}
