@@ -2,6 +2,7 @@
 
 use std::{future::Future, pin::Pin, time::Duration};
 
+pub use agentsync_webhooks_core::route::EventOrder;
 use agentsync_webhooks_core::{
     handoff::{Enqueued, ReceivedDelivery},
     idempotency::{StoreError, StoreErrorKind},
@@ -106,6 +107,57 @@ pub struct Job {
     pub receipt: Receipt,
 }
 
+/// One claimed job with what the engine keeps of its event time, as
+/// [`Backend::claim_ordered`] returns it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The job.
+    pub job: Job,
+    /// Its ordering key, occurred-at and the key's newest done occurred-at; `None` for a job
+    /// stored without a key (or by an engine that does not order events).
+    pub order: Option<ClaimedOrder>,
+}
+
+impl From<Job> for Claimed {
+    fn from(job: Job) -> Self {
+        Self { job, order: None }
+    }
+}
+
+/// A keyed job's event time, as the claim read it.
+///
+/// ```
+/// use agentsync_webhooks_queue::ClaimedOrder;
+///
+/// let order = ClaimedOrder { key: "npn:1".into(), occurred_at_ms: 10, newest_done_ms: Some(20) };
+/// assert!(order.is_stale());
+/// let tie = ClaimedOrder { newest_done_ms: Some(10), ..order.clone() };
+/// assert!(!tie.is_stale()); // equal timestamps run
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedOrder {
+    /// The ordering key stored with the delivery.
+    pub key: String,
+    /// When the event occurred, ms since the epoch.
+    pub occurred_at_ms: i64,
+    /// The newest occurred-at of a job of this key completed (successfully) within the key
+    /// retention, if any.
+    pub newest_done_ms: Option<i64>,
+}
+
+impl ClaimedOrder {
+    /// Older than the newest done event of its key (equal is not stale).
+    pub fn is_stale(&self) -> bool {
+        self.newest_done_ms
+            .is_some_and(|newest| self.occurred_at_ms < newest)
+    }
+}
+
+/// How long an engine keeps a key's newest done occurred-at after it was last written: 7
+/// days, longer than the sender's retry horizon (about a day), so that a late retry of an old
+/// event is still found stale.
+pub const DEFAULT_KEY_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
 /// A delivery that will not be retried any more, kept until it is replayed or purged.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
@@ -130,6 +182,27 @@ pub struct QueueStats {
     pub dead: u64,
 }
 
+/// What [`Backend::health`] found: the engine answered; `warnings` are what an operator should
+/// know all the same (for Redis, what the persistence check at connect found).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Health {
+    /// The engine (`sqlite`, `redis`, `postgres`, or a backend's own name).
+    pub engine: &'static str,
+    /// One sentence each: what could lose a 2xx or was not checked.
+    pub warnings: Vec<String>,
+}
+
+impl Health {
+    /// The engine answered, with nothing to report.
+    pub fn new(engine: &'static str) -> Self {
+        Self {
+            engine,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// A queue engine. Every method is one atomic step in the engine, and every write returns only
 /// once the engine acknowledged it.
 ///
@@ -145,6 +218,39 @@ pub struct QueueStats {
 /// Re-claim is by lease expiry, never by worker names: a job claimed with `lease` and neither
 /// settled nor extended within it is claimable again, so a killed worker's jobs come back on
 /// their own.
+///
+/// # Event time: what an engine that orders events stores and does
+///
+/// A delivery enqueued with [`enqueue_ordered`](Self::enqueue_ordered) carries an
+/// [`EventOrder`]: an ordering key (the entity, e.g. `npn:0012345`) and its occurred-at (ms).
+/// An engine that orders events ([`orders_events`](Self::orders_events) is `true`) must:
+///
+/// 1. **Store** the key and occurred-at with the job (a replay or a resend keeps them; a
+///    resend writes the new ones).
+/// 2. **Keep per key** the newest occurred-at of a job of that key completed with
+///    [`complete`](Self::complete), and when it was last written, for a key retention
+///    ([`DEFAULT_KEY_RETENTION`], 7 days, by default), deleted by [`purge`](Self::purge)
+///    after it.
+/// 3. **Claim** ([`claim_ordered`](Self::claim_ordered)) under these rules, in the claim's one
+///    atomic step: a job without a key is claimed as before (a cheap check of the key
+///    column, nothing more); a keyed job is claimable only if no job of its key is running
+///    under an unexpired lease (the job's lease is the key's lease: a killed worker frees the
+///    key when its lease ends, and the re-claim of that expired job takes the key), no other
+///    job of its key is taken in the same claim, and it is the first of its key's waiting and
+///    retrying jobs in (occurred-at, webhook-id) order, due now. So the key's events run one at
+///    a time in occurred-at order, and a key's head that is not due yet (retrying later)
+///    holds the ones behind it. Return with each keyed job its key, occurred-at and the key's
+///    newest done occurred-at as read in that step ([`ClaimedOrder`]).
+/// 4. **Complete** ([`complete`](Self::complete)) a keyed job and raise its key's newest
+///    occurred-at to `max(newest, occurred_at)` in the **same atomic step** as marking it
+///    done, so that a completion is never seen without its key's newest, nor the reverse.
+/// 5. **Complete as stale** ([`complete_stale`](Self::complete_stale)): done, with the attempt's
+///    outcome [`AttemptOutcome::Stale`](crate::record::AttemptOutcome::Stale) in the record,
+///    the key's newest left as it is (it is newer).
+///
+/// Retry, bury, release and abandon free the key like any end of the running state; the
+/// newest is written only by a completion. The engines that do not order events keep the
+/// defaults of these methods, which store no key and enforce no order (today's behaviour).
 pub trait Backend: Send + Sync + 'static {
     /// Stores `delivery` unless its `webhook-id` is known (waiting, running, done within the
     /// retention, or dead), de-duplicating and writing in one atomic step.
@@ -178,7 +284,49 @@ pub trait Backend: Send + Sync + 'static {
     /// Marks the job done: it is never run again, and its `webhook-id` stays known for the
     /// retention, so that the sender's late retries are duplicates. `Ok(false)` if the receipt is
     /// no longer the job's (the lease expired and another worker took it).
+    ///
+    /// For a keyed job of an engine that orders events, raises the key's newest occurred-at in
+    /// the same atomic step (see the [trait docs](Self)).
     fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool>;
+
+    /// Whether this engine stores ordering keys and enforces the event-time rules of the
+    /// [trait docs](Self). `false` by default: the engine then stores no key, claims with
+    /// [`claim_with`](Self::claim_with), and never reports a job stale.
+    fn orders_events(&self) -> bool {
+        false
+    }
+
+    /// [`enqueue`](Self::enqueue) a delivery with its ordering key and occurred-at, stored with
+    /// the job in the same atomic step. The default ignores `order` (no ordering enforced).
+    fn enqueue_ordered<'a>(
+        &'a self,
+        delivery: &'a ReceivedDelivery,
+        order: &'a EventOrder,
+    ) -> QueueFuture<'a, Enqueued> {
+        let _ = order;
+        self.enqueue(delivery)
+    }
+
+    /// [`claim_with`](Self::claim_with), skipping keyed jobs whose key is held, and returning
+    /// each keyed job with its [`ClaimedOrder`] (see the [trait docs](Self)). What the workers
+    /// call. The default is `claim_with` with no order (no ordering enforced).
+    fn claim_ordered<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> QueueFuture<'a, Vec<Claimed>> {
+        Box::pin(async move {
+            let jobs = self.claim_with(token, max, lease).await?;
+            Ok(jobs.into_iter().map(Claimed::from).collect())
+        })
+    }
+
+    /// Marks a stale job done without running it: outcome `stale` in its history, its key's
+    /// newest occurred-at unchanged. `Ok(false)` as for `complete`. The default completes it.
+    fn complete_stale<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
+        self.complete(job)
+    }
 
     /// Schedules the job to run again `after` from now (the engine's now), recording `error`.
     /// `Ok(false)` as for `complete`.
@@ -277,6 +425,17 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Depth, oldest age and dead letters now.
     fn stats(&self) -> QueueFuture<'_, QueueStats>;
+
+    /// Whether the engine answers now, for load balancers and probes: `Err` (with the
+    /// engine's reason) when it does not. By default it reads [`stats`](Self::stats); an
+    /// engine overrides it with a cheaper or more telling check (Redis pings every primary and
+    /// adds its persistence findings).
+    fn health(&self) -> QueueFuture<'_, Health> {
+        Box::pin(async move {
+            self.stats().await?;
+            Ok(Health::new("queue"))
+        })
+    }
 
     /// Deletes one batch of what outlived its retention: done deliveries past the retention
     /// and dead letters past the dead-letter retention, each `webhook-id` forgotten with its

@@ -912,13 +912,20 @@ impl QueueContract {
             "{case}: an id prefix that matches nothing"
         );
 
-        // The four oldest are claimed first: 0 done, 1 dead, 2 retrying, 3 still running.
-        let jobs: HashMap<String, Job> = self
-            .claim(4, LONG)
+        // The four oldest are held: 0 done, 1 dead, 2 retrying, 3 still running. Every job is
+        // claimed and the others given back: a partitioned queue (Redis `partitions`) claims
+        // in order within a partition, not across them.
+        let mut jobs: HashMap<String, Job> = self
+            .claim(8, LONG)
             .await
             .into_iter()
             .map(|job| (job.delivery.webhook_id.clone(), job))
             .collect();
+        for later in &all[4..] {
+            if let Some(job) = jobs.remove(&later.webhook_id) {
+                assert!(self.release(&job).await, "{case}: give back {}", later.webhook_id);
+            }
+        }
         let job = |n: usize| {
             jobs.get(&all[n].webhook_id)
                 .unwrap_or_else(|| panic!("{case}: listed-{n} was not claimed first"))
@@ -1313,12 +1320,17 @@ impl QueueContract {
             self.enqueue(&delivery(case, name)).await;
         }
         let id = |name: &str| format!("{case}:{name}");
-        let jobs: HashMap<String, Job> = self
-            .claim(2, LONG)
+        // Every job claimed, and the one that waits given back: a partitioned queue (Redis
+        // `partitions`) claims in order within a partition, not across them.
+        let mut jobs: HashMap<String, Job> = self
+            .claim(3, LONG)
             .await
             .into_iter()
             .map(|job| (job.delivery.webhook_id.clone(), job))
             .collect();
+        if let Some(job) = jobs.remove(&id("waits")) {
+            assert!(self.release(&job).await, "{case}: give back");
+        }
         let (retries, runs) = if jobs.contains_key(&id("retries")) {
             (
                 &jobs[&id("retries")],
@@ -1605,6 +1617,219 @@ impl QueueContract {
     }
 }
 
+/// The event-time cases ([`queue_event_time_contract_tests!`](crate::queue_event_time_contract_tests)):
+/// for engines that order events ([`Backend::orders_events`]).
+pub const EVENT_TIME_CASES: &[&str] = &[
+    "an_older_event_of_a_done_key_is_claimed_stale",
+    "a_newer_event_and_an_equal_one_are_not_stale",
+    "a_stale_completion_is_recorded_stale_and_keeps_the_newest",
+    "one_job_of_a_key_runs_at_a_time_in_occurred_at_order",
+    "a_key_is_freed_when_its_jobs_lease_expires",
+    "jobs_without_a_key_run_concurrently_beside_keyed_ones",
+];
+
+impl QueueContract {
+    async fn enqueue_keyed(&self, name: &str, event_type: &str, key: &str, at_ms: i64) -> String {
+        let mut stored = delivery(self.case, name);
+        stored.event_type = event_type.into();
+        let order = crate::EventOrder {
+            key: key.into(),
+            occurred_at_ms: at_ms,
+        };
+        let enqueued = self
+            .backend
+            .enqueue_ordered(&stored, &order)
+            .await
+            .unwrap_or_else(|err| panic!("{}: enqueue_ordered failed: {err}", self.case));
+        assert_eq!(enqueued, Enqueued::New, "{}: {name}", self.case);
+        stored.webhook_id
+    }
+
+    async fn claim_ordered(&self, max: usize, lease: Duration) -> Vec<crate::Claimed> {
+        let token = ClaimToken::new().unwrap();
+        self.backend
+            .claim_ordered(&token, max, lease)
+            .await
+            .unwrap_or_else(|err| panic!("{}: claim_ordered failed: {err}", self.case))
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.case)
+    }
+
+    /// Activated (10:05) is done; the deactivation of 10:00, arriving after, is claimed stale.
+    pub async fn an_older_event_of_a_done_key_is_claimed_stale(&self) {
+        assert!(self.backend.orders_events(), "{}: orders_events", self.case);
+        let npn = self.key("npn");
+        self.enqueue_keyed("activated", "producersync.npn.activated", &npn, 10_500)
+            .await;
+        let first = self.claim_ordered(8, LONG).await;
+        assert_eq!(first.len(), 1, "{}", self.case);
+        let order = first[0]
+            .order
+            .clone()
+            .expect("a keyed job carries its order");
+        assert_eq!(
+            (order.key.as_str(), order.occurred_at_ms),
+            (npn.as_str(), 10_500)
+        );
+        assert_eq!(order.newest_done_ms, None);
+        assert!(self.complete(&first[0].job).await);
+
+        self.enqueue_keyed("deactivated", "producersync.npn.deactivated", &npn, 10_000)
+            .await;
+        let second = self.claim_ordered(8, LONG).await;
+        assert_eq!(second.len(), 1, "{}", self.case);
+        let order = second[0].order.clone().expect("keyed");
+        assert_eq!(order.newest_done_ms, Some(10_500), "{}", self.case);
+        assert!(order.is_stale(), "{}", self.case);
+    }
+
+    /// Deactivated (10:00) done, then activated (10:05): not stale; then one at 10:05: a tie, not stale.
+    pub async fn a_newer_event_and_an_equal_one_are_not_stale(&self) {
+        let npn = self.key("npn");
+        self.enqueue_keyed("deactivated", "producersync.npn.deactivated", &npn, 10_000)
+            .await;
+        let first = self.claim_ordered(8, LONG).await;
+        assert!(self.complete(&first[0].job).await);
+        self.enqueue_keyed("activated", "producersync.npn.activated", &npn, 10_500)
+            .await;
+        let second = self.claim_ordered(8, LONG).await;
+        let order = second[0].order.clone().expect("keyed");
+        assert!(!order.is_stale(), "{}: newer", self.case);
+        assert!(self.complete(&second[0].job).await);
+        self.enqueue_keyed("again", "producersync.npn.activated", &npn, 10_500)
+            .await;
+        let third = self.claim_ordered(8, LONG).await;
+        let order = third[0].order.clone().expect("keyed");
+        assert_eq!(order.newest_done_ms, Some(10_500));
+        assert!(!order.is_stale(), "{}: a tie runs", self.case);
+    }
+
+    /// A stale job completed as stale: done, outcome `stale` in its record, the newest kept.
+    pub async fn a_stale_completion_is_recorded_stale_and_keeps_the_newest(&self) {
+        let npn = self.key("npn");
+        self.enqueue_keyed("new", "producersync.npn.activated", &npn, 20_000)
+            .await;
+        let first = self.claim_ordered(8, LONG).await;
+        assert!(self.complete(&first[0].job).await);
+        let old = self
+            .enqueue_keyed("old", "producersync.npn.deactivated", &npn, 10_000)
+            .await;
+        let second = self.claim_ordered(8, LONG).await;
+        assert!(
+            second[0]
+                .order
+                .as_ref()
+                .is_some_and(crate::ClaimedOrder::is_stale)
+        );
+        let settled = self
+            .backend
+            .complete_stale(&second[0].job)
+            .await
+            .unwrap_or_else(|err| panic!("{}: complete_stale failed: {err}", self.case));
+        assert!(settled, "{}", self.case);
+        let record = self.record(&old).await;
+        assert_eq!(record.state, DeliveryState::Done, "{}", self.case);
+        assert!(record.is_stale(), "{}: {:?}", self.case, record.history);
+        // The newest is still the newer event's.
+        self.enqueue_keyed("later", "producersync.npn.activated", &npn, 15_000)
+            .await;
+        let third = self.claim_ordered(8, LONG).await;
+        assert_eq!(
+            third[0].order.as_ref().and_then(|o| o.newest_done_ms),
+            Some(20_000)
+        );
+    }
+
+    /// Two events of one key enqueued together: one claim takes only the older; nothing of the
+    /// key is claimable while it runs; once it settles, the newer one is.
+    pub async fn one_job_of_a_key_runs_at_a_time_in_occurred_at_order(&self) {
+        let npn = self.key("npn");
+        // The newer is enqueued first: order is by occurred-at, not arrival.
+        self.enqueue_keyed("newer", "producersync.npn.activated", &npn, 20_000)
+            .await;
+        let older = self
+            .enqueue_keyed("older", "producersync.npn.deactivated", &npn, 10_000)
+            .await;
+        let first = self.claim_ordered(8, LONG).await;
+        assert_eq!(first.len(), 1, "{}: one of the key at a time", self.case);
+        assert_eq!(first[0].job.delivery.webhook_id, older, "{}", self.case);
+        let on_second = match &self.second {
+            Some(second) => second.clone(),
+            None => self.backend.clone(),
+        };
+        let token = ClaimToken::new().unwrap();
+        let held = on_second.claim_ordered(&token, 8, LONG).await.unwrap();
+        assert!(
+            held.is_empty(),
+            "{}: the key is held on every instance",
+            self.case
+        );
+        // A retry frees the key too, but the retried head holds the rest until it is due.
+        assert!(self.complete(&first[0].job).await);
+        let next = self.claim_ordered(8, LONG).await;
+        assert_eq!(next.len(), 1, "{}", self.case);
+        assert_eq!(next[0].job.delivery.webhook_id, self.key("newer"));
+        assert!(
+            !next[0]
+                .order
+                .as_ref()
+                .is_some_and(crate::ClaimedOrder::is_stale)
+        );
+    }
+
+    /// A worker killed while it holds a key: once the lease ends, the key's job is re-claimed
+    /// (holding the key), and the next job of the key follows it.
+    pub async fn a_key_is_freed_when_its_jobs_lease_expires(&self) {
+        let npn = self.key("npn");
+        let first_id = self
+            .enqueue_keyed("first", "producersync.npn.activated", &npn, 10_000)
+            .await;
+        self.enqueue_keyed("second", "producersync.npn.deactivated", &npn, 20_000)
+            .await;
+        let taken = self.claim_ordered(8, WITHIN).await;
+        assert_eq!(taken.len(), 1);
+        assert!(
+            self.claim_ordered(8, LONG).await.is_empty(),
+            "{}",
+            self.case
+        );
+        tokio::time::sleep(PAST_WITHIN).await;
+        let again = self.claim_ordered(8, LONG).await;
+        assert_eq!(again.len(), 1, "{}: only the expired job", self.case);
+        assert_eq!(again[0].job.delivery.webhook_id, first_id);
+        assert!(self.complete(&again[0].job).await);
+        let next = self.claim_ordered(8, LONG).await;
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].job.delivery.webhook_id, self.key("second"));
+    }
+
+    /// Unkeyed jobs are claimed as before, whatever keys are held.
+    pub async fn jobs_without_a_key_run_concurrently_beside_keyed_ones(&self) {
+        let npn = self.key("npn");
+        self.enqueue_keyed("a", "producersync.npn.activated", &npn, 1)
+            .await;
+        self.enqueue_keyed("b", "producersync.npn.activated", &npn, 2)
+            .await;
+        for n in 0..3 {
+            assert_eq!(
+                self.enqueue(&delivery(self.case, &format!("plain{n}")))
+                    .await,
+                Enqueued::New
+            );
+        }
+        let claimed = self.claim_ordered(8, LONG).await;
+        assert_eq!(
+            claimed.len(),
+            4,
+            "{}: three plain and one of the key",
+            self.case
+        );
+        assert_eq!(claimed.iter().filter(|c| c.order.is_none()).count(), 3);
+    }
+}
+
 /// A small stored `producersync.updates_available` delivery with this `webhook-id`, for engine
 /// tests outside the contract.
 ///
@@ -1690,5 +1915,23 @@ macro_rules! queue_contract_tests {
                 }
             }
         )+
+    };
+}
+
+/// Writes one `#[tokio::test]` per event-time case ([`EVENT_TIME_CASES`]) for an engine that
+/// orders events, each on a fresh queue from `$make` (as [`queue_contract_tests!`]). A test file
+/// adds it beside `queue_contract_tests!` once its engine implements the event-time rules of
+/// [`Backend`](crate::Backend).
+#[macro_export]
+macro_rules! queue_event_time_contract_tests {
+    ($make:path) => {
+        $crate::queue_contract_tests!(@cases $make;
+            an_older_event_of_a_done_key_is_claimed_stale,
+            a_newer_event_and_an_equal_one_are_not_stale,
+            a_stale_completion_is_recorded_stale_and_keeps_the_newest,
+            one_job_of_a_key_runs_at_a_time_in_occurred_at_order,
+            a_key_is_freed_when_its_jobs_lease_expires,
+            jobs_without_a_key_run_concurrently_beside_keyed_ones
+        );
     };
 }

@@ -33,10 +33,11 @@ pub mod redis;
 pub mod sqlite;
 
 pub use crate::backend::{
-    Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt, default_worker,
+    Backend, ClaimToken, Claimed, ClaimedOrder, DEFAULT_KEY_RETENTION, DeadLetter, EventOrder,
+    Health, Job, Purged, QueueFuture, QueueStats, Receipt, default_worker,
 };
 pub use crate::queue::Queue;
-pub use crate::url::QueueUrl;
+pub use crate::url::{QueueUrl, UrlSettings};
 pub use crate::worker::{Backoff, JobError, JobFuture, JobRequest, Workers, metrics};
 pub use agentsync_webhooks_core::{
     handoff::{Enqueued, Handoff, ReceivedDelivery},

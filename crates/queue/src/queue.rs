@@ -5,13 +5,14 @@ use std::sync::Arc;
 use agentsync_webhooks_core::{
     handoff::{Enqueued, Handoff, ReceivedDelivery},
     idempotency::{StoreError, StoreFuture},
+    route::Ordering,
 };
 
+use crate::url::QueueUrl;
 use crate::{
     backend::{Backend, DeadLetter, Purged, QueueStats},
     record::{Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord},
 };
-use crate::url::QueueUrl;
 
 /// A durable queue of verified deliveries: cheap to clone (an `Arc` inside), shared by the
 /// receive port (it implements [`Handoff`]), the workers ([`backend`](Self::backend)) and the
@@ -43,6 +44,8 @@ use crate::url::QueueUrl;
 #[derive(Clone)]
 pub struct Queue {
     backend: Arc<dyn Backend>,
+    /// Which deliveries are stored with an ordering key: the router's defaults unless told.
+    ordering: Ordering,
 }
 
 impl std::fmt::Debug for Queue {
@@ -70,6 +73,7 @@ impl Queue {
     pub fn new(backend: impl Backend) -> Self {
         Self {
             backend: Arc::new(backend),
+            ordering: Ordering::default(),
         }
     }
 
@@ -90,7 +94,47 @@ impl Queue {
     /// # Ok(()) }
     /// ```
     pub fn from_backend(backend: Arc<dyn Backend>) -> Self {
-        Self { backend }
+        Self {
+            backend,
+            ordering: Ordering::default(),
+        }
+    }
+
+    /// Stores deliveries with the ordering keys of `ordering` (the router's
+    /// [`ordering`](agentsync_webhooks_core::route::EventRouter::ordering)), so that the
+    /// workers run one event of a key at a time, in occurred-at order, and skip stale ones.
+    /// Without it the queue keys the router's defaults (`producersync.npn.*` by NPN). Give it
+    /// to the queue the receive port writes to (another process's workers read the keys
+    /// stored).
+    ///
+    /// Costs nothing for a type without a key rule (a lookup of its type); a keyed type's
+    /// body is parsed once more at enqueue to read its key.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_core::{EventGroup, ObjectData, route::{Event, EventRouter}};
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-ordering-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let router = EventRouter::new()
+    ///     .ordered_by(EventGroup::Contract, |event: &Event<ObjectData>| event.data.npn());
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?.with_ordering(router.ordering());
+    /// assert!(queue.ordering().is_keyed("contract.updated"));
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_ordering(mut self, ordering: &Ordering) -> Self {
+        self.ordering = ordering.clone();
+        self
+    }
+
+    /// The ordering rules deliveries are stored with.
+    pub fn ordering(&self) -> &Ordering {
+        &self.ordering
     }
 
     /// Opens the queue `url` names, the way a service reads it from its configuration
@@ -107,10 +151,17 @@ impl Queue {
     /// error naming the cargo feature when the scheme's backend was not compiled in, and when
     /// the engine cannot be reached now.
     ///
+    /// | `redis+cluster://HOST:PORT[,HOST:PORT...]`, `rediss+cluster://...` | Redis Streams on a Redis Cluster | `redis` |
+    ///
+    /// The query string may hold the queue's settings (`prefix`, `group`, `partitions`,
+    /// `persistence=required`, `wait_replicas`/`wait_timeout_ms` for Redis; `table` for
+    /// PostgreSQL; see [`QueueUrl`]); the rest is the driver's (PostgreSQL's
+    /// `target_session_attrs=read-write` for a multi-host URL of a primary and its standbys).
+    ///
     /// Two services whose queues share an engine must not share a queue: each one's workers
     /// would take the other's events. Give each its own file, Redis logical database
-    /// (`redis://host:6379/2`) or PostgreSQL database; or, within one, build the backend with
-    /// `RedisOptions::prefix` or `PostgresOptions::table` and hand it to [`Queue::new`].
+    /// (`redis://host:6379/2`) or PostgreSQL database; or, within one, its own
+    /// `?prefix=` (Redis) or `?table=` (PostgreSQL).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), agentsync_webhooks_queue::StoreError> {
@@ -121,10 +172,11 @@ impl Queue {
     /// # Ok(()) }
     /// ```
     pub async fn from_url(url: &str) -> Result<Self, StoreError> {
-        match QueueUrl::parse(url)? {
-            QueueUrl::Sqlite(path) => Self::open_sqlite_url(path).await,
-            QueueUrl::Redis(url) => Self::open_redis_url(&url).await,
-            QueueUrl::Postgres(url) => Self::open_postgres_url(&url).await,
+        let parsed = QueueUrl::parse(url)?;
+        match &parsed {
+            QueueUrl::Sqlite(path) => Self::open_sqlite_url(path.clone()).await,
+            QueueUrl::Redis(_) => Self::open_redis_url(&parsed).await,
+            QueueUrl::Postgres(_) => Self::open_postgres_url(&parsed).await,
         }
     }
 
@@ -139,22 +191,49 @@ impl Queue {
     }
 
     #[cfg(feature = "redis")]
-    async fn open_redis_url(url: &str) -> Result<Self, StoreError> {
-        Self::redis(url).await
+    async fn open_redis_url(url: &QueueUrl) -> Result<Self, StoreError> {
+        use crate::redis::{RedisBackend, RedisOptions};
+        let settings = url.settings();
+        let mut options = RedisOptions::new();
+        if let Some(prefix) = settings.prefix {
+            options = options.prefix(prefix);
+        }
+        if let Some(group) = settings.group {
+            options = options.group(group);
+        }
+        if let Some(partitions) = settings.partitions {
+            options = options.partitions(partitions);
+        }
+        if settings.require_persistence {
+            options = options.require_persistence();
+        }
+        if let Some((replicas, timeout)) = settings.wait_replicas {
+            options = options.wait_for_replicas(replicas, timeout);
+        }
+        Ok(Self::new(
+            RedisBackend::connect_with(&url.engine_url(), options).await?,
+        ))
     }
 
     #[cfg(not(feature = "redis"))]
-    async fn open_redis_url(_url: &str) -> Result<Self, StoreError> {
+    async fn open_redis_url(_url: &QueueUrl) -> Result<Self, StoreError> {
         Err(missing_feature("redis", "a Redis queue"))
     }
 
     #[cfg(feature = "postgres")]
-    async fn open_postgres_url(url: &str) -> Result<Self, StoreError> {
-        Self::postgres(url).await
+    async fn open_postgres_url(url: &QueueUrl) -> Result<Self, StoreError> {
+        use crate::postgres::{PostgresBackend, PostgresOptions};
+        let mut options = PostgresOptions::new();
+        if let Some(table) = url.settings().table {
+            options = options.table(table);
+        }
+        Ok(Self::new(
+            PostgresBackend::connect_with(&url.engine_url(), options).await?,
+        ))
     }
 
     #[cfg(not(feature = "postgres"))]
-    async fn open_postgres_url(_url: &str) -> Result<Self, StoreError> {
+    async fn open_postgres_url(_url: &QueueUrl) -> Result<Self, StoreError> {
         Err(missing_feature("postgres", "a PostgreSQL queue"))
     }
 
@@ -236,7 +315,7 @@ impl Queue {
     /// Stores `delivery` unless its `webhook-id` is already known; returns once the write holds.
     /// The receive port calls it through [`Handoff`].
     pub async fn enqueue(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
-        self.backend.enqueue(delivery).await
+        Handoff::enqueue(self, delivery).await
     }
 
     /// The dead letters, oldest first, at most `limit`: deliveries that failed permanently or
@@ -318,6 +397,29 @@ impl Queue {
     /// ```
     pub async fn stats(&self) -> Result<QueueStats, StoreError> {
         self.backend.stats().await
+    }
+
+    /// Whether the queue's engine answers now, for load balancers and probes (`GET /healthz`
+    /// in the examples): `Err` with the engine's reason when it does not; `Ok` with what an
+    /// operator should know all the same (for Redis, what the persistence check at connect
+    /// found: a setting that would lose a 2xx on restart, or settings it could not read).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::Queue;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-health-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// let health = queue.health().await?;
+    /// assert!(health.warnings.is_empty());
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn health(&self) -> Result<crate::backend::Health, StoreError> {
+        self.backend.health().await
     }
 }
 
@@ -543,7 +645,12 @@ impl Queue {
 
 impl Handoff for Queue {
     fn enqueue<'a>(&'a self, delivery: &'a ReceivedDelivery) -> StoreFuture<'a, Enqueued> {
-        self.backend.enqueue(delivery)
+        match self.ordering.order_of(delivery) {
+            None => self.backend.enqueue(delivery),
+            Some(order) => {
+                Box::pin(async move { self.backend.enqueue_ordered(delivery, &order).await })
+            }
+        }
     }
 }
 

@@ -410,6 +410,9 @@ pub enum AttemptOutcome {
     Released,
     /// Never reported back: its lease expired (the worker died or hung) and it was claimed again.
     LeaseExpired,
+    /// Not run: the event is older than the newest event of its ordering key already
+    /// processed. The delivery is done (state `done`), its handler never called.
+    Stale,
 }
 
 impl AttemptOutcome {
@@ -421,6 +424,7 @@ impl AttemptOutcome {
             Self::Dead => "dead",
             Self::Released => "released",
             Self::LeaseExpired => "lease_expired",
+            Self::Stale => "stale",
         }
     }
 
@@ -432,6 +436,7 @@ impl AttemptOutcome {
             Self::Dead,
             Self::Released,
             Self::LeaseExpired,
+            Self::Stale,
         ]
         .into_iter()
         .find(|outcome| outcome.as_str() == name)
@@ -525,6 +530,70 @@ pub struct DeliveryRecord {
     pub history: Vec<HistoryEntry>,
     /// How many entries were dropped between the first and the latest kept.
     pub history_dropped: u64,
+}
+
+/// When a stored event occurred and how late it was received, as
+/// [`DeliveryRecord::event_time`] reads them from its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTime {
+    /// When it occurred (the envelope's `timestamp`, or the stand-in), ms since the epoch.
+    pub occurred_at_ms: i64,
+    /// Whether the envelope had no `timestamp` and the `webhook-timestamp` stands in for it.
+    pub stand_in: bool,
+    /// Received minus occurred, ms (negative when the sender's clock is ahead).
+    pub delay_ms: i64,
+}
+
+impl DeliveryRecord {
+    /// When the event occurred and its delay, read from the stored body (every engine, no
+    /// column needed); `None` for a body that is not an envelope.
+    ///
+    /// ```
+    /// use agentsync_webhooks_queue::record::{DeliveryRecord, DeliveryState};
+    /// # use agentsync_webhooks_queue::ReceivedDelivery;
+    /// let delivery = ReceivedDelivery {
+    ///     webhook_id: "msg_1".into(),
+    ///     event_type: "contract.updated".into(),
+    ///     webhook_timestamp: 1_700_000_100,
+    ///     signature: "v1,...".into(),
+    ///     received_at_ms: 1_700_000_100_000,
+    ///     body: br#"{"type":"contract.updated","timestamp":"2023-11-14T22:13:20Z"}"#.to_vec().into(),
+    /// };
+    /// let record = DeliveryRecord {
+    ///     delivery, state: DeliveryState::Done, attempts: 1, last_error: None, next_run_at_ms: None,
+    ///     done_at_ms: None, died_at_ms: None, worker: None, history: Vec::new(), history_dropped: 0,
+    /// };
+    /// let time = record.event_time().expect("an envelope");
+    /// assert_eq!((time.delay_ms, time.stand_in), (100_000, false));
+    /// ```
+    pub fn event_time(&self) -> Option<EventTime> {
+        let delivery =
+            agentsync_webhooks_core::Delivery::<agentsync_webhooks_core::RawData>::parse(
+                &self.delivery.webhook_id,
+                self.delivery.webhook_timestamp,
+                self.delivery.body.clone(),
+            )
+            .ok()?;
+        let occurred_at_ms = delivery.event.timestamp.timestamp_millis();
+        Some(EventTime {
+            occurred_at_ms,
+            stand_in: delivery.event.timestamp_source
+                != agentsync_webhooks_core::event::TimestampSource::Envelope,
+            delay_ms: self.delivery.received_at_ms.saturating_sub(occurred_at_ms),
+        })
+    }
+
+    /// Whether the delivery was recorded as stale (its last attempt's outcome).
+    pub fn is_stale(&self) -> bool {
+        self.history
+            .iter()
+            .rev()
+            .find_map(|entry| match &entry.event {
+                HistoryEvent::Attempt { outcome, .. } => Some(*outcome == AttemptOutcome::Stale),
+                _ => None,
+            })
+            == Some(true)
+    }
 }
 
 /// `error` cut to at most [`MAX_ERROR_LEN`] bytes at a character boundary.

@@ -30,6 +30,7 @@ async fn contract(case: &'static str) -> Option<QueueContract> {
 }
 
 agentsync_webhooks_queue::queue_contract_tests!(contract);
+agentsync_webhooks_queue::queue_event_time_contract_tests!(contract);
 
 #[tokio::test]
 async fn a_stored_delivery_survives_closing_and_reopening_the_file() {
@@ -466,7 +467,7 @@ async fn a_queue_of_schema_1_is_migrated_in_place_with_its_jobs_and_dead_letters
         .unwrap()
         .query_row("SELECT version FROM agentsync_schema", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 2, "migrated to the current version");
+    assert_eq!(version, 3, "migrated to the current version");
     let state = |id: &'static str| {
         let backend = &backend;
         async move { backend.delivery(id).await.unwrap().unwrap().state }
@@ -550,4 +551,65 @@ async fn a_queue_of_a_newer_schema_is_refused_and_left_untouched() {
         !dir.path().join("queue.sqlite3-wal").exists(),
         "a WAL was started"
     );
+}
+
+#[tokio::test]
+async fn a_queue_of_schema_2_is_migrated_to_3_in_place_and_orders_events_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.sqlite3");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(&agentsync_webhooks_queue::sqlite::version_2_for_tests())
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO jobs (webhook_id, event_type, event_group, webhook_timestamp, signature,
+                                   received_at_ms, body, state, attempts, next_run_at_ms)
+                 VALUES ('msg_old', 'producersync.updates_available', 'producersync', 1, 'v1,x',
+                         1, x'7B7D', 'waiting', 0, 0)",
+                [],
+            )
+            .unwrap();
+    }
+    let backend = SqliteBackend::open(&path).await.unwrap();
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = connection
+        .query_row("SELECT max(version) FROM agentsync_schema", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(version, 3);
+    let tables: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('ordering_keys', 'jobs_key')",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 2);
+    // The version-2 job is there, without a key, and keyed jobs work beside it.
+    let order = agentsync_webhooks_queue::EventOrder {
+        key: "npn:1".into(),
+        occurred_at_ms: 5,
+    };
+    backend
+        .enqueue_ordered(&delivery("msg_keyed"), &order)
+        .await
+        .unwrap();
+    let token = agentsync_webhooks_queue::ClaimToken::new().unwrap();
+    let claimed = backend
+        .claim_ordered(&token, 8, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = claimed
+        .iter()
+        .map(|c| (c.job.delivery.webhook_id.as_str(), c.order.is_some()))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [("msg_keyed", true), ("msg_old", false)]);
+    drop(backend);
+    // Opening again is a no-op.
+    let again = SqliteBackend::open(&path).await.unwrap();
+    drop(again);
 }

@@ -191,6 +191,7 @@ fn outcome_text(outcome: AttemptOutcome) -> &'static str {
         AttemptOutcome::Dead => "failed, dead",
         AttemptOutcome::Released => "released (shutdown)",
         AttemptOutcome::LeaseExpired => "lease expired",
+        AttemptOutcome::Stale => "stale, not run (a newer event of its key was done)",
     }
 }
 

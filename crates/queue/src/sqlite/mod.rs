@@ -85,8 +85,8 @@ use tokio::sync::oneshot;
 
 use crate::{
     backend::{
-        Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt,
-        attempt_count, duration_ms,
+        Backend, ClaimToken, Claimed, ClaimedOrder, DeadLetter, EventOrder, Job, Purged,
+        QueueFuture, QueueStats, Receipt, attempt_count, duration_ms,
     },
     record::{
         AttemptOutcome, Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord,
@@ -100,7 +100,7 @@ mod schema;
 
 #[cfg(feature = "testing")]
 #[doc(hidden)]
-pub use schema::VERSION_1_FOR_TESTS;
+pub use schema::{VERSION_1_FOR_TESTS, version_2_for_tests};
 
 /// The file [`Queue::from_url`](crate::Queue::from_url) uses for an empty URL, in the working
 /// directory.
@@ -133,8 +133,9 @@ const MAX_GROUP: usize = 256;
 /// or forgotten delivery the sender sent again).
 const ENQUEUE: &str = "
 INSERT INTO jobs (webhook_id, event_type, event_group, webhook_timestamp, signature,
-                  received_at_ms, body, state, attempts, next_run_at_ms)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'waiting', 0, ?8)
+                  received_at_ms, body, state, attempts, next_run_at_ms, ordering_key,
+                  occurred_at_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'waiting', 0, ?8, ?9, ?10)
 ON CONFLICT (webhook_id) DO NOTHING";
 const KNOWN: &str = "
 SELECT state, done_at_ms, forgotten FROM jobs WHERE webhook_id = ?1";
@@ -143,21 +144,48 @@ const TAKE_OVER: &str = "
 UPDATE jobs SET event_type = ?2, event_group = ?3, webhook_timestamp = ?4, signature = ?5,
                 received_at_ms = ?6, body = ?7, state = 'waiting', attempts = 0,
                 next_run_at_ms = ?8, locked_until_ms = NULL, lease = NULL, last_error = NULL,
-                died_at_ms = NULL, done_at_ms = NULL, forgotten = 0
+                died_at_ms = NULL, done_at_ms = NULL, forgotten = 0, ordering_key = ?9,
+                occurred_at_ms = ?10
 WHERE webhook_id = ?1 AND state IN ('done', 'dead')";
 const SELECT_EXPIRED: &str = "
 SELECT rowid, webhook_id, attempts, claimed_at_ms, locked_until_ms, worker
 FROM jobs INDEXED BY jobs_lease WHERE state = 'running' AND locked_until_ms <= ?1
 ORDER BY locked_until_ms LIMIT ?2";
+/// The due jobs with their key, read from the due index alone (it covers the key).
 const SELECT_DUE: &str = "
-SELECT rowid FROM jobs INDEXED BY jobs_due
+SELECT rowid, ordering_key FROM jobs INDEXED BY jobs_due
 WHERE state IN ('waiting', 'retrying') AND next_run_at_ms <= ?1
 ORDER BY next_run_at_ms LIMIT ?2";
+/// Whether a job of the key runs (its lease is the key's lease; an expired one is re-claimed
+/// first by every claim, which then holds the key).
+const KEY_RUNNING: &str = "
+SELECT 1 FROM jobs INDEXED BY jobs_key WHERE ordering_key = ?1 AND state = 'running' LIMIT 1";
+/// The key's next job: the first waiting or retrying one in occurred-at order.
+const KEY_HEAD: &str = "
+SELECT rowid, next_run_at_ms FROM jobs INDEXED BY jobs_key
+WHERE ordering_key = ?1 AND state IN ('waiting', 'retrying')
+ORDER BY occurred_at_ms, webhook_id LIMIT 1";
+const KEY_NEWEST: &str = "SELECT newest_done_ms FROM ordering_keys WHERE key = ?1";
+/// Raises the completed job's key's newest occurred-at (nothing for a job without a key).
+const RAISE_NEWEST: &str = "
+INSERT INTO ordering_keys (key, newest_done_ms, updated_at_ms)
+SELECT ordering_key, occurred_at_ms, ?2 FROM jobs
+WHERE webhook_id = ?1 AND ordering_key IS NOT NULL AND occurred_at_ms IS NOT NULL
+ON CONFLICT (key) DO UPDATE SET newest_done_ms = max(newest_done_ms, excluded.newest_done_ms),
+                               updated_at_ms = excluded.updated_at_ms";
+const PURGE_KEYS: &str = "
+DELETE FROM ordering_keys WHERE key IN (
+    SELECT key FROM ordering_keys INDEXED BY ordering_keys_updated WHERE updated_at_ms <= ?1
+    LIMIT ?2)";
+/// How many due rows beyond the wanted ones a claim reads, to find claimable jobs past the
+/// keyed ones whose key is held.
+const HELD_SLACK: i64 = 64;
 const TAKE: &str = "
 UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until_ms = ?2, lease = ?3,
                 worker = ?4, claimed_at_ms = ?5
 WHERE rowid = ?1
-RETURNING webhook_id, event_type, webhook_timestamp, signature, received_at_ms, body, attempts";
+RETURNING webhook_id, event_type, webhook_timestamp, signature, received_at_ms, body, attempts,
+          ordering_key, occurred_at_ms";
 /// What the settling statements return for the attempt's history entry.
 /// What the settling statements return for the attempt's history entry, whose place they count
 /// in `history_seq` as they settle (one statement fewer per settle).
@@ -222,6 +250,11 @@ pub fn statements_for_tests() -> Vec<(String, String)> {
         ("select_expired", SELECT_EXPIRED.to_owned()),
         ("select_due", SELECT_DUE.to_owned()),
         ("take", TAKE.to_owned()),
+        ("key_running", KEY_RUNNING.to_owned()),
+        ("key_head", KEY_HEAD.to_owned()),
+        ("key_newest", KEY_NEWEST.to_owned()),
+        ("raise_newest", RAISE_NEWEST.to_owned()),
+        ("purge_keys", PURGE_KEYS.to_owned()),
         ("complete", settled(COMPLETE)),
         ("retry", settled(RETRY)),
         ("abandon", ABANDON.to_owned()),
@@ -340,6 +373,7 @@ pub struct SqliteOptions {
     retention: Duration,
     record_retention: Duration,
     dead_retention: Duration,
+    key_retention: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -358,7 +392,16 @@ impl SqliteOptions {
             retention: DEFAULT_RETENTION,
             record_retention: DEFAULT_RECORD_RETENTION,
             dead_retention: DEFAULT_DEAD_RETENTION,
+            key_retention: crate::DEFAULT_KEY_RETENTION,
         }
+    }
+
+    /// How long a key's newest completed occurred-at is kept after it was last written
+    /// (default [`DEFAULT_KEY_RETENTION`](crate::DEFAULT_KEY_RETENTION), 7 days): an event of
+    /// that key older than this is no longer found stale.
+    pub fn key_retention(mut self, key_retention: Duration) -> Self {
+        self.key_retention = key_retention;
+        self
     }
 
     /// What a commit survives (default [`Synchronous::Full`]).
@@ -439,6 +482,7 @@ struct Engine {
     retention_ms: i64,
     record_retention_ms: i64,
     dead_retention_ms: i64,
+    key_retention_ms: i64,
 }
 
 /// A [`Backend`] on one SQLite file. Open it once per process and share it (through a
@@ -585,10 +629,17 @@ impl SqliteBackend {
         .await
     }
 
-    async fn enqueue_delivery(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
+    async fn enqueue_delivery(
+        &self,
+        delivery: &ReceivedDelivery,
+        order: Option<&EventOrder>,
+    ) -> Result<Enqueued, StoreError> {
         let delivery = delivery.clone();
-        self.run_durable("enqueue", move |engine| engine.enqueue(&delivery))
-            .await
+        let order = order.cloned();
+        self.run_durable("enqueue", move |engine| {
+            engine.enqueue(&delivery, order.as_ref())
+        })
+        .await
     }
 
     async fn claim_jobs(
@@ -596,7 +647,7 @@ impl SqliteBackend {
         token: &ClaimToken,
         max: usize,
         lease: Duration,
-    ) -> Result<Vec<Job>, StoreError> {
+    ) -> Result<Vec<Claimed>, StoreError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -625,7 +676,34 @@ impl SqliteBackend {
         let lease = job.receipt.0.clone();
         let error = error.map(|error| bounded_error(error).to_owned());
         self.run(what, move |engine| {
-            engine.settle(sql, &id, &lease, value, error.as_deref(), outcome)
+            if outcome != AttemptOutcome::Ok {
+                return engine.settle(sql, &id, &lease, value, error.as_deref(), outcome);
+            }
+            // Done, and the key's newest raised, in one step.
+            engine.connection.execute_batch("SAVEPOINT complete")?;
+            let done = engine
+                .settle(sql, &id, &lease, value, error.as_deref(), outcome)
+                .and_then(|done| {
+                    if done {
+                        engine
+                            .connection
+                            .prepare_cached(RAISE_NEWEST)?
+                            .execute(params![id, value])?;
+                    }
+                    Ok(done)
+                });
+            match done {
+                Ok(done) => {
+                    engine.connection.execute_batch("RELEASE complete")?;
+                    Ok(done)
+                }
+                Err(err) => {
+                    let _ = engine
+                        .connection
+                        .execute_batch("ROLLBACK TO complete; RELEASE complete");
+                    Err(err)
+                }
+            }
         })
         .await
     }
@@ -633,7 +711,19 @@ impl SqliteBackend {
 
 impl Backend for SqliteBackend {
     fn enqueue<'a>(&'a self, delivery: &'a ReceivedDelivery) -> QueueFuture<'a, Enqueued> {
-        Box::pin(self.enqueue_delivery(delivery))
+        Box::pin(self.enqueue_delivery(delivery, None))
+    }
+
+    fn orders_events(&self) -> bool {
+        true
+    }
+
+    fn enqueue_ordered<'a>(
+        &'a self,
+        delivery: &'a ReceivedDelivery,
+        order: &'a EventOrder,
+    ) -> QueueFuture<'a, Enqueued> {
+        Box::pin(self.enqueue_delivery(delivery, Some(order)))
     }
 
     fn claim_with<'a>(
@@ -642,7 +732,30 @@ impl Backend for SqliteBackend {
         max: usize,
         lease: Duration,
     ) -> QueueFuture<'a, Vec<Job>> {
+        Box::pin(async move {
+            let claimed = self.claim_jobs(token, max, lease).await?;
+            Ok(claimed.into_iter().map(|claimed| claimed.job).collect())
+        })
+    }
+
+    fn claim_ordered<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> QueueFuture<'a, Vec<Claimed>> {
         Box::pin(self.claim_jobs(token, max, lease))
+    }
+
+    fn complete_stale<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
+        Box::pin(self.settle(
+            "complete a stale job",
+            COMPLETE,
+            job,
+            now_ms(),
+            None,
+            AttemptOutcome::Stale,
+        ))
     }
 
     fn abandon<'a>(&'a self, token: &'a ClaimToken) -> QueueFuture<'a, u64> {
@@ -860,6 +973,7 @@ fn open_engine(path: &Path, options: &SqliteOptions) -> Result<Engine, StoreErro
         retention_ms,
         record_retention_ms: duration_ms(options.record_retention).max(retention_ms),
         dead_retention_ms: duration_ms(options.dead_retention),
+        key_retention_ms: duration_ms(options.key_retention),
     })
 }
 
@@ -966,14 +1080,16 @@ impl Engine {
     }
 
     /// Claims up to `max` jobs whose lease expired or that are due, all or none. A re-claimed
-    /// job's lost attempt goes into its history.
+    /// job's lost attempt goes into its history. A keyed job is taken only when no job of its
+    /// key runs and it is its key's next in occurred-at order (see [`Backend`]'s event-time
+    /// rules); a job without a key costs a look at the key the due index already holds.
     fn claim(
         &mut self,
         max: i64,
         lease_ms: i64,
         token: &str,
         worker: &str,
-    ) -> rusqlite::Result<Vec<Job>> {
+    ) -> rusqlite::Result<Vec<Claimed>> {
         let now = now_ms();
         let until = now.saturating_add(lease_ms);
         // A savepoint within the group's transaction: a claim that fails half-way takes nothing.
@@ -1009,23 +1125,76 @@ impl Engine {
         if wanted > 0 {
             let due = transaction
                 .prepare_cached(SELECT_DUE)?
-                .query_map(params![now, wanted], |row| row.get::<_, i64>(0))?
+                .query_map(params![now, wanted.saturating_add(HELD_SLACK)], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.extend(due);
+            let mut keys_seen: Vec<String> = Vec::new();
+            let mut taken = 0;
+            for (row, key) in due {
+                if taken == wanted {
+                    break;
+                }
+                let Some(key) = key else {
+                    rows.push(row);
+                    taken += 1;
+                    continue;
+                };
+                if keys_seen.contains(&key) {
+                    continue;
+                }
+                let running = transaction
+                    .prepare_cached(KEY_RUNNING)?
+                    .query_row(params![key], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                let head = if running {
+                    None
+                } else {
+                    transaction
+                        .prepare_cached(KEY_HEAD)?
+                        .query_row(params![key], |row| {
+                            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                        })
+                        .optional()?
+                };
+                keys_seen.push(key);
+                if let Some((head, due_at)) = head
+                    && due_at <= now
+                {
+                    rows.push(head);
+                    taken += 1;
+                }
+            }
         }
         let mut jobs = Vec::with_capacity(rows.len());
         {
             let mut take = transaction.prepare_cached(TAKE)?;
             for row in rows {
-                jobs.push(
+                let (job, key, occurred): (Job, Option<String>, Option<i64>) =
                     take.query_row(params![row, until, token, worker, now], |row| {
-                        Ok(Job {
-                            delivery: delivery_from_row(row)?,
-                            attempt: attempt_count(row.get(6)?),
-                            receipt: Receipt(token.to_owned()),
-                        })
-                    })?,
-                );
+                        Ok((
+                            Job {
+                                delivery: delivery_from_row(row)?,
+                                attempt: attempt_count(row.get(6)?),
+                                receipt: Receipt(token.to_owned()),
+                            },
+                            row.get(7)?,
+                            row.get(8)?,
+                        ))
+                    })?;
+                let order = match (key, occurred) {
+                    (Some(key), Some(occurred_at_ms)) => Some(ClaimedOrder {
+                        newest_done_ms: transaction
+                            .prepare_cached(KEY_NEWEST)?
+                            .query_row(params![key], |row| row.get(0))
+                            .optional()?,
+                        key,
+                        occurred_at_ms,
+                    }),
+                    _ => None,
+                };
+                jobs.push(Claimed { job, order });
             }
         }
         transaction.commit()?;
@@ -1035,8 +1204,13 @@ impl Engine {
     /// Stores `delivery` unless its id is known; a known id is a duplicate unless its delivery
     /// is dead (the sender's resend, from the portal, of a dead letter: a replay), forgotten by
     /// an operator, or done longer ago than the retention, which it then takes over.
-    fn enqueue(&mut self, delivery: &ReceivedDelivery) -> rusqlite::Result<Enqueued> {
+    fn enqueue(
+        &mut self,
+        delivery: &ReceivedDelivery,
+        order: Option<&EventOrder>,
+    ) -> rusqlite::Result<Enqueued> {
         let now = now_ms();
+        let (key, occurred) = order.map(|o| (&o.key, o.occurred_at_ms)).unzip();
         let values = params![
             delivery.webhook_id,
             delivery.event_type,
@@ -1046,6 +1220,8 @@ impl Engine {
             delivery.received_at_ms,
             delivery.body.as_ref(),
             now,
+            key,
+            occurred,
         ];
         if self.connection.prepare_cached(ENQUEUE)?.execute(values)? == 1 {
             return Ok(Enqueued::New);
@@ -1130,11 +1306,18 @@ impl Engine {
         let dead_cutoff = now.saturating_sub(self.dead_retention_ms);
         let done = self.delete_rows(PURGE_DONE, done_cutoff, PURGE_BATCH)?;
         let dead = self.delete_rows(PURGE_DEAD, dead_cutoff, PURGE_BATCH)?;
+        let keys = self
+            .connection
+            .prepare_cached(PURGE_KEYS)?
+            .execute(params![
+                now.saturating_sub(self.key_retention_ms),
+                PURGE_BATCH
+            ])?;
         let full = |n: u64| i64::try_from(n).unwrap_or(i64::MAX) >= PURGE_BATCH;
         Ok(Purged {
             done,
             dead,
-            more: full(done) || full(dead),
+            more: full(done) || full(dead) || full(u64::try_from(keys).unwrap_or(u64::MAX)),
         })
     }
 

@@ -7,7 +7,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 /// The version this build writes.
-pub(super) const VERSION: i64 = 2;
+pub(super) const VERSION: i64 = 3;
 
 /// The tables of the current version, for a new file.
 const CURRENT: &str = "
@@ -61,6 +61,24 @@ CREATE INDEX jobs_counts ON jobs (state, event_type, received_at_ms);
 CREATE INDEX jobs_state_received ON jobs (state, received_at_ms, webhook_id);
 CREATE INDEX jobs_type_received ON jobs (event_type, received_at_ms, webhook_id);
 CREATE INDEX jobs_group_received ON jobs (event_group, received_at_ms, webhook_id);
+";
+
+/// Version 2 to 3: event time. Each job may carry an ordering key and its occurred-at;
+/// `ordering_keys` keeps the newest occurred-at completed per key (and when it was written, for
+/// its retention); the due index covers the key, so that a claim reads it from the index it
+/// already walks; `jobs_key` finds a key's running job and its next waiting job.
+const V2_TO_V3: &str = "
+ALTER TABLE jobs ADD COLUMN ordering_key TEXT;
+ALTER TABLE jobs ADD COLUMN occurred_at_ms INTEGER;
+CREATE TABLE ordering_keys (
+    key TEXT PRIMARY KEY NOT NULL,
+    newest_done_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX ordering_keys_updated ON ordering_keys (updated_at_ms);
+DROP INDEX IF EXISTS jobs_due;
+CREATE INDEX jobs_due ON jobs (next_run_at_ms, ordering_key) WHERE state IN ('waiting', 'retrying');
+CREATE INDEX jobs_key ON jobs (ordering_key, occurred_at_ms, webhook_id) WHERE ordering_key IS NOT NULL;
 ";
 
 /// Version 1 to 2: the record. The table is rebuilt (SQLite cannot change a `CHECK`): `queued`
@@ -187,6 +205,7 @@ pub(super) fn migrate(connection: &mut Connection) -> Result<(), SchemaError> {
             0 => {
                 transaction.execute_batch(CURRENT)?;
                 transaction.execute_batch(INDEXES)?;
+                transaction.execute_batch(V2_TO_V3)?;
                 transaction.execute(
                     "INSERT INTO agentsync_schema (version) VALUES (?1)",
                     [VERSION],
@@ -197,11 +216,23 @@ pub(super) fn migrate(connection: &mut Connection) -> Result<(), SchemaError> {
                 transaction.execute_batch(INDEXES)?;
                 transaction.execute("INSERT INTO agentsync_schema (version) VALUES (2)", [])?;
             }
+            2 => {
+                transaction.execute_batch(V2_TO_V3)?;
+                transaction.execute("UPDATE agentsync_schema SET version = 3", [])?;
+            }
             VERSION => return Ok(()),
             newer => return Err(SchemaError::Newer(newer)),
         }
         transaction.commit()?;
     }
+}
+
+/// The version 2 schema (the record, before event time), as the queue wrote it: for the tests
+/// that open such a file and check its migration.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub fn version_2_for_tests() -> String {
+    format!("{CURRENT}{INDEXES}INSERT INTO agentsync_schema (version) VALUES (2);")
 }
 
 /// The version 1 schema, as the queue wrote it before the delivery record: for the tests that

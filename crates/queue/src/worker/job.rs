@@ -15,7 +15,7 @@ use super::{
     Config, bounded, millis,
     service::{BoxError, JobRequest, handler_error},
 };
-use crate::{Backend, Job, StoreError};
+use crate::{Backend, Claimed, Job, StoreError};
 
 /// What every job task shares.
 pub(super) struct Context {
@@ -42,13 +42,14 @@ fn later(at: Instant, delay: Duration) -> Instant {
 pub(super) async fn run<S>(
     ctx: Arc<Context>,
     mut service: S,
-    job: Job,
+    claimed: Claimed,
     mut aborted: watch::Receiver<bool>,
 ) where
     S: Service<JobRequest, Response = Routed> + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
+    let Claimed { job, order } = claimed;
     let max_attempts = ctx.config.max_attempts;
     let id = job.delivery.webhook_id.as_str();
     if job.attempt > max_attempts {
@@ -77,13 +78,26 @@ pub(super) async fn run<S>(
     // grace period can be aborted.
     // The call itself runs in the task too: a handler may panic before its first await, and a
     // service that is not ready yet (a rate limit) waits there, its lease extended meanwhile.
-    let request = JobRequest::new(job.delivery.clone(), job.attempt);
+    let stale = order.as_ref().is_some_and(crate::ClaimedOrder::is_stale);
+    let request = JobRequest::new(job.delivery.clone(), job.attempt)
+        .with_order(order.as_ref().map(|o| o.key.clone()), stale);
     let span = tracing::info_span!(
         "webhook_job",
         webhook_id = %request.delivery.webhook_id,
         event_type = %request.delivery.event_type,
-        attempt = request.attempt
+        attempt = request.attempt,
+        ordering_key = tracing::field::Empty,
+        delay_ms = tracing::field::Empty,
     );
+    if let Some(order) = &order {
+        span.record("ordering_key", order.key.as_str());
+        span.record(
+            "delay_ms",
+            job.delivery
+                .received_at_ms
+                .saturating_sub(order.occurred_at_ms),
+        );
+    }
     let mut handler = tokio::spawn(
         async move {
             std::future::poll_fn(|cx| service.poll_ready(cx))
@@ -151,6 +165,23 @@ pub(super) async fn run<S>(
         Ran::Finished(result) => result,
     };
     match result {
+        Ok(Routed::Stale) => {
+            let order = order.as_ref();
+            tracing::info!(
+                webhook_id = id,
+                event_type = %job.delivery.event_type,
+                attempt = job.attempt,
+                ordering_key = order.map(|o| o.key.as_str()),
+                occurred_at_ms = order.map(|o| o.occurred_at_ms),
+                newest_done_ms = order.and_then(|o| o.newest_done_ms),
+                "stale webhook event not run: a newer event of its key was processed; recorded as stale"
+            );
+            agentsync_webhooks_core::adapter::metrics::stale(job.delivery.event_type.parse().ok());
+            ctx.settle_until(&job, "complete", lease_until, || {
+                ctx.backend.complete_stale(&job)
+            })
+            .await;
+        }
         Ok(routed) => {
             tracing::info!(
                 webhook_id = id,

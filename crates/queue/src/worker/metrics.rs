@@ -14,6 +14,10 @@ pub const DEAD_LETTERS_TOTAL: &str = "agentsync_webhooks_dead_letters_total";
 /// Handler attempts by `result`: `ok`, `retry` or `dead`.
 pub const ATTEMPTS_TOTAL: &str = "agentsync_webhooks_attempts_total";
 
+/// Stale events the workers recorded without running them, by `event_type` (the core's
+/// counter, shared with the inline router).
+pub use agentsync_webhooks_core::adapter::metrics::STALE_EVENTS_TOTAL;
+
 /// Counts one attempt's result; a `dead` one is a dead letter too.
 pub(super) fn attempt(result: &'static str) {
     #[cfg(feature = "metrics")]

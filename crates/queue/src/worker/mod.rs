@@ -41,7 +41,7 @@ use tower_service::Service;
 
 pub use self::backoff::Backoff;
 pub use self::service::{JobError, JobFuture, JobRequest};
-use crate::{ClaimToken, Job, Queue, StoreError, StoreErrorKind};
+use crate::{ClaimToken, Claimed, Queue, StoreError, StoreErrorKind};
 
 /// Default of [`Workers::concurrency`].
 const DEFAULT_CONCURRENCY: usize = 8;
@@ -194,7 +194,25 @@ impl Workers {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// The router's ordering rules ([`EventRouter::ordered_by`]) are enforced from the keys the
+    /// queue stored with each delivery: when the router keys other types than the `queue`
+    /// given here ([`Queue::with_ordering`]), a warning says so (the queue that the receive
+    /// port writes to must know the rules).
     pub fn new(queue: Queue, router: EventRouter) -> Self {
+        if router.ordering().keyed() != queue.ordering().keyed() {
+            tracing::warn!(
+                router = ?router.ordering(),
+                queue = ?queue.ordering(),
+                "the workers' router orders other event types than their queue stores keys for: \
+                 give the queue the receive port writes to `.with_ordering(router.ordering())`"
+            );
+        }
+        if !queue.backend().orders_events() {
+            tracing::debug!(
+                "this queue engine does not order events yet: keyed events run concurrently and are never stale"
+            );
+        }
         Self::with_service(queue, router)
     }
 }
@@ -514,8 +532,8 @@ impl<S> Workers<S> {
                     // and give back whatever it got.
                     match claim.await {
                         Ok(jobs) => {
-                            for job in jobs {
-                                ctx.release_unrun(&job).await;
+                            for claimed in jobs {
+                                ctx.release_unrun(&claimed.job).await;
                             }
                         }
                         Err(_) => ctx.abandon(&token).await,
@@ -671,11 +689,11 @@ async fn purge_periodically(backend: std::sync::Arc<dyn crate::Backend>, limit: 
 }
 
 impl job::Context {
-    async fn claim(&self, token: &ClaimToken, max: usize) -> Result<Vec<Job>, StoreError> {
+    async fn claim(&self, token: &ClaimToken, max: usize) -> Result<Vec<Claimed>, StoreError> {
         bounded(
             self.config.engine_timeout,
             "claim",
-            self.backend.claim_with(token, max, self.config.lease),
+            self.backend.claim_ordered(token, max, self.config.lease),
         )
         .await
     }

@@ -11,7 +11,7 @@ use std::{
 
 use agentsync_webhooks_core::{
     handoff::ReceivedDelivery,
-    route::{DispatchFuture, EventRouter, HandlerError, Routed},
+    route::{DispatchFuture, EventRouter, HandlerError, JobContext, Routed},
 };
 use tower_service::Service;
 
@@ -33,12 +33,31 @@ pub struct JobRequest {
     pub delivery: ReceivedDelivery,
     /// 1 for the first run, counting every claim (see [`Job::attempt`](crate::Job::attempt)).
     pub attempt: u32,
+    /// The ordering key stored with the delivery, if any.
+    pub ordering_key: Option<String>,
+    /// Older than the newest completed event of its key: the router does not run it unless
+    /// its handler opted in, and answers [`Routed::Stale`]; a service of your own should do
+    /// the same.
+    pub stale: bool,
 }
 
 impl JobRequest {
     /// The request for `attempt` of `delivery`.
     pub fn new(delivery: ReceivedDelivery, attempt: u32) -> Self {
-        Self { delivery, attempt }
+        Self {
+            delivery,
+            attempt,
+            ordering_key: None,
+            stale: false,
+        }
+    }
+
+    /// The same request for a keyed job, stale or not.
+    #[must_use]
+    pub fn with_order(mut self, ordering_key: Option<String>, stale: bool) -> Self {
+        self.ordering_key = ordering_key;
+        self.stale = stale;
+        self
     }
 }
 
@@ -103,7 +122,11 @@ impl Service<JobRequest> for EventRouter {
     }
 
     fn call(&mut self, request: JobRequest) -> Self::Future {
-        JobFuture(self.dispatch(&request.delivery, request.attempt))
+        let mut job = JobContext::attempt(request.attempt);
+        if let Some(key) = request.ordering_key {
+            job = job.with_key(key, request.stale);
+        }
+        JobFuture(self.dispatch_with(&request.delivery, job))
     }
 }
 
