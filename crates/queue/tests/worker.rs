@@ -487,6 +487,218 @@ async fn middleware_wraps_every_job(f: Fixture) {
     assert_eq!(seen, expected);
 }
 
+/// A `producersync.npn.*` delivery for `npn`, occurred at `at_secs` (keyed by NPN by default).
+fn npn_event(
+    id: &str,
+    activated: bool,
+    npn: &str,
+    at_secs: i64,
+) -> agentsync_webhooks_queue::ReceivedDelivery {
+    // Every time used here is on 2023-11-14 (1_699_920_000 is its midnight, UTC).
+    let day = at_secs - 1_699_920_000;
+    assert!((0..86_400).contains(&day));
+    let at = format!(
+        "2023-11-14T{:02}:{:02}:{:02}Z",
+        day / 3600,
+        day % 3600 / 60,
+        day % 60
+    );
+    let (event_type, field) = if activated {
+        ("producersync.npn.activated", "activatedAt")
+    } else {
+        ("producersync.npn.deactivated", "deactivatedAt")
+    };
+    let body = format!(
+        r#"{{"id":"{id}","type":"{event_type}","timestamp":"{at}","data":{{"npn":"{npn}","{field}":"{at}"}}}}"#
+    );
+    stored(id, event_type, body.into())
+}
+
+/// Runs of keyed events as the handlers saw them: (npn, occurred-at s), and whether any two of
+/// one key overlapped.
+#[derive(Clone, Default)]
+struct KeyRuns {
+    held: Arc<Mutex<std::collections::HashSet<String>>>,
+    runs: Arc<Mutex<Vec<(String, i64)>>>,
+    overlaps: Arc<AtomicUsize>,
+}
+
+impl KeyRuns {
+    fn router(&self) -> EventRouter {
+        let handler = |runs: KeyRuns| {
+            move |event: Event<agentsync_webhooks_core::ObjectData>| {
+                let runs = runs.clone();
+                async move {
+                    let npn = event.data.npn().unwrap();
+                    if !runs.held.lock().unwrap().insert(npn.clone()) {
+                        runs.overlaps.fetch_add(1, Ordering::SeqCst);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    runs.runs
+                        .lock()
+                        .unwrap()
+                        .push((npn.clone(), event.timestamp.timestamp()));
+                    runs.held.lock().unwrap().remove(&npn);
+                    Ok(())
+                }
+            }
+        };
+        EventRouter::new()
+            .on(EventType::ProducerSyncNpnActivated, handler(self.clone()))
+            .on(EventType::ProducerSyncNpnDeactivated, handler(self.clone()))
+    }
+
+    fn of(&self, npn: &str) -> Vec<i64> {
+        self.runs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| n == npn)
+            .map(|(_, at)| *at)
+            .collect()
+    }
+}
+
+/// Two events of one key enqueued together, 8 workers: never at once, both run, older first.
+async fn two_events_of_one_key_run_one_at_a_time_in_occurred_at_order(f: Fixture) {
+    let runs = KeyRuns::default();
+    let workers = start(eager(Workers::new(f.queue.clone(), runs.router())).concurrency(8));
+    let run = unique("pair");
+    // The newer arrives first.
+    f.queue
+        .enqueue(&npn_event(
+            &format!("{run}_b"),
+            true,
+            "0012345",
+            1_700_000_300,
+        ))
+        .await
+        .unwrap();
+    f.queue
+        .enqueue(&npn_event(
+            &format!("{run}_a"),
+            false,
+            "0012345",
+            1_700_000_000,
+        ))
+        .await
+        .unwrap();
+    eventually("both ran", BOUND, || {
+        let runs = runs.clone();
+        async move { runs.of("0012345").len() == 2 }
+    })
+    .await;
+    workers.stop().await;
+    assert_eq!(runs.overlaps.load(Ordering::SeqCst), 0);
+    assert_eq!(runs.of("0012345"), [1_700_000_000, 1_700_000_300]);
+}
+
+/// 200 events over 20 keys, on two workers of two handles on one file (as two processes):
+/// per key, runs never overlap and follow occurred-at order.
+async fn events_of_many_keys_on_two_workers_never_overlap_per_key(f: Fixture) {
+    let runs = KeyRuns::default();
+    let run = unique("many");
+    // Stored before the workers start, newest first within each key.
+    for i in (0..10).rev() {
+        for k in 0..20 {
+            let id = format!("{run}_{k}_{i}");
+            let event = npn_event(&id, i % 2 == 0, &format!("npn{k}"), 1_700_000_000 + i);
+            assert_eq!(f.queue.enqueue(&event).await.unwrap(), Enqueued::New);
+        }
+    }
+    let other = reopen(f.engine, &f.location).await;
+    let first =
+        start(eager(Workers::new(f.queue.clone(), runs.router()).name("one")).concurrency(8));
+    let second = start(eager(Workers::new(other, runs.router()).name("two")).concurrency(8));
+    eventually("all ran", BOUND, || {
+        let runs = runs.clone();
+        async move { runs.runs.lock().unwrap().len() == 200 }
+    })
+    .await;
+    first.stop().await;
+    second.stop().await;
+    assert_eq!(
+        runs.overlaps.load(Ordering::SeqCst),
+        0,
+        "no two of one key at once"
+    );
+    for k in 0..20 {
+        let at = runs.of(&format!("npn{k}"));
+        let mut sorted = at.clone();
+        sorted.sort_unstable();
+        assert_eq!(at, sorted, "npn{k} in occurred-at order");
+        assert_eq!(at.len(), 10);
+    }
+}
+
+/// Deactivated (10:00) arriving after activated (10:05) was processed: not run, recorded
+/// stale; a handler that opts in sees it flagged.
+async fn a_stale_event_is_recorded_and_not_run_unless_opted_in(f: Fixture) {
+    let runs = KeyRuns::default();
+    let workers = start(eager(Workers::new(f.queue.clone(), runs.router())));
+    let run = unique("stale");
+    let (new, old) = (format!("{run}_activated"), format!("{run}_deactivated"));
+    f.queue
+        .enqueue(&npn_event(&new, true, "7", 1_700_000_300))
+        .await
+        .unwrap();
+    eventually("activated ran", BOUND, || {
+        let runs = runs.clone();
+        async move { runs.of("7").len() == 1 }
+    })
+    .await;
+    eventually("activated done", BOUND, || {
+        let queue = f.queue.clone();
+        let new = new.clone();
+        async move {
+            queue.delivery(&new).await.unwrap().unwrap().state
+                == agentsync_webhooks_queue::record::DeliveryState::Done
+        }
+    })
+    .await;
+    f.queue
+        .enqueue(&npn_event(&old, false, "7", 1_700_000_000))
+        .await
+        .unwrap();
+    eventually("deactivated recorded stale", BOUND, || {
+        let queue = f.queue.clone();
+        let old = old.clone();
+        async move { queue.delivery(&old).await.unwrap().unwrap().is_stale() }
+    })
+    .await;
+    workers.stop().await;
+    assert_eq!(runs.of("7"), [1_700_000_300], "the stale one never ran");
+
+    // Opted in: it runs, flagged.
+    let flagged: Arc<Mutex<Vec<bool>>> = Arc::default();
+    let router = EventRouter::new()
+        .on(EventType::ProducerSyncNpnDeactivated, {
+            let flagged = flagged.clone();
+            move |event: Event<agentsync_webhooks_core::NpnDeactivated>| {
+                flagged.lock().unwrap().push(event.stale);
+                async { Ok(()) }
+            }
+        })
+        .receive_stale(EventType::ProducerSyncNpnDeactivated);
+    let workers = start(eager(Workers::new(f.queue.clone(), router)));
+    f.queue
+        .enqueue(&npn_event(
+            &format!("{run}_older"),
+            false,
+            "7",
+            1_699_999_000,
+        ))
+        .await
+        .unwrap();
+    eventually("the opted-in handler ran", BOUND, || {
+        let flagged = flagged.clone();
+        async move { !flagged.lock().unwrap().is_empty() }
+    })
+    .await;
+    workers.stop().await;
+    assert_eq!(*flagged.lock().unwrap(), [true]);
+}
+
 macro_rules! engine_tests {
     ($engine:expr => $($case:ident),+ $(,)?) => {
         $(
@@ -521,6 +733,12 @@ mod sqlite {
         middleware_wraps_every_job,
         settings_that_would_lose_a_live_lease_are_capped,
     );
+    // Event time: Redis and PostgreSQL add these once their engines order events.
+    engine_tests!(Engine::Sqlite =>
+        two_events_of_one_key_run_one_at_a_time_in_occurred_at_order,
+        events_of_many_keys_on_two_workers_never_overlap_per_key,
+        a_stale_event_is_recorded_and_not_run_unless_opted_in,
+    );
 }
 
 #[cfg(feature = "redis")]
@@ -533,4 +751,11 @@ mod redis {
 mod postgres {
     use super::*;
     all_cases!(Engine::Postgres);
+}
+
+/// The Redis Cluster of `.ci/redis-cluster.sh` (or `REDIS_CLUSTER_URL`), in 3 partitions.
+#[cfg(feature = "redis")]
+mod redis_cluster {
+    use super::*;
+    all_cases!(Engine::RedisCluster);
 }
