@@ -28,11 +28,22 @@
 //!
 //! # Redis Cluster
 //!
+//! [`RedisStore::connect`] takes `redis+cluster://HOST:PORT[,HOST:PORT...]` (or
+//! `rediss+cluster://` with TLS) for a Redis Cluster: the hosts are seed nodes, the client
+//! follows `MOVED`/`ASK` and refreshes its slot map after a failover (see [`connection`]).
 //! Every command and script touches exactly one key, passed as `KEYS[1]`, so the layout needs no
 //! hash tags and ids spread evenly over the slots. Do not put a hash tag in the prefix (such as
 //! `{billing}:`) unless you need all ids of a namespace on one node: it would send them all to one
-//! slot. This crate connects to a single Redis (or a primary behind a proxy such as Sentinel's
-//! address); the layout is ready for a cluster-aware client.
+//! slot.
+//!
+//! # Persistence
+//!
+//! At connect the store reads Redis's persistence and eviction settings (every primary of a
+//! cluster; see [`persistence`]) and logs a warning naming the setting and its fix when a
+//! completed mark would not survive a restart or could be evicted: then a restart makes the
+//! sender's late retries run again. [`RedisStore::connect_requiring_persistence`] (or
+//! `?persistence=required` in the URL) refuses to start instead. The report stays readable
+//! through [`RedisStore::persistence`].
 //!
 //! # Failures
 //!
@@ -60,7 +71,10 @@ use redis::{
 
 pub use redis;
 
-use crate::shared::{open, store_error};
+use crate::{connection::RedisConnection, persistence::PersistenceReport, shared::store_error};
+
+pub mod connection;
+pub mod persistence;
 
 #[cfg(feature = "testing")]
 #[doc(hidden)] // helpers for this workspace's test suites, not part of the public API
@@ -135,54 +149,75 @@ return 0
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     timeout: Duration,
+    persistence: Option<std::sync::Arc<PersistenceReport>>,
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://[user:password@]host:port[/db]`, or `rediss://` if the `redis`
-    /// crate's TLS is enabled), failing if Redis does not answer now. Must run on a tokio
-    /// runtime.
+    /// Connects to `url` (`redis://[user:password@]host:port[/db]`, `rediss://` if the `redis`
+    /// crate's TLS is enabled, or `redis+cluster://HOST:PORT[,HOST:PORT...]` for a Redis
+    /// Cluster), failing if Redis does not answer now, then checks its persistence and logs
+    /// what would lose completed marks (see [the crate docs](crate#persistence));
+    /// `?persistence=required` in the URL refuses instead. Must run on a tokio runtime.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = open(url)?;
-        let connect = ConnectionManager::new_with_config(client, Self::connection_config());
-        match tokio::time::timeout(DEFAULT_TIMEOUT, connect).await {
-            Ok(Ok(connection)) => Ok(Self::from_connection_manager(connection)),
-            Ok(Err(err)) => Err(store_error("connect", err)),
-            Err(_) => Err(StoreError::new(
-                StoreErrorKind::Timeout,
-                format!("connecting to Redis took longer than {DEFAULT_TIMEOUT:?}"),
-            )),
+        let (url, required) = take_persistence_option(url)?;
+        Self::connect_checked(&url, required).await
+    }
+
+    /// [`connect`](Self::connect), refusing to start (naming each setting and its fix) when
+    /// Redis would not keep a completed mark across a restart or may evict it.
+    pub async fn connect_requiring_persistence(url: &str) -> Result<Self, StoreError> {
+        let (url, _) = take_persistence_option(url)?;
+        Self::connect_checked(&url, true).await
+    }
+
+    async fn connect_checked(url: &str, required: bool) -> Result<Self, StoreError> {
+        let connection = RedisConnection::connect(url, Duration::from_secs(1)).await?;
+        let report = persistence::check(&connection).await;
+        if required {
+            report.require("the idempotency store")?;
         }
+        report.log("the idempotency store");
+        let mut store = Self::from_connection(connection);
+        store.persistence = Some(std::sync::Arc::new(report));
+        Ok(store)
     }
 
     /// A store for `url` that connects on first use, so that a service can start while Redis is
     /// down (its deliveries get 503 until Redis answers). Must be called within a tokio runtime.
+    /// Its persistence is not checked (nothing answers yet).
     pub fn connect_lazy(url: &str) -> Result<Self, StoreError> {
-        let client = open(url)?;
-        ConnectionManager::new_lazy_with_config(client, Self::connection_config())
-            .map(Self::from_connection_manager)
-            .map_err(|err| store_error("configure", err))
+        let (url, _) = take_persistence_option(url)?;
+        RedisConnection::connect_lazy(&url, Duration::from_secs(1)).map(Self::from_connection)
     }
 
     /// A store on a connection manager you configured yourself (TLS, credentials, RESP3...).
     /// Bound its timeouts like [`connection_config`](Self::connection_config) does.
     pub fn from_connection_manager(connection: ConnectionManager) -> Self {
+        Self::from_connection(RedisConnection::Single(connection))
+    }
+
+    /// A store on a connection (single Redis or cluster) you made yourself.
+    pub fn from_connection(connection: RedisConnection) -> Self {
         Self {
             connection,
             timeout: DEFAULT_TIMEOUT,
+            persistence: None,
         }
     }
 
-    /// The connection settings [`connect`](Self::connect) uses: 1 s to connect, 1 s per
-    /// response, two quick reconnection attempts, then the next call tries again.
+    /// What the persistence check at connect found (`None` for a store made from a connection
+    /// or lazily).
+    pub fn persistence(&self) -> Option<&PersistenceReport> {
+        self.persistence.as_deref()
+    }
+
+    /// The connection settings [`connect`](Self::connect) uses for a single Redis: 1 s to
+    /// connect, 1 s per response, two quick reconnection attempts, then the next call tries
+    /// again.
     pub fn connection_config() -> ConnectionManagerConfig {
-        ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500))
+        connection::manager_config(Duration::from_secs(1))
     }
 
     /// Sets how long one store call may take before it fails as a timeout (default
@@ -193,7 +228,7 @@ impl RedisStore {
     }
 
     /// The underlying connection, for your own commands.
-    pub fn connection_manager(&self) -> &ConnectionManager {
+    pub fn connection(&self) -> &RedisConnection {
         &self.connection
     }
 
@@ -369,6 +404,35 @@ pub mod shared {
         };
         StoreError::new(kind, format!("Redis {what} failed")).with_source(err)
     }
+}
+
+/// `url` without its `persistence` query option, and whether it said `required`. Any other
+/// value is refused (the message does not quote the URL).
+fn take_persistence_option(url: &str) -> Result<(String, bool), StoreError> {
+    let url = url.trim();
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), false));
+    };
+    let mut required = false;
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        match pair.split_once('=') {
+            Some(("persistence", "required")) => required = true,
+            Some(("persistence", "warn")) => required = false,
+            Some(("persistence", _)) => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    "invalid Redis URL: persistence= takes required or warn",
+                ));
+            }
+            _ => kept.push(pair),
+        }
+    }
+    Ok(if kept.is_empty() {
+        (base.to_owned(), required)
+    } else {
+        (format!("{base}?{}", kept.join("&")), required)
+    })
 }
 
 /// The value a lease holds: its token, so only its holder can complete or release it.

@@ -112,8 +112,9 @@ async fn keys_hold_the_documented_values() {
         return;
     };
     let key = format!("{}msg_1", namespace(test));
-    let mut connection = store.connection_manager().clone();
-    let get = |connection: &mut redis::aio::ConnectionManager, key: String| {
+    let mut connection = store.connection().clone();
+    let get = |connection: &mut agentsync_webhooks_redis::connection::RedisConnection,
+               key: String| {
         let mut connection = connection.clone();
         async move {
             let value: Option<String> = redis::cmd("GET")

@@ -1,4 +1,6 @@
--- KEYS: id mark, stream. ARGV: id, type, timestamp, signature, received, body, group, prefix.
+-- KEYS: id mark, stream. ARGV: id, type, timestamp, signature, received, body, group, prefix,
+-- touch ('1' when a WAIT follows: a duplicate rewrites its mark, unchanged, so that the WAIT
+-- after it also covers the write it duplicates, made on another connection).
 -- 1 new, 0 duplicate. A new id: the mark, the entry, its record and index entries. A known id
 -- is a duplicate unless its delivery is dead (the sender's resend from its portal) or its mark
 -- is gone while its record stays (forgotten, or done longer ago than the retention): then it
@@ -8,7 +10,10 @@ local record = P .. 'd:' .. id
 local fresh = redis.call('SET', KEYS[1], '1', 'NX')
 local state = redis.call('HGET', record, 'state')
 if not fresh then
-  if state ~= 'dead' then return 0 end
+  if state ~= 'dead' then
+    if ARGV[9] == '1' then redis.call('SET', KEYS[1], '1', 'XX', 'KEEPTTL') end
+    return 0
+  end
 elseif state and state ~= 'done' and state ~= 'dead' then
   -- Waiting, running or retrying whose mark was lost: the mark is back, and it is a duplicate.
   return 0

@@ -159,7 +159,14 @@ mod record;
 mod schema;
 mod scripts;
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use ::redis::{
     RedisError, Script,
@@ -169,12 +176,16 @@ use agentsync_webhooks_core::{
     handoff::{Enqueued, ReceivedDelivery, now_ms},
     idempotency::{StoreError, StoreErrorKind},
 };
-use agentsync_webhooks_redis::shared::{open, store_error};
+use agentsync_webhooks_redis::{
+    connection::RedisConnection,
+    persistence::{self, PersistenceReport},
+    shared::store_error,
+};
 
 use self::{fields::Fields, scripts::*};
 use crate::{
     backend::{
-        Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt,
+        Backend, ClaimToken, DeadLetter, Health, Job, Purged, QueueFuture, QueueStats, Receipt,
         attempt_count, duration_ms,
     },
     record::{Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord, bounded_error},
@@ -194,6 +205,14 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 60 * 60);
 pub const DEFAULT_RECORD_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// How long a dead letter is kept before [`purge`](Backend::purge) deletes it: 30 days.
 pub const DEFAULT_DEAD_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// The partitions of a queue by default: one. It keeps the layout of earlier versions (a queue
+/// they wrote is read in place), costs one script per claim poll, and is all a single Redis
+/// can use; on a Redis Cluster one partition lives on one primary, so set
+/// [`RedisOptions::partitions`] to the number of primaries (or a multiple) to spread the queue.
+pub const DEFAULT_PARTITIONS: usize = 1;
+/// The most partitions a queue takes.
+pub const MAX_PARTITIONS: usize = 256;
 
 /// The consumer name in the group. Re-claim is by lease, not by consumer, so every instance may
 /// share it; one name keeps the group from collecting a consumer per process start.
@@ -233,6 +252,23 @@ pub struct RedisOptions {
     record_retention: Duration,
     dead_retention: Duration,
     clock_offset: Duration,
+    partitions: usize,
+    require_persistence: bool,
+    wait: Option<Wait>,
+}
+
+/// What each enqueue waits for before it answers: `WAIT` or `WAITAOF`, pipelined after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Replicas {
+        replicas: u32,
+        timeout: Duration,
+    },
+    Aof {
+        local: bool,
+        replicas: u32,
+        timeout: Duration,
+    },
 }
 
 impl Default for RedisOptions {
@@ -243,7 +279,9 @@ impl Default for RedisOptions {
 
 impl RedisOptions {
     /// [`DEFAULT_PREFIX`], [`DEFAULT_GROUP`], [`DEFAULT_TIMEOUT`], [`DEFAULT_RETENTION`],
-    /// [`DEFAULT_RECORD_RETENTION`], [`DEFAULT_DEAD_RETENTION`].
+    /// [`DEFAULT_RECORD_RETENTION`], [`DEFAULT_DEAD_RETENTION`], [`DEFAULT_PARTITIONS`]; a
+    /// persistence that would lose a 2xx is warned about, not refused; an enqueue answers once
+    /// the primary applied it.
     pub fn new() -> Self {
         Self {
             prefix: DEFAULT_PREFIX.to_owned(),
@@ -253,6 +291,9 @@ impl RedisOptions {
             record_retention: DEFAULT_RECORD_RETENTION,
             dead_retention: DEFAULT_DEAD_RETENTION,
             clock_offset: Duration::ZERO,
+            partitions: DEFAULT_PARTITIONS,
+            require_persistence: false,
+            wait: None,
         }
     }
 
@@ -307,6 +348,76 @@ impl RedisOptions {
         self
     }
 
+    /// Splits the queue into `n` partitions (1 to [`MAX_PARTITIONS`]; default
+    /// [`DEFAULT_PARTITIONS`]), each under its own hash tag, so that on a Redis Cluster the
+    /// queue is spread over the primaries instead of living on one. A `webhook-id` always maps
+    /// to the same partition (FNV-1a of the id, modulo `n`), so its de-duplication and its
+    /// enqueue stay one script; the workers claim from every partition in turn; dead letters,
+    /// stats and the record's lists and counts cover them all.
+    ///
+    /// Every instance on a queue must use the same `n`, and changing it on a queue that holds
+    /// jobs strands them in partitions no id maps to any more: drain the queue first (see
+    /// "Partitions" in the module docs).
+    ///
+    /// ```
+    /// use agentsync_webhooks_queue::redis::RedisOptions;
+    ///
+    /// let options = RedisOptions::new().partitions(3); // a cluster of 3 primaries
+    /// # let _ = options;
+    /// ```
+    pub fn partitions(mut self, n: usize) -> Self {
+        self.partitions = n;
+        self
+    }
+
+    /// Refuses to connect, naming each setting and its fix, when Redis would not keep a
+    /// delivery answered 2xx across a restart (no AOF: `appendonly no`, with or without RDB
+    /// save points; `appendfsync no`) or may evict its keys (`maxmemory-policy` other than
+    /// `noeviction`), or when its persistence cannot be read at all. Without it (the default)
+    /// the same findings are logged as warnings. `?persistence=required` in a queue URL.
+    pub fn require_persistence(mut self) -> Self {
+        self.require_persistence = true;
+        self
+    }
+
+    /// Makes a 2xx mean "on `replicas` replicas": each enqueue is followed, in the same round
+    /// trip, by `WAIT replicas timeout`; when fewer acknowledged within `timeout` the
+    /// delivery is answered 503 with `Retry-After` (it is stored: the sender's retry is then a
+    /// duplicate, answered 200 once the replicas have it). Keep `timeout` well under the
+    /// [`timeout`](Self::timeout) and the sender's 5 s. `?wait_replicas=N&wait_timeout_ms=MS`
+    /// in a queue URL.
+    ///
+    /// Without it an enqueue answers once the primary applied it, and a failover to a replica
+    /// that had not received it yet loses it (asynchronous replication; BENCHMARKS.md has the
+    /// figures measured on a 6-node cluster).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use agentsync_webhooks_queue::redis::RedisOptions;
+    ///
+    /// let options = RedisOptions::new().wait_for_replicas(1, Duration::from_millis(500));
+    /// # let _ = options;
+    /// ```
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = Some(Wait::Replicas { replicas, timeout });
+        self
+    }
+
+    /// Makes a 2xx mean "fsynced to the append-only file" (`local`: on the primary) "and on
+    /// `replicas` replicas' AOF": `WAITAOF` (Redis 7.2 and later) pipelined after each enqueue,
+    /// 503 with `Retry-After` when not reached within `timeout`. Connecting to an older Redis
+    /// fails, naming its version. Choose it over [`wait_for_replicas`](Self::wait_for_replicas)
+    /// when `appendfsync everysec` is set and the machine itself may crash (`WAIT` counts a
+    /// replica that has the write in memory; `WAITAOF` one that has it on disk).
+    pub fn wait_for_aof(mut self, local: bool, replicas: u32, timeout: Duration) -> Self {
+        self.wait = Some(Wait::Aof {
+            local,
+            replicas,
+            timeout,
+        });
+        self
+    }
+
     /// Tests only: this instance's own clock runs `offset` ahead, wherever the backend still
     /// reads it (a stats age), to show that leases and due times do not.
     #[doc(hidden)]
@@ -316,7 +427,7 @@ impl RedisOptions {
     }
 }
 
-/// The keys of one queue.
+/// The keys of one partition of a queue.
 #[derive(Debug, Clone)]
 struct Keys {
     prefix: String,
@@ -354,25 +465,99 @@ impl Keys {
     }
 }
 
-/// A [`Backend`] on Redis Streams, shared by every instance that connects to the same Redis and
-/// prefix. Cheap to clone: the connection is one multiplexed, auto-reconnecting connection.
+/// The key prefix of each of `n` partitions under `prefix`: the prefix itself for one
+/// partition when it already has a hash tag or the server is a single Redis (the layout of
+/// earlier versions); else `<prefix>{<tag>}:`, the tag chosen so that partition `i` of `n`
+/// hashes into the `i`-th `n`-th of the 16,384 slots (where a cluster's evenly split primaries
+/// each own one).
+fn partition_prefixes(prefix: &str, n: usize, cluster: bool) -> Vec<String> {
+    if n == 1 && (!cluster || has_hash_tag(prefix)) {
+        return vec![prefix.to_owned()];
+    }
+    (0..n)
+        .map(|i| format!("{prefix}{{{}}}:", partition_tag(i, n)))
+        .collect()
+}
+
+/// The tag of partition `i` of `n`: `i`, or `i.j` for the first `j` whose slot falls in the
+/// partition's share of the slots. Depends on nothing but `i` and `n`.
+fn partition_tag(i: usize, n: usize) -> String {
+    let low = i * SLOTS / n;
+    let high = (i + 1) * SLOTS / n;
+    std::iter::once(i.to_string())
+        .chain((0..).map(|j| format!("{i}.{j}")))
+        .find(|tag| (low..high).contains(&usize::from(slot_of(tag.as_bytes()))))
+        .unwrap_or_else(|| i.to_string())
+}
+
+/// Whether `key` has a Redis Cluster hash tag: a `{` followed later by a `}` with something
+/// between.
+fn has_hash_tag(key: &str) -> bool {
+    key.find('{')
+        .and_then(|open| key[open + 1..].find('}'))
+        .is_some_and(|close| close > 0)
+}
+
+/// The Redis Cluster slots.
+const SLOTS: usize = 16_384;
+
+/// The slot of `key` (no hash tag handling: the tags here are the whole key): CRC16/XMODEM
+/// modulo 16,384, as Redis Cluster computes it.
+fn slot_of(key: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for byte in key {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16_384
+}
+
+/// The partition of `webhook_id` among `n`: FNV-1a (64 bits) of its bytes, modulo `n`. Stable
+/// across builds and platforms (every instance must agree).
+fn partition_of(webhook_id: &str, n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in webhook_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    usize::try_from(hash % n as u64).unwrap_or(0)
+}
+
+/// A [`Backend`] on Redis Streams, shared by every instance that connects to the same Redis (or
+/// Redis Cluster) and prefix. Cheap to clone: the connection is one multiplexed,
+/// auto-reconnecting connection (one per node on a cluster).
 #[derive(Clone)]
 pub struct RedisBackend {
-    connection: ConnectionManager,
-    keys: Keys,
+    connection: RedisConnection,
+    /// The partitions' keys (one by default).
+    parts: Arc<[Keys]>,
+    /// Which partition the next claim starts with.
+    rotation: Arc<AtomicUsize>,
     group: String,
     timeout: Duration,
     retention_secs: u64,
     record_retention_ms: i64,
     dead_retention_ms: i64,
     clock_offset_ms: i64,
+    wait: Option<Wait>,
+    persistence: Option<Arc<PersistenceReport>>,
 }
 
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The connection's Debug shows the address; credentials stay out of it.
         f.debug_struct("RedisBackend")
-            .field("prefix", &self.keys.prefix)
+            .field("prefix", &self.parts[0].prefix)
+            .field("partitions", &self.parts.len())
             .field("group", &self.group)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -385,24 +570,27 @@ impl RedisBackend {
         Self::connect_with(url, RedisOptions::new()).await
     }
 
-    /// Connects to `url` with `options`, failing if Redis does not answer now, and creates the
-    /// stream and its consumer group if they do not exist; refuses if another group reads the
-    /// stream.
+    /// Connects to `url` (`redis://...`, or `redis+cluster://HOST:PORT[,HOST:PORT...]` for a
+    /// Redis Cluster) with `options`, failing if Redis does not answer now; checks its
+    /// persistence (warning, or refusing with
+    /// [`require_persistence`](RedisOptions::require_persistence)); creates the streams and
+    /// their consumer group if they do not exist; refuses if another group reads them.
     pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
-        let client = open(url)?;
-        let connect =
-            ConnectionManager::new_with_config(client, Self::connection_config(options.timeout));
-        let connection = match tokio::time::timeout(options.timeout, connect).await {
-            Ok(Ok(connection)) => connection,
-            Ok(Err(err)) => return Err(store_error("connect", err)),
-            Err(_) => {
-                return Err(StoreError::new(
-                    StoreErrorKind::Timeout,
-                    format!("connecting to Redis took longer than {:?}", options.timeout),
-                ));
-            }
-        };
-        let backend = Self::from_connection_manager(connection, options);
+        if options.partitions == 0 || options.partitions > MAX_PARTITIONS {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                format!("RedisOptions::partitions takes 1 to {MAX_PARTITIONS}"),
+            ));
+        }
+        let connection = RedisConnection::connect(url, options.timeout).await?;
+        let report = persistence::check(&connection).await;
+        if options.require_persistence {
+            report.require("the queue")?;
+        }
+        report.log("the queue");
+        let mut backend = Self::from_connection(connection, options);
+        backend.persistence = Some(Arc::new(report));
+        backend.check_wait().await?;
         backend.prepare().await?;
         Ok(backend)
     }
@@ -410,38 +598,114 @@ impl RedisBackend {
     /// A backend on a connection manager you configured yourself (TLS, credentials, RESP3...;
     /// [`connection_config`](Self::connection_config) gives the bounds `connect` uses). Call
     /// [`prepare`](Self::prepare) before using it (the consumer group is otherwise created by
-    /// the first claim, but a queue of an older layout is not upgraded).
+    /// the first claim, but a queue of an older layout is not upgraded). Its persistence is not
+    /// checked.
     pub fn from_connection_manager(connection: ConnectionManager, options: RedisOptions) -> Self {
+        Self::from_connection(RedisConnection::Single(connection), options)
+    }
+
+    /// [`from_connection_manager`](Self::from_connection_manager) for a connection to a single
+    /// Redis or a cluster. A partition count out of range is taken as 1 to [`MAX_PARTITIONS`].
+    pub fn from_connection(connection: RedisConnection, options: RedisOptions) -> Self {
         let retention_secs = options.retention.as_secs().clamp(1, TEN_YEARS_MS / 1_000);
         let retention_ms = i64::try_from(retention_secs.saturating_mul(1_000)).unwrap_or(i64::MAX);
+        let partitions = options.partitions.clamp(1, MAX_PARTITIONS);
+        if partitions > 1 && has_hash_tag(&options.prefix) {
+            tracing::warn!(
+                prefix = %options.prefix,
+                "the queue's prefix has a hash tag: its {partitions} partitions share that one \
+                 slot (one cluster node); drop the tag from the prefix to spread them"
+            );
+        }
+        let parts: Vec<Keys> =
+            partition_prefixes(&options.prefix, partitions, connection.is_cluster())
+                .iter()
+                .map(|prefix| Keys::new(prefix))
+                .collect();
         Self {
             connection,
-            keys: Keys::new(&options.prefix),
+            parts: parts.into(),
+            rotation: Arc::new(AtomicUsize::new(0)),
             group: options.group,
             timeout: options.timeout,
             retention_secs,
             record_retention_ms: duration_ms(options.record_retention).max(retention_ms),
             dead_retention_ms: duration_ms(options.dead_retention),
             clock_offset_ms: duration_ms(options.clock_offset),
+            wait: options.wait,
+            persistence: None,
         }
     }
 
     /// The connection settings [`connect_with`](Self::connect_with) uses for `timeout`
-    /// ([`RedisOptions::timeout`]): `timeout` to connect and per response, two quick
-    /// reconnection attempts, then the next call tries again.
+    /// ([`RedisOptions::timeout`]) on a single Redis: `timeout` to connect and per response,
+    /// two quick reconnection attempts, then the next call tries again.
     pub fn connection_config(timeout: Duration) -> ConnectionManagerConfig {
-        ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500))
+        agentsync_webhooks_redis::connection::manager_config(timeout)
+    }
+
+    /// What the persistence check found at connect (`None` for a backend built from a
+    /// connection).
+    pub fn persistence(&self) -> Option<&PersistenceReport> {
+        self.persistence.as_deref()
+    }
+
+    /// The key prefix of each partition (the options' prefix, with a partition's hash tag when
+    /// partitioned or on a cluster).
+    pub fn partition_prefixes(&self) -> Vec<&str> {
+        self.parts.iter().map(|keys| keys.prefix.as_str()).collect()
+    }
+
+    /// The partition `webhook_id` maps to (0 to the partition count - 1): FNV-1a of the id
+    /// modulo the count.
+    pub fn partition(&self, webhook_id: &str) -> usize {
+        partition_of(webhook_id, self.parts.len())
+    }
+
+    /// The keys of the partition `webhook_id` maps to.
+    fn part(&self, webhook_id: &str) -> &Keys {
+        &self.parts[partition_of(webhook_id, self.parts.len())]
+    }
+
+    /// `WAITAOF` needs Redis 7.2: refused at connect on an older server, naming its version.
+    async fn check_wait(&self) -> Result<(), StoreError> {
+        if !matches!(self.wait, Some(Wait::Aof { .. })) {
+            return Ok(());
+        }
+        let mut connection = self.connection.clone();
+        let info: String = self
+            .bounded(
+                "read the server's version",
+                ::redis::cmd("INFO")
+                    .arg("server")
+                    .query_async(&mut connection),
+            )
+            .await?;
+        let version = info
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("redis_version:"))
+            .unwrap_or("unknown")
+            .to_owned();
+        let mut parts = version
+            .split('.')
+            .map(|part| part.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if (major, minor) < (7, 2) {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                format!(
+                    "RedisOptions::wait_for_aof needs WAITAOF, which Redis has from 7.2 on; \
+                     this server is Redis {version}: use wait_for_replicas, or upgrade Redis"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Creates the stream and the group unless they exist, refusing another group's stream.
-    async fn ensure_group(&self) -> Result<(), StoreError> {
+    async fn ensure_group(&self, keys: &Keys) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = ENSURE_GROUP.key(&self.keys.stream);
+        let mut invocation = ENSURE_GROUP.key(&keys.stream);
         invocation.arg(&self.group);
         let _: i64 = self
             .bounded(
@@ -458,7 +722,17 @@ impl RedisBackend {
         what: &'static str,
         call: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
+        self.bounded_by(what, self.timeout, call).await
+    }
+
+    /// Runs one Redis call within `timeout`.
+    async fn bounded_by<T>(
+        &self,
+        what: &'static str,
+        timeout: Duration,
+        call: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(timeout, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) if err.code() == Some("WRONGGROUP") => Err(StoreError::new(
                 StoreErrorKind::Other,
@@ -471,16 +745,20 @@ impl RedisBackend {
             Ok(Err(err)) => Err(store_error(what, err)),
             Err(_) => Err(StoreError::new(
                 StoreErrorKind::Timeout,
-                format!("Redis {what} took longer than {:?}", self.timeout),
+                format!("Redis {what} took longer than {timeout:?}"),
             )),
         }
     }
 
     async fn enqueue_delivery(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
-        let mut connection = self.connection.clone();
-        let mut invocation = ENQUEUE.key(self.keys.id_mark(&delivery.webhook_id));
-        invocation
-            .key(&self.keys.stream)
+        let keys = self.part(&delivery.webhook_id);
+        // EVALSHA by hand (ScriptInvocation does not hand out its command), so that it can be
+        // pipelined with WAIT.
+        let mut eval = ::redis::cmd("EVALSHA");
+        eval.arg(ENQUEUE.get_hash())
+            .arg(2)
+            .arg(keys.id_mark(&delivery.webhook_id))
+            .arg(&keys.stream)
             .arg(&delivery.webhook_id)
             .arg(&delivery.event_type)
             .arg(delivery.webhook_timestamp)
@@ -488,10 +766,25 @@ impl RedisBackend {
             .arg(delivery.received_at_ms)
             .arg(delivery.body.as_ref())
             .arg(group_of(&delivery.event_type))
-            .arg(&self.keys.prefix);
-        let stored: i64 = self
-            .bounded("enqueue", invocation.invoke_async(&mut connection))
-            .await?;
+            .arg(&keys.prefix)
+            .arg(if self.wait.is_some() { "1" } else { "0" });
+        let stored = match self.wait {
+            None => {
+                let mut connection = self.connection.clone();
+                let first: Result<i64, StoreError> = self
+                    .bounded("enqueue", eval.query_async(&mut connection))
+                    .await;
+                match first {
+                    Err(err) if is_noscript(&err) => {
+                        self.load_enqueue().await?;
+                        self.bounded("enqueue", eval.query_async(&mut connection))
+                            .await?
+                    }
+                    other => other?,
+                }
+            }
+            Some(wait) => self.enqueue_and_wait(eval, wait).await?,
+        };
         Ok(if stored == 1 {
             Enqueued::New
         } else {
@@ -499,8 +792,193 @@ impl RedisBackend {
         })
     }
 
+    /// Loads the enqueue script (after `NOSCRIPT`: a flushed script cache, a new primary).
+    async fn load_enqueue(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: String = self
+            .bounded(
+                "load the enqueue script",
+                ENQUEUE.load_async(&mut connection),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The enqueue script and `WAIT` (or `WAITAOF`) in one pipeline, one round trip: the
+    /// script's reply once enough replicas acknowledged, else an error (a 503 with
+    /// `Retry-After`; the delivery is stored, so the sender's retry is a duplicate).
+    async fn enqueue_and_wait(&self, eval: ::redis::Cmd, wait: Wait) -> Result<i64, StoreError> {
+        let (wait_cmd, wanted, timeout) = match wait {
+            Wait::Replicas { replicas, timeout } => {
+                let mut cmd = ::redis::cmd("WAIT");
+                cmd.arg(replicas).arg(duration_ms(timeout).max(1));
+                (cmd, (0, replicas), timeout)
+            }
+            Wait::Aof {
+                local,
+                replicas,
+                timeout,
+            } => {
+                let mut cmd = ::redis::cmd("WAITAOF");
+                cmd.arg(u32::from(local))
+                    .arg(replicas)
+                    .arg(duration_ms(timeout).max(1));
+                (cmd, (u32::from(local), replicas), timeout)
+            }
+        };
+        let mut pipe = ::redis::pipe();
+        pipe.add_command(eval).add_command(wait_cmd);
+        let mut connection = self.connection.clone();
+        let bound = self.timeout + timeout;
+        let mut reply: RedisResultPair = self
+            .bounded_by("enqueue", bound, pipe.query_async(&mut connection))
+            .await;
+        if let Err(err) = &reply
+            && is_noscript(err)
+        {
+            self.load_enqueue().await?;
+            reply = self
+                .bounded_by("enqueue", bound, pipe.query_async(&mut connection))
+                .await;
+        }
+        let (stored, acked) = reply?;
+        let (local, replicas) = match acked {
+            Acked::Wait(replicas) => (wanted.0, replicas),
+            Acked::WaitAof(local, replicas) => (local, replicas),
+        };
+        if local < wanted.0 || replicas < wanted.1 {
+            return Err(StoreError::new(
+                StoreErrorKind::Unreachable,
+                format!(
+                    "Redis enqueue stored the delivery but only {replicas} of {} replicas \
+                     acknowledged it within {timeout:?}{}: answered 503, the sender's retry \
+                     is a duplicate",
+                    wanted.1,
+                    if local < wanted.0 {
+                        " and the primary had not fsynced it"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        Ok(stored)
+    }
+
+    /// Up to `max` jobs from every partition, starting with the next one in turn, so that each
+    /// partition is served first as often as the others.
     async fn claim_jobs(
         &self,
+        token: &ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>, StoreError> {
+        let n = self.parts.len();
+        let start = self.rotation.fetch_add(1, Ordering::Relaxed) % n;
+        let mut jobs = Vec::new();
+        for i in 0..n {
+            let wanted = max.saturating_sub(jobs.len());
+            if wanted == 0 {
+                break;
+            }
+            let keys = &self.parts[(start + i) % n];
+            jobs.extend(self.claim_in(keys, token, wanted, lease).await?);
+        }
+        Ok(jobs)
+    }
+
+    async fn abandon_claim(&self, token: &ClaimToken) -> Result<u64, StoreError> {
+        let mut given_back = 0;
+        for keys in self.parts.iter() {
+            given_back += self.abandon_in(keys, token).await?;
+        }
+        Ok(given_back)
+    }
+
+    /// The dead letters of every partition, oldest first (an entry's id is its burial time).
+    async fn dead_letter_list(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut all = Vec::new();
+        for keys in self.parts.iter() {
+            all.extend(self.dead_letters_in(keys, limit).await?);
+        }
+        if self.parts.len() > 1 {
+            all.sort_by_key(|(entry, _)| parse_entry_id(entry));
+            all.truncate(limit);
+        }
+        Ok(all.into_iter().map(|(_, letter)| letter).collect())
+    }
+
+    async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+        let (mut depth, mut dead, mut oldest) = (0, 0, None::<i64>);
+        for keys in self.parts.iter() {
+            let (d, x, o) = self.stats_in(keys).await?;
+            depth += d;
+            dead += x;
+            oldest = match (oldest, o) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        // `received_at_ms` is the receiving instance's clock, so the age is read on this one's.
+        let now = now_ms().saturating_add(self.clock_offset_ms);
+        let oldest_age = oldest.map(|received| {
+            Duration::from_millis(u64::try_from(now.saturating_sub(received)).unwrap_or(0))
+        });
+        Ok(QueueStats {
+            depth,
+            oldest_age,
+            dead,
+        })
+    }
+
+    async fn purge_expired(&self) -> Result<Purged, StoreError> {
+        let mut purged = Purged::default();
+        for keys in self.parts.iter() {
+            let part = self.purge_in(keys).await?;
+            purged.done += part.done;
+            purged.dead += part.dead;
+            purged.more |= part.more;
+        }
+        Ok(purged)
+    }
+
+    /// Every primary answers `PING`, and the stats can be read; the persistence check's
+    /// findings come with it.
+    async fn check_health(&self) -> Result<Health, StoreError> {
+        let mut connection = self.connection.clone();
+        let replies = self
+            .bounded(
+                "health check",
+                connection.on_each_primary(::redis::cmd("PING")),
+            )
+            .await?;
+        for (node, reply) in replies {
+            if let ::redis::Value::ServerError(err) = reply {
+                return Err(StoreError::new(
+                    StoreErrorKind::Unreachable,
+                    format!(
+                        "Redis{} refused PING: {}",
+                        if node.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" node {node}")
+                        },
+                        err.code()
+                    ),
+                ));
+            }
+        }
+        self.queue_stats().await?;
+        let mut health = Health::new("redis");
+        if let Some(report) = &self.persistence {
+            health.warnings = report.lines();
+        }
+        Ok(health)
+    }
+
+    async fn claim_in(
+        &self,
+        keys: &Keys,
         token: &ClaimToken,
         max: usize,
         lease: Duration,
@@ -509,20 +987,20 @@ impl RedisBackend {
             return Ok(Vec::new());
         }
         let mut connection = self.connection.clone();
-        let mut invocation = CLAIM.key(&self.keys.stream);
+        let mut invocation = CLAIM.key(&keys.stream);
         invocation
-            .key(&self.keys.leases)
-            .key(&self.keys.scheduled)
-            .key(&self.keys.due)
-            .key(self.keys.claim(token))
-            .key(&self.keys.repair)
+            .key(&keys.leases)
+            .key(&keys.scheduled)
+            .key(&keys.due)
+            .key(keys.claim(token))
+            .key(&keys.repair)
             .arg(&self.group)
             .arg(CONSUMER)
             .arg(max.min(MAX_CLAIM))
             .arg(lease_ms(lease))
             .arg(PROMOTE_BATCH)
             .arg(REPAIR_BATCH)
-            .arg(&self.keys.prefix)
+            .arg(&keys.prefix)
             .arg(token.worker());
         let claimed: Vec<(String, i64, Vec<Vec<u8>>)> = self
             .bounded("claim", invocation.invoke_async(&mut connection))
@@ -541,7 +1019,7 @@ impl RedisBackend {
                 Err(err) => {
                     tracing::error!(
                         entry = %entry,
-                        stream = %self.keys.stream,
+                        stream = %keys.stream,
                         error = %err,
                         "a queue entry cannot be read as a delivery; it stays pending, skipped: \
                          inspect it with XRANGE and remove it with XACK and XDEL"
@@ -552,14 +1030,14 @@ impl RedisBackend {
             .collect())
     }
 
-    async fn abandon_claim(&self, token: &ClaimToken) -> Result<u64, StoreError> {
+    async fn abandon_in(&self, keys: &Keys, token: &ClaimToken) -> Result<u64, StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = ABANDON.key(&self.keys.stream);
+        let mut invocation = ABANDON.key(&keys.stream);
         invocation
-            .key(&self.keys.leases)
-            .key(self.keys.claim(token))
+            .key(&keys.leases)
+            .key(keys.claim(token))
             .arg(&self.group)
-            .arg(&self.keys.prefix);
+            .arg(&keys.prefix);
         self.bounded("abandon a claim", invocation.invoke_async(&mut connection))
             .await
     }
@@ -578,10 +1056,11 @@ impl RedisBackend {
         let Some((entry, count)) = parse_receipt(&job.receipt) else {
             return Ok(false);
         };
+        let keys = self.part(&job.delivery.webhook_id);
         let mut connection = self.connection.clone();
-        let mut invocation = script.key(&self.keys.stream);
+        let mut invocation = script.key(&keys.stream);
         invocation
-            .key(&self.keys.leases)
+            .key(&keys.leases)
             .arg(&self.group)
             .arg(entry)
             .arg(count);
@@ -597,7 +1076,11 @@ impl RedisBackend {
         Ok(applied == 1)
     }
 
-    async fn dead_letter_list(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+    async fn dead_letters_in(
+        &self,
+        keys: &Keys,
+        limit: usize,
+    ) -> Result<Vec<(String, DeadLetter)>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -606,7 +1089,7 @@ impl RedisBackend {
             .bounded(
                 "list dead letters",
                 ::redis::cmd("XRANGE")
-                    .arg(&self.keys.dead)
+                    .arg(&keys.dead)
                     .arg("-")
                     .arg("+")
                     .arg("COUNT")
@@ -616,14 +1099,17 @@ impl RedisBackend {
             .await?;
         entries
             .into_iter()
-            .map(|(_, fields)| Fields::parse(fields).map(Fields::into_dead_letter))
+            .map(|(entry, fields)| {
+                Fields::parse(fields).map(|fields| (entry, fields.into_dead_letter()))
+            })
             .collect()
     }
 
     async fn dead_letter_by_id(&self, webhook_id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        let keys = self.part(webhook_id);
         let mut connection = self.connection.clone();
-        let mut invocation = DEAD_LETTER.key(&self.keys.dead);
-        invocation.key(&self.keys.dead_index).arg(webhook_id);
+        let mut invocation = DEAD_LETTER.key(&keys.dead);
+        invocation.key(&keys.dead_index).arg(webhook_id);
         let fields: Option<Vec<Vec<u8>>> = self
             .bounded(
                 "show a dead letter",
@@ -642,15 +1128,16 @@ impl RedisBackend {
         by: &str,
         done_too: bool,
     ) -> Result<bool, StoreError> {
+        let keys = self.part(webhook_id);
         let mut connection = self.connection.clone();
-        let mut invocation = REPLAY.key(&self.keys.stream);
+        let mut invocation = REPLAY.key(&keys.stream);
         invocation
-            .key(&self.keys.dead)
-            .key(&self.keys.dead_index)
-            .key(self.keys.id_mark(webhook_id))
+            .key(&keys.dead)
+            .key(&keys.dead_index)
+            .key(keys.id_mark(webhook_id))
             .arg(webhook_id)
             .arg(by)
-            .arg(&self.keys.prefix)
+            .arg(&keys.prefix)
             .arg(if done_too { "1" } else { "0" });
         let replayed: i64 = self
             .bounded("replay", invocation.invoke_async(&mut connection))
@@ -658,36 +1145,27 @@ impl RedisBackend {
         Ok(replayed == 1)
     }
 
-    async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+    async fn stats_in(&self, keys: &Keys) -> Result<(u64, u64, Option<i64>), StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = STATS.key(&self.keys.stream);
+        let mut invocation = STATS.key(&keys.stream);
         invocation
-            .key(&self.keys.due)
-            .key(&self.keys.dead)
-            .key(&self.keys.scheduled);
+            .key(&keys.due)
+            .key(&keys.dead)
+            .key(&keys.scheduled);
         let (depth, dead, oldest): (u64, u64, String) = self
             .bounded("stats", invocation.invoke_async(&mut connection))
             .await?;
-        // `received_at_ms` is the receiving instance's clock, so the age is read on this one's.
-        let now = now_ms().saturating_add(self.clock_offset_ms);
-        let oldest_age = oldest.parse::<i64>().ok().map(|received| {
-            Duration::from_millis(u64::try_from(now.saturating_sub(received)).unwrap_or(0))
-        });
-        Ok(QueueStats {
-            depth,
-            oldest_age,
-            dead,
-        })
+        Ok((depth, dead, oldest.parse::<i64>().ok()))
     }
 
-    async fn purge_expired(&self) -> Result<Purged, StoreError> {
+    async fn purge_in(&self, keys: &Keys) -> Result<Purged, StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = PURGE.key(&self.keys.dead);
+        let mut invocation = PURGE.key(&keys.dead);
         invocation
-            .key(&self.keys.dead_index)
+            .key(&keys.dead_index)
             .arg(self.dead_retention_ms)
             .arg(PURGE_BATCH)
-            .arg(&self.keys.prefix)
+            .arg(&keys.prefix)
             .arg(self.record_retention_ms);
         let (done, dead, full): (u64, u64, i64) = self
             .bounded("purge", invocation.invoke_async(&mut connection))
@@ -720,14 +1198,15 @@ impl Backend for RedisBackend {
 
     fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
         Box::pin(async move {
-            let mark = self.keys.id_mark(&job.delivery.webhook_id);
+            let keys = self.part(&job.delivery.webhook_id);
+            let mark = keys.id_mark(&job.delivery.webhook_id);
             let retention = self.retention_secs.to_string();
             self.settle(
                 "complete",
                 &COMPLETE,
                 job,
                 &[&mark],
-                &[retention.as_bytes(), self.keys.prefix.as_bytes()],
+                &[retention.as_bytes(), keys.prefix.as_bytes()],
             )
             .await
         })
@@ -740,11 +1219,14 @@ impl Backend for RedisBackend {
                 "retry",
                 &RETRY,
                 job,
-                &[&self.keys.scheduled, &self.keys.due],
+                &[
+                    &self.part(&job.delivery.webhook_id).scheduled,
+                    &self.part(&job.delivery.webhook_id).due,
+                ],
                 &[
                     delay.as_bytes(),
                     bounded_error(error).as_bytes(),
-                    self.keys.prefix.as_bytes(),
+                    self.part(&job.delivery.webhook_id).prefix.as_bytes(),
                 ],
             )
             .await
@@ -774,7 +1256,7 @@ impl Backend for RedisBackend {
                 &RELEASE,
                 job,
                 &[],
-                &[self.keys.prefix.as_bytes()],
+                &[self.part(&job.delivery.webhook_id).prefix.as_bytes()],
             )
             .await
         })
@@ -782,13 +1264,14 @@ impl Backend for RedisBackend {
 
     fn bury<'a>(&'a self, job: &'a Job, error: &'a str) -> QueueFuture<'a, bool> {
         Box::pin(async move {
-            let mark = self.keys.id_mark(&job.delivery.webhook_id);
+            let keys = self.part(&job.delivery.webhook_id);
+            let mark = keys.id_mark(&job.delivery.webhook_id);
             self.settle(
                 "bury",
                 &BURY,
                 job,
-                &[&self.keys.dead, &self.keys.dead_index, &mark],
-                &[bounded_error(error).as_bytes(), self.keys.prefix.as_bytes()],
+                &[&keys.dead, &keys.dead_index, &mark],
+                &[bounded_error(error).as_bytes(), keys.prefix.as_bytes()],
             )
             .await
         })
@@ -812,6 +1295,12 @@ impl Backend for RedisBackend {
     /// age is then a lower bound).
     fn stats(&self) -> QueueFuture<'_, QueueStats> {
         Box::pin(self.queue_stats())
+    }
+
+    /// Every primary answers `PING` and the stats can be read; the warnings are what the
+    /// persistence check at connect found.
+    fn health(&self) -> QueueFuture<'_, Health> {
+        Box::pin(self.check_health())
     }
 
     /// Deletes up to 100 done deliveries past the record's retention and up to 100 dead
@@ -881,6 +1370,49 @@ fn delay_ms(delay: Duration) -> u64 {
     u64::try_from(delay.as_millis())
         .unwrap_or(u64::MAX)
         .min(TEN_YEARS_MS)
+}
+
+/// A stream entry id (`<ms>-<seq>`) as numbers, for ordering entries of several streams.
+fn parse_entry_id(entry: &str) -> (u64, u64) {
+    let (ms, seq) = entry.split_once('-').unwrap_or((entry, "0"));
+    (ms.parse().unwrap_or(u64::MAX), seq.parse().unwrap_or(0))
+}
+
+/// The enqueue script's reply and what `WAIT` or `WAITAOF` counted.
+type RedisResultPair = Result<(i64, Acked), StoreError>;
+
+/// What `WAIT` (replicas) or `WAITAOF` (local, replicas) answered.
+#[derive(Debug, Clone, Copy)]
+enum Acked {
+    Wait(u32),
+    WaitAof(u32, u32),
+}
+
+impl ::redis::FromRedisValue for Acked {
+    fn from_redis_value(value: ::redis::Value) -> Result<Self, ::redis::ParsingError> {
+        match value {
+            ::redis::Value::Array(items) => {
+                let numbers: Vec<u32> = items
+                    .into_iter()
+                    .map(u32::from_redis_value)
+                    .collect::<Result<_, _>>()?;
+                Ok(Self::WaitAof(
+                    numbers.first().copied().unwrap_or(0),
+                    numbers.get(1).copied().unwrap_or(0),
+                ))
+            }
+            other => u32::from_redis_value(other).map(Self::Wait),
+        }
+    }
+}
+
+/// Whether `err` is Redis's `NOSCRIPT` (the script cache was flushed, or a new node).
+fn is_noscript(err: &StoreError) -> bool {
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<RedisError>())
+        .is_some_and(|err| {
+            err.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript)
+        })
 }
 
 /// The entry id and delivery count of one of our receipts (`<ms>-<seq>/<count>`), or `None`

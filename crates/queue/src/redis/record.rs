@@ -5,7 +5,7 @@ use agentsync_webhooks_core::idempotency::{StoreError, StoreErrorKind};
 use bytes::Bytes;
 
 use super::{
-    RedisBackend,
+    Keys, RedisBackend,
     scripts::{COUNTS, DISCARD, FORGET, LIST, PURGE_DEAD, RECORD, REPLAY_MATCHING},
 };
 use crate::{
@@ -43,8 +43,8 @@ type SummaryRow = (
 impl RedisBackend {
     /// The index sorted sets that hold `states` of what `filter` keeps: per state, per state
     /// and type, or per state and group.
-    fn index_keys(&self, filter: &DeliveryFilter, states: &[DeliveryState]) -> Vec<String> {
-        let prefix = &self.keys.prefix;
+    fn index_keys(keys: &Keys, filter: &DeliveryFilter, states: &[DeliveryState]) -> Vec<String> {
+        let prefix = &keys.prefix;
         states
             .iter()
             .map(|state| match &filter.event_type {
@@ -57,8 +57,9 @@ impl RedisBackend {
             .collect()
     }
 
-    pub(super) async fn list_page(
+    pub(super) async fn list_in(
         &self,
+        keys: &Keys,
         filter: &DeliveryFilter,
         after: Option<&Cursor>,
         limit: usize,
@@ -67,15 +68,15 @@ impl RedisBackend {
             return Ok(DeliveryPage::default());
         }
         let limit = limit.min(MAX_PAGE);
-        let keys = self.index_keys(filter, &filter.states_or_all());
+        let indexes = Self::index_keys(keys, filter, &filter.states_or_all());
         let (exact, id_prefix) = id_args(filter);
         let mut connection = self.connection.clone();
         let mut invocation = LIST.prepare_invoke();
-        for key in &keys {
+        for key in &indexes {
             invocation.key(key);
         }
         invocation
-            .arg(&self.keys.prefix)
+            .arg(&keys.prefix)
             .arg(limit + 1)
             .arg(optional(filter.received_since_ms))
             .arg(optional(filter.received_until_ms))
@@ -102,6 +103,114 @@ impl RedisBackend {
             });
         }
         Ok(page)
+    }
+
+    /// The page of every partition, merged: newest first, never past where a partition's walk
+    /// stopped (its own page full, or its budget spent), since what that partition holds
+    /// beyond is unread.
+    pub(super) async fn list_page(
+        &self,
+        filter: &DeliveryFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<DeliveryPage, StoreError> {
+        if self.parts.len() == 1 {
+            return self.list_in(&self.parts[0], filter, after, limit).await;
+        }
+        let mut all = Vec::new();
+        let mut horizon: Option<Cursor> = None;
+        for keys in self.parts.iter() {
+            let page = self.list_in(keys, filter, after, limit).await?;
+            all.extend(page.deliveries);
+            if let Some(next) = page.next
+                && horizon.as_ref().is_none_or(|h| newer(&next, h))
+            {
+                horizon = Some(next);
+            }
+        }
+        all.sort_by(|a, b| {
+            (b.received_at_ms, &b.webhook_id).cmp(&(a.received_at_ms, &a.webhook_id))
+        });
+        if let Some(horizon) = &horizon {
+            all.retain(|one| !newer(horizon, &Cursor::after(one)));
+        }
+        let cut = all.len() > limit;
+        all.truncate(limit);
+        let next = if cut {
+            all.last().map(Cursor::after)
+        } else {
+            horizon
+        };
+        Ok(DeliveryPage {
+            deliveries: all,
+            next,
+        })
+    }
+
+    /// The newest `max` done or dead deliveries that `filter` keeps, replayed: one script per
+    /// partition (each one atomic step), each replaying its share of the newest `max` across
+    /// every partition, read first from the merged list.
+    pub(super) async fn replay_filtered(
+        &self,
+        filter: &DeliveryFilter,
+        by: &str,
+        max: usize,
+    ) -> Result<u64, StoreError> {
+        let max = max.min(MAX_BULK);
+        if self.parts.len() == 1 || max == 0 {
+            return self.replay_in(&self.parts[0], filter, by, max).await;
+        }
+        let replayable = DeliveryFilter {
+            states: filter
+                .states_or_all()
+                .into_iter()
+                .filter(|state| state.replayable())
+                .collect(),
+            ..filter.clone()
+        };
+        if replayable.states.is_empty() {
+            return Ok(0);
+        }
+        let mut share = vec![0_usize; self.parts.len()];
+        let mut taken = 0;
+        let mut after: Option<Cursor> = None;
+        while taken < max {
+            let page = self
+                .list_page(&replayable, after.as_ref(), max - taken)
+                .await?;
+            for one in &page.deliveries {
+                share[super::partition_of(&one.webhook_id, self.parts.len())] += 1;
+                taken += 1;
+            }
+            match page.next {
+                Some(next) if taken < max => after = Some(next),
+                _ => break,
+            }
+        }
+        let mut replayed = 0;
+        for (keys, share) in self.parts.iter().zip(share) {
+            if share > 0 {
+                replayed += self.replay_in(keys, &replayable, by, share).await?;
+            }
+        }
+        Ok(replayed)
+    }
+
+    /// Up to `max` dead letters buried before `before_ms`, partition by partition.
+    pub(super) async fn purge_dead_before(
+        &self,
+        before_ms: i64,
+        max: usize,
+    ) -> Result<u64, StoreError> {
+        let mut purged = 0_u64;
+        for keys in self.parts.iter() {
+            let left = max.saturating_sub(usize::try_from(purged).unwrap_or(usize::MAX));
+            if left == 0 {
+                break;
+            }
+            purged += self.purge_dead_in(keys, before_ms, left).await?;
+        }
+        Ok(purged)
     }
 
     pub(super) async fn count_deliveries(
@@ -138,17 +247,22 @@ impl RedisBackend {
             Some(TypeFilter::Type(event_type)) => ("t", event_type.as_str()),
             Some(TypeFilter::Group(group)) => ("g", group.as_str()),
         };
-        let mut connection = self.connection.clone();
-        let mut invocation = COUNTS.prepare_invoke();
-        invocation
-            .arg(&self.keys.prefix)
-            .arg(optional(filter.received_since_ms))
-            .arg(optional(filter.received_until_ms))
-            .arg(kind)
-            .arg(value);
-        let rows: Vec<(String, String, u64)> = self
-            .bounded("count deliveries", invocation.invoke_async(&mut connection))
-            .await?;
+        let mut rows: Vec<(String, String, u64)> = Vec::new();
+        for keys in self.parts.iter() {
+            let mut connection = self.connection.clone();
+            // The schema key only routes the script to the partition's slot on a cluster.
+            let mut invocation = COUNTS.key(&keys.schema);
+            invocation
+                .arg(&keys.prefix)
+                .arg(optional(filter.received_since_ms))
+                .arg(optional(filter.received_until_ms))
+                .arg(kind)
+                .arg(value);
+            let part: Vec<(String, String, u64)> = self
+                .bounded("count deliveries", invocation.invoke_async(&mut connection))
+                .await?;
+            rows.extend(part);
+        }
         for (state, event_type, n) in rows {
             let state = parse_state(&state)?;
             *counts.by_state.entry(state).or_default() += n;
@@ -161,9 +275,11 @@ impl RedisBackend {
         &self,
         webhook_id: &str,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
+        let keys = self.part(webhook_id);
         let mut connection = self.connection.clone();
-        let mut invocation = RECORD.prepare_invoke();
-        invocation.arg(webhook_id).arg(&self.keys.prefix);
+        // The schema key only routes the script to the partition's slot on a cluster.
+        let mut invocation = RECORD.key(&keys.schema);
+        invocation.arg(webhook_id).arg(&keys.prefix);
         let found: Option<(Fields, Vec<Vec<u8>>)> = self
             .bounded("show a delivery", invocation.invoke_async(&mut connection))
             .await?;
@@ -172,8 +288,9 @@ impl RedisBackend {
             .transpose()
     }
 
-    pub(super) async fn replay_filtered(
+    pub(super) async fn replay_in(
         &self,
+        keys: &Keys,
         filter: &DeliveryFilter,
         by: &str,
         max: usize,
@@ -189,13 +306,13 @@ impl RedisBackend {
         }
         let (exact, id_prefix) = id_args(filter);
         let mut connection = self.connection.clone();
-        let mut invocation = REPLAY_MATCHING.key(&self.keys.stream);
-        invocation.key(&self.keys.dead).key(&self.keys.dead_index);
-        for key in self.index_keys(filter, &states) {
+        let mut invocation = REPLAY_MATCHING.key(&keys.stream);
+        invocation.key(&keys.dead).key(&keys.dead_index);
+        for key in Self::index_keys(keys, filter, &states) {
             invocation.key(key);
         }
         invocation
-            .arg(&self.keys.prefix)
+            .arg(&keys.prefix)
             .arg(max)
             .arg(optional(filter.received_since_ms))
             .arg(optional(filter.received_until_ms))
@@ -211,17 +328,18 @@ impl RedisBackend {
     }
 
     pub(super) async fn discard_one(&self, webhook_id: &str, by: &str) -> Result<bool, StoreError> {
+        let keys = self.part(webhook_id);
         let mut connection = self.connection.clone();
-        let mut invocation = DISCARD.key(&self.keys.stream);
+        let mut invocation = DISCARD.key(&keys.stream);
         invocation
-            .key(&self.keys.scheduled)
-            .key(&self.keys.due)
-            .key(&self.keys.dead)
-            .key(&self.keys.dead_index)
-            .key(self.keys.id_mark(webhook_id))
+            .key(&keys.scheduled)
+            .key(&keys.due)
+            .key(&keys.dead)
+            .key(&keys.dead_index)
+            .key(keys.id_mark(webhook_id))
             .arg(webhook_id)
             .arg(by)
-            .arg(&self.keys.prefix);
+            .arg(&keys.prefix);
         let discarded: i64 = self
             .bounded(
                 "discard a delivery",
@@ -232,33 +350,41 @@ impl RedisBackend {
     }
 
     pub(super) async fn forget_one(&self, webhook_id: &str, by: &str) -> Result<bool, StoreError> {
+        let keys = self.part(webhook_id);
         let mut connection = self.connection.clone();
-        let mut invocation = FORGET.key(self.keys.id_mark(webhook_id));
-        invocation.arg(webhook_id).arg(by).arg(&self.keys.prefix);
+        let mut invocation = FORGET.key(keys.id_mark(webhook_id));
+        invocation.arg(webhook_id).arg(by).arg(&keys.prefix);
         let forgotten: i64 = self
             .bounded("forget an id", invocation.invoke_async(&mut connection))
             .await?;
         Ok(forgotten == 1)
     }
 
-    pub(super) async fn purge_dead_before(
+    pub(super) async fn purge_dead_in(
         &self,
+        keys: &Keys,
         before_ms: i64,
         max: usize,
     ) -> Result<u64, StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = PURGE_DEAD.key(&self.keys.dead);
+        let mut invocation = PURGE_DEAD.key(&keys.dead);
         invocation
-            .key(&self.keys.dead_index)
+            .key(&keys.dead_index)
             .arg(before_ms)
             .arg(max.min(100_000))
-            .arg(&self.keys.prefix);
+            .arg(&keys.prefix);
         self.bounded(
             "purge dead letters",
             invocation.invoke_async(&mut connection),
         )
         .await
     }
+}
+
+/// Whether the cursor `a` comes before `b` in the lists' order (newest first: received-at, then
+/// id, descending).
+fn newer(a: &Cursor, b: &Cursor) -> bool {
+    (a.received_at_ms, a.webhook_id.as_bytes()) > (b.received_at_ms, b.webhook_id.as_bytes())
 }
 
 /// The exact id and the id prefix a filter keeps (`""` for none).

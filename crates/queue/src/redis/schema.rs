@@ -26,12 +26,20 @@ impl RedisBackend {
     /// [`connect_with`](Self::connect_with) calls it; call it yourself after
     /// [`from_connection_manager`](Self::from_connection_manager).
     pub async fn prepare(&self) -> Result<(), StoreError> {
+        for keys in self.parts.iter() {
+            self.prepare_partition(keys).await?;
+        }
+        Ok(())
+    }
+
+    /// [`prepare`](Self::prepare) for one partition.
+    async fn prepare_partition(&self, keys: &super::Keys) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        let mut invocation = SCHEMA.key(&self.keys.schema);
+        let mut invocation = SCHEMA.key(&keys.schema);
         invocation
-            .key(&self.keys.stream)
-            .key(&self.keys.scheduled)
-            .key(&self.keys.dead)
+            .key(&keys.stream)
+            .key(&keys.scheduled)
+            .key(&keys.dead)
             .arg(VERSION);
         let found: i64 = self
             .bounded(
@@ -46,31 +54,31 @@ impl RedisBackend {
                     "the Redis queue under the prefix `{}` was written by a newer \
                      agentsync-webhooks (layout version {found}; this build knows up to \
                      {VERSION}): upgrade, or use another prefix; nothing was written",
-                    self.keys.prefix
+                    keys.prefix
                 ),
             ));
         }
-        self.ensure_group().await?;
+        self.ensure_group(keys).await?;
         if found == 1 {
-            self.upgrade_from_1().await?;
+            self.upgrade_from_1(keys).await?;
         }
         Ok(())
     }
 
     /// Builds the records of a version 1 queue, then sets its version.
-    async fn upgrade_from_1(&self) -> Result<(), StoreError> {
+    async fn upgrade_from_1(&self, keys: &super::Keys) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
         for phase in ["stream", "scheduled", "dead"] {
             let mut from = "-".to_owned();
             loop {
-                let mut invocation = MIGRATE.key(&self.keys.stream);
+                let mut invocation = MIGRATE.key(&keys.stream);
                 invocation
-                    .key(&self.keys.scheduled)
-                    .key(&self.keys.due)
-                    .key(&self.keys.dead)
-                    .key(&self.keys.dead_index)
-                    .key(&self.keys.leases)
-                    .arg(&self.keys.prefix)
+                    .key(&keys.scheduled)
+                    .key(&keys.due)
+                    .key(&keys.dead)
+                    .key(&keys.dead_index)
+                    .key(&keys.leases)
+                    .arg(&keys.prefix)
                     .arg(&self.group)
                     .arg(phase)
                     .arg(&from)
@@ -91,13 +99,13 @@ impl RedisBackend {
             .bounded(
                 "set the queue's version",
                 ::redis::cmd("SET")
-                    .arg(&self.keys.schema)
+                    .arg(&keys.schema)
                     .arg(VERSION)
                     .query_async(&mut connection),
             )
             .await?;
         tracing::info!(
-            prefix = %self.keys.prefix,
+            prefix = %keys.prefix,
             "the Redis queue was upgraded to layout version {VERSION} (the delivery record)"
         );
         Ok(())

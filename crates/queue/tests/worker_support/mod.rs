@@ -28,6 +28,10 @@ pub enum Engine {
     /// The Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`), under a fresh key prefix.
     #[cfg(feature = "redis")]
     Redis,
+    /// The Redis Cluster at `REDIS_CLUSTER_URL` (default the `.ci/redis-cluster.sh` one),
+    /// under a fresh key prefix, in 3 partitions.
+    #[cfg(feature = "redis")]
+    RedisCluster,
     /// The PostgreSQL at `POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`), in a
     /// fresh table.
     #[cfg(feature = "postgres")]
@@ -67,6 +71,12 @@ impl Drop for Fixture {
                     .unwrap_or_default();
                 if !keys.is_empty() {
                     let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query(&mut connection);
+                }
+            }
+            #[cfg(feature = "redis")]
+            Engine::RedisCluster => {
+                if let Some((url, prefix)) = self.location.split_once('#') {
+                    cluster_delete(url, &format!("{prefix}:*"));
                 }
             }
             #[cfg(feature = "postgres")]
@@ -142,6 +152,20 @@ pub async fn fixture(engine: Engine, case: &str) -> Fixture {
                 _dir: None,
             }
         }
+        #[cfg(feature = "redis")]
+        Engine::RedisCluster => {
+            let location = format!(
+                "{}#agentsync-webhooks-test:worker:{}",
+                redis_cluster_url(),
+                unique(case)
+            );
+            Fixture {
+                queue: reopen(engine, &location).await,
+                engine,
+                location,
+                _dir: None,
+            }
+        }
         #[cfg(feature = "postgres")]
         Engine::Postgres => {
             // PostgreSQL names are at most 63 bytes: a short, unique table name.
@@ -160,6 +184,54 @@ pub async fn fixture(engine: Engine, case: &str) -> Fixture {
 #[cfg(feature = "redis")]
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// `REDIS_CLUSTER_URL`, or the cluster `.ci/redis-cluster.sh start` runs.
+#[cfg(feature = "redis")]
+pub fn redis_cluster_url() -> String {
+    std::env::var("REDIS_CLUSTER_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103".into())
+}
+
+/// Deletes the keys matching `pattern` on every primary of the cluster `url` names (a seed
+/// node's `CLUSTER NODES`), one `DEL` per key (each on the node that holds it).
+#[cfg(feature = "redis")]
+pub fn cluster_delete(url: &str, pattern: &str) {
+    let Ok(seeds) = agentsync_webhooks_redis::connection::cluster_nodes(url) else {
+        return;
+    };
+    let Some(seed) = seeds.first() else { return };
+    let connect = |url: &str| {
+        redis::Client::open(url)
+            .ok()?
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()
+    };
+    let Some(mut connection) = connect(seed) else {
+        return;
+    };
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query(&mut connection)
+        .unwrap_or_default();
+    for line in nodes.lines().filter(|line| line.contains("master")) {
+        let Some(address) = line.split_whitespace().nth(1) else {
+            continue;
+        };
+        let address = address.split('@').next().unwrap_or(address);
+        let Some(mut node) = connect(&format!("redis://{address}")) else {
+            continue;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query(&mut node)
+            .unwrap_or_default();
+        for key in keys {
+            let _: Result<i64, _> = redis::cmd("DEL").arg(key).query(&mut node);
+        }
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -184,6 +256,18 @@ pub async fn reopen(engine: Engine, location: &str) -> Queue {
                     .unwrap_or_else(|err| panic!("Redis at {url} does not answer: {err}"));
             Queue::new(backend)
         }
+        #[cfg(feature = "redis")]
+        Engine::RedisCluster => {
+            use agentsync_webhooks_queue::redis::{RedisBackend, RedisOptions};
+            let (url, prefix) = location.split_once('#').unwrap();
+            let options = RedisOptions::new()
+                .prefix(format!("{prefix}:"))
+                .partitions(3);
+            let backend = RedisBackend::connect_with(url, options)
+                .await
+                .unwrap_or_else(|err| panic!("the Redis Cluster at {url} does not answer: {err}"));
+            Queue::new(backend)
+        }
         #[cfg(feature = "postgres")]
         Engine::Postgres => {
             use agentsync_webhooks_queue::postgres::{PostgresBackend, PostgresOptions};
@@ -202,6 +286,8 @@ pub fn engine_name(engine: Engine) -> &'static str {
         Engine::Sqlite => "sqlite",
         #[cfg(feature = "redis")]
         Engine::Redis => "redis",
+        #[cfg(feature = "redis")]
+        Engine::RedisCluster => "redis-cluster",
         #[cfg(feature = "postgres")]
         Engine::Postgres => "postgres",
     }
@@ -212,6 +298,8 @@ pub fn engine_named(name: &str) -> Engine {
     match name {
         #[cfg(feature = "redis")]
         "redis" => Engine::Redis,
+        #[cfg(feature = "redis")]
+        "redis-cluster" => Engine::RedisCluster,
         #[cfg(feature = "postgres")]
         "postgres" => Engine::Postgres,
         _ => Engine::Sqlite,
