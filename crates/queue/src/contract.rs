@@ -923,7 +923,11 @@ impl QueueContract {
             .collect();
         for later in &all[4..] {
             if let Some(job) = jobs.remove(&later.webhook_id) {
-                assert!(self.release(&job).await, "{case}: give back {}", later.webhook_id);
+                assert!(
+                    self.release(&job).await,
+                    "{case}: give back {}",
+                    later.webhook_id
+                );
             }
         }
         let job = |n: usize| {
@@ -1628,6 +1632,11 @@ pub const EVENT_TIME_CASES: &[&str] = &[
     "jobs_without_a_key_run_concurrently_beside_keyed_ones",
 ];
 
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test suite: a failure panics, naming the case"
+)]
 impl QueueContract {
     async fn enqueue_keyed(&self, name: &str, event_type: &str, key: &str, at_ms: i64) -> String {
         let mut stored = delivery(self.case, name);

@@ -398,7 +398,8 @@ fn inline_an_older_event_of_a_key_is_stale_and_ties_run() {
 
 #[test]
 fn a_handler_that_opts_in_sees_stale_events_flagged() {
-    let seen: Arc<Mutex<Vec<(bool, Option<String>)>>> = Arc::default();
+    type Seen = Arc<Mutex<Vec<(bool, Option<String>)>>>;
+    let seen: Seen = Arc::default();
     let handler = {
         let seen = seen.clone();
         move |event: Event<crate::NpnDeactivated>| {
