@@ -228,37 +228,31 @@ impl PostgresBackend {
     }
 
     /// Creates the schema, or migrates an older table forward (`schema.rs`); a table of a newer
-    /// schema is refused before anything is written to it.
+    /// schema is refused before anything is written to it. Waiting for a connection is bounded
+    /// by the timeout; the migration is not (a large table's upgrade takes what it takes, and a
+    /// step cut short by a timeout would be rolled back, and again at every connect).
     async fn migrate(&self) -> Result<(), StoreError> {
-        let table = self.table.clone();
-        let call = async {
-            let mut client = self
-                .durable
-                .get()
-                .await
-                .map_err(|err| pool_error("create the queue table", err))?;
-            match schema::migrate(&mut client, &table).await {
-                Ok(()) => Ok(()),
-                Err(SchemaError::Postgres(err)) => Err(pg_error("create the queue table", &err)),
-                Err(SchemaError::Newer(found)) => Err(StoreError::new(
-                    StoreErrorKind::Other,
-                    format!(
-                        "the PostgreSQL queue table {table} was written by a newer \
-                         agentsync-webhooks (schema {found}; this build knows up to {}): \
-                         upgrade, or use another table; nothing was written",
-                        schema::VERSION
-                    ),
-                )),
-            }
-        };
-        // A migration of a large table takes longer than one call's timeout: bounded by ten.
-        match tokio::time::timeout(self.timeout.saturating_mul(10), call).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::new(
-                StoreErrorKind::Timeout,
+        let what = "create or upgrade the queue table";
+        let mut client = tokio::time::timeout(self.timeout, self.durable.get())
+            .await
+            .map_err(|_| {
+                StoreError::new(
+                    StoreErrorKind::Timeout,
+                    format!("PostgreSQL {what}: no connection in time"),
+                )
+            })?
+            .map_err(|err| pool_error(what, err))?;
+        match schema::migrate(&mut client, &self.table).await {
+            Ok(()) => Ok(()),
+            Err(SchemaError::Postgres(err)) => Err(pg_error(what, &err)),
+            Err(SchemaError::Newer(found)) => Err(StoreError::new(
+                StoreErrorKind::Other,
                 format!(
-                    "PostgreSQL create the queue table took longer than {:?}",
-                    self.timeout.saturating_mul(10)
+                    "the PostgreSQL queue table {} was written by a newer agentsync-webhooks \
+                     (schema {found}; this build knows up to {}): upgrade, or use another \
+                     table; nothing was written",
+                    self.table,
+                    schema::VERSION
                 ),
             )),
         }

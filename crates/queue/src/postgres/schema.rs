@@ -66,7 +66,13 @@ pub(super) async fn migrate(client: &mut Client, t: &str) -> Result<(), SchemaEr
             .await?;
         match version(&transaction, t).await? {
             0 => transaction.batch_execute(&create(t)).await?,
-            1 => transaction.batch_execute(&v1_to_v2(t)).await?,
+            1 => {
+                tracing::info!(
+                    table = t,
+                    "upgrading the PostgreSQL queue table to schema 2"
+                );
+                transaction.batch_execute(&v1_to_v2(t)).await?;
+            }
             VERSION => return Ok(()),
             newer => return Err(SchemaError::Newer(newer)),
         }
@@ -123,6 +129,13 @@ pub(super) fn create(t: &str) -> String {
 /// reads its page in order, newest first (overall, by state, by type, by group). Those of the
 /// overall, the type and the group carry the state and the type, so that the counts (of a time
 /// range, a type, a group) read the index alone where the table's visibility map allows.
+///
+/// The counts of everything group along `{t}_state_type`, in its order (a hash of 100,000
+/// rows by state and type costs twice the walk of that small index).
+///
+/// Every delivery's row is updated a few times (claimed, settled), so the table is vacuumed and
+/// analyzed after 2% of its rows changed instead of PostgreSQL's 20% and 10%: the visibility
+/// map stays fresh for those index-only counts, and the statistics for the plans.
 fn record_tables(t: &str) -> String {
     format!(
         "CREATE TABLE {t}_history (
@@ -149,10 +162,13 @@ fn record_tables(t: &str) -> String {
          CREATE INDEX {t}_received ON {t} (received_at_ms, webhook_id)
             INCLUDE (state, event_type);
          CREATE INDEX {t}_state_received ON {t} (state, received_at_ms, webhook_id);
+         CREATE INDEX {t}_state_type ON {t} (state, event_type);
          CREATE INDEX {t}_type_received ON {t} (event_type, received_at_ms, webhook_id)
             INCLUDE (state);
          CREATE INDEX {t}_group_received ON {t} (event_group, received_at_ms, webhook_id)
-            INCLUDE (state, event_type);"
+            INCLUDE (state, event_type);
+         ALTER TABLE {t} SET (autovacuum_vacuum_scale_factor = 0.02,
+                              autovacuum_analyze_scale_factor = 0.02);"
     )
 }
 
@@ -195,7 +211,8 @@ pub(super) fn v1_to_v2(t: &str) -> String {
             state = CASE WHEN state = 'queued' AND attempts > 0 THEN 'retrying'
                          WHEN state = 'queued' THEN 'waiting'
                          ELSE state END,
-            event_group = {group};
+            event_group = {group}
+         WHERE state = 'queued' OR {group} <> '';
          ALTER TABLE {t} ADD {check};
          {}",
         record_tables(t)
