@@ -3,7 +3,8 @@
 
 Deliveries are header blocks (`name: value` lines, an empty line, the body; see src/lib.rs),
 signed here with the Standard Webhooks vectors' secrets so that they verify at the fuzzers'
-fixed clock (1614265330). Seeds of verify_mutated are arbitrary bytes from a fixed generator.
+fixed clock (1614265330). Seeds of the structured targets (verify_mutated, queue_sqlite_rows,
+queue_redis_entry) are arbitrary bytes from a fixed generator; those of queue_url are queue URLs.
 """
 import base64, hashlib, hmac, json, os, random
 
@@ -94,8 +95,39 @@ secrets = {
 }
 rng = random.Random(15)
 mutated = {f"random_{n}": bytes(rng.randrange(256) for _ in range(n)) for n in (0, 16, 64, 200, 600)}
+# Queue URLs as a service's configuration holds them, and the near misses.
+queue_urls = {
+    "empty": b"",
+    "spaces": b" \t\n",
+    "sqlite_slashes": b"sqlite:///var/lib/app/queue.sqlite3",
+    "sqlite_relative": b"sqlite:queue.sqlite3",
+    "sqlite_upper_spaced": b"  SQLite://data/q.db\n",
+    "sqlite_four_slashes": b"sqlite:////abs/q.db",
+    "sqlite_no_path": b"sqlite://",
+    "sqlite_bare": b"sqlite:",
+    "redis": b"redis://127.0.0.1:6379/2",
+    "redis_password": b"redis://default:hunter22@redis.internal:6379/0",
+    "rediss_user": b"rediss://app:p%40ss:w0rd@cache:6380",
+    "redis_unix": b"redis+unix:///run/redis.sock?db=1",
+    "unix": b"unix:///run/redis.sock",
+    "postgres": b"postgres://postgres@127.0.0.1:5432/app",
+    "postgresql_password": b"postgresql://app:hunter22@db/app?sslmode=require",
+    "postgres_query_password": b"postgres://db/app?user=app&password=hunter22",
+    "mysql_password": b"mysql://root:hunter22@db/app",
+    "no_scheme": b"queue.sqlite3",
+    "colon_first": b":memory:",
+    "http": b"http://user:hunter22@host/",
+    "not_utf8": b"redis://\xff\xfe@h",
+}
+# Structured (arbitrary) inputs: bytes from a fixed generator, which arbitrary reads as rows and
+# operations whatever they are.
+rng = random.Random(25)
+sqlite_rows = {f"random_{n}": bytes(rng.randrange(256) for _ in range(n)) for n in (0, 32, 128, 512, 2048)}
+sqlite_rows["ones_256"] = b"\x01" * 256
+redis_entries = {f"random_{n}": bytes(rng.randrange(256) for _ in range(n)) for n in (0, 32, 128, 512)}
+redis_entries["ones_128"] = b"\x01" * 128
 
-for target, seeds in [("headers", deliveries), ("verify", deliveries), ("envelope", envelopes), ("secret", secrets), ("verify_mutated", mutated)]:
+for target, seeds in [("headers", deliveries), ("verify", deliveries), ("envelope", envelopes), ("secret", secrets), ("verify_mutated", mutated), ("queue_url", queue_urls), ("queue_sqlite_rows", sqlite_rows), ("queue_redis_entry", redis_entries)]:
     os.makedirs(os.path.join(HERE, target), exist_ok=True)
     for name, data in seeds.items():
         with open(os.path.join(HERE, target, name), "wb") as f:
