@@ -86,7 +86,7 @@ use std::{
 use agentsync_webhooks_core::handoff::now_ms;
 use agentsync_webhooks_queue::{
     Queue, QueueUrl, StoreError,
-    record::{DeliveryCounts, DeliveryFilter, DeliveryState, MAX_BULK, TypeFilter},
+    record::{DeliveryFilter, DeliveryState, MAX_BULK, TypeFilter},
 };
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -95,7 +95,7 @@ use maud::Markup;
 use percent_encoding::percent_decode_str;
 
 use crate::{
-    pages::{Bucket, Context, Notice, Overview, TypeRow},
+    pages::{Context, Notice, Overview, TypeRow},
     query::ListQuery,
     security::BasicAuth,
 };
@@ -363,6 +363,9 @@ impl Dashboard {
                 self.deliveries(&ctx, query.as_deref()).await
             }
             (&Method::GET | &Method::HEAD, Route::Dead) => self.dead(&ctx, query.as_deref()).await,
+            (&Method::GET | &Method::HEAD, Route::BulkReplay) => {
+                self.confirm_bulk_replay(&ctx, query.as_deref()).await
+            }
             (&Method::GET | &Method::HEAD, Route::Delivery(id)) => {
                 self.delivery(&ctx, id, query.as_deref()).await
             }
@@ -398,7 +401,9 @@ impl Dashboard {
                     "Method not allowed",
                     "Pages are read with GET; actions are POSTs from the dashboard's buttons.",
                 );
-                let allow = if matches!(route, Route::Action(..) | Route::BulkReplay) {
+                let allow = if matches!(route, Route::BulkReplay) {
+                    "GET, HEAD, POST"
+                } else if matches!(route, Route::Action(..)) {
                     "POST"
                 } else {
                     "GET, HEAD"
@@ -450,11 +455,14 @@ impl Dashboard {
         }
     }
 
-    /// The overview's queries: stats, counts now, the last day's types, the top types' hour
-    /// and day, and one count per hour of the chart; each a count over an index.
+    /// The overview's queries, each served by an index and bounded whatever the record
+    /// holds: the oldest waiting delivery (by bisection, see [`oldest_waiting`]), two counts (everything; the last 24 hours), a count per type over
+    /// the last hour, and three lists of at most [`MAX_BULK`] (dead, retrying, in flight over
+    /// the last 24 hours) for the day's states by type. A count by type over a whole day would
+    /// read every delivery of the day on some engines; these do not.
     async fn overview_data(&self, now: i64) -> Result<Overview, StoreError> {
         let queue = &self.inner.queue;
-        let stats = queue.stats().await?;
+        let oldest_waiting = oldest_waiting(queue).await?;
         let now_counts = queue.counts(&DeliveryFilter::new()).await?;
         let day_start = now - format::DAY_MS;
         let hour_start = now - format::HOUR_MS;
@@ -464,48 +472,47 @@ impl Dashboard {
         let mut by_day: Vec<(&String, &u64)> = day.by_type.iter().collect();
         by_day.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         let more_types = by_day.len().saturating_sub(OVERVIEW_TYPES);
-        let hour = queue
-            .counts(&DeliveryFilter::new().received_since(hour_start))
-            .await?;
+        let mut tallies = Vec::new();
+        for states in [
+            &[DeliveryState::Dead][..],
+            &[DeliveryState::Retrying][..],
+            &[DeliveryState::Waiting, DeliveryState::Running][..],
+        ] {
+            let filter = DeliveryFilter::new()
+                .states(states.iter().copied())
+                .received_since(day_start);
+            tallies.push(Tally::of(&queue.list(&filter, None, MAX_BULK).await?));
+        }
         let mut types = Vec::new();
-        for (event_type, _) in by_day.into_iter().take(OVERVIEW_TYPES) {
-            let of_type = |since| DeliveryFilter {
-                event_type: Some(TypeFilter::Type(event_type.clone())),
-                received_since_ms: Some(since),
-                ..DeliveryFilter::new()
-            };
-            let day = queue.counts(&of_type(day_start)).await?;
-            let hour = if hour.by_type.contains_key(event_type) {
-                queue.counts(&of_type(hour_start)).await?
-            } else {
-                DeliveryCounts::empty()
-            };
+        for (event_type, received) in by_day.into_iter().take(OVERVIEW_TYPES) {
+            let hour = queue
+                .counts(&DeliveryFilter {
+                    event_type: Some(TypeFilter::Type(event_type.clone())),
+                    received_since_ms: Some(hour_start),
+                    ..DeliveryFilter::new()
+                })
+                .await?;
+            let [dead, retrying, in_flight] = [0, 1, 2].map(|i| tallies[i].of_type(event_type));
             types.push(TypeRow {
                 event_type: event_type.clone(),
                 hour,
-                day,
+                day_received: *received,
+                day_dead: dead,
+                day_retrying: retrying,
+                day_done: match (dead, retrying, in_flight) {
+                    ((dead, false), (retrying, false), (in_flight, false)) => {
+                        Some(received.saturating_sub(dead + retrying + in_flight))
+                    }
+                    _ => None,
+                },
             });
         }
-        // 24 hours ending with the current one.
-        let current_hour = now - now.rem_euclid(format::HOUR_MS);
-        let mut hours = Vec::with_capacity(24);
-        for i in (0..24).rev() {
-            let start_ms = current_hour - i * format::HOUR_MS;
-            let counts = queue
-                .counts(
-                    &DeliveryFilter::new()
-                        .received_since(start_ms)
-                        .received_until(start_ms + format::HOUR_MS),
-                )
-                .await?;
-            hours.push(Bucket { start_ms, counts });
-        }
         Ok(Overview {
-            stats,
+            oldest_waiting,
             now: now_counts,
+            day,
             types,
             more_types,
-            hours,
         })
     }
 
@@ -513,19 +520,17 @@ impl Dashboard {
         let mut query = ListQuery::parse(query);
         let filter = query.filter(ctx.now_ms);
         if !query.errors.is_empty() {
-            let markup =
-                pages::deliveries(ctx, &query, &Default::default(), &DeliveryCounts::empty());
+            let markup = pages::deliveries(ctx, &query, &Default::default());
             return html(StatusCode::BAD_REQUEST, markup);
         }
-        let queue = &self.inner.queue;
-        let listed = queue.list(&filter, query.after.as_ref(), query.limit).await;
-        let counted = queue.counts(&filter).await;
-        match (listed, counted) {
-            (Ok(page), Ok(counts)) => html(
-                StatusCode::OK,
-                pages::deliveries(ctx, &query, &page, &counts),
-            ),
-            (Err(error), _) | (_, Err(error)) => store_failure(ctx, &error),
+        match self
+            .inner
+            .queue
+            .list(&filter, query.after.as_ref(), query.limit)
+            .await
+        {
+            Ok(page) => html(StatusCode::OK, pages::deliveries(ctx, &query, &page)),
+            Err(error) => store_failure(ctx, &error),
         }
     }
 
@@ -534,17 +539,47 @@ impl Dashboard {
         query.states = vec![DeliveryState::Dead];
         let filter = query.filter(ctx.now_ms);
         if !query.errors.is_empty() {
-            let markup = pages::dead(ctx, &query, &Default::default(), &DeliveryCounts::empty());
+            let markup = pages::dead(ctx, &query, &Default::default());
             return html(StatusCode::BAD_REQUEST, markup);
         }
-        let queue = &self.inner.queue;
-        let listed = queue.list(&filter, query.after.as_ref(), query.limit).await;
-        let counted = queue.counts(&filter).await;
-        match (listed, counted) {
-            (Ok(page), Ok(counts)) => {
-                html(StatusCode::OK, pages::dead(ctx, &query, &page, &counts))
+        match self
+            .inner
+            .queue
+            .list(&filter, query.after.as_ref(), query.limit)
+            .await
+        {
+            Ok(page) => html(StatusCode::OK, pages::dead(ctx, &query, &page)),
+            Err(error) => store_failure(ctx, &error),
+        }
+    }
+
+    /// "Replay all matching", before it acts: how many it would replay (at most
+    /// [`MAX_BULK`], counted by listing them: bounded, and through the state's index).
+    async fn confirm_bulk_replay(&self, ctx: &Context, query: Option<&str>) -> Response<Body> {
+        if ctx.read_only {
+            return page(
+                ctx,
+                StatusCode::FORBIDDEN,
+                "Read-only",
+                "This dashboard is read-only: it takes no action.",
+            );
+        }
+        let mut query = ListQuery::parse(query);
+        query.states = vec![DeliveryState::Dead];
+        let filter = query.filter(ctx.now_ms);
+        if !query.errors.is_empty() {
+            let markup = pages::confirm_replay(ctx, &query, pages::Matching::default());
+            return html(StatusCode::BAD_REQUEST, markup);
+        }
+        match self.inner.queue.list(&filter, None, MAX_BULK).await {
+            Ok(bounded) => {
+                let matching = pages::Matching {
+                    count: bounded.deliveries.len() as u64,
+                    more: bounded.next.is_some(),
+                };
+                html(StatusCode::OK, pages::confirm_replay(ctx, &query, matching))
             }
-            (Err(error), _) | (_, Err(error)) => store_failure(ctx, &error),
+            Err(error) => store_failure(ctx, &error),
         }
     }
 
@@ -673,6 +708,73 @@ pub fn engine_name(url: &QueueUrl) -> &'static str {
         QueueUrl::Sqlite(_) => "SQLite",
         QueueUrl::Redis(_) => "Redis",
         QueueUrl::Postgres(_) => "PostgreSQL",
+    }
+}
+
+/// When the oldest waiting delivery was received (to the second), from pages of one
+/// delivery: `list(waiting, received before t, 1)` says whether one was received before `t`,
+/// so a bisection over `t` finds it in some forty tiny indexed queries, where a count or a
+/// scan of the waiting deliveries would grow with them.
+async fn oldest_waiting(queue: &Queue) -> Result<Option<i64>, StoreError> {
+    let waiting = DeliveryFilter::new().state(DeliveryState::Waiting);
+    let before = |until: i64| {
+        let filter = waiting.clone().received_until(until);
+        async move { queue.list(&filter, None, 1).await }
+    };
+    let Some(newest) = queue.list(&waiting, None, 1).await?.deliveries.pop() else {
+        return Ok(None);
+    };
+    // One was received before `hi`; none before `lo` once the span stops growing.
+    let mut hi = newest.received_at_ms.saturating_add(1);
+    let mut span = 1_000_i64;
+    let mut lo = hi.saturating_sub(span);
+    while !before(lo).await?.deliveries.is_empty() {
+        hi = lo;
+        span = span.saturating_mul(2);
+        lo = hi.saturating_sub(span);
+        if lo == i64::MIN {
+            break;
+        }
+    }
+    while hi - lo > 1_000 {
+        let mid = lo + (hi - lo) / 2;
+        if before(mid).await?.deliveries.is_empty() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(before(hi)
+        .await?
+        .deliveries
+        .pop()
+        .map(|oldest| oldest.received_at_ms))
+}
+
+/// Deliveries of one list, by type: exact unless the list was cut at its limit.
+struct Tally {
+    by_type: std::collections::HashMap<String, u64>,
+    capped: bool,
+}
+
+impl Tally {
+    fn of(page: &agentsync_webhooks_queue::record::DeliveryPage) -> Self {
+        let mut by_type = std::collections::HashMap::new();
+        for delivery in &page.deliveries {
+            *by_type.entry(delivery.event_type.clone()).or_default() += 1;
+        }
+        Self {
+            by_type,
+            capped: page.next.is_some(),
+        }
+    }
+
+    /// The count for `event_type`, and whether it is only a lower bound.
+    fn of_type(&self, event_type: &str) -> (u64, bool) {
+        (
+            self.by_type.get(event_type).copied().unwrap_or(0),
+            self.capped,
+        )
     }
 }
 

@@ -1,12 +1,9 @@
 //! The pages, as maud templates: every value from the record goes through maud's escaping
 //! (`(value)`), and nothing here writes raw HTML from data.
 
-use agentsync_webhooks_queue::{
-    QueueStats,
-    record::{
-        DeliveryCounts, DeliveryPage, DeliveryRecord, DeliveryState, DeliverySummary, HistoryEvent,
-        MAX_BULK,
-    },
+use agentsync_webhooks_queue::record::{
+    DeliveryCounts, DeliveryPage, DeliveryRecord, DeliveryState, DeliverySummary, HistoryEvent,
+    MAX_BULK,
 };
 use maud::{DOCTYPE, Markup, html};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -63,30 +60,41 @@ pub(crate) enum Nav {
     Dead,
 }
 
-/// One event type's counts over a window.
+/// One event type's row of the overview.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct TypeRow {
     pub event_type: String,
+    /// Its deliveries received in the last hour, by state (exact).
     pub hour: DeliveryCounts,
-    pub day: DeliveryCounts,
-}
-
-/// One hour of the overview's chart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Bucket {
-    pub start_ms: i64,
-    pub counts: DeliveryCounts,
+    /// Received in the last 24 hours (exact).
+    pub day_received: u64,
+    /// Dead and retrying among them: the count, and whether it is only a lower bound.
+    pub day_dead: (u64, bool),
+    pub day_retrying: (u64, bool),
+    /// Done among them, when the day's other states were counted exactly.
+    pub day_done: Option<u64>,
 }
 
 /// What the overview shows.
 #[derive(Debug, Clone)]
 pub(crate) struct Overview {
-    pub stats: QueueStats,
+    /// When the oldest waiting delivery was received.
+    pub oldest_waiting: Option<i64>,
+    /// Everything on record, by state.
     pub now: DeliveryCounts,
+    /// Received in the last 24 hours, by state and by type.
+    pub day: DeliveryCounts,
     pub types: Vec<TypeRow>,
     /// Types received in the last day beyond those in `types`.
     pub more_types: usize,
-    pub hours: Vec<Bucket>,
+}
+
+/// How many dead letters "replay all matching" would replay: at most `MAX_BULK`, and whether
+/// there are more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Matching {
+    pub count: u64,
+    pub more: bool,
 }
 
 /// A notice at the top of a page, after an action.
@@ -188,8 +196,8 @@ pub(crate) fn overview(ctx: &Context, data: &Overview) -> Markup {
             div.card {
                 span.label { "oldest waiting" }
                 span.value #oldest-waiting {
-                    @match data.stats.oldest_age {
-                        Some(age) => (format::duration_ms(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))),
+                    @match data.oldest_waiting {
+                        Some(received) => (format::duration_ms(ctx.now_ms.saturating_sub(received).unsigned_abs())),
                         None => "none",
                     }
                 }
@@ -200,18 +208,30 @@ pub(crate) fn overview(ctx: &Context, data: &Overview) -> Markup {
             }
         }
         section {
-            h2 { "Last 24 hours, by hour received" }
-            (chart(&data.hours))
-            p.legend {
-                span.key.key-done {} "done " span.key.key-retrying {} "retrying "
-                span.key.key-dead {} "dead " span.key.key-waiting {} "waiting or running"
+            h2 { "Last 24 hours" }
+            p.day #day {
+                (format::count(data.day.total())) " received: "
+                @for (i, state) in DeliveryState::ALL.into_iter().enumerate() {
+                    @if i > 0 { ", " }
+                    a href=(ctx.link(&format!("/deliveries?state={state}&since=24h"))) { (format::count(data.day.state(state))) " " (state.as_str()) }
+                }
+            }
+        }
+        section {
+            h2 { "Last hour, by event type" }
+            @if data.types.is_empty() {
+                p.empty { "Nothing received in the last 24 hours." }
+            } @else {
+                (chart(&data.types))
+                p.legend {
+                    span.key.key-done {} "done " span.key.key-retrying {} "retrying "
+                    span.key.key-dead {} "dead " span.key.key-waiting {} "waiting or running"
+                }
             }
         }
         section {
             h2 { "By event type" }
-            @if data.types.is_empty() {
-                p.empty { "Nothing received in the last 24 hours." }
-            } @else {
+            @if !data.types.is_empty() {
                 table.types {
                     thead {
                         tr { th rowspan="2" { "type" } th colspan="4" { "last hour" } th colspan="4" { "last 24 hours" } }
@@ -221,19 +241,21 @@ pub(crate) fn overview(ctx: &Context, data: &Overview) -> Markup {
                     }
                     tbody {
                         @for row in &data.types {
-                            tr {
+                            tr data-type=(row.event_type) {
                                 td { a href=(ctx.link(&format!("/deliveries?{}", type_query(&row.event_type, None)))) { code { (row.event_type) } } }
-                                @for (window, counts) in [("1h", &row.hour), ("24h", &row.day)] {
-                                    td.num { (format::count(counts.total())) }
-                                    td.num { (format::count(counts.state(DeliveryState::Done))) }
-                                    td.num { (format::count(counts.state(DeliveryState::Retrying))) }
-                                    td.num {
-                                        @let dead = counts.state(DeliveryState::Dead);
-                                        @if dead > 0 {
-                                            a.dead href=(ctx.link(&format!("/dead?{}", type_query(&row.event_type, Some(window))))) { (format::count(dead)) }
-                                        } @else { "0" }
+                                td.num { (format::count(row.hour.total())) }
+                                td.num { (format::count(row.hour.state(DeliveryState::Done))) }
+                                td.num { (format::count(row.hour.state(DeliveryState::Retrying))) }
+                                td.num { (dead_link(ctx, &row.event_type, "1h", (row.hour.state(DeliveryState::Dead), false))) }
+                                td.num { (format::count(row.day_received)) }
+                                td.num {
+                                    @match row.day_done {
+                                        Some(done) => (format::count(done)),
+                                        None => span title="more than 1,000 deliveries of the day are in flight, retrying or dead: counting the done ones would read the whole day" { "…" },
                                     }
                                 }
+                                td.num { (bounded(row.day_retrying)) }
+                                td.num { (dead_link(ctx, &row.event_type, "24h", row.day_dead)) }
                             }
                         }
                     }
@@ -257,27 +279,47 @@ fn type_query(event_type: &str, since: Option<&str>) -> String {
     query.finish()
 }
 
-/// A stacked bar per hour: done, retrying, dead, and the rest (waiting or running).
-fn chart(hours: &[Bucket]) -> Markup {
+/// A count that may be a lower bound: `1,000+`.
+fn bounded((n, capped): (u64, bool)) -> String {
+    if capped {
+        format!("{}+", format::count(n))
+    } else {
+        format::count(n)
+    }
+}
+
+/// A type's dead count, linked to its dead letters when there are any.
+fn dead_link(ctx: &Context, event_type: &str, since: &str, dead: (u64, bool)) -> Markup {
+    html! {
+        @if dead.0 > 0 {
+            a.dead href=(ctx.link(&format!("/dead?{}", type_query(event_type, Some(since))))) { (bounded(dead)) }
+        } @else { (bounded(dead)) }
+    }
+}
+
+/// A stacked bar per type over the last hour: done, retrying, dead, and the rest (waiting or
+/// running), scaled to the busiest type.
+fn chart(types: &[TypeRow]) -> Markup {
     const WIDTH: u64 = 720;
-    const HEIGHT: u64 = 120;
-    let n = u64::try_from(hours.len().max(1)).unwrap_or(1);
-    let slot = WIDTH / n;
-    let max = hours
+    const LABEL: u64 = 250;
+    const ROW: u64 = 22;
+    let height = ROW * u64::try_from(types.len()).unwrap_or(0) + 4;
+    let max = types
         .iter()
-        .map(|h| h.counts.total())
+        .map(|t| t.hour.total())
         .max()
         .unwrap_or(0)
         .max(1);
-    let scale = |value: u64| (value.saturating_mul(HEIGHT - 16) / max).max(u64::from(value > 0));
-    let bars = hours.iter().enumerate().map(|(i, hour)| {
-        let counts = &hour.counts;
+    let scale =
+        |value: u64| (value.saturating_mul(WIDTH - LABEL - 60) / max).max(u64::from(value > 0));
+    let bars = types.iter().enumerate().map(|(i, row)| {
+        let counts = &row.hour;
         let done = counts.state(DeliveryState::Done);
         let retrying = counts.state(DeliveryState::Retrying);
         let dead = counts.state(DeliveryState::Dead);
         let other = counts.total().saturating_sub(done + retrying + dead);
-        let x = u64::try_from(i).unwrap_or(0) * slot + 1;
-        let mut top = HEIGHT - 1;
+        let y = u64::try_from(i).unwrap_or(0) * ROW + 2;
+        let mut x = LABEL;
         let mut rects = Vec::new();
         for (class, value) in [
             ("bar-done", done),
@@ -285,31 +327,31 @@ fn chart(hours: &[Bucket]) -> Markup {
             ("bar-dead", dead),
             ("bar-waiting", other),
         ] {
-            let height = scale(value);
-            if height > 0 {
-                top = top.saturating_sub(height);
-                rects.push((class, top, height));
+            let width = scale(value);
+            if width > 0 {
+                rects.push((class, x, width));
+                x += width;
             }
         }
         let title = format!(
-            "{}: {} received, {done} done, {retrying} retrying, {dead} dead, {other} waiting or \
-             running",
-            format::utc(hour.start_ms),
+            "{}: {} received in the last hour, {done} done, {retrying} retrying, {dead} dead, \
+             {other} waiting or running",
+            row.event_type,
             counts.total()
         );
-        (x, title, rects)
+        (y, row.event_type.as_str(), title, rects, x, counts.total())
     });
     html! {
-        svg.chart viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) width=(WIDTH) height=(HEIGHT) role="img"
-            aria-label="deliveries received per hour over the last 24 hours" {
-            line.axis x1="0" y1=(HEIGHT - 1) x2=(WIDTH) y2=(HEIGHT - 1) {}
-            text.max x="2" y="10" { (format::count(max)) " / h" }
-            @for (x, title, rects) in bars {
+        svg.chart viewBox=(format!("0 0 {WIDTH} {height}")) width=(WIDTH) height=(height) role="img"
+            aria-label="deliveries received in the last hour, by event type and state" {
+            @for (y, event_type, title, rects, end, total) in bars {
                 g {
                     title { (title) }
-                    @for (class, y, height) in rects {
-                        rect class=(class) x=(x) y=(y) width=(slot.saturating_sub(2).max(1)) height=(height) {}
+                    text.label x=(LABEL - 8) y=(y + 14) text-anchor="end" { (format::truncate(event_type, 34)) }
+                    @for (class, x, width) in rects {
+                        rect class=(class) x=(x) y=(y) width=(width) height=(ROW - 6) {}
                     }
+                    text.total x=(end + 6) y=(y + 14) { (format::count(total)) }
                 }
             }
         }
@@ -317,13 +359,7 @@ fn chart(hours: &[Bucket]) -> Markup {
 }
 
 /// The filter form of a list page (outside the live region, so a refresh never clears it).
-fn filter_form(
-    ctx: &Context,
-    action: &str,
-    query: &ListQuery,
-    counts: &DeliveryCounts,
-    states: bool,
-) -> Markup {
+fn filter_form(ctx: &Context, action: &str, query: &ListQuery, states: bool) -> Markup {
     html! {
         form.filters method="get" action=(ctx.link(action)) {
             @if states {
@@ -332,14 +368,14 @@ fn filter_form(
                     @for state in DeliveryState::ALL {
                         label {
                             input type="checkbox" name="state" value=(state.as_str()) checked[query.states.contains(&state)];
-                            " " (state.as_str()) " " span.count { (format::count(counts.state(state))) }
+                            " " (state.as_str())
                         }
                     }
                 }
             }
             label { "type or group " input type="text" name="type" value=(query.event_type) list="types" placeholder="contract, producersync.updates_available"; }
             datalist #types {
-                @for event_type in counts.by_type.keys() { option value=(event_type) {} }
+                @for event_type in agentsync_webhooks_core::EventType::ALL { option value=(event_type.as_str()) {} }
                 @for group in agentsync_webhooks_core::EventGroup::ALL { option value=(group.as_str()) {} }
             }
             label { "received since " input type="text" name="since" value=(query.since) placeholder="1h, 7d, 2026-12-06T20:57"; }
@@ -391,32 +427,18 @@ fn pager(
 }
 
 /// The deliveries list: every filter as a parameter, paged by cursor.
-pub(crate) fn deliveries(
-    ctx: &Context,
-    query: &ListQuery,
-    page: &DeliveryPage,
-    counts: &DeliveryCounts,
-) -> Markup {
-    // `counts` are over the filter's other parts, every state counted.
-    let matching: u64 = if query.states.is_empty() {
-        counts.total()
-    } else {
-        query.states.iter().map(|state| counts.state(*state)).sum()
-    };
+pub(crate) fn deliveries(ctx: &Context, query: &ListQuery, page: &DeliveryPage) -> Markup {
     let body = html! {
         (errors(&query.errors))
-        p.summary {
-            (format::count(matching))
-            " deliveries match; newest first."
-        }
         @if page.deliveries.is_empty() {
             p.empty { "No delivery matches." }
         } @else {
+            p.summary { "Newest first, " (query.limit) " a page." }
             (delivery_rows(ctx, &page.deliveries))
         }
         (pager(ctx, "/deliveries", query, &query.states, page))
     };
-    let before = filter_form(ctx, "/deliveries", query, counts, true);
+    let before = filter_form(ctx, "/deliveries", query, true);
     layout(
         ctx,
         Nav::Deliveries,
@@ -427,43 +449,31 @@ pub(crate) fn deliveries(
     )
 }
 
-/// The dead letters, with "replay all matching" (the count shown on the button, bounded).
-pub(crate) fn dead(
-    ctx: &Context,
-    query: &ListQuery,
-    page: &DeliveryPage,
-    counts: &DeliveryCounts,
-) -> Markup {
-    let dead = counts.state(DeliveryState::Dead);
-    let bounded = dead.min(MAX_BULK as u64);
+/// The dead letters, with a link to "replay all matching" (which shows its count first).
+pub(crate) fn dead(ctx: &Context, query: &ListQuery, page: &DeliveryPage) -> Markup {
     let states = [DeliveryState::Dead];
     let body = html! {
         (errors(&query.errors))
         @if let Some(replayed) = query.replayed {
             p.notice.ok role="status" { "Replayed " (format::count(replayed)) " dead letters: they run again now." }
         }
-        p.summary { (format::count(dead)) " dead letters match; newest first." }
-        @if !ctx.read_only && dead > 0 && query.errors.is_empty() {
-            form.bulk method="post" action=(ctx.link(&format!("/dead/replay{}", query.link_query(&states, None)))) {
-                input type="hidden" name="expected" value=(bounded);
-                button.action.replay type="submit" #replay-all {
-                    @if dead > bounded {
-                        "Replay the newest " (format::count(bounded)) " of the " (format::count(dead)) " matching"
-                    } @else {
-                        "Replay all " (format::count(dead)) " matching"
-                    }
-                }
-                span.hint { " at most " (format::count(MAX_BULK as u64)) " at once; each is recorded as replayed by the dashboard" }
-            }
-        }
         @if page.deliveries.is_empty() {
             p.empty { "No dead letter matches." }
         } @else {
+            @if !ctx.read_only && query.errors.is_empty() {
+                p.bulk {
+                    a.action.replay #replay-all href=(ctx.link(&format!("/dead/replay{}", query.link_query(&states, None)))) {
+                        "Replay all matching…"
+                    }
+                    span.hint { " shows how many first (at most " (format::count(MAX_BULK as u64)) " at once)" }
+                }
+            }
+            p.summary { "Newest first, " (query.limit) " a page." }
             (delivery_rows(ctx, &page.deliveries))
         }
         (pager(ctx, "/dead", query, &states, page))
     };
-    let before = filter_form(ctx, "/dead", query, counts, false);
+    let before = filter_form(ctx, "/dead", query, false);
     layout(
         ctx,
         Nav::Dead,
@@ -472,6 +482,38 @@ pub(crate) fn dead(
         before,
         body,
     )
+}
+
+/// "Replay all matching": the count, then the button that acts on that many.
+pub(crate) fn confirm_replay(ctx: &Context, query: &ListQuery, matching: Matching) -> Markup {
+    let states = [DeliveryState::Dead];
+    let back = ctx.link(&format!("/dead{}", query.link_query(&[], None)));
+    let body = html! {
+        (errors(&query.errors))
+        p.summary #matching {
+            @if matching.more {
+                "More than " (format::count(matching.count)) " dead letters match these filters; a replay takes the newest "
+                (format::count(matching.count)) " (run it again for the rest)."
+            } @else {
+                (format::count(matching.count)) " dead letters match these filters."
+            }
+        }
+        @if matching.count > 0 && query.errors.is_empty() {
+            form.bulk method="post" action=(ctx.link(&format!("/dead/replay{}", query.link_query(&states, None)))) {
+                input type="hidden" name="expected" value=(matching.count);
+                button.action.replay type="submit" #replay-confirm {
+                    @if matching.more {
+                        "Replay the newest " (format::count(matching.count)) " matching"
+                    } @else {
+                        "Replay all " (format::count(matching.count)) " matching"
+                    }
+                }
+                span.hint { " each is recorded as replayed by the dashboard" }
+            }
+        }
+        p { a href=(back) { "Back to the dead letters" } }
+    };
+    layout(ctx, Nav::Dead, "Replay dead letters", false, html! {}, body)
 }
 
 /// One delivery: its state, the actions for it, headers, payload, history.

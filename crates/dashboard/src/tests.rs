@@ -144,7 +144,7 @@ async fn links_start_at_the_mount_prefix() {
             r#"href="/admin/webhooks/deliveries/msg_1""#,
             r#"href="/admin/webhooks/assets/dashboard.css?v="#,
             r#"src="/admin/webhooks/assets/dashboard.js?v="#,
-            r#"action="/admin/webhooks/dead/replay?state=dead""#,
+            r#"href="/admin/webhooks/dead/replay?state=dead""#,
         ] {
             assert!(page.contains(link), "{link} in {page}");
         }
@@ -253,6 +253,8 @@ async fn read_only_hides_actions_and_refuses_posts() {
     assert!(page.contains("read-only"));
     let (_, dead) = get(&dashboard, "/dead").await;
     assert!(!dead.contains("replay-all"), "{dead}");
+    let (status, _) = get(&dashboard, "/dead/replay?state=dead").await;
+    assert_eq!(status, 403);
     for uri in [
         "/deliveries/msg_1/replay",
         "/deliveries/msg_1/forget",
@@ -276,6 +278,13 @@ async fn replay_all_matching_shows_its_count_and_is_bounded_by_it() {
     }
     let dashboard = Dashboard::new(queue.clone());
     let (_, page) = get(&dashboard, "/dead?type=contract").await;
+    assert!(
+        page.contains(r#"href="/dead/replay?state=dead&amp;type=contract""#),
+        "{page}"
+    );
+    let (status, page) = get(&dashboard, "/dead/replay?state=dead&type=contract").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("3 dead letters match"), "{page}");
     assert!(page.contains("Replay all 3 matching"), "{page}");
     assert!(
         page.contains(r#"action="/dead/replay?state=dead&amp;type=contract""#),
@@ -342,7 +351,6 @@ async fn lists_filter_by_every_parameter_and_page_by_cursor() {
     let (_, page) = get(&dashboard, "/deliveries?type=contract").await;
     assert!(page.contains("msg_c") && !page.contains("msg_p0"), "{page}");
     let (_, page) = get(&dashboard, "/deliveries?state=waiting&limit=2").await;
-    assert!(page.contains("5 deliveries match"), "{page}");
     assert_eq!(page.matches("<tr data-id=").count(), 2);
     let next = page
         .split("rel=\"next\" href=\"")
