@@ -5,7 +5,7 @@ use std::{future::Future, pin::Pin, time::Duration};
 pub use agentsync_webhooks_core::route::EventOrder;
 use agentsync_webhooks_core::{
     handoff::{Enqueued, ReceivedDelivery},
-    idempotency::{StoreError, StoreErrorKind},
+    idempotency::StoreError,
 };
 
 use crate::record::{Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord};
@@ -361,31 +361,19 @@ pub trait Backend: Send + Sync + 'static {
         filter: &'a DeliveryFilter,
         after: Option<&'a Cursor>,
         limit: usize,
-    ) -> QueueFuture<'a, DeliveryPage> {
-        let _ = (filter, after, limit);
-        not_yet("list deliveries")
-    }
+    ) -> QueueFuture<'a, DeliveryPage>;
 
     /// How many deliveries match `filter` (its states aside: every state is counted), by state
     /// and by type.
-    fn counts<'a>(&'a self, filter: &'a DeliveryFilter) -> QueueFuture<'a, DeliveryCounts> {
-        let _ = filter;
-        not_yet("count deliveries")
-    }
+    fn counts<'a>(&'a self, filter: &'a DeliveryFilter) -> QueueFuture<'a, DeliveryCounts>;
 
     /// One delivery with its history, in any state.
-    fn delivery<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, Option<DeliveryRecord>> {
-        let _ = webhook_id;
-        not_yet("show a delivery")
-    }
+    fn delivery<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, Option<DeliveryRecord>>;
 
     /// Runs a done or dead delivery again: waiting, due at once, attempts counted anew, the
     /// replay in its history with `by` (who asked). `Ok(false)` if there is no such delivery or
     /// it is waiting, running or retrying.
-    fn replay_by<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
-        let _ = (webhook_id, by);
-        not_yet("replay a delivery")
-    }
+    fn replay_by<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool>;
 
     /// [`replay_by`](Self::replay_by) every done or dead delivery matching `filter`, at most
     /// `max` (and at most [`MAX_BULK`](crate::record::MAX_BULK)) newest first, in one atomic
@@ -395,33 +383,21 @@ pub trait Backend: Send + Sync + 'static {
         filter: &'a DeliveryFilter,
         by: &'a str,
         max: usize,
-    ) -> QueueFuture<'a, u64> {
-        let _ = (filter, by, max);
-        not_yet("replay deliveries")
-    }
+    ) -> QueueFuture<'a, u64>;
 
     /// Moves a waiting or retrying delivery to the dead letters ("discarded by operator"),
     /// recording `by`. `Ok(false)` if there is none in those states (a running one is its
     /// worker's until it settles).
-    fn discard<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
-        let _ = (webhook_id, by);
-        not_yet("discard a delivery")
-    }
+    fn discard<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool>;
 
     /// Forgets a done or dead delivery's id: the sender's next resend of it is processed as new
     /// (the record stays, with `by` in its history, until that resend or the retention).
     /// `Ok(false)` if there is none in those states.
-    fn forget<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
-        let _ = (webhook_id, by);
-        not_yet("forget an id")
-    }
+    fn forget<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool>;
 
     /// Deletes up to `max` dead letters that died before `before_ms` (ms since the epoch),
     /// oldest first, their ids forgotten with them; returns how many.
-    fn purge_dead(&self, before_ms: i64, max: usize) -> QueueFuture<'_, u64> {
-        let _ = (before_ms, max);
-        not_yet("purge dead letters")
-    }
+    fn purge_dead(&self, before_ms: i64, max: usize) -> QueueFuture<'_, u64>;
 
     /// Depth, oldest age and dead letters now.
     fn stats(&self) -> QueueFuture<'_, QueueStats>;
@@ -442,15 +418,6 @@ pub trait Backend: Send + Sync + 'static {
     /// delivery. Never holds a lock that stalls enqueues for long; the workers call it
     /// periodically, off the claim's path.
     fn purge(&self) -> QueueFuture<'_, Purged>;
-}
-
-/// What a backend without the delivery record answers.
-fn not_yet<'a, T: 'a>(what: &str) -> QueueFuture<'a, T> {
-    let error = StoreError::new(
-        StoreErrorKind::Other,
-        format!("this queue engine cannot {what} yet"),
-    );
-    Box::pin(async move { Err(error) })
 }
 
 /// Milliseconds in `duration`, saturated to `i64` (what every engine stores).

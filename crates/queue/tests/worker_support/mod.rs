@@ -14,8 +14,9 @@ use std::{
 
 use agentsync_webhooks_core::{EventType, event::samples, route::Routed};
 use agentsync_webhooks_queue::{
-    Backend, ClaimToken, DeadLetter, Enqueued, Job, JobRequest, Purged, Queue, QueueFuture,
-    QueueStats, ReceivedDelivery, StoreError, StoreErrorKind, Workers,
+    Backend, ClaimToken, Claimed, DeadLetter, Enqueued, EventOrder, Job, JobRequest, Purged, Queue,
+    QueueFuture, QueueStats, ReceivedDelivery, StoreError, StoreErrorKind, Workers,
+    record::{Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord},
 };
 use bytes::Bytes;
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -542,5 +543,60 @@ impl Backend for Troubled {
     }
     fn purge(&self) -> QueueFuture<'_, Purged> {
         self.inner.purge()
+    }
+    fn orders_events(&self) -> bool {
+        self.inner.orders_events()
+    }
+    fn enqueue_ordered<'a>(
+        &'a self,
+        delivery: &'a ReceivedDelivery,
+        order: &'a EventOrder,
+    ) -> QueueFuture<'a, Enqueued> {
+        self.inner.enqueue_ordered(delivery, order)
+    }
+    fn claim_ordered<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> QueueFuture<'a, Vec<Claimed>> {
+        self.call("claim", self.inner.claim_ordered(token, max, lease))
+    }
+    fn complete_stale<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
+        self.call("complete", self.inner.complete_stale(job))
+    }
+    fn list<'a>(
+        &'a self,
+        filter: &'a DeliveryFilter,
+        after: Option<&'a Cursor>,
+        limit: usize,
+    ) -> QueueFuture<'a, DeliveryPage> {
+        self.inner.list(filter, after, limit)
+    }
+    fn counts<'a>(&'a self, filter: &'a DeliveryFilter) -> QueueFuture<'a, DeliveryCounts> {
+        self.inner.counts(filter)
+    }
+    fn delivery<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, Option<DeliveryRecord>> {
+        self.inner.delivery(webhook_id)
+    }
+    fn replay_by<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        self.inner.replay_by(webhook_id, by)
+    }
+    fn replay_matching<'a>(
+        &'a self,
+        filter: &'a DeliveryFilter,
+        by: &'a str,
+        max: usize,
+    ) -> QueueFuture<'a, u64> {
+        self.inner.replay_matching(filter, by, max)
+    }
+    fn discard<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        self.inner.discard(webhook_id, by)
+    }
+    fn forget<'a>(&'a self, webhook_id: &'a str, by: &'a str) -> QueueFuture<'a, bool> {
+        self.inner.forget(webhook_id, by)
+    }
+    fn purge_dead(&self, before_ms: i64, max: usize) -> QueueFuture<'_, u64> {
+        self.inner.purge_dead(before_ms, max)
     }
 }
