@@ -24,7 +24,10 @@
 //!   instances;
 //! - `PULL_DELAY_MS` (default 200): how long the simulated ProducerSync pull takes;
 //! - `WORKERS` (default 8): handlers at once in this process, `0` for none (workers elsewhere);
-//! - `PORT` (default 3000) and `RUST_LOG` (default `info`).
+//! - `PORT` (default 3000) and `RUST_LOG` (default `info`);
+//! - `AGENTSYNC_DASHBOARD_USER` and `AGENTSYNC_DASHBOARD_PASSWORD`: the operator's dashboard at
+//!   `/admin/webhooks/`, behind basic auth with these credentials (checked by this app's own
+//!   middleware, the way a host puts its auth in front); unset, the dashboard is not mounted.
 //!
 //! Logs `webhook received` with `webhook_id` when the 2xx is decided, and `webhook processed`
 //! with `webhook_id` when a handler completed. `GET /metrics` serves the library's counters
@@ -33,20 +36,32 @@
 //! ```sh
 //! curl -s http://127.0.0.1:3000/metrics | grep agentsync_webhooks_deliveries_total
 //! ```
+//!
+//! The dashboard (every delivery, its attempts and errors; replay, discard, forget):
+//!
+//! ```sh
+//! AGENTSYNC_DASHBOARD_USER=ops AGENTSYNC_DASHBOARD_PASSWORD='a long password' cargo run --example axum
+//! # then open http://127.0.0.1:3000/admin/webhooks/ and log in as ops
+//! ```
 
-use std::{error::Error, future::Future, net::SocketAddr, time::Duration};
+use std::{error::Error, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use agentsync_webhooks::{
     EventData, EventGroup, EventType, UpdatesAvailable, Verifier,
     axum::{Webhook, WebhookLayer},
-    queue::{Queue, Workers},
+    dashboard::{Dashboard, engine_name},
+    queue::{Queue, QueueUrl, Workers},
     route::{Event, EventRouter, HandlerError},
 };
 use axum::{
     Router,
-    http::StatusCode,
+    extract::{Request, State},
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
+use base64::Engine as _;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto::Builder,
@@ -73,7 +88,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let port = u16::try_from(env_number("PORT", 3000)?)?;
     let pull_delay = Duration::from_millis(env_number("PULL_DELAY_MS", 200)?);
     let workers = usize::try_from(env_number("WORKERS", 8)?)?;
-    let queue = Queue::from_url(&std::env::var("AGENTSYNC_QUEUE_URL").unwrap_or_default()).await?;
+    let queue_url = std::env::var("AGENTSYNC_QUEUE_URL").unwrap_or_default();
+    let queue = Queue::from_url(&queue_url).await?;
     // The library counts through the `metrics` facade (feature `metrics`); this recorder keeps
     // the figures for `GET /metrics`.
     let prometheus = PrometheusBuilder::new().install_recorder()?;
@@ -93,15 +109,26 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // Verifies every delivery, stores it, and only then lets the handler answer 202; refusals,
     // duplicates and an unwritable queue are answered by the layer.
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/webhooks/psapi", post(received))
         .route("/webhooks/contracting", post(received))
-        .route_layer(WebhookLayer::new(verifier).with_handoff(queue))
+        .route_layer(WebhookLayer::new(verifier).with_handoff(queue.clone()))
         // After `route_layer`, so outside the webhook layer.
         .route(
             "/metrics",
             get(move || std::future::ready(prometheus.render())),
         );
+    // The operator's dashboard, behind this app's own auth: the layer applies to the nested
+    // router's routes only, and the page names the engine, never the queue's URL.
+    let login = dashboard_login()?;
+    if let Some(login) = &login {
+        let dashboard =
+            Dashboard::new(queue.clone()).engine(engine_name(&QueueUrl::parse(&queue_url)?));
+        let admin = Router::new()
+            .nest_service("/admin/webhooks", dashboard)
+            .layer(middleware::from_fn_with_state(login.clone(), require_login));
+        app = app.merge(admin);
+    }
 
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let addr = listener.local_addr()?;
@@ -111,6 +138,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "  cargo run -p agentsync-webhooks-cli -- send --url http://{addr}/webhooks/psapi \\
          --event producersync.updates_available --duplicate"
     );
+    match &login {
+        Some(_) => println!("dashboard: http://{addr}/admin/webhooks/ (basic auth)"),
+        None => println!(
+            "dashboard: set AGENTSYNC_DASHBOARD_USER and AGENTSYNC_DASHBOARD_PASSWORD to mount it"
+        ),
+    }
     serve(listener, app, until(stopped)).await?;
     let _ = stop.send(true);
     if let Some(background) = background {
@@ -149,6 +182,44 @@ async fn contracting(event: Event<EventData>) -> Result<(), HandlerError> {
 async fn log_unknown(event: Event<serde_json::Value>) -> Result<(), HandlerError> {
     info!(webhook_id = %event.webhook_id, event_type = %event.event_type, "unknown event type");
     Ok(())
+}
+
+/// The `Authorization` header the dashboard asks for, from `AGENTSYNC_DASHBOARD_USER` and
+/// `AGENTSYNC_DASHBOARD_PASSWORD`; `None` when they are unset.
+fn dashboard_login() -> Result<Option<Arc<str>>, String> {
+    let user = std::env::var("AGENTSYNC_DASHBOARD_USER").unwrap_or_default();
+    let password = std::env::var("AGENTSYNC_DASHBOARD_PASSWORD").unwrap_or_default();
+    match (user.is_empty(), password.is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) if !user.contains(':') => {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            Ok(Some(format!("Basic {encoded}").into()))
+        }
+        _ => Err("set AGENTSYNC_DASHBOARD_USER (without ':') and AGENTSYNC_DASHBOARD_PASSWORD, or neither".into()),
+    }
+}
+
+/// The host's auth in front of the dashboard: basic auth, compared in constant time.
+async fn require_login(State(expected): State<Arc<str>>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map_or(&[][..], |value| value.as_bytes());
+    let expected = expected.as_bytes();
+    let differ = given.len() != expected.len()
+        || given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            != 0;
+    if differ {
+        let challenge = [(
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"webhooks dashboard\"",
+        )];
+        return (StatusCode::UNAUTHORIZED, challenge).into_response();
+    }
+    next.run(request).await
 }
 
 /// Serves `app` until `shutdown`, with hyper's header-read timeout set (`axum::serve` has no
