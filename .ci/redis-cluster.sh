@@ -46,11 +46,20 @@ case "$action" in
     nodes=()
     for port in "${ports[@]}"; do nodes+=("127.0.0.1:$port"); done
     redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log"
-    for _ in $(seq 100); do cluster_ok && break; sleep 0.1; done
-    # Every replica attached to its primary, so that a failover test finds one to promote.
-    for _ in $(seq 100); do
-      linked="$(redis-cli -h 127.0.0.1 -p "${ports[0]}" cluster nodes | grep -c ' slave .* connected' || true)"
-      [ "$linked" -ge 3 ] && break
+    # Every node agrees the cluster is up, and every replica has finished its first sync (a
+    # replica still syncing cannot take over from its primary).
+    for _ in $(seq 200); do
+      ready=0
+      for port in "${ports[@]}"; do
+        info="$(redis-cli -h 127.0.0.1 -p "$port" info replication 2>/dev/null)"
+        state="$(redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null)"
+        if grep -q '^cluster_state:ok' <<<"$state" &&
+          { grep -q '^role:master' <<<"$info" || grep -q '^master_link_status:up' <<<"$info"; }; then
+          ready=$((ready + 1))
+        fi
+      done
+      replicas="$(redis-cli -h 127.0.0.1 -p "${ports[0]}" cluster nodes | grep -c ' slave ' || true)"
+      [ "$ready" -eq 6 ] && [ "$replicas" -eq 3 ] && break
       sleep 0.1
     done
     cluster_ok || { echo "the Redis Cluster did not come up (see $dir)" >&2; exit 1; }
