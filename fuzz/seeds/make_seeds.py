@@ -118,6 +118,14 @@ queue_urls = {
     "colon_first": b":memory:",
     "http": b"http://user:hunter22@host/",
     "not_utf8": b"redis://\xff\xfe@h",
+    # The queue's settings in the query string (64535ed).
+    "cluster_settings": b"redis+cluster://a:7000,b:7000?prefix=billing%3A&partitions=3&group=g",
+    "redis_wait": b"rediss://:pw@h/0?wait_replicas=1&wait_timeout_ms=250&persistence=required#x",
+    "postgres_hosts_table": b"postgres://u:pw@db1,db2/app?target_session_attrs=read-write&table=q",
+    # The first run's failure, reduced: an empty prefix= (the model predated the settings).
+    "empty_prefix": b"rEDis+unix://i?prefix&",
+    "timeout_alone": b"redis://h?wait_timeout_ms=5",
+    "percent_sign": b"redis://h?prefix=%+a",
 }
 # Structured (arbitrary) inputs: bytes from a fixed generator, which arbitrary reads as rows and
 # operations whatever they are.
