@@ -1,7 +1,7 @@
 //! The operator's dashboard over the AgentSync webhooks delivery record: a web page in your own
 //! app where deliveries are watched, read, replayed, discarded and forgotten.
 //!
-//! [`Dashboard`] is a tower [`Service`] over `http` 1 requests, built from a
+//! [`Dashboard`] is a tower [`Service`](tower_service::Service) over `http` 1 requests, built from a
 //! [`Queue`]: its pages come from the queue's record API alone (indexed, paged queries; no
 //! second data path), so it shows the same on SQLite, Redis and PostgreSQL.
 //!
@@ -48,7 +48,7 @@
 //!
 //! With hyper or any tower stack that does not strip a prefix (or behind a reverse proxy that
 //! does), name the prefix: [`Dashboard::mount_path`]. Beside an app whose server is not tower's
-//! (actix-web), serve it on a port of its own with [`serve`] (feature `server`), bound to
+//! (actix-web), serve it on a port of its own with `serve` (feature `server`), bound to
 //! 127.0.0.1, as the CLI's `agentsync-webhooks dashboard --queue URL` does.
 //!
 //! ```
@@ -128,7 +128,7 @@ const JS: &str = include_str!("../assets/dashboard.js");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// The operator's dashboard: a tower [`Service`] answering HTML pages over a [`Queue`]'s
+/// The operator's dashboard: a tower [`Service`](tower_service::Service) answering HTML pages over a [`Queue`]'s
 /// delivery record. Cheap to clone (an `Arc` inside).
 ///
 /// ```
@@ -305,7 +305,7 @@ impl Dashboard {
     }
 
     /// Asks for these credentials (HTTP basic auth) on every request, compared in constant
-    /// time: for a dashboard served on its own ([`serve`], the CLI). Inside your app, prefer
+    /// time: for a dashboard served on its own (`serve`, the CLI). Inside your app, prefer
     /// your app's own auth in front of it. Use it over HTTPS only, or on 127.0.0.1.
     ///
     /// ```
@@ -319,7 +319,7 @@ impl Dashboard {
         self.with(|inner| inner.basic_auth = Some(auth))
     }
 
-    /// Answers one request (what the [`Service`] impl calls).
+    /// Answers one request (what the [`Service`](tower_service::Service) impl calls).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
