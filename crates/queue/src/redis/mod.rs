@@ -131,14 +131,37 @@
 //! the old one's jobs), and two groups on one stream would each run every job, so connecting or
 //! claiming with another group than the stream's is refused, naming the group to use.
 //!
+//! # Partitions and Redis Cluster
+//!
+//! A queue is one partition by default ([`DEFAULT_PARTITIONS`]): every key above under the
+//! prefix, as earlier versions wrote it. [`RedisOptions::partitions`] splits it into `n`, each
+//! holding the whole table above under its own key prefix `<prefix>{<tag>}:`, the tag chosen
+//! so that partition `i` hashes into the `i`-th `n`-th of the 16,384 slots (one per primary of
+//! an evenly split cluster). On a Redis Cluster (`redis+cluster://`) one partition is also put
+//! under a tag unless the prefix has one. A `webhook-id` maps to one partition (FNV-1a of the
+//! id, modulo `n`), and its per-delivery keys (`id:`, `d:`, `h:`) carry that partition's tag:
+//! the enqueue, the claim and every settle write the mark, the stream, the record and the
+//! indexes in one script, so all of them must share a slot, and a delivery's keys can only be
+//! in its partition's. Every script names at least one of its partition's keys, so that the
+//! cluster client routes it to the primary that owns the slot. Claims start with the next
+//! partition in turn and take from the others while the claim is not full; dead letters, stats,
+//! the lists (merged newest first, never past where a partition's page stopped), counts, bulk
+//! replays (each partition its share of the newest `max`) and purges cover every partition.
+//! Changing `n` on a queue that holds jobs strands them in partitions no id maps to: drain it
+//! first, or give the new count a new prefix.
+//!
 //! # Durability and topology
 //!
 //! An enqueue returns once Redis applied it; whether that survives a Redis crash is Redis's
 //! persistence setting (`appendonly yes` with `appendfsync always` for every write, `everysec`
-//! for at most a second lost). The scripts touch several keys under the prefix, and name the
-//! record's keys (hashes, histories, indexes, marks in a purge) from the prefix rather than
-//! declaring each one: on a Redis Cluster, put a hash tag in the prefix (e.g.
-//! `{agentsync}:queue:`) so they share a slot.
+//! for at most a second lost). [`RedisBackend::connect_with`] reads it on every primary (see
+//! [`agentsync_webhooks_redis::persistence`]) and warns, naming the setting and its fix, or
+//! refuses with [`RedisOptions::require_persistence`]. A failover to a replica that had not
+//! received an enqueue loses it (asynchronous replication):
+//! [`RedisOptions::wait_for_replicas`] pipelines `WAIT` after each enqueue, in the same round
+//! trip, and answers 503 when fewer replicas acknowledged (the sender's retry is then a
+//! duplicate, and in that mode a duplicate rewrites its mark so that the `WAIT` covers the
+//! original write too).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), agentsync_webhooks_queue::StoreError> {
