@@ -459,10 +459,8 @@ impl PostgresBackend {
                     .transpose()?,
                 done_at_ms: row.try_get(10)?,
                 died_at_ms: row.try_get(11)?,
-                worker: (state == DeliveryState::Running)
-                    .then(|| row.try_get(12))
-                    .transpose()?
-                    .flatten(),
+                // The last worker that claimed it, as the other engines show it.
+                worker: row.try_get(12)?,
                 history,
                 history_dropped: u64::try_from(seq.saturating_sub(kept)).unwrap_or(0),
             })
