@@ -582,12 +582,13 @@ async fn a_queue_of_schema_2_is_migrated_to_3_in_place_and_orders_events_after()
     assert_eq!(version, 3);
     let tables: i64 = connection
         .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name IN ('ordering_keys', 'jobs_key')",
+            "SELECT count(*) FROM sqlite_master \
+             WHERE name IN ('ordering_keys', 'jobs_key_running', 'jobs_key_waiting')",
             [],
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(tables, 2);
+    assert_eq!(tables, 3);
     // The version-2 job is there, without a key, and keyed jobs work beside it.
     let order = agentsync_webhooks_queue::EventOrder {
         key: "npn:1".into(),

@@ -159,10 +159,11 @@ ORDER BY next_run_at_ms LIMIT ?2";
 /// Whether a job of the key runs (its lease is the key's lease; an expired one is re-claimed
 /// first by every claim, which then holds the key).
 const KEY_RUNNING: &str = "
-SELECT 1 FROM jobs INDEXED BY jobs_key WHERE ordering_key = ?1 AND state = 'running' LIMIT 1";
+SELECT 1 FROM jobs INDEXED BY jobs_key_running WHERE ordering_key = ?1 AND state = 'running'
+LIMIT 1";
 /// The key's next job: the first waiting or retrying one in occurred-at order.
 const KEY_HEAD: &str = "
-SELECT rowid, next_run_at_ms FROM jobs INDEXED BY jobs_key
+SELECT rowid, next_run_at_ms FROM jobs INDEXED BY jobs_key_waiting
 WHERE ordering_key = ?1 AND state IN ('waiting', 'retrying')
 ORDER BY occurred_at_ms, webhook_id LIMIT 1";
 const KEY_NEWEST: &str = "SELECT newest_done_ms FROM ordering_keys WHERE key = ?1";

@@ -66,7 +66,9 @@ CREATE INDEX jobs_group_received ON jobs (event_group, received_at_ms, webhook_i
 /// Version 2 to 3: event time. Each job may carry an ordering key and its occurred-at;
 /// `ordering_keys` keeps the newest occurred-at completed per key (and when it was written, for
 /// its retention); the due index covers the key, so that a claim reads it from the index it
-/// already walks; `jobs_key` finds a key's running job and its next waiting job.
+/// already walks; `jobs_key_running` finds a key's running job and `jobs_key_waiting` its next
+/// waiting one, each among those rows only (a key's done rows, kept for the record, are in
+/// neither, so a claim costs the same however many a key has).
 const V2_TO_V3: &str = "
 ALTER TABLE jobs ADD COLUMN ordering_key TEXT;
 ALTER TABLE jobs ADD COLUMN occurred_at_ms INTEGER;
@@ -78,7 +80,10 @@ CREATE TABLE ordering_keys (
 CREATE INDEX ordering_keys_updated ON ordering_keys (updated_at_ms);
 DROP INDEX IF EXISTS jobs_due;
 CREATE INDEX jobs_due ON jobs (next_run_at_ms, ordering_key) WHERE state IN ('waiting', 'retrying');
-CREATE INDEX jobs_key ON jobs (ordering_key, occurred_at_ms, webhook_id) WHERE ordering_key IS NOT NULL;
+CREATE INDEX jobs_key_running ON jobs (ordering_key)
+    WHERE state = 'running' AND ordering_key IS NOT NULL;
+CREATE INDEX jobs_key_waiting ON jobs (ordering_key, occurred_at_ms, webhook_id)
+    WHERE state IN ('waiting', 'retrying') AND ordering_key IS NOT NULL;
 ";
 
 /// Version 1 to 2: the record. The table is rebuilt (SQLite cannot change a `CHECK`): `queued`
