@@ -178,6 +178,8 @@
 //! ```
 
 mod fields;
+#[cfg(feature = "testing")]
+mod fuzzing;
 mod record;
 mod schema;
 mod scripts;
@@ -206,6 +208,8 @@ use agentsync_webhooks_redis::{
 };
 
 use self::{fields::Fields, scripts::*};
+#[cfg(feature = "testing")]
+pub use self::fuzzing::decode_entry_for_fuzzing;
 use crate::{
     backend::{
         Backend, ClaimToken, DeadLetter, Health, Job, Purged, QueueFuture, QueueStats, Receipt,
