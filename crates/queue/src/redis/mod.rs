@@ -207,9 +207,9 @@ use agentsync_webhooks_redis::{
     shared::store_error,
 };
 
-use self::{fields::Fields, scripts::*};
 #[cfg(feature = "testing")]
 pub use self::fuzzing::decode_entry_for_fuzzing;
+use self::{fields::Fields, scripts::*};
 use crate::{
     backend::{
         Backend, ClaimToken, DeadLetter, Health, Job, Purged, QueueFuture, QueueStats, Receipt,
