@@ -4,7 +4,14 @@
 //! ```text
 //! cargo bench -p agentsync-webhooks-dashboard --bench pages
 //! BENCH_RECORD=100000 BENCH_RUNS=30 cargo bench -p agentsync-webhooks-dashboard --bench pages
+//! cargo bench -p agentsync-webhooks-dashboard --features bench-postgres,bench-redis --bench pages
 //! ```
+//!
+//! With `bench-postgres`, the same on the PostgreSQL at `POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`, table `dashboard_bench_N`); with `bench-redis`,
+//! on the Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`, key prefix
+//! `agentsync-dashboard-bench-N:`). Each is filled once and reused while it holds N deliveries.
+//! `BENCH_CALLS=1` also times the queue calls the pages make, one by one.
 //!
 //! `BENCH_RECORD` (default 100,000) deliveries are stored, received over the last two days
 //! (about 2,000 in the last hour), of four types (as the queue crate's `record` bench); then
@@ -146,6 +153,47 @@ async fn sqlite(total: usize) -> Queue {
     }
     println!("reusing {} ({total} deliveries)", path.display());
     queue
+}
+
+/// A queue on `backend` with `total` deliveries: reused when it holds that many, filled when
+/// it holds none (anything else is left for the operator to clear: `hint`).
+#[cfg(any(feature = "bench-postgres", feature = "bench-redis"))]
+async fn filled(backend: Arc<dyn Backend>, total: usize, what: &str, hint: &str) -> Queue {
+    let queue = Queue::from_backend(Arc::clone(&backend));
+    let have = queue.counts(&DeliveryFilter::new()).await.unwrap().total();
+    if have == total as u64 {
+        println!("reusing {what} ({total} deliveries)");
+    } else {
+        assert_eq!(
+            have, 0,
+            "{what} holds {have} deliveries, not {total}: {hint}"
+        );
+        fill(&backend, total).await;
+    }
+    queue
+}
+
+#[cfg(feature = "bench-postgres")]
+async fn postgres(total: usize) -> Queue {
+    use agentsync_webhooks_queue::postgres::{PostgresBackend, PostgresOptions};
+    let url = std::env::var("POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let table = format!("dashboard_bench_{total}");
+    let options = PostgresOptions::new().table(table.as_str());
+    let backend = PostgresBackend::connect_with(&url, options).await.unwrap();
+    let what = format!("the PostgreSQL table {table}");
+    filled(Arc::new(backend), total, &what, "drop its tables first").await
+}
+
+#[cfg(feature = "bench-redis")]
+async fn redis(total: usize) -> Queue {
+    use agentsync_webhooks_queue::redis::{RedisBackend, RedisOptions};
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let prefix = format!("agentsync-dashboard-bench-{total}:");
+    let options = RedisOptions::new().prefix(prefix.as_str());
+    let backend = RedisBackend::connect_with(&url, options).await.unwrap();
+    let what = format!("the Redis keys under {prefix}");
+    filled(Arc::new(backend), total, &what, "delete them first").await
 }
 
 async fn time<F, Fut>(engine: &str, what: &str, runs: usize, mut page: F)
@@ -319,10 +367,16 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let queue = sqlite(total).await;
-        if std::env::var_os("BENCH_CALLS").is_some() {
-            calls("SQLite", &queue, runs).await;
+        let mut engines = vec![("SQLite", sqlite(total).await)];
+        #[cfg(feature = "bench-postgres")]
+        engines.push(("Postgres", postgres(total).await));
+        #[cfg(feature = "bench-redis")]
+        engines.push(("Redis", redis(total).await));
+        for (engine, queue) in engines {
+            if std::env::var_os("BENCH_CALLS").is_some() {
+                calls(engine, &queue, runs).await;
+            }
+            measure(engine, queue, runs).await;
         }
-        measure("SQLite", queue, runs).await;
     });
 }

@@ -117,6 +117,10 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(5);
 /// The most event types the overview shows a row for (the most received in the last day).
 pub const OVERVIEW_TYPES: usize = 12;
 
+/// The overview counts the last day's dead, retrying and in-flight deliveries by type from
+/// lists of at most this many (a count beyond it is shown as a lower bound, `200+`).
+pub const OVERVIEW_TALLY: usize = 200;
+
 /// The largest form body an action reads.
 const MAX_FORM: usize = 16 * 1024;
 
@@ -456,42 +460,77 @@ impl Dashboard {
     }
 
     /// The overview's queries, each served by an index and bounded whatever the record
-    /// holds: the oldest waiting delivery (by bisection, see [`oldest_waiting`]), two counts (everything; the last 24 hours), a count per type over
-    /// the last hour, and three lists of at most [`MAX_BULK`] (dead, retrying, in flight over
-    /// the last 24 hours) for the day's states by type. A count by type over a whole day would
-    /// read every delivery of the day on some engines; these do not.
+    /// holds: the oldest waiting delivery (by bisection, see [`oldest_waiting`]), two counts
+    /// (everything; the last 24 hours), a count per type over the last hour, and three lists
+    /// of at most [`OVERVIEW_TALLY`] (dead, retrying, in flight over the last 24 hours) for the
+    /// day's states by type. A count by type over a whole day would read every delivery of the
+    /// day on some engines; these do not.
     async fn overview_data(&self, now: i64) -> Result<Overview, StoreError> {
         let queue = &self.inner.queue;
-        let oldest_waiting = oldest_waiting(queue).await?;
-        let now_counts = queue.counts(&DeliveryFilter::new()).await?;
         let day_start = now - format::DAY_MS;
         let hour_start = now - format::HOUR_MS;
-        let day = queue
-            .counts(&DeliveryFilter::new().received_since(day_start))
-            .await?;
-        let mut by_day: Vec<(&String, &u64)> = day.by_type.iter().collect();
-        by_day.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let more_types = by_day.len().saturating_sub(OVERVIEW_TYPES);
-        let mut tallies = Vec::new();
-        for states in [
-            &[DeliveryState::Dead][..],
-            &[DeliveryState::Retrying][..],
-            &[DeliveryState::Waiting, DeliveryState::Running][..],
-        ] {
+        // At once: on an engine with a pool (PostgreSQL) or a multiplexed connection (Redis)
+        // they overlap; on SQLite's one connection they queue as they would one by one.
+        let tally = |states: &'static [DeliveryState]| -> PartFuture<'_> {
             let filter = DeliveryFilter::new()
                 .states(states.iter().copied())
                 .received_since(day_start);
-            tallies.push(Tally::of(&queue.list(&filter, None, MAX_BULK).await?));
-        }
-        let mut types = Vec::new();
-        for (event_type, received) in by_day.into_iter().take(OVERVIEW_TYPES) {
-            let hour = queue
-                .counts(&DeliveryFilter {
-                    event_type: Some(TypeFilter::Type(event_type.clone())),
-                    received_since_ms: Some(hour_start),
-                    ..DeliveryFilter::new()
+            Box::pin(
+                async move { Ok(Part::Page(queue.list(&filter, None, OVERVIEW_TALLY).await?)) },
+            )
+        };
+        let counts = |filter: DeliveryFilter| -> PartFuture<'_> {
+            Box::pin(async move { Ok(Part::Counts(queue.counts(&filter).await?)) })
+        };
+        let mut parts = join_all(vec![
+            Box::pin(async move { Ok(Part::Oldest(oldest_waiting(queue).await?)) }),
+            counts(DeliveryFilter::new()),
+            counts(DeliveryFilter::new().received_since(day_start)),
+            tally(&[DeliveryState::Dead]),
+            tally(&[DeliveryState::Retrying]),
+            tally(&[DeliveryState::Waiting, DeliveryState::Running]),
+        ])
+        .await
+        .into_iter();
+        let mut next = || parts.next().unwrap_or(Ok(Part::Oldest(None)));
+        let (
+            Part::Oldest(oldest_waiting),
+            Part::Counts(now_counts),
+            Part::Counts(day),
+            Part::Page(dead),
+            Part::Page(retrying),
+            Part::Page(in_flight),
+        ) = (next()?, next()?, next()?, next()?, next()?, next()?)
+        else {
+            unreachable!("join_all keeps the order of its futures")
+        };
+        let tallies = [
+            Tally::of(&dead),
+            Tally::of(&retrying),
+            Tally::of(&in_flight),
+        ];
+        let mut by_day: Vec<(&String, &u64)> = day.by_type.iter().collect();
+        by_day.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let more_types = by_day.len().saturating_sub(OVERVIEW_TYPES);
+        let by_day: Vec<(&String, &u64)> = by_day.into_iter().take(OVERVIEW_TYPES).collect();
+        let hours = join_all(
+            by_day
+                .iter()
+                .map(|(event_type, _)| {
+                    counts(DeliveryFilter {
+                        event_type: Some(TypeFilter::Type((*event_type).clone())),
+                        received_since_ms: Some(hour_start),
+                        ..DeliveryFilter::new()
+                    })
                 })
-                .await?;
+                .collect(),
+        )
+        .await;
+        let mut types = Vec::new();
+        for ((event_type, received), hour) in by_day.into_iter().zip(hours) {
+            let Part::Counts(hour) = hour? else {
+                unreachable!("a count answers counts")
+            };
             let [dead, retrying, in_flight] = [0, 1, 2].map(|i| tallies[i].of_type(event_type));
             types.push(TypeRow {
                 event_type: event_type.clone(),
@@ -513,6 +552,7 @@ impl Dashboard {
             day,
             types,
             more_types,
+            tally_bound: OVERVIEW_TALLY,
         })
     }
 
@@ -749,6 +789,42 @@ async fn oldest_waiting(queue: &Queue) -> Result<Option<i64>, StoreError> {
         .deliveries
         .pop()
         .map(|oldest| oldest.received_at_ms))
+}
+
+/// One answer among the overview's queries.
+enum Part {
+    Oldest(Option<i64>),
+    Counts(agentsync_webhooks_queue::record::DeliveryCounts),
+    Page(agentsync_webhooks_queue::record::DeliveryPage),
+}
+
+type PartFuture<'a> = Pin<Box<dyn Future<Output = Result<Part, StoreError>> + Send + 'a>>;
+
+/// Runs `futures` at once in this task; their outputs, in their order.
+async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> Vec<T> {
+    let mut futures: Vec<_> = futures.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// Deliveries of one list, by type: exact unless the list was cut at its limit.

@@ -87,6 +87,8 @@ pub(crate) struct Overview {
     pub types: Vec<TypeRow>,
     /// Types received in the last day beyond those in `types`.
     pub more_types: usize,
+    /// The bound of the lists the day's dead, retrying and in-flight come from.
+    pub tally_bound: usize,
 }
 
 /// How many dead letters "replay all matching" would replay: at most `MAX_BULK`, and whether
@@ -251,7 +253,7 @@ pub(crate) fn overview(ctx: &Context, data: &Overview) -> Markup {
                                 td.num {
                                     @match row.day_done {
                                         Some(done) => (format::count(done)),
-                                        None => span title="more than 1,000 deliveries of the day are in flight, retrying or dead: counting the done ones would read the whole day" { "…" },
+                                        None => span title=(format!("more than {} of the day's deliveries are in flight, retrying or dead: counting the done ones would read the whole day", data.tally_bound)) { "…" },
                                     }
                                 }
                                 td.num { (bounded(row.day_retrying)) }
