@@ -17,11 +17,18 @@
 //! queue) run the routed handlers, with retries and dead letters
 //! (`cargo run -p agentsync-webhooks-cli -- dlq list`).
 //!
+//! Each path has its own signing secret, as the portal gives each endpoint its own:
+//! `AGENTSYNC_PSAPI_SECRET` for `/webhooks/psapi`, `AGENTSYNC_CONTRACTING_SECRET` for
+//! `/webhooks/contracting`, each falling back to `AGENTSYNC_WEBHOOK_SECRET`; a delivery signed
+//! for one path is refused (`401`) on the other. `GET /healthz` answers `200` while the queue's
+//! engine answers (with what its persistence check found), `503` with the reason when not.
+//! A start-up failure prints one line with the cause and the fix, and exits 1.
+//!
 //! Settings, from the environment:
 //!
 //! - `AGENTSYNC_QUEUE_URL`: unset or empty for the SQLite file `agentsync-webhooks-queue.sqlite3`
-//!   in the working directory, `redis://...` or `postgres://...` to share the work between
-//!   instances;
+//!   in the working directory, `redis://...`, `redis+cluster://...` or `postgres://...` to share
+//!   the work between instances;
 //! - `PULL_DELAY_MS` (default 200): how long the simulated ProducerSync pull takes;
 //! - `WORKERS` (default 8): handlers at once in this process, `0` for none (workers elsewhere);
 //! - `PORT` (default 3000) and `RUST_LOG` (default `info`);
@@ -44,7 +51,9 @@
 //! # then open http://127.0.0.1:3000/admin/webhooks/ and log in as ops
 //! ```
 
-use std::{error::Error, future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    error::Error, future::Future, net::SocketAddr, process::ExitCode, sync::Arc, time::Duration,
+};
 
 use agentsync_webhooks::{
     EventData, EventGroup, EventType, UpdatesAvailable, Verifier,
@@ -75,16 +84,27 @@ use tracing::info;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One readable line (not the error's Debug), with its cause and the fix.
+            eprintln!("error: {}", startup_failure(err.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
 
-    // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal); when it
-    // is missing or malformed, the error says what to set.
-    let verifier = Verifier::from_env()?;
+async fn run() -> Result<(), Box<dyn Error>> {
+    // Each path's signing secret (whsec_..., from the portal); when one is missing or
+    // malformed, the error says what to set.
+    let psapi = path_verifier("AGENTSYNC_PSAPI_SECRET")?;
+    let contract = path_verifier("AGENTSYNC_CONTRACTING_SECRET")?;
     let port = u16::try_from(env_number("PORT", 3000)?)?;
     let pull_delay = Duration::from_millis(env_number("PULL_DELAY_MS", 200)?);
     let workers = usize::try_from(env_number("WORKERS", 8)?)?;
@@ -109,11 +129,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // Verifies every delivery, stores it, and only then lets the handler answer 202; refusals,
     // duplicates and an unwritable queue are answered by the layer.
+    // A layer per path, each with its own verifier.
+    let health = queue.clone();
     let mut app = Router::new()
         .route("/webhooks/psapi", post(received))
-        .route("/webhooks/contracting", post(received))
-        .route_layer(WebhookLayer::new(verifier).with_handoff(queue.clone()))
-        // After `route_layer`, so outside the webhook layer.
+        .route_layer(WebhookLayer::new(psapi).with_handoff(queue.clone()))
+        .merge(
+            Router::new()
+                .route("/webhooks/contracting", post(received))
+                .route_layer(WebhookLayer::new(contract).with_handoff(queue.clone())),
+        )
+        // After `route_layer`, so outside the webhook layers.
+        .route("/healthz", get(move || healthz(health.clone())))
         .route(
             "/metrics",
             get(move || std::future::ready(prometheus.render())),
@@ -150,6 +177,52 @@ async fn main() -> Result<(), Box<dyn Error>> {
         background.await?;
     }
     Ok(())
+}
+
+/// `GET /healthz`: 200 while the queue's engine answers (its warnings listed), 503 with the
+/// reason when not, for load balancers and Kubernetes probes.
+async fn healthz(queue: Queue) -> Response {
+    match queue.health().await {
+        Ok(health) => axum::Json(serde_json::json!({
+            "status": "ok", "engine": health.engine, "warnings": health.warnings,
+        }))
+        .into_response(),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "unavailable", "reason": err.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+/// The verifier for one path: its own variable, else `AGENTSYNC_WEBHOOK_SECRET`.
+fn path_verifier(variable: &str) -> Result<Verifier, String> {
+    match std::env::var(variable) {
+        Ok(value) if !value.trim().is_empty() => Verifier::with_secrets(value.split_whitespace())
+            .map_err(|err| {
+                format!(
+                    "{variable}: {err}; set it to the endpoint's whsec_... secret from the portal"
+                )
+            }),
+        _ => Verifier::from_env()
+            .map_err(|err| format!("{err} (or set {variable} for this path alone)")),
+    }
+}
+
+/// A start-up error as one line: what failed, its causes, and what to do.
+fn startup_failure(err: &(dyn Error + 'static)) -> String {
+    let mut line = err.to_string();
+    if let Some(store) = err.downcast_ref::<agentsync_webhooks::queue::StoreError>() {
+        use agentsync_webhooks::queue::StoreErrorKind;
+        let fix = match store.kind() {
+            StoreErrorKind::Unreachable | StoreErrorKind::Timeout => {
+                "fix: start the queue's engine, or point AGENTSYNC_QUEUE_URL at one that answers"
+            }
+            _ => "fix: check AGENTSYNC_QUEUE_URL and the engine's settings named above",
+        };
+        line = format!("the queue could not be opened: {line}; {fix}");
+    }
+    line
 }
 
 /// The handler: the delivery is verified and stored when it gets here, so it only answers.

@@ -17,15 +17,23 @@
 //! process (and in any `cargo run --example worker` sharing the queue) run the routed handlers,
 //! with retries and dead letters (`cargo run -p agentsync-webhooks-cli -- dlq list`).
 //!
+//! Each path has its own signing secret, as the portal gives each endpoint its own:
+//! `AGENTSYNC_PSAPI_SECRET` for `/webhooks/psapi`, `AGENTSYNC_CONTRACTING_SECRET` for
+//! `/webhooks/contracting`, each falling back to `AGENTSYNC_WEBHOOK_SECRET`; a delivery signed
+//! for one path is refused (`401`) on the other. `GET /healthz` answers `200` while the queue's
+//! engine answers (with what its persistence check found), `503` with the reason when not.
+//! A start-up failure prints one line with the cause and the fix, and exits 1.
+//!
 //! Settings, from the environment: `AGENTSYNC_QUEUE_URL` (unset: the SQLite file
-//! `agentsync-webhooks-queue.sqlite3` in the working directory; `redis://...`; `postgres://...`),
+//! `agentsync-webhooks-queue.sqlite3` in the working directory; `redis://...`,
+//! `redis+cluster://...`, `postgres://...`),
 //! `PULL_DELAY_MS` (default 200, the simulated ProducerSync pull), `WORKERS` (default 8, `0` for
 //! none in this process), `PORT` (default 3000), `RUST_LOG` (default `info`).
 //!
 //! Logs `webhook received` with `webhook_id` when the 2xx is decided, and `webhook processed`
 //! with `webhook_id` when a handler completed.
 
-use std::{error::Error, future::Future, net::SocketAddr, time::Duration};
+use std::{error::Error, future::Future, net::SocketAddr, process::ExitCode, time::Duration};
 
 use agentsync_webhooks::{
     EventData, EventGroup, EventType, Receiver, UpdatesAvailable, Verifier,
@@ -46,16 +54,27 @@ use warp::{Filter, http::StatusCode};
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One readable line (not the error's Debug), with its cause and the fix.
+            eprintln!("error: {}", startup_failure(err.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
 
-    // AGENTSYNC_WEBHOOK_SECRET: the endpoint's signing secret (whsec_..., from the portal); when it
-    // is missing or malformed, the error says what to set.
-    let verifier = Verifier::from_env()?;
+async fn run() -> Result<(), Box<dyn Error>> {
+    // Each path's signing secret (whsec_..., from the portal); when one is missing or
+    // malformed, the error says what to set.
+    let psapi = path_verifier("AGENTSYNC_PSAPI_SECRET")?;
+    let contract = path_verifier("AGENTSYNC_CONTRACTING_SECRET")?;
     let port = u16::try_from(env_number("PORT", 3000)?)?;
     let pull_delay = Duration::from_millis(env_number("PULL_DELAY_MS", 200)?);
     let workers = usize::try_from(env_number("WORKERS", 8)?)?;
@@ -76,11 +95,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // Verifies every delivery and stores it before the handler answers 202; `recover` answers
     // refusals, duplicates and an unwritable queue, and other paths still get warp's 404 and 405.
-    let webhook = webhook_with(Receiver::new(verifier).with_handoff(queue));
+    // A receiver per path, each with its own verifier.
+    let psapi = warp::path!("webhooks" / "psapi").and(webhook_with(
+        Receiver::new(psapi).with_handoff(queue.clone()),
+    ));
+    let contract = warp::path!("webhooks" / "contracting").and(webhook_with(
+        Receiver::new(contract).with_handoff(queue.clone()),
+    ));
+    let health = warp::get()
+        .and(warp::path!("healthz"))
+        .then(move || healthz(queue.clone()));
     let routes = warp::post()
-        .and(warp::path!("webhooks" / "psapi").or(warp::path!("webhooks" / "contracting")))
-        .unify()
-        .and(webhook)
+        .and(psapi.or(contract).unify())
         .then(|hook: Webhook| async move {
             info!(
                 webhook_id = hook.webhook_id(),
@@ -90,6 +116,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             );
             hook.respond(StatusCode::ACCEPTED).await
         })
+        .or(health)
         .recover(agentsync_webhooks::warp::recover);
 
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
@@ -106,6 +133,52 @@ async fn main() -> Result<(), Box<dyn Error>> {
         background.await?;
     }
     Ok(())
+}
+
+/// `GET /healthz`: 200 while the queue's engine answers (its warnings listed), 503 with the
+/// reason when not, for load balancers and Kubernetes probes.
+async fn healthz(queue: Queue) -> warp::reply::WithStatus<warp::reply::Json> {
+    let (status, body) = match queue.health().await {
+        Ok(health) => (
+            StatusCode::OK,
+            serde_json::json!({ "status": "ok", "engine": health.engine, "warnings": health.warnings }),
+        ),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "status": "unavailable", "reason": err.to_string() }),
+        ),
+    };
+    warp::reply::with_status(warp::reply::json(&body), status)
+}
+
+/// The verifier for one path: its own variable, else `AGENTSYNC_WEBHOOK_SECRET`.
+fn path_verifier(variable: &str) -> Result<Verifier, String> {
+    match std::env::var(variable) {
+        Ok(value) if !value.trim().is_empty() => Verifier::with_secrets(value.split_whitespace())
+            .map_err(|err| {
+                format!(
+                    "{variable}: {err}; set it to the endpoint's whsec_... secret from the portal"
+                )
+            }),
+        _ => Verifier::from_env()
+            .map_err(|err| format!("{err} (or set {variable} for this path alone)")),
+    }
+}
+
+/// A start-up error as one line: what failed, its causes, and what to do.
+fn startup_failure(err: &(dyn Error + 'static)) -> String {
+    let mut line = err.to_string();
+    if let Some(store) = err.downcast_ref::<agentsync_webhooks::queue::StoreError>() {
+        use agentsync_webhooks::queue::StoreErrorKind;
+        let fix = match store.kind() {
+            StoreErrorKind::Unreachable | StoreErrorKind::Timeout => {
+                "fix: start the queue's engine, or point AGENTSYNC_QUEUE_URL at one that answers"
+            }
+            _ => "fix: check AGENTSYNC_QUEUE_URL and the engine's settings named above",
+        };
+        line = format!("the queue could not be opened: {line}; {fix}");
+    }
+    line
 }
 
 /// `producersync.updates_available`: pull every license changed since the run date (simulated

@@ -76,6 +76,27 @@ pub fn axum_example() -> PathBuf {
     BUILT.get_or_init(|| build_example("axum")).clone()
 }
 
+/// An example's executable, built once per test run (as [`axum_example`]).
+pub async fn example_executable(name: &str) -> PathBuf {
+    if name == "axum" {
+        return tokio::task::spawn_blocking(axum_example).await.unwrap();
+    }
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        // Held while building: cargo would serialize the builds anyway.
+        let mut built = BUILT.lock().unwrap();
+        if let Some((_, exe)) = built.iter().find(|(built, _)| *built == name) {
+            return exe.clone();
+        }
+        let exe = build_example(&name);
+        built.push((name, exe.clone()));
+        exe
+    })
+    .await
+    .unwrap()
+}
+
 fn build_example(name: &str) -> PathBuf {
     let mut cargo = Command::new(env!("CARGO"));
     cargo
@@ -143,7 +164,19 @@ pub struct ReceiverProcess {
 impl ReceiverProcess {
     /// Starts the example in `dir` with `settings`, and waits until it listens.
     pub async fn start(name: &str, dir: &Path, settings: &Settings) -> Self {
-        let exe = tokio::task::spawn_blocking(axum_example).await.unwrap();
+        Self::start_example("axum", name, dir, settings, &[]).await
+    }
+
+    /// Starts the example `example` (built once per test run) in `dir` with `settings` and the
+    /// variables `env` on top, and waits until it listens.
+    pub async fn start_example(
+        example: &str,
+        name: &str,
+        dir: &Path,
+        settings: &Settings,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let exe = example_executable(example).await;
         let mut child = Command::new(exe)
             .current_dir(dir)
             .env("AGENTSYNC_WEBHOOK_SECRET", SECRET)
@@ -154,11 +187,12 @@ impl ReceiverProcess {
             .env("PORT", "0")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("the axum example starts");
+            .unwrap_or_else(|err| panic!("the {example} example starts: {err}"));
         let log = Arc::new(Mutex::new(Vec::new()));
         for pipe in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -345,7 +379,12 @@ pub struct SignedDelivery {
 impl SignedDelivery {
     /// A fresh documented `producersync.updates_available` example (new id, signed now).
     pub fn new() -> Self {
-        let signed = Signer::new(SECRET)
+        Self::signed_with(SECRET)
+    }
+
+    /// The same, signed with `secret`.
+    pub fn signed_with(secret: &str) -> Self {
+        let signed = Signer::new(secret)
             .unwrap()
             .example(EventType::ProducerSyncUpdatesAvailable);
         Self {

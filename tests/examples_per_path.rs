@@ -1,0 +1,101 @@
+//! The framework examples as their users run them (a child process each, over real TCP): a
+//! verifier per path (`AGENTSYNC_PSAPI_SECRET`, `AGENTSYNC_CONTRACTING_SECRET`), so a delivery
+//! signed for one path is refused `401` on the other; `GET /healthz` answers `200` with the queue
+//! up; a queue that cannot be opened is one line on stderr and exit 1 (issue 22, points 5 and 6).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod handoff_support;
+
+use handoff_support::*;
+
+/// The contracting endpoint's own secret (the psapi path has [`SECRET`]).
+const CONTRACTING_SECRET: &str = "whsec_Y29udHJhY3Rpbmctc2VjcmV0LWZvci10aGUtdGVzdHM=";
+
+/// Each path accepts its own deliveries and refuses the other's, and `/healthz` is 200.
+async fn per_path_secrets_and_healthz(example: &str) {
+    let dir = TempDir::new(example);
+    let settings = Settings {
+        queue_url: String::new(),
+        workers: 0,
+        pull_delay_ms: 0,
+    };
+    let env = [
+        ("AGENTSYNC_PSAPI_SECRET", SECRET),
+        ("AGENTSYNC_CONTRACTING_SECRET", CONTRACTING_SECRET),
+    ];
+    let receiver =
+        ReceiverProcess::start_example(example, example, dir.path(), &settings, &env).await;
+    let base = receiver.url.strip_suffix(PATH).unwrap().to_owned();
+    let (psapi, contracting) = (
+        format!("{base}{PATH}"),
+        format!("{base}/webhooks/contracting"),
+    );
+    let client = client();
+
+    let for_psapi = SignedDelivery::new();
+    let for_contracting = SignedDelivery::signed_with(CONTRACTING_SECRET);
+    let refused = send(&client, &contracting, &for_psapi).await;
+    assert_eq!(
+        refused.status, 401,
+        "{example}: psapi's delivery on contracting: {refused:?}"
+    );
+    let refused = send(&client, &psapi, &for_contracting).await;
+    assert_eq!(
+        refused.status, 401,
+        "{example}: contracting's delivery on psapi: {refused:?}"
+    );
+    let accepted = send(&client, &psapi, &for_psapi).await;
+    assert!(accepted.is_accepted(), "{example}: on psapi: {accepted:?}");
+    let accepted = send(&client, &contracting, &for_contracting).await;
+    assert!(
+        accepted.is_accepted(),
+        "{example}: on contracting: {accepted:?}"
+    );
+
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "{example}: /healthz");
+    let health: serde_json::Value = serde_json::from_str(&health.text().await.unwrap()).unwrap();
+    assert_eq!(health["status"], "ok", "{example}: {health}");
+    assert!(health["warnings"].is_array(), "{example}: {health}");
+    drop(receiver);
+}
+
+/// A queue that cannot be opened: one line with the cause and the fix, exit 1.
+async fn unreachable_queue_is_one_line_and_exit_1(example: &str) {
+    let exe = example_executable(example).await;
+    let output = tokio::process::Command::new(exe)
+        .env("AGENTSYNC_WEBHOOK_SECRET", SECRET)
+        // Port 1: nothing listens there.
+        .env("AGENTSYNC_QUEUE_URL", "redis://127.0.0.1:1/")
+        .env("PORT", "0")
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{example}: {output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: the queue could not be opened: ") && last.contains("fix: "),
+        "{example}: {stderr}"
+    );
+    assert!(!stderr.contains("StoreError {"), "{example}: {stderr}");
+}
+
+macro_rules! example_tests {
+    ($($example:ident),*) => {
+        $(mod $example {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_delivery_signed_for_one_path_is_401_on_the_other_and_healthz_is_200() {
+                super::per_path_secrets_and_healthz(stringify!($example)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn an_unreachable_queue_is_one_line_with_the_fix_and_exit_1() {
+                super::unreachable_queue_is_one_line_and_exit_1(stringify!($example)).await;
+            }
+        })*
+    };
+}
+
+example_tests!(actix, axum, warp, tower_hyper);
