@@ -40,8 +40,10 @@ impl<T: HeaderLookup + ?Sized> HeaderLookup for &T {
 
 impl<N: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for [(N, V)] {
     fn header(&self, name: &str) -> Option<&[u8]> {
+        // The exact name first (what most senders and every HTTP/2 one send): a compare of the
+        // length and the bytes, where the case-blind compare folds byte by byte.
         self.iter()
-            .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+            .find(|(n, _)| n.as_ref() == name || n.as_ref().eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_ref())
     }
 }

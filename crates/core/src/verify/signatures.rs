@@ -1,7 +1,9 @@
 //! `webhook-signature`: a bounded, allocation-free walk over `version,base64` entries.
 
+#[cfg(feature = "v1a")]
 use base64::Engine as _;
 
+#[cfg(any(feature = "v1a", test))]
 use crate::secret::BASE64;
 
 /// At most this many entries are examined; the rest are ignored.
@@ -29,19 +31,26 @@ impl<'h> Candidates<'h> {
         Self { header }
     }
 
+    /// The examined entries: the header split at spaces, empty pieces skipped, at most
+    /// [`MAX_SIGNATURE_ENTRIES`].
+    fn pieces(self) -> Pieces<'h> {
+        Pieces {
+            rest: self.header,
+            left: MAX_SIGNATURE_ENTRIES,
+        }
+    }
+
     /// `(version, encoded)` of each examined entry; an entry without a comma has no version.
+    #[cfg(feature = "v1a")]
     fn entries(self) -> impl Iterator<Item = Option<(&'h [u8], &'h [u8])>> {
-        self.header
-            .split(|b| *b == b' ')
-            .filter(|e| !e.is_empty())
-            .take(MAX_SIGNATURE_ENTRIES)
-            .map(|entry| {
-                let comma = entry.iter().position(|b| *b == b',')?;
-                Some((&entry[..comma], &entry[comma + 1..]))
-            })
+        self.pieces().map(|entry| {
+            let comma = entry.iter().position(|b| *b == b',')?;
+            Some((&entry[..comma], &entry[comma + 1..]))
+        })
     }
 
     /// The well-formed entries of one version, decoded.
+    #[cfg(feature = "v1a")]
     fn decoded<const N: usize>(self, version: &'static [u8]) -> impl Iterator<Item = [u8; N]> {
         self.entries()
             .flatten()
@@ -49,9 +58,13 @@ impl<'h> Candidates<'h> {
             .filter_map(|(_, encoded)| decode::<N>(encoded))
     }
 
-    /// The well-formed `v1` tags.
+    /// The well-formed `v1` tags, decoded by [`decode_tag`].
     pub fn v1(self) -> impl Iterator<Item = [u8; V1_LEN]> {
-        self.decoded(b"v1")
+        // An entry's version is what comes before its first comma: `v1` exactly when the entry
+        // starts with `v1,`.
+        self.pieces()
+            .filter_map(|entry| entry.strip_prefix(b"v1,"))
+            .filter_map(decode_tag)
     }
 
     /// The well-formed `v1a` signatures.
@@ -62,7 +75,7 @@ impl<'h> Candidates<'h> {
 
     /// How many entries were examined, up to [`MAX_SIGNATURE_ENTRIES`] (for the error message).
     pub fn entries_examined(self) -> usize {
-        self.entries().count()
+        self.pieces().count()
     }
 
     /// How many examined entries are well-formed signatures of a known version.
@@ -72,6 +85,53 @@ impl<'h> Candidates<'h> {
         #[cfg(not(feature = "v1a"))]
         self.v1().count()
     }
+}
+
+/// The walk of [`Candidates::pieces`]: what `split(' ')`, a filter of empty pieces and `take`
+/// do, with the next space found a word at a time.
+struct Pieces<'h> {
+    rest: &'h [u8],
+    left: usize,
+}
+
+impl<'h> Iterator for Pieces<'h> {
+    type Item = &'h [u8];
+
+    fn next(&mut self) -> Option<&'h [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        while let [b' ', tail @ ..] = self.rest {
+            self.rest = tail;
+        }
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (piece, rest) = self.rest.split_at(find_space(self.rest));
+        self.rest = rest;
+        self.left -= 1;
+        Some(piece)
+    }
+}
+
+/// The index of the first space in `bytes`, or its length: eight bytes at a time (a byte equal
+/// to a space is a zero byte of the word XOR spaces; the lowest such byte is found exactly).
+fn find_space(bytes: &[u8]) -> usize {
+    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    const LOW: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let (words, tail) = bytes.as_chunks::<8>();
+    for (i, word) in words.iter().enumerate() {
+        let x = u64::from_le_bytes(*word) ^ SPACES;
+        let zero = x.wrapping_sub(LOW) & !x & HIGH;
+        if zero != 0 {
+            return i * 8 + (zero.trailing_zeros() / 8) as usize;
+        }
+    }
+    let start = bytes.len() - tail.len();
+    tail.iter()
+        .position(|b| *b == b' ')
+        .map_or(bytes.len(), |p| start + p)
 }
 
 /// Whether two `v1` tags are equal, in time independent of where they differ: the words' XORs
@@ -85,6 +145,54 @@ pub(crate) fn tags_equal(a: &[u8; V1_LEN], b: &[u8; V1_LEN]) -> bool {
     bool::from(subtle::ConstantTimeEq::ct_eq(&diff, &0))
 }
 
+/// The value of each base64 character of the standard alphabet; `INVALID` for every other byte.
+const INVALID: u8 = 0x80;
+const SYMBOLS: [u8; 256] = {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < alphabet.len() {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// A `v1` tag: exactly what [`BASE64`] decodes to 32 bytes (43 characters, then one `=` or
+/// none; the two unused bits of the last character zero), without its general decoder's length
+/// estimate, chunking and padding search. The input is the sender's header, not a secret.
+pub(crate) fn decode_tag(encoded: &[u8]) -> Option<[u8; V1_LEN]> {
+    let chars: &[u8; 43] = match encoded {
+        [chars @ .., b'='] if chars.len() == 43 => chars.try_into().ok()?,
+        _ => encoded.try_into().ok()?,
+    };
+    // Five runs of eight characters (six bytes each), then three characters (two bytes).
+    let (octets, last) = chars.as_chunks::<8>();
+    let mut tag = [0u8; V1_LEN];
+    let (sextets, tail) = tag.as_chunks_mut::<6>();
+    let mut invalid = 0u8;
+    for (octet, sextet) in octets.iter().zip(sextets) {
+        let mut n = 0u64;
+        for byte in octet {
+            let value = SYMBOLS[usize::from(*byte)];
+            invalid |= value;
+            n = n << 6 | u64::from(value);
+        }
+        sextet.copy_from_slice(&n.to_be_bytes()[2..]);
+    }
+    let mut n = 0u32;
+    for byte in last {
+        let value = SYMBOLS[usize::from(*byte)];
+        invalid |= value;
+        n = n << 6 | u32::from(value);
+    }
+    tail.copy_from_slice(&[(n >> 10) as u8, (n >> 2) as u8]);
+    // `INVALID` is the only value with its high bit set; non-zero trailing bits are refused, as
+    // `BASE64` refuses them.
+    (invalid & INVALID == 0 && n & 0b11 == 0).then_some(tag)
+}
+
+#[cfg(feature = "v1a")]
 fn decode<const N: usize>(encoded: &[u8]) -> Option<[u8; N]> {
     // Room for the decoder's length estimate of any input that could hold N bytes.
     let mut buf = [0u8; 72];
@@ -99,6 +207,8 @@ fn decode<const N: usize>(encoded: &[u8]) -> Option<[u8; N]> {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
 
     const GOOD: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
@@ -138,12 +248,96 @@ mod tests {
     }
 
     #[test]
+    fn pieces_split_as_split_does() {
+        let headers: [&[u8]; 9] = [
+            b"",
+            b"   ",
+            b"a",
+            b" a  bb   ccc ",
+            b"0123456789abcdef 0123456789abcdefg  x",
+            b"v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= v1,x",
+            b"        x        y",
+            b"\t a\xa0b\x80 \xffc",
+            &[b'x'; 100],
+        ];
+        for header in headers {
+            let ours: Vec<&[u8]> = Candidates::parse(header).pieces().collect();
+            let split: Vec<&[u8]> = header
+                .split(|b| *b == b' ')
+                .filter(|e| !e.is_empty())
+                .take(MAX_SIGNATURE_ENTRIES)
+                .collect();
+            assert_eq!(ours, split, "{:?}", String::from_utf8_lossy(header));
+        }
+        for n in 0..40 {
+            let mut header = vec![b'a'; n];
+            header.push(b' ');
+            header.extend_from_slice(&[b'b'; 9]);
+            assert_eq!(find_space(&header), n);
+            assert_eq!(find_space(&header[..n]), n);
+        }
+    }
+
+    #[test]
     fn wrong_lengths_are_skipped() {
         let long = format!("v1,{}", base64::Engine::encode(&BASE64, [0u8; 33]));
         let short = format!("v1,{}", base64::Engine::encode(&BASE64, [0u8; 31]));
         assert_eq!(Candidates::parse(long.as_bytes()).usable(), 0);
         assert_eq!(Candidates::parse(short.as_bytes()).usable(), 0);
         assert_eq!(Candidates::parse(&[0xff, b',', 0xfe]).usable(), 0);
+    }
+
+    /// The hand-written `v1` decoder accepts exactly what `BASE64` decodes to 32 bytes.
+    #[test]
+    fn tags_decode_as_base64_does() {
+        let reference = |encoded: &[u8]| -> Option<[u8; V1_LEN]> {
+            let mut buf = [0u8; 72];
+            if encoded.len() > 44 {
+                return None;
+            }
+            match BASE64.decode_slice(encoded, &mut buf) {
+                Ok(32) => buf[..32].try_into().ok(),
+                _ => None,
+            }
+        };
+        let good = GOOD[3..].as_bytes();
+        let mut inputs: Vec<Vec<u8>> = vec![
+            good.to_vec(),
+            good[..43].to_vec(),
+            good[..42].to_vec(),
+            [good, b"="].concat(),
+            [&good[..43], b"A"].concat(),
+            [&good[..42], b"=="].concat(),
+            [&good[..43], b"=="].concat(),
+            Vec::new(),
+        ];
+        // Every byte value at every position, and every last character (trailing bits).
+        for position in [0, 17, 39, 40, 41, 42, 43] {
+            for byte in 0..=255u8 {
+                let mut input = good.to_vec();
+                input[position] = byte;
+                inputs.push(input.clone());
+                input.truncate(43.max(position + 1));
+                inputs.push(input);
+            }
+        }
+        for tag in [
+            [0u8; 32],
+            [0xff; 32],
+            std::array::from_fn(|i| (i as u8).wrapping_mul(37)),
+        ] {
+            let encoded = base64::Engine::encode(&BASE64, tag);
+            assert_eq!(decode_tag(encoded.as_bytes()), Some(tag));
+            inputs.push(encoded.into_bytes());
+        }
+        for input in &inputs {
+            assert_eq!(
+                decode_tag(input),
+                reference(input),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
     }
 
     #[test]

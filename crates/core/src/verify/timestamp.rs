@@ -84,12 +84,29 @@ pub(crate) fn parse(raw: &[u8]) -> Result<i64, WebhookError> {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, raw),
     };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() {
         return Err(WebhookError::InvalidTimestamp);
     }
-    let magnitude = digits.iter().fold(0i64, |acc, d| {
-        acc.saturating_mul(10).saturating_add(i64::from(d - b'0'))
-    });
+    // One pass: every byte checked, the value read as it goes; up to 18 digits cannot overflow,
+    // so only longer values pay for saturating arithmetic (wrapping only ever meets a value
+    // with a non-digit in it, which is refused).
+    let mut not_digit = false;
+    let magnitude = if digits.len() <= 18 {
+        digits.iter().fold(0i64, |acc, d| {
+            let digit = d.wrapping_sub(b'0');
+            not_digit |= digit > 9;
+            acc.wrapping_mul(10).wrapping_add(i64::from(digit))
+        })
+    } else {
+        digits.iter().fold(0i64, |acc, d| {
+            let digit = d.wrapping_sub(b'0');
+            not_digit |= digit > 9;
+            acc.saturating_mul(10).saturating_add(i64::from(digit))
+        })
+    };
+    if not_digit {
+        return Err(WebhookError::InvalidTimestamp);
+    }
     Ok(if negative { -magnitude } else { magnitude })
 }
 
