@@ -367,6 +367,10 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
+        #[cfg_attr(
+            not(any(feature = "bench-postgres", feature = "bench-redis")),
+            allow(unused_mut)
+        )]
         let mut engines = vec![("SQLite", sqlite(total).await)];
         #[cfg(feature = "bench-postgres")]
         engines.push(("Postgres", postgres(total).await));
