@@ -30,6 +30,10 @@
 //! `PULL_DELAY_MS` (default 200, the simulated ProducerSync pull), `WORKERS` (default 8, `0` for
 //! none in this process), `PORT` (default 3000), `RUST_LOG` (default `info`).
 //!
+//! `producersync.npn.activated` and `producersync.npn.deactivated` are keyed by NPN (the
+//! router's default): one producer's events run one at a time, in occurred-at order; their
+//! handlers log `npn activated` / `npn deactivated` with `webhook_id` and `npn`.
+//!
 //! Logs `webhook received` with `webhook_id` when the 2xx is decided, and `webhook processed`
 //! with `webhook_id` when a handler completed.
 
@@ -37,7 +41,7 @@ use std::{error::Error, process::ExitCode, time::Duration};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use agentsync_webhooks::{
-    EventData, EventGroup, EventType, UpdatesAvailable, Verifier,
+    EventData, EventGroup, EventType, NpnActivated, NpnDeactivated, UpdatesAvailable, Verifier,
     actix::{Webhook, WebhookMiddleware},
     queue::{Queue, Workers},
     route::{Event, EventRouter, HandlerError},
@@ -80,6 +84,9 @@ async fn run() -> Result<(), Box<dyn Error>> {
             EventType::ProducerSyncUpdatesAvailable,
             move |event: Event<UpdatesAvailable>| pull_updates(event, pull_delay),
         )
+        // Keyed by NPN by default: one producer's events run one at a time, in occurred-at order.
+        .on(EventType::ProducerSyncNpnActivated, npn_activated)
+        .on(EventType::ProducerSyncNpnDeactivated, npn_deactivated)
         .on_group(EventGroup::Contract, contracting)
         .on_unknown(log_unknown);
     let (stop, mut stopped) = watch::channel(false);
@@ -192,6 +199,18 @@ async fn pull_updates(event: Event<UpdatesAvailable>, delay: Duration) -> Result
     let updated_since = event.data.updated_since();
     info!(webhook_id = %event.webhook_id, %updated_since, "pulling ProducerSync updates");
     tokio::time::sleep(delay).await;
+    Ok(())
+}
+
+/// `producersync.npn.activated`: the producer joined the monitored population.
+async fn npn_activated(event: Event<NpnActivated>) -> Result<(), HandlerError> {
+    info!(webhook_id = %event.webhook_id, npn = %event.data.npn, "npn activated");
+    Ok(())
+}
+
+/// `producersync.npn.deactivated`: the producer left it.
+async fn npn_deactivated(event: Event<NpnDeactivated>) -> Result<(), HandlerError> {
+    info!(webhook_id = %event.webhook_id, npn = %event.data.npn, "npn deactivated");
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 
 mod handoff_support;
 
+use agentsync_webhooks::EventType;
 use handoff_support::*;
 
 /// The contracting endpoint's own secret (the psapi path has [`SECRET`]).
@@ -82,6 +83,37 @@ async fn unreachable_queue_is_one_line_and_exit_1(example: &str) {
     assert!(!stderr.contains("StoreError {"), "{example}: {stderr}");
 }
 
+/// `producersync.npn.activated` and `.deactivated` reach their handlers, which log the NPN.
+async fn npn_events_are_logged(example: &str) {
+    let dir = TempDir::new(example);
+    let settings = Settings {
+        queue_url: String::new(),
+        workers: 2,
+        pull_delay_ms: 0,
+    };
+    let mut receiver =
+        ReceiverProcess::start_example(example, example, dir.path(), &settings, &[]).await;
+    let client = client();
+    for (event_type, message) in [
+        (EventType::ProducerSyncNpnActivated, "npn activated"),
+        (EventType::ProducerSyncNpnDeactivated, "npn deactivated"),
+    ] {
+        let delivery = SignedDelivery::example(event_type, SECRET);
+        let answer = send(&client, &receiver.url, &delivery).await;
+        assert!(
+            answer.is_accepted(),
+            "{example}: {event_type:?}: {answer:?}"
+        );
+        let line = receiver
+            .wait_for_line(message, |line| {
+                (line.contains(message) && line.contains(&delivery.id)).then(|| line.to_owned())
+            })
+            .await;
+        assert!(line.contains("npn="), "{example}: {line}");
+    }
+    drop(receiver);
+}
+
 macro_rules! example_tests {
     ($($example:ident),*) => {
         $(mod $example {
@@ -99,3 +131,17 @@ macro_rules! example_tests {
 }
 
 example_tests!(actix, axum, warp, tower_hyper);
+
+/// The examples with workers and an `EventRouter` (tower_hyper hands off to the queue only).
+mod npn {
+    macro_rules! npn_tests {
+        ($($example:ident),*) => {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $example() {
+                super::npn_events_are_logged(stringify!($example)).await;
+            })*
+        };
+    }
+
+    npn_tests!(actix, axum, warp);
+}

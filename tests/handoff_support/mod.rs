@@ -384,9 +384,12 @@ impl SignedDelivery {
 
     /// The same, signed with `secret`.
     pub fn signed_with(secret: &str) -> Self {
-        let signed = Signer::new(secret)
-            .unwrap()
-            .example(EventType::ProducerSyncUpdatesAvailable);
+        Self::example(EventType::ProducerSyncUpdatesAvailable, secret)
+    }
+
+    /// A fresh documented example of `event_type`, signed with `secret`.
+    pub fn example(event_type: EventType, secret: &str) -> Self {
+        let signed = Signer::new(secret).unwrap().example(event_type);
         Self {
             id: signed.headers.id.clone(),
             headers: signed.headers.to_pairs().to_vec(),
