@@ -115,7 +115,10 @@ pub async fn for_each_engine(
         {
             tokio::spawn(connection);
             let _ = client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+                // The queue's table, its attempts' history, its schema record and its ordering keys.
+                .batch_execute(&format!(
+                    "DROP TABLE IF EXISTS {table}, {table}_history, {table}_schema, {table}_ordering_keys"
+                ))
                 .await;
         }
     }
