@@ -106,6 +106,36 @@ async fn contract(case: &'static str) -> Option<QueueContract> {
 }
 
 agentsync_webhooks_queue::queue_contract_tests!(contract);
+agentsync_webhooks_queue::queue_event_time_contract_tests!(contract);
+
+/// A partitioned queue does not order events (a key's jobs would span partitions): it says so,
+/// stores no key, and claims a keyed delivery as any other.
+#[tokio::test]
+async fn a_partitioned_queue_does_not_order_events() {
+    let test = "a_partitioned_queue_does_not_order_events";
+    let Some((backend, _keys)) = backend_with(test, RedisOptions::new().partitions(3)).await else {
+        return;
+    };
+    assert!(!backend.orders_events());
+    let order = agentsync_webhooks_queue::EventOrder {
+        key: "npn:1".into(),
+        occurred_at_ms: 10,
+    };
+    for id in ["p_a", "p_b"] {
+        let stored = backend
+            .enqueue_ordered(&delivery(id), &order)
+            .await
+            .unwrap();
+        assert_eq!(stored, Enqueued::New);
+    }
+    let token = agentsync_webhooks_queue::ClaimToken::new().unwrap();
+    let claimed = backend
+        .claim_ordered(&token, 8, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2, "no key held back");
+    assert!(claimed.iter().all(|claimed| claimed.order.is_none()));
+}
 
 /// An address where nothing listens.
 fn closed_port_url() -> String {

@@ -149,6 +149,7 @@ mod partitioned {
     }
 
     agentsync_webhooks_queue::queue_contract_tests!(contract);
+    // A partitioned queue does not order events (`RedisBackend::orders_events`).
 }
 
 /// The contract with the queue in one partition (one slot, under its `{0}` tag).
@@ -160,6 +161,7 @@ mod one_partition {
     }
 
     agentsync_webhooks_queue::queue_contract_tests!(contract);
+    agentsync_webhooks_queue::queue_event_time_contract_tests!(contract);
 }
 
 #[tokio::test]

@@ -21,4 +21,5 @@ redis.call('PERSIST', KEYS[5])
 ensure_record(P, fields, ARGV[2], 's', 'running')
 attempt_ended(P, id, tonumber(died), 'dead', ARGV[4])
 move(P, id, 'dead', {err = ARGV[4], died = died, e = did, q = 'd', next = false})
+key_settled(P, KEYS[1], ARGV[2], fields, true)
 return 1

@@ -1,7 +1,10 @@
 -- KEYS: stream, leases, scheduled, due, the claim's receipts (`claim:<token>`), repair state.
 -- ARGV: group, consumer, max, lease (ms), promote batch, repair batch, prefix, worker.
--- Returns {entry id, delivery count, fields} per claimed job; each one's record is running
--- under `worker` from now, and a re-claimed one's lost attempt is in its history.
+-- Returns {entry id, delivery count, fields, the key's newest done occurred-at or ''} per
+-- claimed job; each one's record is running under `worker` from now, and a re-claimed one's
+-- lost attempt is in its history. A keyed entry (fields `ok`, `oat`) is taken only if its key
+-- is free and it is the key's head; else it is held back (`key_park`) until the key's running
+-- job settles, its attempt not counted.
 local stream, leases, scheduled, due, receipts, repair =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local group, consumer = ARGV[1], ARGV[2]
@@ -49,6 +52,13 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', int(now), 'LIMIT',
 end
 
 local claimed, taken = {}, {}
+-- The key's newest done occurred-at, and the key taken by `entry`.
+local function take_key(fields, entry)
+  local k = field(fields, 'ok')
+  if not k then return '' end
+  redis.call('HSET', P .. 'k:running', k, entry)
+  return redis.call('HGET', P .. 'k:newest', k) or ''
+end
 -- Expired leases, re-claimed: XCLAIM counts the delivery.
 for _, entry in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', int(now), 'LIMIT', 0, max)) do
   local ended = tonumber(redis.call('ZSCORE', leases, entry)) or now
@@ -66,7 +76,7 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', int(now), 'LI
       move(P, id, 'running', {a = int((tonumber(field(fields, 'a')) or 0) + count),
         worker = worker, claimed = int(now), e = entry, q = 's'})
     end
-    claimed[#claimed + 1] = {entry, int(count), got[1][2]}
+    claimed[#claimed + 1] = {entry, int(count), got[1][2], take_key(got[1][2], entry)}
     taken[#taken + 1] = entry
     taken[#taken + 1] = int(count)
   else
@@ -74,20 +84,29 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', int(now), 'LI
   end
 end
 
--- New entries.
-local wanted = max - #claimed
-if wanted > 0 then
-  local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', wanted, 'STREAMS',
+-- New entries, reading past the ones held back for their key by at most HELD_SLACK entries.
+local HELD_SLACK = 64
+local budget = max - #claimed + HELD_SLACK
+while #claimed < max and budget > 0 do
+  local want = max - #claimed
+  if want > budget then want = budget end
+  local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS',
     stream, '>')
-  if read and read[1] then
-    for _, item in ipairs(read[1][2]) do
+  if not (read and read[1] and read[1][2][1]) then break end
+  budget = budget - #read[1][2]
+  for _, item in ipairs(read[1][2]) do
+    local k, id = field(item[2], 'ok'), field(item[2], 'id')
+    local head = k and key_head(P, k)
+    if k and id and ((head and head ~= id) or key_held(P, k, item[1])) then
+      key_park(P, stream, group, item[1], item[2])
+    else
       redis.call('ZADD', leases, lease_end, item[1])
-      local id = ensure_record(P, item[2], item[1], 's', 'waiting')
-      if id then
-        move(P, id, 'running', {a = int((tonumber(field(item[2], 'a')) or 0) + 1),
+      local rid = ensure_record(P, item[2], item[1], 's', 'waiting')
+      if rid then
+        move(P, rid, 'running', {a = int((tonumber(field(item[2], 'a')) or 0) + 1),
           worker = worker, claimed = int(now), e = item[1], q = 's'})
       end
-      claimed[#claimed + 1] = {item[1], '1', item[2]}
+      claimed[#claimed + 1] = {item[1], '1', item[2], take_key(item[2], item[1])}
       taken[#taken + 1] = item[1]
       taken[#taken + 1] = '1'
     end

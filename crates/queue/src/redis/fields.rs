@@ -12,6 +12,8 @@ use crate::backend::{DeadLetter, attempt_count};
 pub(super) struct Fields {
     pub(super) delivery: ReceivedDelivery,
     pub(super) attempts: i64,
+    /// A keyed delivery's ordering key and occurred-at (ms).
+    pub(super) order: Option<(String, i64)>,
     error: String,
     died_at_ms: i64,
 }
@@ -27,6 +29,8 @@ impl Fields {
         let mut attempts = 0;
         let mut error = String::new();
         let mut died_at_ms = 0;
+        let mut key = None;
+        let mut occurred_at_ms = None;
         let mut raw = raw.into_iter();
         while let (Some(name), Some(value)) = (raw.next(), raw.next()) {
             match name.as_slice() {
@@ -39,6 +43,8 @@ impl Fields {
                 b"a" => attempts = number(&value)?,
                 b"err" => error = text(value)?,
                 b"died" => died_at_ms = number(&value)?,
+                b"ok" => key = Some(text(value)?),
+                b"oat" => occurred_at_ms = Some(number(&value)?),
                 _ => {}
             }
         }
@@ -67,6 +73,7 @@ impl Fields {
                     body,
                 },
                 attempts,
+                order: key.zip(occurred_at_ms),
                 error,
                 died_at_ms,
             }),

@@ -206,6 +206,8 @@ local function ensure_record(P, fields, entry, q, state, extra)
     'ts', field(fields, 'ts') or '0', 'sig', field(fields, 'sig') or '',
     'recv', received, 'body', field(fields, 'body') or '', 'state', state,
     'a', field(fields, 'a') or '0', 'next', received, 'e', entry, 'q', q, 'seq', '0')
+  local k, oat = field(fields, 'ok'), field(fields, 'oat')
+  if k and oat then redis.call('HSET', key, 'ok', k, 'oat', oat) end
   set_fields(key, extra or {})
   index_add(P, id, state, event_type, group, received)
   redis.call('HSET', P .. 'types', event_type, group)
@@ -221,12 +223,82 @@ local function drop_record(P, id)
   redis.call('DEL', key, P .. 'h:' .. id)
 end
 
--- A queue entry's fields for the delivery on record `id` (its attempts `a`), or nil.
+-- A queue entry's fields for the delivery on record `id` (its attempts `a`), or nil; a keyed
+-- delivery's ordering key and occurred-at (`ok`, `oat`) with them.
 local function entry_from_record(P, id, a)
-  local d = redis.call('HMGET', P .. 'd:' .. id, 'type', 'ts', 'sig', 'recv', 'body')
+  local d = redis.call('HMGET', P .. 'd:' .. id, 'type', 'ts', 'sig', 'recv', 'body', 'ok', 'oat')
   if not d[1] then return nil end
-  return {'id', id, 'type', d[1], 'ts', d[2] or '0', 'sig', d[3] or '', 'recv', d[4] or '0',
-    'body', d[5] or '', 'a', a}
+  local fields = {'id', id, 'type', d[1], 'ts', d[2] or '0', 'sig', d[3] or '', 'recv',
+    d[4] or '0', 'body', d[5] or '', 'a', a}
+  if d[6] and d[7] then
+    fields[#fields + 1] = 'ok'
+    fields[#fields + 1] = d[6]
+    fields[#fields + 1] = 'oat'
+    fields[#fields + 1] = d[7]
+  end
+  return fields
+end
+
+-- Ordering keys (issue 23), under the partition's prefix `P`: `k:newest` (hash: key -> newest
+-- done occurred-at), `k:touched` (sorted set: key -> when its newest was last written, for the
+-- purge), `k:running` (hash: key -> the stream entry of its running job), `k:w:<key>` (sorted
+-- set: the key's waiting, running and retrying webhook ids by occurred-at, ties by id: its
+-- first is the key's head), `k:held` (sorted set: webhook id -> received-at of the jobs held
+-- back by their key, out of every stream until the key frees them).
+
+-- Whether `k` is held by a running job other than `entry`: its entry still has a lease.
+local function key_held(P, k, entry)
+  local running = redis.call('HGET', P .. 'k:running', k)
+  if not running or running == entry then return false end
+  if redis.call('ZSCORE', P .. 'leases', running) then return true end
+  return false
+end
+
+-- The first of `k`'s jobs in (occurred-at, webhook id) order, or nil.
+local function key_head(P, k)
+  return redis.call('ZRANGE', P .. 'k:w:' .. k, 0, 0)[1]
+end
+
+-- Holds back the entry `entry` (fields `fields`) of `stream` for its key: out of the stream,
+-- not counted as an attempt, its record waiting (or retrying) as before, in `k:held`.
+local function key_park(P, stream, group, entry, fields)
+  local id = field(fields, 'id')
+  redis.call('XACK', stream, group, entry)
+  redis.call('XDEL', stream, entry)
+  redis.call('ZREM', P .. 'leases', entry)
+  if not id then return end
+  ensure_record(P, fields, entry, 's', 'waiting')
+  set_fields(P .. 'd:' .. id, {e = false, q = 'k'})
+  redis.call('ZADD', P .. 'k:held', tonumber(field(fields, 'recv')) or 0, id)
+end
+
+-- Puts `k`'s head back into `stream` if it is held back and the key is free.
+local function key_wake(P, stream, k)
+  if key_held(P, k, nil) then return end
+  local head = key_head(P, k)
+  if not head then return end
+  local rec = redis.call('HMGET', P .. 'd:' .. head, 'q', 'a')
+  if rec[1] ~= 'k' then return end
+  local fields = entry_from_record(P, head, rec[2] or '0')
+  if not fields then return end
+  local added = redis.call('XADD', stream, '*', unpack(fields))
+  set_fields(P .. 'd:' .. head, {e = added, q = 's'})
+  redis.call('ZREM', P .. 'k:held', head)
+end
+
+-- The end of the running state of the entry `entry` (fields `fields`) for its key: the key
+-- freed, the job out of the key's jobs when `finished` (done, dead), and the key's head woken.
+local function key_settled(P, stream, entry, fields, finished)
+  local k = fields and field(fields, 'ok')
+  if not k then return end
+  if redis.call('HGET', P .. 'k:running', k) == entry then
+    redis.call('HDEL', P .. 'k:running', k)
+  end
+  if finished then
+    local id = field(fields, 'id')
+    if id then redis.call('ZREM', P .. 'k:w:' .. k, id) end
+  end
+  key_wake(P, stream, k)
 end
 
 -- Gives a held entry back, due at once, its attempt not counted (release, abandon): a new entry
@@ -249,5 +321,6 @@ local function give_back(P, stream, leases, group, entry, count, history)
     if attempts > 0 then state = 'retrying' end
     move(P, id, state, {a = int(attempts), next = int(now), e = added, q = 's'})
   end
+  key_settled(P, stream, entry, fields, false)
   return 1
 end

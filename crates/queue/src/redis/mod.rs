@@ -22,6 +22,11 @@
 //! | `r:sg:<state>:<group>` | sorted set | the same per state and portal group: lists and counts of a group |
 //! | `done-at` | sorted set | webhook-id → when it was done: the record's purge |
 //! | `types` | hash | every type seen → its group, for the counts |
+//! | `k:newest` | hash | ordering key → the newest occurred-at (ms) of its jobs completed |
+//! | `k:touched` | sorted set | ordering key → when its newest was last written: the key retention's purge |
+//! | `k:running` | hash | ordering key → the stream entry of its running job (the key's lease is that entry's lease) |
+//! | `k:w:<key>` | sorted set | the key's waiting, running and retrying webhook ids by occurred-at (ties by id): the first is the key's head |
+//! | `k:held` | sorted set | webhook-id → received-at of the jobs held back for their key, in no stream until the key wakes them |
 //!
 //! At one received-at ms a sorted set orders its members by id, byte by byte: the lists' order
 //! (received-at, then id, newest first) and their keyset cursor are the sets' own. No key has
@@ -75,6 +80,32 @@
 //! - **purge**: deletes up to 100 done deliveries past the record's retention (`done-at`) and
 //!   up to 100 dead letters past the dead-letter retention, each with its record, index entries
 //!   and id mark (named from the prefix); **purge_dead** the dead letters buried before a time.
+//!
+//! # Ordering keys (issue 23)
+//!
+//! A delivery enqueued with [`enqueue_ordered`](Backend::enqueue_ordered) carries its key and
+//! occurred-at in its entry (`ok`, `oat`) and its record (kept by a replay; a resend writes the
+//! new ones), and is added to `k:w:<key>`. The claim takes a keyed entry read from the stream
+//! only if it is its key's head and no other entry of the key holds a lease (`k:running`);
+//! else it is held back: `XACK` + `XDEL`, its record waiting (or retrying) as before with
+//! `q = k`, its attempt not counted, in `k:held`, so it is not read again until its key frees
+//! it (no spinning). The claim reads at most 64 entries past the wanted ones when some are
+//! held back. Whatever ends the running state (complete, complete_stale, retry, release,
+//! abandon, bury) frees the key and, if the key's new head is held back, adds it to the stream
+//! again in the same script; a discard does as well. A retrying head stays in `k:w:<key>` and
+//! holds the rest until it is due; a killed worker's entry is re-claimed when its lease ends,
+//! taking the key again. Complete raises `k:newest` to `max(newest, occurred-at)` in its
+//! script (and `k:touched`); complete_stale records the attempt's outcome `stale` and leaves
+//! the newest. The claim returns with each keyed job its key's newest. Purge deletes up to 100
+//! keys per call whose newest was last written longer ago than
+//! [`DEFAULT_KEY_RETENTION`]. A keyed claim costs one `ZRANGE` (the head), one `HGET` and one
+//! `ZSCORE` (the running entry's lease), one `HSET` and one `HGET` (taking the key, reading its
+//! newest); an unkeyed one nothing more than a field lookup.
+//!
+//! Only a queue of one partition orders events ([`Backend::orders_events`]): a delivery's
+//! partition follows its webhook-id, so the jobs of one key would be spread over partitions
+//! that no one script (one slot) reaches. A partitioned queue stores no key and enforces no
+//! order, as before.
 //!
 //! # Queries, and what they cost
 //!
@@ -212,8 +243,8 @@ pub use self::fuzzing::decode_entry_for_fuzzing;
 use self::{fields::Fields, scripts::*};
 use crate::{
     backend::{
-        Backend, ClaimToken, DeadLetter, Health, Job, Purged, QueueFuture, QueueStats, Receipt,
-        attempt_count, duration_ms,
+        Backend, ClaimToken, Claimed, ClaimedOrder, DEFAULT_KEY_RETENTION, DeadLetter, EventOrder,
+        Health, Job, Purged, QueueFuture, QueueStats, Receipt, attempt_count, duration_ms,
     },
     record::{Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord, bounded_error},
 };
@@ -466,6 +497,7 @@ struct Keys {
     dead: String,
     dead_index: String,
     repair: String,
+    held: String,
 }
 
 impl Keys {
@@ -480,6 +512,7 @@ impl Keys {
             dead: format!("{prefix}dead"),
             dead_index: format!("{prefix}dead-index"),
             repair: format!("{prefix}repair"),
+            held: format!("{prefix}k:held"),
         }
     }
 
@@ -777,7 +810,11 @@ impl RedisBackend {
         }
     }
 
-    async fn enqueue_delivery(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
+    async fn enqueue_delivery(
+        &self,
+        delivery: &ReceivedDelivery,
+        order: Option<&EventOrder>,
+    ) -> Result<Enqueued, StoreError> {
         let keys = self.part(&delivery.webhook_id);
         // EVALSHA by hand (ScriptInvocation does not hand out its command), so that it can be
         // pipelined with WAIT.
@@ -794,7 +831,9 @@ impl RedisBackend {
             .arg(delivery.body.as_ref())
             .arg(group_of(&delivery.event_type))
             .arg(&keys.prefix)
-            .arg(if self.wait.is_some() { "1" } else { "0" });
+            .arg(if self.wait.is_some() { "1" } else { "0" })
+            .arg(order.map_or("", |order| order.key.as_str()))
+            .arg(order.map_or_else(String::new, |order| order.occurred_at_ms.to_string()));
         let stored = match self.wait {
             None => {
                 let mut connection = self.connection.clone();
@@ -899,7 +938,7 @@ impl RedisBackend {
         token: &ClaimToken,
         max: usize,
         lease: Duration,
-    ) -> Result<Vec<Job>, StoreError> {
+    ) -> Result<Vec<Claimed>, StoreError> {
         let n = self.parts.len();
         let start = self.rotation.fetch_add(1, Ordering::Relaxed) % n;
         let mut jobs = Vec::new();
@@ -1009,7 +1048,7 @@ impl RedisBackend {
         token: &ClaimToken,
         max: usize,
         lease: Duration,
-    ) -> Result<Vec<Job>, StoreError> {
+    ) -> Result<Vec<Claimed>, StoreError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -1029,7 +1068,7 @@ impl RedisBackend {
             .arg(REPAIR_BATCH)
             .arg(&keys.prefix)
             .arg(token.worker());
-        let claimed: Vec<(String, i64, Vec<Vec<u8>>)> = self
+        let claimed: Vec<(String, i64, Vec<Vec<u8>>, String)> = self
             .bounded("claim", invocation.invoke_async(&mut connection))
             .await?;
         // An entry this library did not write (no id, a field that is not a number) is left
@@ -1037,11 +1076,18 @@ impl RedisBackend {
         // given back whole, so one such entry would otherwise stall every job behind it.
         Ok(claimed
             .into_iter()
-            .filter_map(|(entry, count, fields)| match Fields::parse(fields) {
-                Ok(fields) => Some(Job {
-                    attempt: attempt_count(fields.attempts.saturating_add(count)),
-                    delivery: fields.delivery,
-                    receipt: Receipt(format!("{entry}/{count}")),
+            .filter_map(|(entry, count, fields, newest)| match Fields::parse(fields) {
+                Ok(fields) => Some(Claimed {
+                    order: fields.order.map(|(key, occurred_at_ms)| ClaimedOrder {
+                        key,
+                        occurred_at_ms,
+                        newest_done_ms: newest.parse().ok(),
+                    }),
+                    job: Job {
+                        attempt: attempt_count(fields.attempts.saturating_add(count)),
+                        delivery: fields.delivery,
+                        receipt: Receipt(format!("{entry}/{count}")),
+                    },
                 }),
                 Err(err) => {
                     tracing::error!(
@@ -1067,6 +1113,25 @@ impl RedisBackend {
             .arg(&keys.prefix);
         self.bounded("abandon a claim", invocation.invoke_async(&mut connection))
             .await
+    }
+
+    /// Completes `job` with the attempt's `outcome` (`ok`, or `stale`: the key's newest kept).
+    async fn complete_as(&self, job: &Job, outcome: &str) -> Result<bool, StoreError> {
+        let keys = self.part(&job.delivery.webhook_id);
+        let mark = keys.id_mark(&job.delivery.webhook_id);
+        let retention = self.retention_secs.to_string();
+        self.settle(
+            "complete",
+            &COMPLETE,
+            job,
+            &[&mark],
+            &[
+                retention.as_bytes(),
+                keys.prefix.as_bytes(),
+                outcome.as_bytes(),
+            ],
+        )
+        .await
     }
 
     /// Runs a settling script for `job`: `KEYS` stream, leases and `extra_keys`; `ARGV` group,
@@ -1178,7 +1243,8 @@ impl RedisBackend {
         invocation
             .key(&keys.due)
             .key(&keys.dead)
-            .key(&keys.scheduled);
+            .key(&keys.scheduled)
+            .key(&keys.held);
         let (depth, dead, oldest): (u64, u64, String) = self
             .bounded("stats", invocation.invoke_async(&mut connection))
             .await?;
@@ -1193,7 +1259,8 @@ impl RedisBackend {
             .arg(self.dead_retention_ms)
             .arg(PURGE_BATCH)
             .arg(&keys.prefix)
-            .arg(self.record_retention_ms);
+            .arg(self.record_retention_ms)
+            .arg(duration_ms(DEFAULT_KEY_RETENTION));
         let (done, dead, full): (u64, u64, i64) = self
             .bounded("purge", invocation.invoke_async(&mut connection))
             .await?;
@@ -1207,7 +1274,7 @@ impl RedisBackend {
 
 impl Backend for RedisBackend {
     fn enqueue<'a>(&'a self, delivery: &'a ReceivedDelivery) -> QueueFuture<'a, Enqueued> {
-        Box::pin(self.enqueue_delivery(delivery))
+        Box::pin(self.enqueue_delivery(delivery, None))
     }
 
     fn claim_with<'a>(
@@ -1216,7 +1283,41 @@ impl Backend for RedisBackend {
         max: usize,
         lease: Duration,
     ) -> QueueFuture<'a, Vec<Job>> {
+        Box::pin(async move {
+            let claimed = self.claim_jobs(token, max, lease).await?;
+            Ok(claimed.into_iter().map(|claimed| claimed.job).collect())
+        })
+    }
+
+    /// `true` for a queue of one partition (the default); `false` when partitioned, since a
+    /// delivery's partition follows its webhook-id, so the jobs of one key would be spread over
+    /// partitions (slots) that no one script reaches: see "Ordering keys" in the module docs.
+    fn orders_events(&self) -> bool {
+        self.parts.len() == 1
+    }
+
+    /// Stores the key and occurred-at with the job when the queue orders events; a partitioned
+    /// queue stores no key (as [`enqueue`](Backend::enqueue)).
+    fn enqueue_ordered<'a>(
+        &'a self,
+        delivery: &'a ReceivedDelivery,
+        order: &'a EventOrder,
+    ) -> QueueFuture<'a, Enqueued> {
+        let order = self.orders_events().then_some(order);
+        Box::pin(self.enqueue_delivery(delivery, order))
+    }
+
+    fn claim_ordered<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> QueueFuture<'a, Vec<Claimed>> {
         Box::pin(self.claim_jobs(token, max, lease))
+    }
+
+    fn complete_stale<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
+        Box::pin(self.complete_as(job, "stale"))
     }
 
     fn abandon<'a>(&'a self, token: &'a ClaimToken) -> QueueFuture<'a, u64> {
@@ -1224,19 +1325,7 @@ impl Backend for RedisBackend {
     }
 
     fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
-        Box::pin(async move {
-            let keys = self.part(&job.delivery.webhook_id);
-            let mark = keys.id_mark(&job.delivery.webhook_id);
-            let retention = self.retention_secs.to_string();
-            self.settle(
-                "complete",
-                &COMPLETE,
-                job,
-                &[&mark],
-                &[retention.as_bytes(), keys.prefix.as_bytes()],
-            )
-            .await
-        })
+        Box::pin(self.complete_as(job, "ok"))
     }
 
     fn retry<'a>(&'a self, job: &'a Job, after: Duration, error: &'a str) -> QueueFuture<'a, bool> {

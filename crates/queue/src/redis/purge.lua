@@ -1,4 +1,5 @@
--- KEYS: dead, dead index. ARGV: dead-letter retention (ms), batch, prefix, record retention (ms).
+-- KEYS: dead, dead index. ARGV: dead-letter retention (ms), batch, prefix, record retention (ms),
+-- key retention (ms): ordering keys whose newest was last written before it are deleted too.
 -- Deletes the oldest done deliveries past the record's retention (by `done-at`) and the oldest
 -- dead letters past the dead-letter retention (a dead entry's id is the engine's time of its
 -- burial), each with its record and its webhook-id mark: {done, dead, 1 if a batch was full}.
@@ -39,6 +40,16 @@ if retention < now then
     redis.call('XDEL', KEYS[1], entry[1])
   end
 end
+local keys = {}
+local key_retention = tonumber(ARGV[5])
+if key_retention and key_retention >= 0 and key_retention < now then
+  keys = redis.call('ZRANGEBYSCORE', P .. 'k:touched', '-inf', int(now - key_retention),
+    'LIMIT', 0, batch)
+  for _, k in ipairs(keys) do
+    redis.call('HDEL', P .. 'k:newest', k)
+    redis.call('ZREM', P .. 'k:touched', k)
+  end
+end
 local full = 0
-if #old == batch or #done == batch then full = 1 end
+if #old == batch or #done == batch or #keys == batch then full = 1 end
 return {#done, #old, full}

@@ -16,5 +16,7 @@ local added = redis.call('XADD', KEYS[1], '*', unpack(entry_from_record(P, id, '
 redis.call('SET', KEYS[4], '1')
 move(P, id, 'waiting', {a = '0', next = int(now), err = false, died = false, done = false,
   e = added, q = 's'})
+  local order = redis.call('HMGET', P .. 'd:' .. id, 'ok', 'oat')
+  if order[1] and order[2] then redis.call('ZADD', P .. 'k:w:' .. order[1], order[2], id) end
 append_action(P, id, now, 'replayed', ARGV[2])
 return 1

@@ -28,6 +28,8 @@ for _, one in ipairs(found) do
     redis.call('SET', P .. 'id:' .. id, '1')
     move(P, id, 'waiting', {a = '0', next = int(now), err = false, died = false, done = false,
       e = added, q = 's'})
+  local order = redis.call('HMGET', P .. 'd:' .. id, 'ok', 'oat')
+  if order[1] and order[2] then redis.call('ZADD', P .. 'k:w:' .. order[1], order[2], id) end
     append_action(P, id, now, 'replayed', ARGV[8])
     replayed = replayed + 1
   end

@@ -19,4 +19,6 @@ if id then
   attempt_ended(P, id, now, 'retry', ARGV[5])
   move(P, id, 'retrying', {err = ARGV[5], next = due, e = sid, q = 'r'})
 end
+-- A keyed job stays its key's head while it retries: the key is freed, the rest wait for it.
+key_settled(P, KEYS[1], ARGV[2], fields, false)
 return 1
