@@ -1043,3 +1043,38 @@ async fn postgres_deliveries_are_listed_and_shown() {
     list_and_show_on(&queue, &["--queue", &database.url]).await;
     drop(queue);
 }
+
+/// A Redis Cluster URL (`redis+cluster://`, `rediss+cluster://`, the seed nodes comma-separated)
+/// is a queue URL, as `Queue::from_url` reads it: with no cluster there, `queue stats` fails to
+/// connect (exit 1, the nodes named, the password never), not to parse (exit 2). With
+/// `REDIS_CLUSTER_URL` set (`.ci/redis-cluster.sh start`), `queue stats` runs against it.
+#[test]
+fn a_redis_cluster_url_is_accepted() {
+    let closed = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port()
+    };
+    let (a, b) = (closed(), closed());
+    for scheme in ["redis+cluster", "rediss+cluster"] {
+        let url = format!("{scheme}://:hunter2@127.0.0.1:{a},127.0.0.1:{b}");
+        let output = run(&["queue", "stats"], &url);
+        assert_eq!(status(&output), 1, "{}{}", stdout(&output), stderr(&output));
+        assert_stderr_contains(
+            &output,
+            &format!("cannot open the queue at {scheme}://127.0.0.1:{a},127.0.0.1:{b}"),
+        );
+        assert!(!stderr(&output).contains("hunter2"), "{}", stderr(&output));
+    }
+    let output = run(
+        &["queue", "stats"],
+        "redis+cluster://127.0.0.1:1,,127.0.0.1:2",
+    );
+    assert_eq!(status(&output), 2, "{}", stderr(&output));
+    if let Ok(cluster) = std::env::var("REDIS_CLUSTER_URL") {
+        ok(&run(&["queue", "stats"], &cluster));
+    } else {
+        eprintln!("REDIS_CLUSTER_URL is not set: queue stats against a cluster skipped");
+    }
+}

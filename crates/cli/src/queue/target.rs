@@ -22,7 +22,8 @@ pub const QUEUE_URL_ENV: &str = "AGENTSYNC_QUEUE_URL";
 /// The queue a command works on.
 #[derive(Debug, Args)]
 pub struct QueueArgs {
-    /// The queue the service uses: sqlite://PATH, redis://HOST:PORT, postgres://USER@HOST/DB.
+    /// The queue the service uses: sqlite://PATH, redis://HOST:PORT,
+    /// redis+cluster://HOST:PORT,HOST:PORT..., postgres://USER@HOST/DB.
     /// Unset or empty: the SQLite file agentsync-webhooks-queue.sqlite3 in the working
     /// directory. Only its scheme and host are ever printed.
     #[arg(long, value_name = "URL", env = QUEUE_URL_ENV, hide_env_values = true,
@@ -80,7 +81,8 @@ impl QueueUrl {
         }
     }
 
-    /// Parses `sqlite://PATH`, `sqlite:PATH`, `redis://...`, `rediss://...`, `postgres://...`,
+    /// Parses `sqlite://PATH`, `sqlite:PATH`, `redis://...`, `rediss://...`,
+    /// `redis+cluster://HOST:PORT,HOST:PORT...`, `rediss+cluster://...`, `postgres://...`,
     /// `postgresql://...`, or nothing (the default SQLite file), as a clap value parser: anything
     /// else exits 2 with the reason, which never quotes the URL.
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -106,9 +108,55 @@ impl QueueUrl {
                 })
             }
             "redis" | "rediss" | "redis+unix" | "unix" => Self::server(url, Engine::Redis),
+            "redis+cluster" | "rediss+cluster" => Self::cluster(url, scheme, rest),
             "postgres" | "postgresql" => Self::server(url, Engine::Postgres),
             _ => Err(unknown_scheme()),
         }
+    }
+
+    /// A Redis Cluster URL, `redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...][/...]`
+    /// (the seed nodes, comma-separated, as `Queue::from_url` reads it): every host named, shown
+    /// as the scheme and the hosts.
+    fn cluster(url: &str, scheme: &str, rest: &str) -> Result<Self, String> {
+        let scheme = scheme.to_ascii_lowercase();
+        let needs_hosts = || {
+            format!(
+                "a {scheme}:// queue URL needs its nodes, e.g. {scheme}://10.0.0.1:7000,10.0.0.2:7000"
+            )
+        };
+        let rest = rest.strip_prefix("//").ok_or_else(needs_hosts)?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let (user_info, hosts) = match authority.rsplit_once('@') {
+            Some((user_info, hosts)) => (Some(user_info), hosts),
+            None => (None, authority),
+        };
+        let hosts: Vec<&str> = hosts.split(',').map(str::trim).collect();
+        if hosts
+            .iter()
+            .any(|host| host.is_empty() || host.contains(char::is_whitespace))
+        {
+            return Err(needs_hosts());
+        }
+        for host in &hosts {
+            // Each node must be a host with an optional port, as a redis:// URL has it.
+            reqwest::Url::parse(&format!("redis://{host}"))
+                .ok()
+                .filter(|parsed| parsed.host_str().is_some_and(|h| !h.is_empty()))
+                .ok_or_else(|| {
+                    format!("not a valid {scheme}:// queue URL: a node is not HOST:PORT")
+                })?;
+        }
+        let password = user_info
+            .and_then(|user_info| user_info.split_once(':'))
+            .map(|(_, password)| password.to_owned())
+            .filter(|password| !password.is_empty());
+        Ok(Self {
+            url: url.to_owned(),
+            engine: Engine::Redis,
+            sqlite_path: None,
+            shown: format!("{scheme}://{}", hosts.join(",")),
+            password,
+        })
     }
 
     /// A Redis or PostgreSQL URL: it must parse, and is shown as its scheme and host.
@@ -204,7 +252,8 @@ impl clap::builder::TypedValueParser for QueueUrlParser {
 
 fn unknown_scheme() -> String {
     "unknown queue URL: expected nothing (the SQLite file agentsync-webhooks-queue.sqlite3 in the \
-     working directory), sqlite://PATH, redis://HOST:PORT or postgres://USER@HOST/DB"
+     working directory), sqlite://PATH, redis://HOST:PORT, redis+cluster://HOST:PORT,HOST:PORT... \
+     or postgres://USER@HOST/DB"
         .to_owned()
 }
 
@@ -310,6 +359,18 @@ mod tests {
         );
         let postgres = QueueUrl::parse("postgres://app:hunter2@db:5432/app").unwrap();
         assert_eq!(postgres.to_string(), "postgres://db:5432");
+        let cluster =
+            QueueUrl::parse("redis+cluster://:pa%24s@10.0.0.1:7000,10.0.0.2:7001/?partitions=3")
+                .unwrap();
+        assert_eq!(
+            cluster.to_string(),
+            "redis+cluster://10.0.0.1:7000,10.0.0.2:7001"
+        );
+        assert!(cluster.engine == Engine::Redis);
+        assert!(!format!("{cluster:?}").contains("pa%24s"));
+        assert_eq!(cluster.scrub("auth pa$s failed"), "auth *** failed");
+        let tls = QueueUrl::parse("rediss+cluster://a:1,b:2").unwrap();
+        assert_eq!(tls.to_string(), "rediss+cluster://a:1,b:2");
         let sqlite = QueueUrl::parse("sqlite://dir/q.sqlite3").unwrap();
         assert_eq!(sqlite.sqlite_path, Some(PathBuf::from("dir/q.sqlite3")));
         assert_eq!(
@@ -322,6 +383,9 @@ mod tests {
             "sqlite://",
             "redis://",
             "redis://:pw@a b",
+            "redis+cluster://",
+            "redis+cluster://:pw@a:1,,b:2",
+            "rediss+cluster:a:1",
         ] {
             let error = QueueUrl::parse(bad).unwrap_err();
             assert!(!error.contains("pw@"), "{bad}: {error}");
