@@ -61,7 +61,7 @@ impl Drop for DropTable {
         let t = &self.table;
         cleanup(
             &self.url,
-            format!("DROP TABLE IF EXISTS {t}, {t}_history, {t}_schema"),
+            format!("DROP TABLE IF EXISTS {t}, {t}_history, {t}_schema, {t}_ordering_keys"),
         );
     }
 }
@@ -138,6 +138,7 @@ async fn contract(case: &'static str) -> Option<QueueContract> {
 }
 
 agentsync_webhooks_queue::queue_contract_tests!(contract);
+agentsync_webhooks_queue::queue_event_time_contract_tests!(contract);
 
 /// An address where nothing listens.
 fn closed_port_url() -> String {
@@ -325,9 +326,9 @@ async fn fill_for_plans(client: &tokio_postgres::Client, t: &str) {
 fn expected_plan(name: &str) -> Option<(&'static [&'static str], bool)> {
     let sorts = true;
     Some(match name {
-        "claim" => (&["_due", "_lease"], sorts),
-        "take_over" | "complete" | "retry" | "release" | "bury" | "replay" | "discard"
-        | "forget" => (&["_pkey", "_history_pkey"], sorts),
+        "claim" => (&["_due", "_lease", "_key_running", "_key_waiting"], sorts),
+        "take_over" | "complete" | "complete_stale" | "retry" | "release" | "bury" | "replay"
+        | "discard" | "forget" => (&["_pkey", "_history_pkey"], sorts),
         "extend" | "dead_letter" | "one" => (&["_pkey"], sorts),
         // An insert reads nothing: its conflict's arbiter is the primary key.
         "enqueue" => (&[], sorts),
@@ -336,6 +337,7 @@ fn expected_plan(name: &str) -> Option<(&'static [&'static str], bool)> {
         "abandon" => (&["_lease"], sorts),
         "dead_letters" => (&["_dead_order"], !sorts),
         "purge_done" => (&["_done", "_history_pkey"], sorts),
+        "purge_keys" => (&["_keys_updated"], sorts),
         "purge_dead" | "purge_dead_before" => (&["_dead_order", "_history_pkey"], sorts),
         "stats_pending" => (&["_state_received"], sorts),
         "stats_dead" => (&["_dead_order|_state_type"], sorts),
@@ -819,7 +821,7 @@ impl Drop for LinguisticDatabase {
 /// collation is linguistic, is upgraded in place when a backend connects (two at once: it is
 /// migrated once): its waiting and retrying jobs run, its dead letters are listed, shown and
 /// replayed, its done id stays a duplicate, its ids compare by their bytes, and the version row
-/// says 2. The constraint holds the new states only.
+/// says 3 (schema 3 follows in its own step). The constraint holds the new states only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_of_schema_1_is_upgraded_in_place_with_its_jobs_and_dead_letters() {
     use agentsync_webhooks_queue::record::{DeliveryFilter, DeliveryState};
@@ -879,7 +881,7 @@ async fn a_table_of_schema_1_is_upgraded_in_place_with_its_jobs_and_dead_letters
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 2, "one version row, migrated once");
+    assert_eq!(version, 3, "one version row, migrated once");
     let collation: Option<String> = client
         .query_one(
             "SELECT collation_name::text FROM information_schema.columns
@@ -966,7 +968,7 @@ async fn a_table_of_schema_1_is_upgraded_in_place_with_its_jobs_and_dead_letters
     assert!(backend.complete(&replayed[0]).await.unwrap());
 }
 
-/// A table whose version row says 3 (written by a newer build) is refused with an error that
+/// A table whose version row says 4 (written by a newer build) is refused with an error that
 /// says so, and nothing is written to it: no history table, no index, the version unchanged.
 #[tokio::test]
 async fn a_table_of_a_newer_schema_is_refused_and_left_untouched() {
@@ -988,7 +990,7 @@ async fn a_table_of_a_newer_schema_is_refused_and_left_untouched() {
         .batch_execute(&format!(
             "CREATE TABLE {t} (webhook_id text PRIMARY KEY, future_column jsonb);
              CREATE TABLE {t}_schema (version integer NOT NULL);
-             INSERT INTO {t}_schema VALUES (3);
+             INSERT INTO {t}_schema VALUES (4);
              INSERT INTO {t} VALUES ('msg_1', '{{}}')"
         ))
         .await
@@ -998,7 +1000,7 @@ async fn a_table_of_a_newer_schema_is_refused_and_left_untouched() {
         .unwrap_err();
     let message = err.to_string();
     assert!(
-        message.contains("newer") && message.contains("schema 3") && message.contains(&t),
+        message.contains("newer") && message.contains("schema 4") && message.contains(&t),
         "{message}"
     );
     let objects: Vec<String> = client
@@ -1021,7 +1023,7 @@ async fn a_table_of_a_newer_schema_is_refused_and_left_untouched() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 /// An id prefix lists exactly the ids that start with it, and pages of ids that share a
@@ -1121,4 +1123,197 @@ async fn an_id_prefix_and_the_cursor_hold_under_a_linguistic_collation() {
     }
     assert_eq!(paged, by_bytes, "pages skip or repeat nothing");
     drop(backend);
+}
+
+/// Schema 3 (event time): a table made by schema 2 (the record, before event time), holding a
+/// waiting job and a done one, is upgraded in place when backends connect (two at once: it is
+/// migrated once, in one transaction): the version row says 3, the key columns, the keys' table
+/// and the partial indexes exist; the old waiting job is claimed as a job without a key, the
+/// done id stays a duplicate, and keyed jobs enqueued after it follow the event-time rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_of_schema_2_is_upgraded_to_event_time_with_its_jobs() {
+    let test = "a_table_of_schema_2_is_upgraded_to_event_time_with_its_jobs";
+    let (url, required) = postgres_url();
+    let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+    else {
+        assert!(!required, "POSTGRES_URL={url} is set but unreachable");
+        eprintln!("skipping {test}: no PostgreSQL at {url}");
+        return;
+    };
+    tokio::spawn(connection);
+    let t = unique_table();
+    let _dropped = DropTable {
+        url: url.clone(),
+        table: t.clone(),
+    };
+    client
+        .batch_execute(&agentsync_webhooks_queue::postgres::version_2_for_tests(&t))
+        .await
+        .unwrap();
+    let version: i32 = client
+        .query_one(&format!("SELECT max(version) FROM {t}_schema"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 2, "the fixture is schema 2");
+    let now = agentsync_webhooks_core::handoff::now_ms();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {t} (webhook_id, event_type, event_group, webhook_timestamp, signature,
+                              received_at_ms, body, state, attempts, next_run_at_ms,
+                              done_at_ms)
+             VALUES
+             ('msg_waiting', 'producersync.updates_available', 'producersync', 1700000000,
+              'v1,w', {now} - 5000, '{{\"waiting\":1}}', 'waiting', 0, 0, NULL),
+             ('msg_done', 'producersync.updates_available', 'producersync', 1700000000,
+              'v1,d', {now} - 4000, '{{\"done\":1}}', 'done', 1, 0, {now} - 1000)"
+        ))
+        .await
+        .unwrap();
+
+    let connect = || {
+        PostgresBackend::connect_with(
+            &url,
+            PostgresOptions::new()
+                .table(t.clone())
+                .retention(Duration::from_secs(3600)),
+        )
+    };
+    let (first, second) = tokio::join!(connect(), connect());
+    let (backend, second) = (first.unwrap(), second.unwrap());
+    let versions: Vec<i32> = client
+        .query(&format!("SELECT version FROM {t}_schema"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, [3], "one version row, migrated once");
+    let objects: Vec<String> = client
+        .query(
+            "SELECT relname::text FROM pg_class WHERE relname = ANY($1) ORDER BY 1",
+            &[&vec![
+                format!("{t}_ordering_keys"),
+                format!("{t}_keys_updated"),
+                format!("{t}_key_running"),
+                format!("{t}_key_waiting"),
+            ]],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        objects,
+        [
+            format!("{t}_key_running"),
+            format!("{t}_key_waiting"),
+            format!("{t}_keys_updated"),
+            format!("{t}_ordering_keys"),
+        ]
+    );
+    assert!(backend.orders_events());
+    assert_eq!(
+        backend.enqueue(&delivery("msg_done")).await.unwrap(),
+        Enqueued::Duplicate,
+        "a done id within the retention"
+    );
+
+    let lease = Duration::from_secs(60);
+    let token = ClaimToken::new().unwrap();
+    let old = backend.claim_ordered(&token, 10, lease).await.unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].job.delivery.webhook_id, "msg_waiting");
+    assert!(old[0].order.is_none(), "a job of schema 2 has no key");
+    assert!(backend.complete(&old[0].job).await.unwrap());
+
+    let order = |occurred_at_ms| agentsync_webhooks_queue::EventOrder {
+        key: "npn:1".into(),
+        occurred_at_ms,
+    };
+    for (id, at) in [("msg_newer", 20_000), ("msg_older", 10_000)] {
+        assert_eq!(
+            backend
+                .enqueue_ordered(&delivery(id), &order(at))
+                .await
+                .unwrap(),
+            Enqueued::New
+        );
+    }
+    let token = ClaimToken::new().unwrap();
+    let first = backend.claim_ordered(&token, 10, lease).await.unwrap();
+    assert_eq!(first.len(), 1, "one of the key at a time");
+    assert_eq!(first[0].job.delivery.webhook_id, "msg_older");
+    let token = ClaimToken::new().unwrap();
+    assert!(
+        second
+            .claim_ordered(&token, 10, lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the key is held on the other instance"
+    );
+    assert!(backend.complete(&first[0].job).await.unwrap());
+    let token = ClaimToken::new().unwrap();
+    let next = second.claim_ordered(&token, 10, lease).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].job.delivery.webhook_id, "msg_newer");
+    assert_eq!(
+        next[0].order.as_ref().and_then(|o| o.newest_done_ms),
+        Some(10_000)
+    );
+}
+
+/// A key's newest done occurred-at is kept for the key retention, then purged: an older event
+/// of the key claimed after the purge is no longer found stale. The purge keeps a key written
+/// within the retention.
+#[tokio::test]
+async fn the_purge_forgets_a_keys_newest_after_the_key_retention() {
+    let test = "the_purge_forgets_a_keys_newest_after_the_key_retention";
+    let Some((backend, _table)) = backend_with(
+        test,
+        PostgresOptions::new().key_retention(Duration::from_millis(200)),
+    )
+    .await
+    else {
+        return;
+    };
+    let lease = Duration::from_secs(60);
+    let order = |occurred_at_ms| agentsync_webhooks_queue::EventOrder {
+        key: "npn:1".into(),
+        occurred_at_ms,
+    };
+    let claim = || async {
+        let token = ClaimToken::new().unwrap();
+        backend.claim_ordered(&token, 10, lease).await.unwrap()
+    };
+    backend
+        .enqueue_ordered(&delivery("msg_new"), &order(20_000))
+        .await
+        .unwrap();
+    let done = claim().await;
+    assert!(backend.complete(&done[0].job).await.unwrap());
+    assert!(!backend.purge().await.unwrap().more);
+    backend
+        .enqueue_ordered(&delivery("msg_kept"), &order(10_000))
+        .await
+        .unwrap();
+    let kept = claim().await;
+    assert_eq!(
+        kept[0].order.as_ref().and_then(|o| o.newest_done_ms),
+        Some(20_000),
+        "within the key retention"
+    );
+    assert!(backend.complete_stale(&kept[0].job).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    backend.purge().await.unwrap();
+    backend
+        .enqueue_ordered(&delivery("msg_old"), &order(10_000))
+        .await
+        .unwrap();
+    let old = claim().await;
+    let order = old[0].order.clone().expect("keyed");
+    assert_eq!(order.newest_done_ms, None, "purged after the key retention");
+    assert!(!order.is_stale());
 }

@@ -19,8 +19,8 @@ use super::{
 };
 use crate::{
     backend::{
-        Backend, ClaimToken, DeadLetter, Job, Purged, QueueFuture, QueueStats, Receipt,
-        attempt_count, duration_ms,
+        Backend, ClaimToken, Claimed, ClaimedOrder, DeadLetter, EventOrder, Job, Purged,
+        QueueFuture, QueueStats, Receipt, attempt_count, duration_ms,
     },
     record::{
         Cursor, DeliveryCounts, DeliveryFilter, DeliveryPage, DeliveryRecord, DeliveryState,
@@ -51,6 +51,8 @@ pub struct PostgresBackend {
     /// How long a done delivery stays on record (never less than `retention_ms`).
     record_retention_ms: Option<i64>,
     dead_retention_ms: Option<i64>,
+    /// How long a key's newest done occurred-at is kept after it was written (`None`: forever).
+    key_retention_ms: Option<i64>,
     /// Test only: how far this instance's clock runs ahead ([`PostgresOptions::clock_offset`]).
     clock_offset_ms: i64,
 }
@@ -102,6 +104,7 @@ impl PostgresBackend {
             retention_ms: kept_for(options.retention),
             record_retention_ms: kept_for(options.record_retention.max(options.retention)),
             dead_retention_ms: kept_for(options.dead_retention),
+            key_retention_ms: kept_for(options.key_retention),
             clock_offset_ms: duration_ms(options.clock_offset),
         };
         backend.flush_durable_writes(&config, &options).await?;
@@ -288,14 +291,23 @@ impl PostgresBackend {
     /// One statement for a new id. A known id is then stored again if its delivery is dead
     /// (the sender's resend from its portal), forgotten, or done longer ago than the retention;
     /// anything else is a duplicate.
-    async fn enqueue_delivery(&self, delivery: &ReceivedDelivery) -> Result<Enqueued, StoreError> {
+    ///
+    /// `order`: the delivery's ordering key and occurred-at, stored with it (a resend writes
+    /// its own).
+    async fn enqueue_delivery(
+        &self,
+        delivery: &ReceivedDelivery,
+        order: Option<&EventOrder>,
+    ) -> Result<Enqueued, StoreError> {
         let body: &[u8] = delivery.body.as_ref();
         let group = group_of(&delivery.event_type);
         let (insert, take_over) = (&self.statements.enqueue, &self.statements.take_over);
         let retention_ms = self.retention_ms.unwrap_or(i64::MAX);
+        let key: Option<&str> = order.map(|order| order.key.as_str());
+        let occurred_at_ms: Option<i64> = order.map(|order| order.occurred_at_ms);
         let stored = self
             .bounded_durable("enqueue", |client| async move {
-                let values: [&(dyn ToSql + Sync); 8] = [
+                let values: [&(dyn ToSql + Sync); 10] = [
                     &delivery.webhook_id,
                     &delivery.event_type,
                     &group,
@@ -303,10 +315,12 @@ impl PostgresBackend {
                     &delivery.signature,
                     &delivery.received_at_ms,
                     &body,
+                    &key,
+                    &occurred_at_ms,
                     &retention_ms,
                 ];
                 let statement = client.prepare_cached(insert).await?;
-                if client.query_opt(&statement, &values[..7]).await?.is_some() {
+                if client.query_opt(&statement, &values[..9]).await?.is_some() {
                     return Ok(true);
                 }
                 let statement = client.prepare_cached(take_over).await?;
@@ -320,12 +334,15 @@ impl PostgresBackend {
         })
     }
 
+    /// One claim statement: the expired leases, then the due jobs, a keyed one only when no
+    /// job of its key runs and it is its key's next in occurred-at order (see [`Backend`]'s
+    /// event-time rules); each keyed job with its key's newest done occurred-at.
     async fn claim_jobs(
         &self,
         token: &ClaimToken,
         max: usize,
         lease: Duration,
-    ) -> Result<Vec<Job>, StoreError> {
+    ) -> Result<Vec<Claimed>, StoreError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -343,27 +360,39 @@ impl PostgresBackend {
             .await?;
         rows.iter()
             .map(|row| {
-                Ok(Job {
+                let job = Job {
                     delivery: delivery_from_row(row)?,
                     attempt: attempt_count(i64::from(row.try_get::<_, i32>(6)?)),
                     receipt: Receipt(token.to_owned()),
-                })
+                };
+                let key: Option<String> = row.try_get(7)?;
+                let occurred: Option<i64> = row.try_get(8)?;
+                let order = match (key, occurred) {
+                    (Some(key), Some(occurred_at_ms)) => Some(ClaimedOrder {
+                        key,
+                        occurred_at_ms,
+                        newest_done_ms: row.try_get(9)?,
+                    }),
+                    _ => None,
+                };
+                Ok(Claimed { job, order })
             })
             .collect::<Result<Vec<_>, tokio_postgres::Error>>()
             .map_err(|err| pg_error("read a claimed job", &err))
     }
 
     /// One batch of each: done rows past the record's retention, dead rows past the
-    /// dead-letter retention, with their history (a retention of `Duration::MAX` skips its
-    /// half).
+    /// dead-letter retention, with their history, and keys' newest occurred-at past the key
+    /// retention (a retention of `Duration::MAX` skips its part).
     async fn purge_batch(&self) -> Result<Purged, StoreError> {
         let halves = [
             (self.record_retention_ms, &self.statements.purge_done),
             (self.dead_retention_ms, &self.statements.purge_dead),
+            (self.key_retention_ms, &self.statements.purge_keys),
         ];
-        let [done, dead] = self
+        let [done, dead, keys] = self
             .bounded("purge", |client| async move {
-                let mut deleted = [0; 2];
+                let mut deleted = [0; 3];
                 for (count, (retention_ms, sql)) in deleted.iter_mut().zip(halves) {
                     if let Some(retention_ms) = retention_ms {
                         let statement = client.prepare_cached(sql).await?;
@@ -381,7 +410,7 @@ impl PostgresBackend {
         Ok(Purged {
             done,
             dead,
-            more: full(done) || full(dead),
+            more: full(done) || full(dead) || full(keys),
         })
     }
 
@@ -448,7 +477,7 @@ impl PostgresBackend {
 
 impl Backend for PostgresBackend {
     fn enqueue<'a>(&'a self, delivery: &'a ReceivedDelivery) -> QueueFuture<'a, Enqueued> {
-        Box::pin(self.enqueue_delivery(delivery))
+        Box::pin(self.enqueue_delivery(delivery, None))
     }
 
     fn claim_with<'a>(
@@ -457,7 +486,40 @@ impl Backend for PostgresBackend {
         max: usize,
         lease: Duration,
     ) -> QueueFuture<'a, Vec<Job>> {
+        Box::pin(async move {
+            let claimed = self.claim_jobs(token, max, lease).await?;
+            Ok(claimed.into_iter().map(|claimed| claimed.job).collect())
+        })
+    }
+
+    fn orders_events(&self) -> bool {
+        true
+    }
+
+    fn enqueue_ordered<'a>(
+        &'a self,
+        delivery: &'a ReceivedDelivery,
+        order: &'a EventOrder,
+    ) -> QueueFuture<'a, Enqueued> {
+        Box::pin(self.enqueue_delivery(delivery, Some(order)))
+    }
+
+    fn claim_ordered<'a>(
+        &'a self,
+        token: &'a ClaimToken,
+        max: usize,
+        lease: Duration,
+    ) -> QueueFuture<'a, Vec<Claimed>> {
         Box::pin(self.claim_jobs(token, max, lease))
+    }
+
+    fn complete_stale<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
+        Box::pin(self.settle(
+            "complete a stale job",
+            &self.statements.complete_stale,
+            job,
+            &[],
+        ))
     }
 
     fn abandon<'a>(&'a self, token: &'a ClaimToken) -> QueueFuture<'a, u64> {

@@ -38,6 +38,14 @@
 //!   after the state, the type or the group) backwards from a keyset cursor; a list of several
 //!   states is one such read per state, merged. Counts are one `GROUP BY state, event_type`
 //!   over the rows the filter's index selects.
+//! - Event time (schema 3): a delivery enqueued with an ordering key keeps it and its
+//!   occurred-at in `ordering_key` and `occurred_at_ms`; `{table}_ordering_keys` keeps the newest
+//!   occurred-at completed per key (raised by the completion's own statement) for the key
+//!   retention (7 days by default). The claim's due part takes a keyed job only when no job of
+//!   its key runs and it is its key's first waiting or retrying job by (occurred-at,
+//!   `webhook-id`), both found through partial indexes of those rows only (`{table}_key_running`,
+//!   `{table}_key_waiting`); the head row is locked `FOR UPDATE SKIP LOCKED`, so two claims
+//!   never take one key's head together. A job without a key costs a look at its key column.
 //! - A done `webhook-id` is a duplicate for the retention (72 h by default); the done delivery
 //!   stays on record (body and history) for the record's retention (7 days by default, never
 //!   shorter); dead rows stay for the dead-letter retention (30 days by default) unless
@@ -83,6 +91,14 @@ use crate::Backend;
 
 pub use backend::PostgresBackend;
 
+/// The version 2 schema of table `t` (the record, before event time), as the queue created it:
+/// for the tests that make such a table and check its migration.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub fn version_2_for_tests(t: &str) -> String {
+    schema::version_2_for_tests(t)
+}
+
 /// The table by default.
 pub const DEFAULT_TABLE: &str = "agentsync_webhook_jobs";
 /// Connections in the pool by default.
@@ -120,6 +136,7 @@ pub struct PostgresOptions {
     retention: Duration,
     record_retention: Duration,
     dead_retention: Duration,
+    key_retention: Duration,
     clock_offset: Duration,
 }
 
@@ -140,6 +157,7 @@ impl PostgresOptions {
             retention: DEFAULT_RETENTION,
             record_retention: DEFAULT_RECORD_RETENTION,
             dead_retention: DEFAULT_DEAD_RETENTION,
+            key_retention: crate::DEFAULT_KEY_RETENTION,
             clock_offset: Duration::ZERO,
         }
     }
@@ -191,6 +209,22 @@ impl PostgresOptions {
     /// `webhook-id` (`Duration::MAX`: forever).
     pub fn dead_retention(mut self, retention: Duration) -> Self {
         self.dead_retention = retention;
+        self
+    }
+
+    /// How long a key's newest completed occurred-at is kept after it was last written
+    /// (default [`DEFAULT_KEY_RETENTION`](crate::DEFAULT_KEY_RETENTION), 7 days): an event of
+    /// that key older than this is no longer found stale (`Duration::MAX`: forever).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use agentsync_webhooks_queue::postgres::PostgresOptions;
+    ///
+    /// let options = PostgresOptions::new().key_retention(Duration::from_secs(14 * 24 * 3600));
+    /// # let _ = options;
+    /// ```
+    pub fn key_retention(mut self, retention: Duration) -> Self {
+        self.key_retention = retention;
         self
     }
 

@@ -16,7 +16,7 @@ use agentsync_webhooks_core::EventGroup;
 use deadpool_postgres::{Client, Transaction};
 
 /// The version this build writes.
-pub(super) const VERSION: i32 = 2;
+pub(super) const VERSION: i32 = 3;
 
 /// Why a table cannot be used.
 #[derive(Debug)]
@@ -65,13 +65,23 @@ pub(super) async fn migrate(client: &mut Client, t: &str) -> Result<(), SchemaEr
             .execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&t])
             .await?;
         match version(&transaction, t).await? {
-            0 => transaction.batch_execute(&create(t)).await?,
+            0 => {
+                transaction.batch_execute(&create(t)).await?;
+                transaction.batch_execute(&v2_to_v3(t)).await?;
+            }
             1 => {
                 tracing::info!(
                     table = t,
                     "upgrading the PostgreSQL queue table to schema 2"
                 );
                 transaction.batch_execute(&v1_to_v2(t)).await?;
+            }
+            2 => {
+                tracing::info!(
+                    table = t,
+                    "upgrading the PostgreSQL queue table to schema 3 (event time)"
+                );
+                transaction.batch_execute(&v2_to_v3(t)).await?;
             }
             VERSION => return Ok(()),
             newer => return Err(SchemaError::Newer(newer)),
@@ -89,12 +99,13 @@ fn state_check(t: &str) -> String {
     )
 }
 
-/// The tables of the current version, for a new queue. An orphaned history or version table
-/// (its queue table dropped by hand) goes first: the queue table is the truth.
+/// The tables of version 2, for a new queue ([`v2_to_v3`] follows in the same transaction).
+/// An orphaned history, version or keys table (its queue table dropped by hand) goes first:
+/// the queue table is the truth.
 pub(super) fn create(t: &str) -> String {
     let check = state_check(t);
     format!(
-        "DROP TABLE IF EXISTS {t}_history, {t}_schema;
+        "DROP TABLE IF EXISTS {t}_history, {t}_schema, {t}_ordering_keys;
          CREATE TABLE {t} (
             webhook_id text COLLATE \"C\" PRIMARY KEY,
             event_type text NOT NULL,
@@ -152,7 +163,7 @@ fn record_tables(t: &str) -> String {
             PRIMARY KEY (webhook_id, seq)
          );
          CREATE TABLE {t}_schema (version integer NOT NULL);
-         INSERT INTO {t}_schema (version) VALUES ({VERSION});
+         INSERT INTO {t}_schema (version) VALUES (2);
          CREATE INDEX IF NOT EXISTS {t}_due ON {t} (next_run_at_ms)
             WHERE state IN ('waiting', 'retrying');
          CREATE INDEX IF NOT EXISTS {t}_lease ON {t} (locked_until_ms) WHERE state = 'running';
@@ -217,4 +228,37 @@ pub(super) fn v1_to_v2(t: &str) -> String {
          {}",
         record_tables(t)
     )
+}
+
+/// Version 2 to 3, in place: event time. Each job may carry an ordering key and its
+/// occurred-at; `{t}_ordering_keys` keeps the newest occurred-at completed per key and when it
+/// was written (for the key retention, purged through its index); `{t}_key_running` finds a
+/// key's running job and `{t}_key_waiting` its next waiting one, each among those rows only (a
+/// key's done rows, kept for the record, are in neither, so a claim costs the same however many
+/// a key has).
+pub(super) fn v2_to_v3(t: &str) -> String {
+    format!(
+        "ALTER TABLE {t}
+            ADD COLUMN IF NOT EXISTS ordering_key text COLLATE \"C\",
+            ADD COLUMN IF NOT EXISTS occurred_at_ms bigint;
+         CREATE TABLE IF NOT EXISTS {t}_ordering_keys (
+            key text COLLATE \"C\" PRIMARY KEY,
+            newest_done_ms bigint NOT NULL,
+            updated_at_ms bigint NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS {t}_keys_updated ON {t}_ordering_keys (updated_at_ms);
+         CREATE INDEX IF NOT EXISTS {t}_key_running ON {t} (ordering_key)
+            WHERE state = 'running' AND ordering_key IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS {t}_key_waiting
+            ON {t} (ordering_key, occurred_at_ms, webhook_id)
+            WHERE state IN ('waiting', 'retrying') AND ordering_key IS NOT NULL;
+         UPDATE {t}_schema SET version = 3;"
+    )
+}
+
+/// The version 2 schema of table `t` (the record, before event time), as the queue wrote it:
+/// for the tests that make such a table and check its migration.
+#[cfg(feature = "testing")]
+pub(super) fn version_2_for_tests(t: &str) -> String {
+    create(t)
 }

@@ -62,6 +62,7 @@ pub(super) struct Statements {
     pub(super) claim: String,
     pub(super) abandon: String,
     pub(super) complete: String,
+    pub(super) complete_stale: String,
     pub(super) retry: String,
     pub(super) extend: String,
     pub(super) release: String,
@@ -72,6 +73,7 @@ pub(super) struct Statements {
     pub(super) dead_count: String,
     pub(super) purge_done: String,
     pub(super) purge_dead: String,
+    pub(super) purge_keys: String,
 }
 
 /// A settling statement on the job held under `$1` (its id) and `$2` (the claim's token):
@@ -79,6 +81,12 @@ pub(super) struct Statements {
 /// with `outcome`, `error` (an expression: a parameter or `NULL`) and the attempt's `number`
 /// (an expression over the updated row). Returns one row if the receipt still held the job.
 fn settle(t: &str, set: &str, outcome: &str, error: &str, number: &str) -> String {
+    settle_then(t, set, outcome, error, number, "")
+}
+
+/// [`settle`], with `then` (further `WITH` parts over `settled`, each starting with `, `) in
+/// the same statement.
+fn settle_then(t: &str, set: &str, outcome: &str, error: &str, number: &str, then: &str) -> String {
     let log = log_history(
         t,
         "settled",
@@ -94,8 +102,9 @@ fn settle(t: &str, set: &str, outcome: &str, error: &str, number: &str) -> Strin
             UPDATE {t} SET {set}, locked_until_ms = NULL, lease = NULL,
                            history_seq = history_seq + 1
             WHERE webhook_id = $1 AND state = 'running' AND lease = $2
-            RETURNING webhook_id, history_seq, attempts, claimed_at_ms, worker
-         ), {log}
+            RETURNING webhook_id, history_seq, attempts, claimed_at_ms, worker, ordering_key,
+                      occurred_at_ms
+         ), {log}{then}
          SELECT 1 FROM settled"
     )
 }
@@ -136,18 +145,20 @@ impl Statements {
             &format!("{NOW_MS}, 'resent', NULL, NULL, NULL, NULL, NULL, NULL"),
         );
         Self {
-            // $1..$7: the delivery and its group. One statement: the de-duplication is the
-            // primary key; a known id answers no row, and only then is `take_over` tried.
+            // $1..$7: the delivery and its group, $8, $9: its ordering key and occurred-at
+            // (`NULL` without a key). One statement: the de-duplication is the primary key; a
+            // known id answers no row, and only then is `take_over` tried.
             enqueue: format!(
                 "INSERT INTO {t} (webhook_id, event_type, event_group, webhook_timestamp,
                                   signature, received_at_ms, body, state, attempts,
-                                  next_run_at_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', 0, {NOW_MS})
+                                  next_run_at_ms, ordering_key, occurred_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', 0, {NOW_MS}, $8, $9)
                  ON CONFLICT (webhook_id) DO NOTHING
                  RETURNING 1"
             ),
             // A known id stored again as the sender resent it, if its delivery is dead (the
-            // portal's resend), forgotten, or done longer ago than the retention ($8, ms):
+            // portal's resend), forgotten, or done longer ago than the retention ($10, ms),
+            // with the resend's key and occurred-at ($8, $9):
             // waiting, attempts counted anew, the resend in its history. A concurrent resend
             // waits for the row and finds it waiting: a duplicate.
             take_over: format!(
@@ -157,11 +168,12 @@ impl Statements {
                                    state = 'waiting', attempts = 0, next_run_at_ms = {NOW_MS},
                                    locked_until_ms = NULL, lease = NULL, last_error = NULL,
                                    died_at_ms = NULL, done_at_ms = NULL, forgotten = false,
+                                   ordering_key = $8, occurred_at_ms = $9,
                                    history_seq = history_seq + 1
                     WHERE webhook_id = $1
                       AND (state = 'dead'
                            OR (state = 'done'
-                               AND (forgotten OR done_at_ms <= {NOW_MS} - $8)))
+                               AND (forgotten OR done_at_ms <= {NOW_MS} - $10)))
                     RETURNING webhook_id, history_seq
                  ), {resend_log}
                  SELECT 1 FROM resent"
@@ -176,8 +188,20 @@ impl Statements {
                     ORDER BY locked_until_ms LIMIT $1
                     FOR UPDATE SKIP LOCKED
                  ), due AS (
-                    SELECT webhook_id FROM {t}
+                    SELECT webhook_id FROM {t} AS job
                     WHERE state IN ('waiting', 'retrying') AND next_run_at_ms <= {NOW_MS}
+                      AND (job.ordering_key IS NULL
+                           OR (NOT EXISTS (
+                                   SELECT 1 FROM {t} AS held
+                                   WHERE held.ordering_key = job.ordering_key
+                                     AND held.state = 'running'
+                                     AND held.ordering_key IS NOT NULL)
+                               AND job.webhook_id = (
+                                   SELECT head.webhook_id FROM {t} AS head
+                                   WHERE head.ordering_key = job.ordering_key
+                                     AND head.state IN ('waiting', 'retrying')
+                                     AND head.ordering_key IS NOT NULL
+                                   ORDER BY head.occurred_at_ms, head.webhook_id LIMIT 1)))
                     ORDER BY next_run_at_ms LIMIT $1
                     FOR UPDATE SKIP LOCKED
                  ), picked AS (
@@ -194,11 +218,13 @@ impl Statements {
                     FROM picked WHERE job.webhook_id = picked.webhook_id
                     RETURNING job.webhook_id, job.event_type, job.webhook_timestamp,
                               job.signature, job.received_at_ms, job.body, job.attempts,
-                              job.history_seq
+                              job.history_seq, job.ordering_key, job.occurred_at_ms
                  ), {claim_log}
-                 SELECT webhook_id, event_type, webhook_timestamp, signature, received_at_ms,
-                        body, attempts
-                 FROM taken"
+                 SELECT taken.webhook_id, event_type, webhook_timestamp, signature,
+                        received_at_ms, body, attempts, ordering_key, occurred_at_ms,
+                        newest.newest_done_ms
+                 FROM taken LEFT JOIN {t}_ordering_keys AS newest
+                      ON newest.key = taken.ordering_key"
             ),
             // $1: the claim token. Through the lease index: the running rows are few. Not an
             // attempt: none is recorded.
@@ -210,10 +236,31 @@ impl Statements {
                  WHERE state = 'running' AND lease = $1"
             ),
             // The settlements: $1 the id, $2 the receipt (the claim's token).
-            complete: settle(
+            // The key's newest occurred-at raised in the same statement (nothing without a
+            // key).
+            complete: settle_then(
                 t,
                 &format!("state = 'done', done_at_ms = {NOW_MS}"),
                 "ok",
+                "NULL",
+                "settled.attempts",
+                &format!(
+                    ", raised AS (
+                        INSERT INTO {t}_ordering_keys AS kept (key, newest_done_ms, updated_at_ms)
+                        SELECT ordering_key, occurred_at_ms, {NOW_MS} FROM settled
+                        WHERE ordering_key IS NOT NULL AND occurred_at_ms IS NOT NULL
+                        ON CONFLICT (key) DO UPDATE
+                        SET newest_done_ms = greatest(kept.newest_done_ms,
+                                                      excluded.newest_done_ms),
+                            updated_at_ms = excluded.updated_at_ms
+                     )"
+                ),
+            ),
+            // Done without running: outcome `stale`, the key's newest left as it is.
+            complete_stale: settle(
+                t,
+                &format!("state = 'done', done_at_ms = {NOW_MS}"),
+                "stale",
                 "NULL",
                 "settled.attempts",
             ),
@@ -281,6 +328,19 @@ impl Statements {
                      ORDER BY died_at_ms LIMIT $2"
                 ),
             ),
+            // $1: the key retention (ms), $2: the batch, oldest first.
+            purge_keys: format!(
+                "WITH gone AS (
+                    DELETE FROM {t}_ordering_keys
+                    WHERE key = ANY(ARRAY(
+                        SELECT key FROM {t}_ordering_keys
+                        WHERE updated_at_ms <= {NOW_MS} - $1
+                        ORDER BY updated_at_ms LIMIT $2
+                        FOR UPDATE SKIP LOCKED))
+                    RETURNING 1
+                 )
+                 SELECT count(*) FROM gone"
+            ),
         }
     }
 
@@ -293,6 +353,7 @@ impl Statements {
             ("claim", self.claim.as_str()),
             ("abandon", self.abandon.as_str()),
             ("complete", self.complete.as_str()),
+            ("complete_stale", self.complete_stale.as_str()),
             ("retry", self.retry.as_str()),
             ("extend", self.extend.as_str()),
             ("release", self.release.as_str()),
@@ -303,6 +364,7 @@ impl Statements {
             ("stats_dead", self.dead_count.as_str()),
             ("purge_done", self.purge_done.as_str()),
             ("purge_dead", self.purge_dead.as_str()),
+            ("purge_keys", self.purge_keys.as_str()),
         ]
     }
 }
