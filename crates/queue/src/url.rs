@@ -308,8 +308,12 @@ fn percent_decode(value: &str) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                // Two hex digits exactly: `from_str_radix` alone would take `%+a` as 0x0a.
+                let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
                 i += 3;
             }
             b'+' => {
@@ -364,6 +368,15 @@ impl fmt::Debug for Redacted<'_> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_percent_escape_is_two_hex_digits_exactly() {
+        assert_eq!(super::percent_decode("a%2Fb+c").as_deref(), Some("a/b c"));
+        for bad in ["%+a", "%-1", "% a", "%g0", "%4", "%"] {
+            assert_eq!(super::percent_decode(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]
