@@ -562,9 +562,10 @@ impl KeyRuns {
 /// Two events of one key enqueued together, 8 workers: never at once, both run, older first.
 async fn two_events_of_one_key_run_one_at_a_time_in_occurred_at_order(f: Fixture) {
     let runs = KeyRuns::default();
-    let workers = start(eager(Workers::new(f.queue.clone(), runs.router())).concurrency(8));
     let run = unique("pair");
-    // The newer arrives first.
+    // Enqueued together, the newer first, before the workers start: with the workers already
+    // polling, the newer could run and complete before the older arrived, which would then be
+    // stale, rightly, and never run.
     f.queue
         .enqueue(&npn_event(
             &format!("{run}_b"),
@@ -583,6 +584,7 @@ async fn two_events_of_one_key_run_one_at_a_time_in_occurred_at_order(f: Fixture
         ))
         .await
         .unwrap();
+    let workers = start(eager(Workers::new(f.queue.clone(), runs.router())).concurrency(8));
     eventually("both ran", BOUND, || {
         let runs = runs.clone();
         async move { runs.of("0012345").len() == 2 }
