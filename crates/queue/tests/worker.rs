@@ -727,6 +727,18 @@ macro_rules! all_cases {
     };
 }
 
+/// Event time, on the engines that order events (a queue of one partition; a partitioned Redis
+/// queue does not order them yet).
+macro_rules! event_time_cases {
+    ($engine:expr) => {
+        engine_tests!($engine =>
+            two_events_of_one_key_run_one_at_a_time_in_occurred_at_order,
+            events_of_many_keys_on_two_workers_never_overlap_per_key,
+            a_stale_event_is_recorded_and_not_run_unless_opted_in,
+        );
+    };
+}
+
 mod sqlite {
     use super::*;
     all_cases!(Engine::Sqlite);
@@ -735,24 +747,21 @@ mod sqlite {
         middleware_wraps_every_job,
         settings_that_would_lose_a_live_lease_are_capped,
     );
-    // Event time: Redis and PostgreSQL add these once their engines order events.
-    engine_tests!(Engine::Sqlite =>
-        two_events_of_one_key_run_one_at_a_time_in_occurred_at_order,
-        events_of_many_keys_on_two_workers_never_overlap_per_key,
-        a_stale_event_is_recorded_and_not_run_unless_opted_in,
-    );
+    event_time_cases!(Engine::Sqlite);
 }
 
 #[cfg(feature = "redis")]
 mod redis {
     use super::*;
     all_cases!(Engine::Redis);
+    event_time_cases!(Engine::Redis);
 }
 
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
     all_cases!(Engine::Postgres);
+    event_time_cases!(Engine::Postgres);
 }
 
 /// The Redis Cluster of `.ci/redis-cluster.sh` (or `REDIS_CLUSTER_URL`), in 3 partitions.
