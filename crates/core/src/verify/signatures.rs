@@ -300,7 +300,7 @@ mod tests {
                 _ => None,
             }
         };
-        let good = GOOD[3..].as_bytes();
+        let good = &GOOD.as_bytes()[3..];
         let mut inputs: Vec<Vec<u8>> = vec![
             good.to_vec(),
             good[..43].to_vec(),
