@@ -101,9 +101,7 @@ async fn a_portal_resend_of_a_dead_delivery_runs_and_a_resend_of_a_done_one_is_a
 
     let id = "msg_portal_resend_1";
     let now = agentsync_webhooks::handoff::now_ms() / 1_000;
-    let body = format!(
-        r#"{{"id":"whe_1","type":"producersync.updates_available","timestamp":"2026-12-06T10:00:00Z","data":{{"runDate":"2026-12-06"}}}}"#
-    );
+    let body = r#"{"id":"whe_1","type":"producersync.updates_available","timestamp":"2026-12-06T10:00:00Z","data":{"runDate":"2026-12-06"}}"#;
     let (status, _) = send(&url, id, now, body.as_bytes()).await;
     assert_eq!(status, 202, "the first delivery is stored");
     eventually("the delivery to die", || {
