@@ -125,6 +125,19 @@ fn well_formed(known: Known) -> Vec<u8> {
 fn model(raw: &[Vec<u8>]) -> Result<[Option<Vec<u8>>; 9], ()> {
     let mut last: [Option<Vec<u8>>; 9] = Default::default();
     for pair in raw.chunks_exact(2) {
+        // The event-time fields: the ordering key is text, its occurred-at a number; checked
+        // like the others, not part of a dead letter.
+        let event_time = match pair[0].as_slice() {
+            b"ok" => Some(std::str::from_utf8(&pair[1]).is_ok()),
+            b"oat" => Some(std::str::from_utf8(&pair[1]).is_ok_and(|v| v.parse::<i64>().is_ok())),
+            _ => None,
+        };
+        if let Some(fits) = event_time {
+            if !fits {
+                return Err(());
+            }
+            continue;
+        }
         let Some(i) = Known::ALL
             .iter()
             .position(|k| k.name() == pair[0].as_slice())
