@@ -230,10 +230,17 @@ impl QueueContract {
 
     /// Of many concurrent enqueues of one id, exactly one is `New`, and one job results.
     pub async fn concurrent_enqueues_of_one_id_store_one(&self) {
-        let one = delivery(self.case, "contended");
+        self.enqueues_of_one_id_store_one("contended", &[Arc::clone(&self.backend)])
+            .await;
+    }
+
+    /// [`CONTENDERS`] concurrent enqueues of one delivery, spread over `instances`: exactly one
+    /// is `New`, and one job results.
+    async fn enqueues_of_one_id_store_one(&self, name: &str, instances: &[Arc<dyn Backend>]) {
+        let one = delivery(self.case, name);
         let mut tasks = Vec::with_capacity(CONTENDERS);
-        for _ in 0..CONTENDERS {
-            let backend = Arc::clone(&self.backend);
+        for n in 0..CONTENDERS {
+            let backend = Arc::clone(&instances[n % instances.len()]);
             let one = one.clone();
             tasks.push(tokio::spawn(
                 async move { backend.enqueue(&one).await.ok() },
@@ -721,29 +728,9 @@ impl QueueContract {
     /// [`concurrent_enqueues_of_one_id_store_one`](Self::concurrent_enqueues_of_one_id_store_one)
     /// from two instances at once.
     pub async fn concurrent_enqueues_on_two_instances_store_one(&self) {
-        let one = delivery(self.case, "contended-twice");
         let instances = [Arc::clone(&self.backend), Arc::clone(self.second())];
-        let mut tasks = Vec::with_capacity(CONTENDERS);
-        for n in 0..CONTENDERS {
-            let backend = Arc::clone(&instances[n % 2]);
-            let one = one.clone();
-            tasks.push(tokio::spawn(
-                async move { backend.enqueue(&one).await.ok() },
-            ));
-        }
-        let mut new = 0;
-        for task in tasks {
-            match task.await {
-                Ok(Some(Enqueued::New)) => new += 1,
-                Ok(Some(Enqueued::Duplicate)) => {}
-                Ok(None) => panic!("{}: a concurrent enqueue failed", self.case),
-                Err(err) => panic!("{}: an enqueue task panicked: {err}", self.case),
-            }
-        }
-        assert_eq!(new, 1, "{}: New answers", self.case);
-        let jobs = self.claim(CONTENDERS, LONG).await;
-        assert_eq!(jobs.len(), 1, "{}: jobs stored", self.case);
-        assert_eq!(jobs[0].delivery, one, "{}", self.case);
+        self.enqueues_of_one_id_store_one("contended-twice", &instances)
+            .await;
     }
 
     /// [`concurrent_claimers_take_each_job_once`](Self::concurrent_claimers_take_each_job_once)
