@@ -3,7 +3,7 @@
 //! replay", the AgentSync docs ask). Every engine keeps it; the [`Backend`](crate::Backend)
 //! methods that read it are paged by an opaque [`Cursor`] over an index, newest first.
 
-use std::{collections::BTreeMap, fmt, str::FromStr};
+use std::{collections::BTreeMap, fmt, str::FromStr, time::Duration};
 
 use agentsync_webhooks_core::{EventGroup, handoff::ReceivedDelivery};
 
@@ -151,6 +151,9 @@ pub struct DeliveryFilter {
     pub received_until_ms: Option<i64>,
     /// The ids kept.
     pub webhook_id: Option<IdFilter>,
+    /// Only deliveries received at least this long (ms) after their event occurred
+    /// ([`DeliverySummary::delay_ms`]); a delivery with no occurred-at on record is left out.
+    pub min_delay_ms: Option<i64>,
 }
 
 impl DeliveryFilter {
@@ -209,6 +212,27 @@ impl DeliveryFilter {
         self
     }
 
+    /// Only deliveries received at least `delay` after their event occurred: the late ones
+    /// (a sender's retries, a backlog). Deliveries stored without an occurred-at (before the
+    /// record kept one for every delivery) are left out.
+    ///
+    /// No index holds the delay: the engines walk the index the rest of the filter selects
+    /// (received-at order, newest first) and keep the late rows, so a page of rare late
+    /// deliveries reads past the others to fill itself (on Redis, within the list's read
+    /// budget, ending the page early with a cursor to go on from).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use agentsync_webhooks_queue::record::DeliveryFilter;
+    ///
+    /// let late = DeliveryFilter::new().delayed_by_at_least(Duration::from_secs(15 * 60));
+    /// assert_eq!(late.min_delay_ms, Some(900_000));
+    /// ```
+    pub fn delayed_by_at_least(mut self, delay: Duration) -> Self {
+        self.min_delay_ms = Some(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+        self
+    }
+
     /// The states a query reads: the filter's, or every state.
     pub fn states_or_all(&self) -> Vec<DeliveryState> {
         if self.states.is_empty() {
@@ -241,6 +265,9 @@ impl DeliveryFilter {
                 Some(IdFilter::Exact(id)) => summary.webhook_id == *id,
                 Some(IdFilter::Prefix(prefix)) => summary.webhook_id.starts_with(prefix.as_str()),
             }
+            && self
+                .min_delay_ms
+                .is_none_or(|min| summary.delay_ms().is_some_and(|delay| delay >= min))
     }
 }
 
@@ -335,6 +362,39 @@ pub struct DeliverySummary {
     pub last_error: Option<String>,
     /// When it is due next (waiting or retrying), ms since the epoch.
     pub next_run_at_ms: Option<i64>,
+    /// When its event occurred (the envelope's `timestamp`; for a body without one, its
+    /// `webhook-timestamp` stands in, as in [`DeliveryRecord::event_time`]), ms since the
+    /// epoch. Stored with every delivery, so that lists show and filter the delay without
+    /// reading bodies; `None` for a delivery stored before the record kept it (only keyed
+    /// deliveries had it then) and for a body that is not an envelope.
+    pub occurred_at_ms: Option<i64>,
+}
+
+impl DeliverySummary {
+    /// Received minus occurred, ms: how late the event arrived (negative when the sender's
+    /// clock is ahead); `None` without an occurred-at.
+    ///
+    /// ```
+    /// # use agentsync_webhooks_queue::record::{DeliveryState, DeliverySummary};
+    /// let summary = DeliverySummary {
+    ///     webhook_id: "msg_1".into(), event_type: "contract.updated".into(),
+    ///     state: DeliveryState::Done, received_at_ms: 1_000_000, attempts: 1, last_error: None,
+    ///     next_run_at_ms: None, occurred_at_ms: Some(400_000),
+    /// };
+    /// assert_eq!(summary.delay_ms(), Some(600_000));
+    /// assert_eq!(summary.delay(), Some(std::time::Duration::from_secs(600)));
+    /// ```
+    pub fn delay_ms(&self) -> Option<i64> {
+        self.occurred_at_ms
+            .map(|occurred| self.received_at_ms.saturating_sub(occurred))
+    }
+
+    /// [`delay_ms`](Self::delay_ms) as a duration, what tables show; a sender's clock ahead
+    /// of ours (a negative delay) is no delay.
+    pub fn delay(&self) -> Option<Duration> {
+        self.delay_ms()
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+    }
 }
 
 /// One page of deliveries, newest first.
@@ -567,18 +627,10 @@ impl DeliveryRecord {
     /// assert_eq!((time.delay_ms, time.stand_in), (100_000, false));
     /// ```
     pub fn event_time(&self) -> Option<EventTime> {
-        let delivery =
-            agentsync_webhooks_core::Delivery::<agentsync_webhooks_core::RawData>::parse(
-                &self.delivery.webhook_id,
-                self.delivery.webhook_timestamp,
-                self.delivery.body.clone(),
-            )
-            .ok()?;
-        let occurred_at_ms = delivery.event.timestamp.timestamp_millis();
+        let (occurred_at_ms, stand_in) = read_occurred_at(&self.delivery)?;
         Some(EventTime {
             occurred_at_ms,
-            stand_in: delivery.event.timestamp_source
-                != agentsync_webhooks_core::event::TimestampSource::Envelope,
+            stand_in,
             delay_ms: self.delivery.received_at_ms.saturating_sub(occurred_at_ms),
         })
     }
@@ -594,6 +646,38 @@ impl DeliveryRecord {
             })
             == Some(true)
     }
+}
+
+/// When the event of `delivery` occurred (ms) and whether the `webhook-timestamp` stands in
+/// for a missing `timestamp`, read from its body; `None` for a body that is not an envelope.
+fn read_occurred_at(delivery: &ReceivedDelivery) -> Option<(i64, bool)> {
+    let parsed = agentsync_webhooks_core::Delivery::<agentsync_webhooks_core::RawData>::parse(
+        &delivery.webhook_id,
+        delivery.webhook_timestamp,
+        delivery.body.clone(),
+    )
+    .ok()?;
+    Some((
+        parsed.event.timestamp.timestamp_millis(),
+        parsed.event.timestamp_source != agentsync_webhooks_core::event::TimestampSource::Envelope,
+    ))
+}
+
+/// The occurred-at an engine stores with a delivery for the record's lists: the ordering's
+/// when the delivery is keyed (the same value), else read from the body (one parse of the
+/// envelope at enqueue, its `data` left unparsed).
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "redis", feature = "postgres")),
+    allow(dead_code)
+)]
+pub(crate) fn occurred_at_to_store(
+    delivery: &ReceivedDelivery,
+    order: Option<&crate::EventOrder>,
+) -> Option<i64> {
+    order.map_or_else(
+        || read_occurred_at(delivery).map(|(ms, _)| ms),
+        |order| Some(order.occurred_at_ms),
+    )
 }
 
 /// `error` cut to at most [`MAX_ERROR_LEN`] bytes at a character boundary.

@@ -53,7 +53,7 @@ impl Where {
         self.conditions.push(condition);
     }
 
-    /// The filter's type, time and id conditions, and its state (`state`: one state, or the
+    /// The filter's type, time, id and delay conditions, and its state (`state`: one state, or the
     /// filter's states are left to the caller). `cursor`: only what comes after it, newest
     /// first.
     pub(crate) fn filter(
@@ -99,6 +99,14 @@ impl Where {
                 let high = clause.bind(SqlValue::Text(format!("{prefix}\u{10FFFF}")));
                 clause.and(format!("webhook_id >= {low} AND webhook_id < {high}"));
             }
+        }
+        if let Some(min) = filter.min_delay_ms {
+            // No index holds the delay: it narrows the rows the other conditions' index walk
+            // returns. A row stored without an occurred-at has no delay and is left out.
+            let p = clause.bind(SqlValue::Int(min));
+            clause.and(format!(
+                "occurred_at_ms IS NOT NULL AND received_at_ms - occurred_at_ms >= {p}"
+            ));
         }
         if let Some(cursor) = cursor {
             let ms = clause.bind(SqlValue::Int(cursor.received_at_ms));

@@ -30,8 +30,8 @@ use crate::{
 };
 use agentsync_webhooks_core::idempotency::StoreError;
 
-const SUMMARY_COLUMNS: &str =
-    "webhook_id, event_type, state, received_at_ms, attempts, last_error, next_run_at_ms";
+const SUMMARY_COLUMNS: &str = "webhook_id, event_type, state, received_at_ms, attempts, \
+     last_error, next_run_at_ms, occurred_at_ms";
 
 impl ToSql for SqlValue {
     fn to_sql(
@@ -315,6 +315,7 @@ fn summary_from_row(row: &Row) -> Result<DeliverySummary, tokio_postgres::Error>
         next_run_at_ms: matches!(state, DeliveryState::Waiting | DeliveryState::Retrying)
             .then(|| row.try_get(6))
             .transpose()?,
+        occurred_at_ms: row.try_get(7)?,
     })
 }
 

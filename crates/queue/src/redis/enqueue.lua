@@ -1,7 +1,8 @@
 -- KEYS: id mark, stream. ARGV: id, type, timestamp, signature, received, body, group, prefix,
 -- touch ('1' when a WAIT follows: a duplicate rewrites its mark, unchanged, so that the WAIT
 -- after it also covers the write it duplicates, made on another connection), ordering key and
--- occurred-at (ms) of a keyed delivery ('' and '' for none).
+-- occurred-at (ms) of a keyed delivery ('' and '' for none), when the event occurred (ms) for
+-- the record's lists, every delivery's ('' for none: kept as `occ`, apart from the ordering's).
 -- 1 new, 0 duplicate. A new id: the mark, the entry, its record and index entries. A known id
 -- is a duplicate unless its delivery is dead (the sender's resend from its portal) or its mark
 -- is gone while its record stays (forgotten, or done longer ago than the retention): then it
@@ -22,6 +23,8 @@ end
 -- A keyed delivery (ARGV[10] its ordering key, ARGV[11] its occurred-at, ms; '' for none).
 local k, oat = ARGV[10], tonumber(ARGV[11] or '')
 if k == '' or oat == nil or oat ~= math.floor(oat) then k = nil end
+local occ = tonumber(ARGV[12] or '')
+if occ ~= nil and occ ~= math.floor(occ) then occ = nil end
 local entry = {'id', id, 'type', ARGV[2], 'ts', ARGV[3], 'sig', ARGV[4], 'recv', ARGV[5],
   'body', ARGV[6], 'a', '0'}
 if k then
@@ -44,11 +47,12 @@ if state then
   end
   index_rem(P, id, state, old[1] or '', old[2] or '')
   redis.call('ZREM', P .. 'done-at', id)
-  redis.call('HDEL', record, 'err', 'done', 'died', 'worker', 'claimed', 'ok', 'oat')
+  redis.call('HDEL', record, 'err', 'done', 'died', 'worker', 'claimed', 'ok', 'oat', 'occ')
 end
 redis.call('HSET', record, 'id', id, 'type', ARGV[2], 'grp', ARGV[7], 'ts', ARGV[3],
   'sig', ARGV[4], 'recv', ARGV[5], 'body', ARGV[6], 'state', 'waiting', 'a', '0',
   'next', ARGV[5], 'e', added, 'q', 's')
+if occ then redis.call('HSET', record, 'occ', int(occ)) end
 if k then
   redis.call('HSET', record, 'ok', k, 'oat', int(oat))
   redis.call('ZADD', P .. 'k:w:' .. k, int(oat), id)

@@ -716,8 +716,9 @@ impl RedisBackend {
         self.parts.iter().map(|keys| keys.prefix.as_str()).collect()
     }
 
-    /// The partition `webhook_id` maps to (0 to the partition count - 1): FNV-1a of the id
-    /// modulo the count.
+    /// The partition an unkeyed delivery of `webhook_id` is stored in (0 to the partition
+    /// count - 1): FNV-1a of the id modulo the count. A keyed delivery is stored in its
+    /// ordering key's partition instead ([`partition_of_key`](Self::partition_of_key)).
     pub fn partition(&self, webhook_id: &str) -> usize {
         partition_of(webhook_id, self.parts.len())
     }

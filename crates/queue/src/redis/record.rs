@@ -29,7 +29,7 @@ const COUNT_PAGE: usize = 1_000;
 type Fields = Vec<Vec<u8>>;
 
 /// One summary as `list.lua` returns it: id, type, state, received, attempts, last error, next
-/// run.
+/// run, occurred.
 type SummaryRow = (
     String,
     String,
@@ -37,6 +37,7 @@ type SummaryRow = (
     i64,
     i64,
     Option<String>,
+    Option<i64>,
     Option<i64>,
 );
 
@@ -84,7 +85,8 @@ impl RedisBackend {
             .arg(after.map_or("", |cursor| cursor.webhook_id.as_str()))
             .arg(id_prefix)
             .arg(exact)
-            .arg(LIST_BUDGET);
+            .arg(LIST_BUDGET)
+            .arg(optional(filter.min_delay_ms));
         let (rows, stop_ms, stop_id): (Vec<SummaryRow>, Option<i64>, Option<String>) = self
             .bounded("list deliveries", invocation.invoke_async(&mut connection))
             .await?;
@@ -222,8 +224,9 @@ impl RedisBackend {
             ..filter.clone()
         };
         let mut counts = DeliveryCounts::empty();
-        if every_state.webhook_id.is_some() {
-            // No index holds ids by prefix: the deliveries are walked (an exact id is one).
+        if every_state.webhook_id.is_some() || every_state.min_delay_ms.is_some() {
+            // No index holds ids by prefix, nor the delay: the deliveries are walked (an exact
+            // id is one).
             let mut after: Option<Cursor> = None;
             loop {
                 let page = self
@@ -319,7 +322,8 @@ impl RedisBackend {
             .arg(id_prefix)
             .arg(exact)
             .arg(LIST_BUDGET)
-            .arg(by);
+            .arg(by)
+            .arg(optional(filter.min_delay_ms));
         self.bounded(
             "replay deliveries",
             invocation.invoke_async(&mut connection),
@@ -407,7 +411,7 @@ fn parse_state(name: &str) -> Result<DeliveryState, StoreError> {
 }
 
 fn summary_from_row(row: SummaryRow) -> Result<DeliverySummary, StoreError> {
-    let (webhook_id, event_type, state, received_at_ms, attempts, last_error, next) = row;
+    let (webhook_id, event_type, state, received_at_ms, attempts, last_error, next, occurred) = row;
     let state = parse_state(&state)?;
     Ok(DeliverySummary {
         webhook_id,
@@ -417,6 +421,7 @@ fn summary_from_row(row: SummaryRow) -> Result<DeliverySummary, StoreError> {
         attempts: attempt_count(attempts),
         last_error,
         next_run_at_ms: next.filter(|_| due_states(state)),
+        occurred_at_ms: occurred,
     })
 }
 

@@ -1,6 +1,7 @@
 -- KEYS: stream, dead, dead index, then the index sorted sets to walk (of done and dead
 -- deliveries only). ARGV: prefix, at most how many, since, until, id prefix, exact id, budget,
--- who asked. Replays the newest first, in one step; returns how many.
+-- who asked, least delay (ms, '' for none). Replays the newest first, in one step; returns how
+-- many.
 local P = ARGV[1]
 local max = int_arg(ARGV[2], 0, 100000)
 local budget = int_arg(ARGV[7], 1, 10000000)
@@ -10,7 +11,7 @@ for i = 4, #KEYS do indexes[#indexes + 1] = KEYS[i] end
 local exact = nil
 if ARGV[6] ~= '' then exact = ARGV[6] end
 local found = select_deliveries(indexes, max, opt_number(ARGV[3]), opt_number(ARGV[4]), nil,
-  nil, ARGV[5], exact, budget)
+  nil, ARGV[5], exact, budget, P, opt_number(ARGV[9]))
 local now = now_ms()
 local replayed = 0
 for _, one in ipairs(found) do

@@ -21,10 +21,11 @@ end
 local CHUNK = 500
 
 -- Walks `key` newest first, from after the cursor (`cms`, `cid`; nil for the first page),
--- within [lo, hi) (nil: unbounded), keeping the members that start with `prefix`, until `want`
--- are kept or the budget (`budget.left` members read, shared by the walks) is spent. Returns
--- the kept {ms, id}, and the last one read when the budget stopped it.
-local function walk(key, want, lo, hi, cms, cid, prefix, budget)
+-- within [lo, hi) (nil: unbounded), keeping the members that start with `prefix` and that
+-- `keep(ms, id)` keeps (nil: all), until `want` are kept or the budget (`budget.left` members
+-- read, shared by the walks) is spent. Returns the kept {ms, id}, and the last one read when
+-- the budget stopped it.
+local function walk(key, want, lo, hi, cms, cid, prefix, budget, keep)
   local kept = {}
   if want <= 0 then return kept, nil end
   local min, max = '-inf', '+inf'
@@ -32,7 +33,9 @@ local function walk(key, want, lo, hi, cms, cid, prefix, budget)
   if hi then max = '(' .. int(hi) end
   local function read(ms, id)
     budget.left = budget.left - 1
-    if prefix == '' or string.sub(id, 1, #prefix) == prefix then kept[#kept + 1] = {ms, id} end
+    if (prefix == '' or string.sub(id, 1, #prefix) == prefix) and (not keep or keep(ms, id)) then
+      kept[#kept + 1] = {ms, id}
+    end
   end
   if cms then
     if lo and cms < lo then return kept, nil end
@@ -67,23 +70,36 @@ local function walk(key, want, lo, hi, cms, cid, prefix, budget)
   return kept, nil
 end
 
+-- Whether the delivery `id` of prefix `P`, received at `ms`, was received at least
+-- `min_delay` ms after its event occurred (its record's `occ`; one without is not).
+local function delayed(P, id, ms, min_delay)
+  local occ = tonumber(redis.call('HGET', P .. 'd:' .. id, 'occ'))
+  return occ ~= nil and ms - occ >= min_delay
+end
+
 -- The first `want` deliveries of the indexes `keys` (newest first, after the cursor, within
--- [lo, hi), ids starting with `prefix`, or only `exact`), and where the budget stopped the
--- walks (nil if it did not): the last member read, so nothing after it is returned.
-local function select_deliveries(keys, want, lo, hi, cms, cid, prefix, exact, budget_left)
+-- [lo, hi), ids starting with `prefix`, or only `exact`; with `min_delay` (ms, nil for none)
+-- only those received at least that long after their event occurred, read from the records
+-- of prefix `P`: no index holds the delay), and where the budget stopped the walks (nil if it
+-- did not): the last member read, so nothing after it is returned.
+local function select_deliveries(keys, want, lo, hi, cms, cid, prefix, exact, budget_left, P,
+                                 min_delay)
   local all, stop = {}, nil
+  local keep = nil
+  if min_delay then keep = function(ms, id) return delayed(P, id, ms, min_delay) end end
   if exact then
     for _, key in ipairs(keys) do
       local score = tonumber(redis.call('ZSCORE', key, exact))
       if score and (not lo or score >= lo) and (not hi or score < hi)
-        and (not cms or newer({cms, cid}, {score, exact})) then
+        and (not cms or newer({cms, cid}, {score, exact}))
+        and (not keep or keep(score, exact)) then
         all[#all + 1] = {score, exact}
       end
     end
   else
     local budget = {left = budget_left}
     for _, key in ipairs(keys) do
-      local kept, stopped = walk(key, want, lo, hi, cms, cid, prefix, budget)
+      local kept, stopped = walk(key, want, lo, hi, cms, cid, prefix, budget, keep)
       for _, one in ipairs(kept) do all[#all + 1] = one end
       if stopped and (not stop or newer(stopped, stop)) then stop = stopped end
       if budget.left <= 0 then

@@ -635,10 +635,12 @@ impl SqliteBackend {
         delivery: &ReceivedDelivery,
         order: Option<&EventOrder>,
     ) -> Result<Enqueued, StoreError> {
+        // Read from the body here, off the writer's thread.
+        let occurred = crate::record::occurred_at_to_store(delivery, order);
         let delivery = delivery.clone();
         let order = order.cloned();
         self.run_durable("enqueue", move |engine| {
-            engine.enqueue(&delivery, order.as_ref())
+            engine.enqueue(&delivery, order.as_ref(), occurred)
         })
         .await
     }
@@ -1205,13 +1207,17 @@ impl Engine {
     /// Stores `delivery` unless its id is known; a known id is a duplicate unless its delivery
     /// is dead (the sender's resend, from the portal, of a dead letter: a replay), forgotten by
     /// an operator, or done longer ago than the retention, which it then takes over.
+    ///
+    /// `occurred`: when its event occurred, stored for the record's lists with every delivery
+    /// (the claims read only a keyed row's: one with an ordering key).
     fn enqueue(
         &mut self,
         delivery: &ReceivedDelivery,
         order: Option<&EventOrder>,
+        occurred: Option<i64>,
     ) -> rusqlite::Result<Enqueued> {
         let now = now_ms();
-        let (key, occurred) = order.map(|o| (&o.key, o.occurred_at_ms)).unzip();
+        let key = order.map(|o| &o.key);
         let values = params![
             delivery.webhook_id,
             delivery.event_type,

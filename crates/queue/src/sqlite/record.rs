@@ -46,8 +46,8 @@ DELETE FROM jobs WHERE rowid IN (
     SELECT rowid FROM jobs INDEXED BY jobs_dead_order WHERE state = 'dead' AND died_at_ms < ?1
     ORDER BY died_at_ms LIMIT ?2)
 RETURNING webhook_id";
-const SUMMARY_COLUMNS: &str =
-    "webhook_id, event_type, state, received_at_ms, attempts, last_error, next_run_at_ms";
+const SUMMARY_COLUMNS: &str = "webhook_id, event_type, state, received_at_ms, attempts, \
+     last_error, next_run_at_ms, occurred_at_ms";
 
 /// The fixed statements of the record, by name, for the plan tests.
 #[cfg(feature = "testing")]
@@ -201,6 +201,7 @@ fn summary_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliverySummary
         next_run_at_ms: matches!(state, DeliveryState::Waiting | DeliveryState::Retrying)
             .then(|| row.get(6))
             .transpose()?,
+        occurred_at_ms: row.get(7)?,
     })
 }
 
