@@ -304,7 +304,8 @@ impl PostgresBackend {
         let (insert, take_over) = (&self.statements.enqueue, &self.statements.take_over);
         let retention_ms = self.retention_ms.unwrap_or(i64::MAX);
         let key: Option<&str> = order.map(|order| order.key.as_str());
-        let occurred_at_ms: Option<i64> = order.map(|order| order.occurred_at_ms);
+        // Every delivery's, for the record's lists (the claim reads only a keyed row's).
+        let occurred_at_ms = crate::record::occurred_at_to_store(delivery, order);
         let stored = self
             .bounded_durable("enqueue", |client| async move {
                 let values: [&(dyn ToSql + Sync); 10] = [
