@@ -102,6 +102,8 @@ pub const CASES: &[&str] = &[
     "discard_moves_waiting_and_retrying_to_the_dead_letters",
     "forget_lets_the_next_resend_in",
     "purge_dead_deletes_dead_letters_older_than_a_time",
+    "the_record_keeps_when_each_event_occurred_and_filters_the_late",
+    "a_delay_filtered_list_pages_by_cursor",
 ];
 
 /// One empty queue under test, for one case.
@@ -188,6 +190,9 @@ impl QueueContract {
         self.forget_lets_the_next_resend_in().await;
         self.purge_dead_deletes_dead_letters_older_than_a_time()
             .await;
+        self.the_record_keeps_when_each_event_occurred_and_filters_the_late()
+            .await;
+        self.a_delay_filtered_list_pages_by_cursor().await;
     }
 
     /// A new id never seen is `New`; the same id again is `Duplicate` whether it waits, runs or
@@ -1441,6 +1446,171 @@ impl QueueContract {
         );
     }
 
+    /// Every delivery's summary carries when its event occurred (keyed or not; none for a
+    /// body that is not an envelope), and a delay filter keeps exactly those received at least
+    /// that long after it: in lists (with a state, with an exact id), counts and bulk replay.
+    pub async fn the_record_keeps_when_each_event_occurred_and_filters_the_late(&self) {
+        let case = self.case;
+        let base = now_ms() - 60_000;
+        let quarter = Duration::from_secs(15 * 60);
+        // (name, received minus occurred): the filter's bound is 15 min, inclusive.
+        let delays: [(&str, i64); 5] = [
+            ("on-time", 2_000),
+            ("two-hours", 7_200_000),
+            ("just-under", 899_999),
+            ("exactly", 900_000),
+            ("clock-ahead", -30_000),
+        ];
+        let mut expected: Vec<(String, Option<i64>)> = Vec::new();
+        for (n, (name, delay)) in (0_i64..).zip(delays) {
+            let received = base + n * 1_000;
+            let one = timed_delivery(case, name, received, Some(received - delay));
+            assert_eq!(self.enqueue(&one).await, Enqueued::New, "{case}: {name}");
+            expected.push((one.webhook_id, Some(received - delay)));
+        }
+        // A keyed one, late by an hour (its occurred-at also the ordering's).
+        let received = base + 10_000;
+        let keyed = timed_delivery(case, "keyed", received, Some(received - 3_600_000));
+        let order = crate::EventOrder {
+            key: format!("{case}:npn"),
+            occurred_at_ms: received - 3_600_000,
+        };
+        let enqueued = self
+            .backend
+            .enqueue_ordered(&keyed, &order)
+            .await
+            .unwrap_or_else(|err| panic!("{case}: enqueue_ordered failed: {err}"));
+        assert_eq!(enqueued, Enqueued::New, "{case}: keyed");
+        expected.push((keyed.webhook_id.clone(), Some(received - 3_600_000)));
+        // A body that is not an envelope: no occurred-at, never in a delay filter.
+        let opaque = ReceivedDelivery {
+            received_at_ms: base + 11_000,
+            body: Bytes::from_static(b"not an envelope"),
+            ..delivery(case, "opaque")
+        };
+        assert_eq!(self.enqueue(&opaque).await, Enqueued::New, "{case}: opaque");
+        expected.push((opaque.webhook_id.clone(), None));
+
+        let page = self.list(&DeliveryFilter::new(), None, 100).await;
+        let mut occurred: Vec<(String, Option<i64>)> = page
+            .deliveries
+            .iter()
+            .map(|s| (s.webhook_id.clone(), s.occurred_at_ms))
+            .collect();
+        occurred.reverse();
+        assert_eq!(occurred, expected, "{case}: every summary's occurred-at");
+        let two_hours = &page.deliveries[page.deliveries.len() - 2];
+        assert_eq!(two_hours.delay_ms(), Some(7_200_000), "{case}: its delay");
+        assert_eq!(
+            two_hours.delay(),
+            Some(Duration::from_secs(7_200)),
+            "{case}: its delay"
+        );
+
+        let late = DeliveryFilter::new().delayed_by_at_least(quarter);
+        let late_ids = vec![
+            keyed.webhook_id.clone(),
+            expected[3].0.clone(),
+            expected[1].0.clone(),
+        ];
+        assert_eq!(
+            ids(&self.list(&late, None, 100).await),
+            late_ids,
+            "{case}: exactly the late ones, newest first"
+        );
+        assert_eq!(self.counts(&late).await.total(), 3, "{case}: counted");
+        assert_eq!(
+            ids(&self
+                .list(&late.clone().id(expected[1].0.clone()), None, 10)
+                .await),
+            vec![expected[1].0.clone()],
+            "{case}: a late id"
+        );
+        assert!(
+            ids(&self
+                .list(&late.clone().id(expected[2].0.clone()), None, 10)
+                .await)
+            .is_empty(),
+            "{case}: an id not late enough"
+        );
+        for job in self.claim(10, LONG).await {
+            assert!(self.complete(&job).await, "{case}");
+        }
+        let done_late = late.clone().state(DeliveryState::Done);
+        assert_eq!(
+            ids(&self.list(&done_late, None, 100).await),
+            late_ids,
+            "{case}: late and done"
+        );
+        assert_eq!(
+            self.replay_matching(&done_late, 100).await,
+            3,
+            "{case}: only the late ones replayed"
+        );
+        assert_eq!(
+            ids(&self
+                .list(
+                    &DeliveryFilter::new().state(DeliveryState::Waiting),
+                    None,
+                    100
+                )
+                .await),
+            late_ids,
+            "{case}: the late ones wait again"
+        );
+        let replayed = self.record(&keyed.webhook_id).await;
+        assert_eq!(
+            replayed.event_time().map(|t| t.delay_ms),
+            Some(3_600_000),
+            "{case}: the record's delay agrees"
+        );
+    }
+
+    /// A delay filter pages by cursor: late and on-time deliveries interleaved, two late ones
+    /// a page, none skipped or repeated, none on time.
+    pub async fn a_delay_filtered_list_pages_by_cursor(&self) {
+        let case = self.case;
+        let base = now_ms() - 60_000;
+        let mut late = Vec::new();
+        for n in 0..10_i64 {
+            let received = base + n * 1_000;
+            let delay = if n % 2 == 0 { 3_600_000 } else { 1_000 };
+            let one = timed_delivery(
+                case,
+                &format!("paged-{n}"),
+                received,
+                Some(received - delay),
+            );
+            self.enqueue(&one).await;
+            if n % 2 == 0 {
+                late.push(one.webhook_id);
+            }
+        }
+        late.reverse();
+        let filter = DeliveryFilter::new().delayed_by_at_least(Duration::from_secs(60));
+        let mut paged = Vec::new();
+        let mut after: Option<Cursor> = None;
+        let mut pages = 0;
+        loop {
+            let page = self.list(&filter, after.as_ref(), 2).await;
+            assert!(page.deliveries.len() <= 2, "{case}: page size");
+            paged.extend(ids(&page));
+            pages += 1;
+            assert!(pages <= 10, "{case}: the pages end");
+            match page.next {
+                Some(next) => {
+                    after = Some(
+                        next.to_string()
+                            .parse()
+                            .unwrap_or_else(|_| panic!("{case}")),
+                    );
+                }
+                None => break,
+            }
+        }
+        assert_eq!(paged, late, "{case}: the late ones, paged");
+    }
+
     async fn record(&self, webhook_id: &str) -> DeliveryRecord {
         self.backend
             .delivery(webhook_id)
@@ -1866,6 +2036,48 @@ fn delivery(case: &str, name: &str) -> ReceivedDelivery {
     }
 }
 
+/// A delivery for `case` named `name`, received at `received_at_ms`, whose envelope says its
+/// event occurred at `occurred_at_ms` (no `timestamp` for `None`).
+fn timed_delivery(
+    case: &str,
+    name: &str,
+    received_at_ms: i64,
+    occurred_at_ms: Option<i64>,
+) -> ReceivedDelivery {
+    let timestamp = occurred_at_ms.map_or_else(String::new, |ms| {
+        format!(r#","timestamp":"{}""#, rfc3339(ms))
+    });
+    ReceivedDelivery {
+        received_at_ms,
+        body: Bytes::from(format!(
+            r#"{{"type":"producersync.updates_available"{timestamp},"data":{{"name":"{name}"}}}}"#
+        )),
+        ..delivery(case, name)
+    }
+}
+
+/// `ms` since the epoch as RFC 3339 in UTC with milliseconds (`2026-12-06T23:35:00.123Z`).
+fn rfc3339(ms: i64) -> String {
+    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1_000 % 60,
+        in_day % 1_000
+    )
+}
+
 /// Writes one `#[tokio::test]` per contract case, each on a fresh queue from `$make`, an
 /// `async fn(&'static str) -> Option<QueueContract>` (`None` skips the case).
 #[macro_export]
@@ -1899,7 +2111,9 @@ macro_rules! queue_contract_tests {
             replay_matching_is_bounded_and_counts,
             discard_moves_waiting_and_retrying_to_the_dead_letters,
             forget_lets_the_next_resend_in,
-            purge_dead_deletes_dead_letters_older_than_a_time
+            purge_dead_deletes_dead_letters_older_than_a_time,
+            the_record_keeps_when_each_event_occurred_and_filters_the_late,
+            a_delay_filtered_list_pages_by_cursor
         );
     };
     (@cases $make:path; $($case:ident),+) => {
