@@ -102,6 +102,9 @@ fn expected_index(name: &str) -> Option<&'static str> {
     match name {
         "select_expired" => Some("jobs_lease"),
         "select_due" => Some("jobs_due"),
+        "key_running" => Some("jobs_key_running"),
+        "key_head" => Some("jobs_key_waiting"),
+        "purge_keys" => Some("ordering_keys_updated"),
         "pending" => Some("jobs_state_received"),
         "purge_done" => Some("jobs_done"),
         "dead_letters" | "purge_dead" | "purge_dead_before" => Some("jobs_dead_order"),
@@ -613,4 +616,153 @@ async fn a_queue_of_schema_2_is_migrated_to_3_in_place_and_orders_events_after()
     // Opening again is a no-op.
     let again = SqliteBackend::open(&path).await.unwrap();
     drop(again);
+}
+
+/// A row the claim cannot decode, as someone editing the file by hand leaves it: its id, what
+/// was changed (a column set with SQL) and a word the reason it is buried with must hold.
+const TAMPERED: &[(&str, &str, &str)] = &[
+    // The sqlite3 shell's `UPDATE jobs SET body = '{...}'` stores TEXT, not a BLOB.
+    ("msg_text_body", "body = '{\"type\":\"x\"}'", "body"),
+    (
+        "msg_text_timestamp",
+        "webhook_timestamp = 'soon'",
+        "webhook_timestamp",
+    ),
+    (
+        "msg_bad_utf8_type",
+        "event_type = CAST(x'fffe' AS TEXT)",
+        "event_type",
+    ),
+    (
+        "msg_blob_key",
+        "ordering_key = x'ff00', occurred_at_ms = 1",
+        "ordering_key",
+    ),
+    ("msg_real_attempts", "attempts = 1.5", "attempts"),
+    // A running job whose lease ran out: the claim re-claims it first.
+    (
+        "msg_expired_bad_worker",
+        "state = 'running', locked_until_ms = 0, lease = 'gone', claimed_at_ms = 0, \
+         worker = x'ff'",
+        "worker",
+    ),
+];
+
+/// A row that cannot be decoded never stops the queue: the claim buries it as dead with a reason
+/// that names what was wrong (left decodable, so that the record shows it), and the workers go
+/// on with every other delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_row_is_buried_with_its_reason_and_the_others_still_run() {
+    use std::sync::{Arc, Mutex};
+
+    use agentsync_webhooks_core::{
+        EventType, UpdatesAvailable,
+        event::samples,
+        route::{Event, EventRouter, HandlerError},
+    };
+    use agentsync_webhooks_queue::{Workers, record::DeliveryState};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite3");
+    let queue = Queue::sqlite(&path).await.unwrap();
+    let stored = |id: &str| agentsync_webhooks_queue::ReceivedDelivery {
+        body: samples::example_body(
+            EventType::ProducerSyncUpdatesAvailable,
+            &format!("whe_{id}"),
+            1_700_000_000,
+        )
+        .into(),
+        ..delivery(id)
+    };
+    let good: Vec<String> = (0..20).map(|i| format!("msg_good_{i}")).collect();
+    for (i, id) in good.iter().enumerate() {
+        assert_eq!(queue.enqueue(&stored(id)).await.unwrap(), Enqueued::New);
+        // The tampered rows sit between the good ones.
+        if let Some((bad, change, _)) = TAMPERED.get(i) {
+            assert_eq!(queue.enqueue(&stored(bad)).await.unwrap(), Enqueued::New);
+            let connection = rusqlite::Connection::open(&path).unwrap();
+            connection.busy_timeout(Duration::from_secs(10)).unwrap();
+            let changed = connection
+                .execute(
+                    &format!("UPDATE jobs SET {change} WHERE webhook_id = ?1"),
+                    [bad],
+                )
+                .unwrap();
+            assert_eq!(changed, 1, "{bad}");
+        }
+    }
+
+    let ran = Arc::new(Mutex::new(Vec::<String>::new()));
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let ran = ran.clone();
+        move |event: Event<UpdatesAvailable>| {
+            let ran = ran.clone();
+            async move {
+                ran.lock().unwrap().push(event.webhook_id.clone());
+                Ok::<_, HandlerError>(())
+            }
+        }
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let workers = tokio::spawn(
+        Workers::new(queue.clone(), router)
+            .concurrency(4)
+            .poll_interval(Duration::from_millis(10))
+            .run_until(async move {
+                let _ = stopped.await;
+            }),
+    );
+    // Generous: it only keeps a broken build from hanging.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while queue.stats().await.unwrap().depth > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the queue stalled: {:?}, ran {:?}",
+            queue.stats().await.unwrap(),
+            ran.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(());
+    workers.await.unwrap();
+
+    let mut ran = ran.lock().unwrap().clone();
+    ran.sort_unstable();
+    let mut expected = good.clone();
+    expected.sort_unstable();
+    assert_eq!(
+        ran, expected,
+        "every good delivery ran once, no tampered one"
+    );
+    for (bad, _, column) in TAMPERED {
+        let record = queue
+            .delivery(bad)
+            .await
+            .unwrap_or_else(|err| panic!("{bad}: the record cannot show it: {err}"))
+            .unwrap_or_else(|| panic!("{bad} is not on record"));
+        assert_eq!(record.state, DeliveryState::Dead, "{bad}");
+        let reason = record.last_error.clone().unwrap_or_default();
+        assert!(reason.contains(column), "{bad}: {reason}");
+        assert!(
+            record.history.iter().any(|entry| matches!(
+                &entry.event,
+                agentsync_webhooks_queue::record::HistoryEvent::Attempt { error: Some(error), .. }
+                    if error == &reason
+            )),
+            "{bad}: the history has no entry with the reason: {:?}",
+            record.history
+        );
+    }
+    assert_eq!(queue.stats().await.unwrap().dead, TAMPERED.len() as u64);
+    // The dead letters list them all, the record's list too.
+    assert_eq!(queue.dead_letters(100).await.unwrap().len(), TAMPERED.len());
+    let page = queue
+        .list(
+            &agentsync_webhooks_queue::record::DeliveryFilter::new().state(DeliveryState::Dead),
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.deliveries.len(), TAMPERED.len());
 }

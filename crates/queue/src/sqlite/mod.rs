@@ -80,7 +80,10 @@ use agentsync_webhooks_core::{
     idempotency::{StoreError, StoreErrorKind},
 };
 use bytes::Bytes;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{
+    Connection, OptionalExtension, params,
+    types::{Value, ValueRef},
+};
 use tokio::sync::oneshot;
 
 use crate::{
@@ -167,6 +170,18 @@ SELECT rowid, next_run_at_ms FROM jobs INDEXED BY jobs_key_waiting
 WHERE ordering_key = ?1 AND state IN ('waiting', 'retrying')
 ORDER BY occurred_at_ms, webhook_id LIMIT 1";
 const KEY_NEWEST: &str = "SELECT newest_done_ms FROM ordering_keys WHERE key = ?1";
+/// A key's newest that was not an integer, mended (see [`key_newest`]).
+const KEY_NEWEST_MEND: &str = "UPDATE ordering_keys SET newest_done_ms = ?2 WHERE key = ?1";
+/// A key's newest that stood for no integer, dropped (see [`key_newest`]).
+const KEY_NEWEST_DROP: &str = "DELETE FROM ordering_keys WHERE key = ?1";
+/// The decoded columns of a row the claim could not decode (see [`DECODED`]).
+const SELECT_STORED: &str = "
+SELECT webhook_id, event_type, event_group, webhook_timestamp, signature, received_at_ms, body,
+       attempts, next_run_at_ms, claimed_at_ms, worker, done_at_ms, forgotten, history_seq,
+       ordering_key, occurred_at_ms
+FROM jobs WHERE rowid = ?1";
+/// Whether another row holds an id.
+const ID_ELSEWHERE: &str = "SELECT 1 FROM jobs WHERE webhook_id = ?1 AND rowid <> ?2";
 /// Raises the completed job's key's newest occurred-at (nothing for a job without a key).
 const RAISE_NEWEST: &str = "
 INSERT INTO ordering_keys (key, newest_done_ms, updated_at_ms)
@@ -254,6 +269,10 @@ pub fn statements_for_tests() -> Vec<(String, String)> {
         ("key_running", KEY_RUNNING.to_owned()),
         ("key_head", KEY_HEAD.to_owned()),
         ("key_newest", KEY_NEWEST.to_owned()),
+        ("key_newest_mend", KEY_NEWEST_MEND.to_owned()),
+        ("key_newest_drop", KEY_NEWEST_DROP.to_owned()),
+        ("select_stored", SELECT_STORED.to_owned()),
+        ("id_elsewhere", ID_ELSEWHERE.to_owned()),
         ("raise_newest", RAISE_NEWEST.to_owned()),
         ("purge_keys", PURGE_KEYS.to_owned()),
         ("complete", settled(COMPLETE)),
@@ -1086,6 +1105,11 @@ impl Engine {
     /// job's lost attempt goes into its history. A keyed job is taken only when no job of its
     /// key runs and it is its key's next in occurred-at order (see [`Backend`]'s event-time
     /// rules); a job without a key costs a look at the key the due index already holds.
+    ///
+    /// A row the claim cannot decode (a column of another type than this library writes, text
+    /// that is not UTF-8: a file edited by hand) is buried in the same step, with the reason
+    /// (see [`bury_undecodable`]), and the claim goes on with the others: one such row never
+    /// stops the queue.
     fn claim(
         &mut self,
         max: i64,
@@ -1097,21 +1121,31 @@ impl Engine {
         let until = now.saturating_add(lease_ms);
         // A savepoint within the group's transaction: a claim that fails half-way takes nothing.
         let transaction = self.connection.savepoint()?;
-        let expired: Vec<ExpiredLease> = transaction
+        // Each row read with its rowid first (always an integer), the rest as it decodes.
+        let expired: Vec<(i64, rusqlite::Result<ExpiredLease>)> = transaction
             .prepare_cached(SELECT_EXPIRED)?
             .query_map(params![now, max], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                ))
+                let decoded = (|| {
+                    Ok((
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                    ))
+                })();
+                Ok((row.get(0)?, decoded))
             })?
             .collect::<rusqlite::Result<_>>()?;
         let mut rows = Vec::with_capacity(expired.len());
-        for (row, id, attempts, claimed_at, locked_until, lost_worker) in expired {
+        for (row, decoded) in expired {
+            let (id, attempts, claimed_at, locked_until, lost_worker) = match decoded {
+                Ok(lease) => lease,
+                Err(err) => {
+                    bury_undecodable(&transaction, row, &err, now, worker, false)?;
+                    continue;
+                }
+            };
             let started = claimed_at.unwrap_or(now);
             let event = HistoryEvent::Attempt {
                 number: attempt_count(attempts),
@@ -1129,7 +1163,7 @@ impl Engine {
             let due = transaction
                 .prepare_cached(SELECT_DUE)?
                 .query_map(params![now, wanted.saturating_add(HELD_SLACK)], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?))
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut keys_seen: Vec<String> = Vec::new();
@@ -1138,10 +1172,17 @@ impl Engine {
                 if taken == wanted {
                     break;
                 }
-                let Some(key) = key else {
-                    rows.push(row);
-                    taken += 1;
-                    continue;
+                let key = match key {
+                    Ok(Some(key)) => key,
+                    Ok(None) => {
+                        rows.push(row);
+                        taken += 1;
+                        continue;
+                    }
+                    Err(err) => {
+                        bury_undecodable(&transaction, row, &err, now, worker, false)?;
+                        continue;
+                    }
                 };
                 if keys_seen.contains(&key) {
                     continue;
@@ -1157,16 +1198,22 @@ impl Engine {
                     transaction
                         .prepare_cached(KEY_HEAD)?
                         .query_row(params![key], |row| {
-                            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)))
                         })
                         .optional()?
                 };
                 keys_seen.push(key);
-                if let Some((head, due_at)) = head
-                    && due_at <= now
-                {
-                    rows.push(head);
-                    taken += 1;
+                match head {
+                    Some((head, Ok(due_at))) if due_at <= now => {
+                        rows.push(head);
+                        taken += 1;
+                    }
+                    // The key's head cannot be decoded: buried, so that the key's next one is
+                    // its head at the next claim.
+                    Some((head, Err(err))) => {
+                        bury_undecodable(&transaction, head, &err, now, worker, false)?;
+                    }
+                    _ => {}
                 }
             }
         }
@@ -1174,24 +1221,30 @@ impl Engine {
         {
             let mut take = transaction.prepare_cached(TAKE)?;
             for row in rows {
-                let (job, key, occurred): (Job, Option<String>, Option<i64>) =
+                let taken: rusqlite::Result<(Job, Option<String>, Option<i64>)> =
                     take.query_row(params![row, until, token, worker, now], |row| {
-                        Ok((
-                            Job {
-                                delivery: delivery_from_row(row)?,
-                                attempt: attempt_count(row.get(6)?),
-                                receipt: Receipt(token.to_owned()),
-                            },
-                            row.get(7)?,
-                            row.get(8)?,
-                        ))
+                        Ok((|| {
+                            Ok((
+                                Job {
+                                    delivery: delivery_from_row(row)?,
+                                    attempt: attempt_count(row.get(6)?),
+                                    receipt: Receipt(token.to_owned()),
+                                },
+                                row.get(7)?,
+                                row.get(8)?,
+                            ))
+                        })())
                     })?;
+                let (job, key, occurred) = match taken {
+                    Ok(taken) => taken,
+                    Err(err) => {
+                        bury_undecodable(&transaction, row, &err, now, worker, true)?;
+                        continue;
+                    }
+                };
                 let order = match (key, occurred) {
                     (Some(key), Some(occurred_at_ms)) => Some(ClaimedOrder {
-                        newest_done_ms: transaction
-                            .prepare_cached(KEY_NEWEST)?
-                            .query_row(params![key], |row| row.get(0))
-                            .optional()?,
+                        newest_done_ms: key_newest(&transaction, &key)?,
                         key,
                         occurred_at_ms,
                     }),
@@ -1343,8 +1396,8 @@ impl Engine {
     }
 }
 
-/// A lease that ran out: its row, id, attempts, claim time, lease end and worker.
-type ExpiredLease = (i64, String, i64, Option<i64>, Option<i64>, Option<String>);
+/// A lease that ran out: its id, attempts, claim time, lease end and worker.
+type ExpiredLease = (String, i64, Option<i64>, Option<i64>, Option<String>);
 
 /// What a settling statement returns: attempts, claim time, worker, the history entry's place.
 type Settled = (i64, Option<i64>, Option<String>, i64);
@@ -1376,6 +1429,251 @@ fn dead_letter_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter>
         last_error: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
         died_at_ms: row.get::<_, Option<i64>>(8)?.unwrap_or_default(),
     })
+}
+
+/// What a column of `jobs` must hold for the claim, the record and the enqueue's look-up to
+/// decode it.
+#[derive(Debug, Clone, Copy)]
+enum Stored {
+    Text,
+    MaybeText,
+    Integer,
+    MaybeInteger,
+    Blob,
+}
+
+/// The columns of `jobs` that are decoded, in the order of [`SELECT_STORED`]; the bury of an
+/// undecodable row writes the others (state, lease, when it died, its reason).
+const DECODED: &[(&str, Stored)] = &[
+    ("webhook_id", Stored::Text),
+    ("event_type", Stored::Text),
+    ("event_group", Stored::Text),
+    ("webhook_timestamp", Stored::Integer),
+    ("signature", Stored::Text),
+    ("received_at_ms", Stored::Integer),
+    ("body", Stored::Blob),
+    ("attempts", Stored::Integer),
+    ("next_run_at_ms", Stored::Integer),
+    ("claimed_at_ms", Stored::MaybeInteger),
+    ("worker", Stored::MaybeText),
+    ("done_at_ms", Stored::MaybeInteger),
+    ("forgotten", Stored::Integer),
+    ("history_seq", Stored::Integer),
+    ("ordering_key", Stored::MaybeText),
+    ("occurred_at_ms", Stored::MaybeInteger),
+];
+
+/// A value as an operator reads it in a reason: its storage class and (the start of) its
+/// content.
+fn shown(value: ValueRef<'_>) -> String {
+    fn hex(bytes: &[u8]) -> String {
+        let mut out: String = bytes.iter().take(32).map(|b| format!("{b:02x}")).collect();
+        if bytes.len() > 32 {
+            out.push('…');
+        }
+        out
+    }
+    match value {
+        ValueRef::Null => "NULL".to_owned(),
+        ValueRef::Integer(n) => format!("the INTEGER {n}"),
+        ValueRef::Real(f) => format!("the REAL {f}"),
+        ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => format!("the TEXT {:?}", text.chars().take(40).collect::<String>()),
+            Err(_) => format!("TEXT that is not UTF-8 (x'{}')", hex(bytes)),
+        },
+        ValueRef::Blob(bytes) => format!("a BLOB (x'{}')", hex(bytes)),
+    }
+}
+
+/// An integer a value stands for, when it plainly does: a whole or truncated REAL, a TEXT of
+/// digits.
+fn as_integer(value: ValueRef<'_>) -> Option<i64> {
+    match value {
+        ValueRef::Integer(n) => Some(n),
+        // Saturating, as `as` is for a float (NaN: none).
+        ValueRef::Real(f) if !f.is_nan() => Some(f as i64),
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes).ok()?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `None` when `value` decodes as `stored`; else what to store instead (the same content
+/// where it can be kept: TEXT bytes as a BLOB, a BLOB of UTF-8 as TEXT) and what was wrong.
+fn mend(column: &str, stored: Stored, value: ValueRef<'_>) -> Option<(Value, String)> {
+    use Stored::{Blob, Integer, MaybeInteger, MaybeText, Text};
+    let replacement = match (stored, value) {
+        (MaybeText | MaybeInteger, ValueRef::Null)
+        | (Integer | MaybeInteger, ValueRef::Integer(_))
+        | (Blob, ValueRef::Blob(_)) => return None,
+        (Text | MaybeText, ValueRef::Text(bytes)) if std::str::from_utf8(bytes).is_ok() => {
+            return None;
+        }
+        (Blob, ValueRef::Text(bytes)) => Value::Blob(bytes.to_vec()),
+        (Blob, ValueRef::Integer(n)) => Value::Blob(n.to_string().into_bytes()),
+        (Blob, ValueRef::Real(f)) => Value::Blob(f.to_string().into_bytes()),
+        (Blob, ValueRef::Null) => Value::Blob(Vec::new()),
+        (Text | MaybeText, ValueRef::Text(bytes) | ValueRef::Blob(bytes)) => {
+            Value::Text(String::from_utf8_lossy(bytes).into_owned())
+        }
+        (Text | MaybeText, ValueRef::Integer(n)) => Value::Text(n.to_string()),
+        (Text | MaybeText, ValueRef::Real(f)) => Value::Text(f.to_string()),
+        (Text, ValueRef::Null) => Value::Text(String::new()),
+        (Integer, other) => Value::Integer(as_integer(other).unwrap_or(0)),
+        (MaybeInteger, other) => as_integer(other).map_or(Value::Null, Value::Integer),
+    };
+    let wanted = match stored {
+        Text | MaybeText => "UTF-8 TEXT",
+        Integer | MaybeInteger => "an INTEGER",
+        Blob => "a BLOB",
+    };
+    let kept = match (stored, value) {
+        (Blob, ValueRef::Text(_)) => "kept, the same bytes as a BLOB".to_owned(),
+        _ => format!("now {}", shown(ValueRef::from(&replacement))),
+    };
+    Some((
+        replacement,
+        format!("{column} held {}, not {wanted} ({kept})", shown(value)),
+    ))
+}
+
+/// Buries the row `rowid`, which the claim could not decode (`err`), as dead in the claim's
+/// step: each column that does not hold what this library writes is mended to a value that
+/// decodes (the same bytes where they can be kept), the reason names each one and what it
+/// held, and one attempt entry (outcome dead, `worker`'s) carries it, so that the record shows
+/// the delivery and why it died, and a replay of it runs what is stored now. `taken`: the claim
+/// already counted the attempt. Logged once: a dead row is never claimed again.
+fn bury_undecodable(
+    connection: &Connection,
+    rowid: i64,
+    err: &rusqlite::Error,
+    now: i64,
+    worker: &str,
+    taken: bool,
+) -> rusqlite::Result<()> {
+    let mut mended: Vec<(&str, Value)> = Vec::new();
+    let mut flaws: Vec<String> = Vec::new();
+    let found = connection
+        .prepare_cached(SELECT_STORED)?
+        .query_row(params![rowid], |row| {
+            for (i, (column, stored)) in DECODED.iter().enumerate() {
+                if let Some((value, flaw)) = mend(column, *stored, row.get_ref(i)?) {
+                    mended.push((column, value));
+                    flaws.push(flaw);
+                }
+            }
+            Ok(())
+        })
+        .optional()?;
+    if found.is_none() {
+        return Ok(());
+    }
+    let what = if flaws.is_empty() {
+        format!("the claim could not decode it: {err}")
+    } else {
+        flaws.join("; ")
+    };
+    let reason = format!("buried without running: its stored row could not be decoded: {what}");
+    let reason = bounded_error(&reason).to_owned();
+    let mut values = vec![
+        Value::Integer(rowid),
+        Value::Integer(now),
+        Value::Text(reason.clone()),
+    ];
+    let mut sets = String::new();
+    let mut counted = taken;
+    for (column, mut value) in mended {
+        match (column, &mut value) {
+            // A mended id that another row holds keeps this row's own.
+            ("webhook_id", Value::Text(id)) => {
+                let taken_id = connection
+                    .prepare_cached(ID_ELSEWHERE)?
+                    .query_row(params![id.as_str(), rowid], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                if taken_id {
+                    id.push_str(&format!("~{rowid}"));
+                }
+            }
+            ("attempts", Value::Integer(attempts)) if !counted => {
+                *attempts = attempts.saturating_add(1);
+                counted = true;
+            }
+            _ => {}
+        }
+        values.push(value);
+        sets.push_str(&format!("{column} = ?{}, ", values.len()));
+    }
+    if !counted {
+        sets.push_str("attempts = attempts + 1, ");
+    }
+    let buried: Option<(String, i64)> = connection
+        .prepare(&format!(
+            "UPDATE jobs SET {sets}state = 'dead', died_at_ms = ?2, last_error = ?3, \
+             locked_until_ms = NULL, lease = NULL WHERE rowid = ?1 \
+             RETURNING webhook_id, attempts"
+        ))?
+        .query_row(rusqlite::params_from_iter(values), |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    let Some((webhook_id, attempts)) = buried else {
+        return Ok(());
+    };
+    let event = HistoryEvent::Attempt {
+        number: attempt_count(attempts),
+        duration_ms: 0,
+        outcome: AttemptOutcome::Dead,
+        error: Some(reason.clone()),
+        worker: worker.to_owned(),
+    };
+    record::append(connection, &webhook_id, now, &event)?;
+    tracing::error!(
+        webhook_id = %webhook_id,
+        rowid,
+        reason = %reason,
+        "a SQLite queue row could not be decoded: buried as dead without running (its record \
+         shows what was wrong)"
+    );
+    Ok(())
+}
+
+/// The key's newest done occurred-at, for the stale check. A value this library did not write
+/// (not an integer) is mended in place when it plainly stands for one, else deleted (the key's
+/// next completion writes it again), and logged: the stale check never stops the claim.
+fn key_newest(connection: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
+    let Some(stored) = connection
+        .prepare_cached(KEY_NEWEST)?
+        .query_row(params![key], |row| {
+            Ok(match row.get_ref(0)? {
+                ValueRef::Integer(n) => Ok(n),
+                other => Err((shown(other), as_integer(other))),
+            })
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let (held, number) = match stored {
+        Ok(newest) => return Ok(Some(newest)),
+        Err(found) => found,
+    };
+    match number {
+        Some(newest) => connection
+            .prepare_cached(KEY_NEWEST_MEND)?
+            .execute(params![key, newest])?,
+        None => connection
+            .prepare_cached(KEY_NEWEST_DROP)?
+            .execute(params![key])?,
+    };
+    tracing::error!(
+        key,
+        held = %held,
+        now = ?number,
+        "a SQLite queue key's newest done occurred-at was not an integer: mended, or dropped \
+         when it stood for none (the stale check of that key starts again from its next \
+         completion)"
+    );
+    Ok(number)
 }
 
 fn thread_gone() -> StoreError {
