@@ -815,6 +815,83 @@ async fn dlq_is_queue_with_state_dead() {
     assert_stdout_contains(&refused, "2 dead letters in the SQLite file");
 }
 
+/// A body whose envelope says its event occurred `late_ms` before `received_at_ms`.
+fn body_occurred(event_type: &str, received_at_ms: i64, late_ms: i64) -> Vec<u8> {
+    let occurred = chrono::DateTime::from_timestamp_millis(received_at_ms - late_ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    format!(r#"{{"type":"{event_type}","timestamp":"{occurred}","data":{{}}}}"#).into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_shows_each_delay_and_filters_the_late_ones() {
+    let scratch = Scratch::new("queue-delay");
+    let file = scratch.path("queue.sqlite3");
+    let queue = Queue::sqlite(&file).await.unwrap();
+    let url = format!("sqlite://{file}");
+    // (id, received minutes ago, received minus occurred in ms)
+    for (id, minutes_ago, late_ms) in [
+        ("msg_late", 3, 2 * 3_600_000),
+        ("msg_prompt", 2, 4_000),
+        ("msg_edge", 1, 15 * MINUTE_MS),
+    ] {
+        let mut one = delivery(id, "contract.updated", minutes_ago, b"");
+        one.body = body_occurred("contract.updated", one.received_at_ms, late_ms).into();
+        assert_eq!(queue.enqueue(&one).await.unwrap(), Enqueued::New);
+    }
+
+    let text = ok(&run(&["queue", "list"], &url));
+    let line = |id: &str| {
+        text.lines()
+            .find(|line| line.contains(id))
+            .unwrap_or_else(|| panic!("{id}: {text}"))
+            .to_owned()
+    };
+    assert!(line("msg_late").contains("delay 2h 00m"), "{text}");
+    assert!(line("msg_prompt").contains("delay 4 s"), "{text}");
+    assert!(line("msg_edge").contains("delay 15m 00s"), "{text}");
+
+    let late = ok(&run(&["queue", "list", "--delayed-over", "15m"], &url));
+    assert_eq!(listed_ids(&late), ["msg_edge", "msg_late"], "{late}");
+    assert!(
+        late.contains(
+            "2 of 2 deliveries received at least 15m 00s after their event occurred shown"
+        ),
+        "{late}"
+    );
+    assert_eq!(
+        list(&url, &["--delayed-over", "1h", "--state", "waiting"]),
+        ["msg_late"]
+    );
+    assert!(list(&url, &["--delayed-over", "3h"]).is_empty());
+
+    let output = run(
+        &["queue", "list", "--delayed-over", "1h", "--format", "json"],
+        &url,
+    );
+    let objects = json_lines(&ok(&output));
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    assert_eq!(objects[0]["webhook_id"], "msg_late");
+    assert_eq!(objects[0]["delay_ms"], 2 * 3_600_000);
+    let received = objects[0]["received_at_ms"].as_i64().unwrap();
+    assert_eq!(objects[0]["occurred_at_ms"], received - 2 * 3_600_000);
+    assert!(objects[0]["occurred_at"].as_str().unwrap().ends_with('Z'));
+
+    let shown = ok(&run(&["queue", "show", "msg_late"], &url));
+    let occurred = shown
+        .lines()
+        .find(|line| line.starts_with("occurred at "))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(occurred.ends_with("(delay 2h 00m)"), "{shown}");
+    let json = ok(&run(
+        &["queue", "show", "msg_late", "--format", "json"],
+        &url,
+    ));
+    let record: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(record["delay_ms"], 2 * 3_600_000);
+    assert_eq!(record["occurred_at_stand_in"], false);
+}
+
 #[test]
 fn bad_filters_exit_2() {
     let scratch = Scratch::new("queue-bad-input");
@@ -844,6 +921,10 @@ fn bad_filters_exit_2() {
         ),
         (&["queue", "list", "--type", ""][..], "an event type"),
         (&["queue", "list", "--format", "yaml"][..], "--format"),
+        (
+            &["queue", "list", "--delayed-over", "15"][..],
+            "expected a duration",
+        ),
         (&["queue", "show"][..], "<ID>"),
         (
             &["queue", "replay", "--limit", "1001", "--state", "dead"][..],

@@ -7,7 +7,8 @@ use super::{
     Format, PageArgs,
     target::{QueueArgs, open, store_failure},
     text::{
-        attempts_text, by_state, column_width, matching, one_line, rfc3339_json, rfc3339_ms, what,
+        attempts_text, by_state, column_width, delay_text, matching, one_line, rfc3339_json,
+        rfc3339_ms, what,
     },
 };
 use crate::{failure::Failure, output::out};
@@ -79,11 +80,12 @@ pub async fn run(
             let type_width = column_width(rows.iter().map(|d| &d.event_type));
             for delivery in rows {
                 let line = format!(
-                    "{}  {:id_width$}  {:type_width$}  {:8}  {:>11}  {}",
+                    "{}  {:id_width$}  {:type_width$}  {:8}  {:>14}  {:>11}  {}",
                     rfc3339_ms(delivery.received_at_ms),
                     one_line(&delivery.webhook_id, usize::MAX),
                     one_line(&delivery.event_type, usize::MAX),
                     delivery.state.as_str(),
+                    delay_text(delivery.delay()),
                     attempts_text(delivery.attempts),
                     one_line(
                         delivery.last_error.as_deref().unwrap_or_default(),
@@ -112,6 +114,11 @@ fn summary_json(delivery: &DeliverySummary) -> serde_json::Value {
         "attempts": delivery.attempts,
         "last_error": delivery.last_error,
         "next_run_at": rfc3339_json(delivery.next_run_at_ms),
+        // When its event occurred and how late it arrived (ms, negative for a sender's clock
+        // ahead); null when the record has no occurred-at for it.
+        "occurred_at": rfc3339_json(delivery.occurred_at_ms),
+        "occurred_at_ms": delivery.occurred_at_ms,
+        "delay_ms": delivery.delay_ms(),
         "cursor": Cursor::after(delivery).to_string(),
     })
 }

@@ -34,8 +34,8 @@ const BY: &str = "cli";
                   terminal nor given --yes)."
 )]
 pub enum QueueCommand {
-    /// Deliveries newest first, one line each (received at, webhook-id, type, state, attempts,
-    /// last error), then how many match and the next page's cursor.
+    /// Deliveries newest first, one line each (received at, webhook-id, type, state, delay,
+    /// attempts, last error), then how many match and the next page's cursor.
     List(ListArgs),
     /// Everything kept of one delivery: headers (the signature shortened), state, times, the
     /// body (pretty-printed when it is JSON) and its history: every attempt with its time,
@@ -93,6 +93,11 @@ pub struct FilterArgs {
     /// Only deliveries whose webhook-id starts with this.
     #[arg(long, value_name = "PREFIX", value_parser = parse_message_id)]
     pub id_prefix: Option<String>,
+    /// Only deliveries received at least this long after their event occurred (a duration:
+    /// 15m, 1h, 2d): the late ones, a sender's retries or a backlog. Deliveries stored before
+    /// the queue kept every event's occurred-at have no delay and are left out.
+    #[arg(long, value_name = "DURATION", value_parser = when::parse_duration)]
+    pub delayed_over: Option<std::time::Duration>,
 }
 
 impl FilterArgs {
@@ -103,6 +108,7 @@ impl FilterArgs {
             || self.until.is_some()
             || self.id.is_some()
             || self.id_prefix.is_some()
+            || self.delayed_over.is_some()
     }
 
     /// The filter these flags and `states` make; `--since` after `--until` is bad input.
@@ -131,6 +137,9 @@ impl FilterArgs {
         }
         if let Some(prefix) = &self.id_prefix {
             filter = filter.id_prefix(prefix.as_str());
+        }
+        if let Some(delay) = self.delayed_over {
+            filter = filter.delayed_by_at_least(delay);
         }
         Ok(filter)
     }

@@ -76,6 +76,25 @@ fn print_text(record: &DeliveryRecord) -> Result<(), crate::output::StdoutClosed
     out!("state              {}", record.state);
     out!("attempts           {}", record.attempts);
     out!("received at        {}", rfc3339_ms(delivery.received_at_ms));
+    if let Some(time) = record.event_time() {
+        let (delay, ahead) = if time.delay_ms < 0 {
+            (
+                format!("-{}", human_duration(ms_duration(-time.delay_ms))),
+                ": the sender's clock is ahead",
+            )
+        } else {
+            (human_duration(ms_duration(time.delay_ms)), "")
+        };
+        let source = if time.stand_in {
+            ", no timestamp in the envelope: the webhook-timestamp stands in"
+        } else {
+            ""
+        };
+        out!(
+            "occurred at        {} (delay {delay}{ahead}{source})",
+            rfc3339_ms(time.occurred_at_ms)
+        );
+    }
     if let Some(at) = record.next_run_at_ms {
         let when = if at > now {
             format!(" (in {})", human_duration(ms_duration(at - now)))
@@ -205,6 +224,7 @@ fn record_json(record: &DeliveryRecord) -> serde_json::Value {
     let delivery = &record.delivery;
     let (body, body_is_json) = body_json(&delivery.body);
     let history: Vec<serde_json::Value> = record.history.iter().map(entry_json).collect();
+    let time = record.event_time();
     serde_json::json!({
         "webhook_id": delivery.webhook_id,
         "type": delivery.event_type,
@@ -213,6 +233,10 @@ fn record_json(record: &DeliveryRecord) -> serde_json::Value {
         "last_error": record.last_error,
         "received_at": rfc3339_ms(delivery.received_at_ms),
         "received_at_ms": delivery.received_at_ms,
+        "occurred_at": rfc3339_json(time.map(|t| t.occurred_at_ms)),
+        "occurred_at_ms": time.map(|t| t.occurred_at_ms),
+        "occurred_at_stand_in": time.map(|t| t.stand_in),
+        "delay_ms": time.map(|t| t.delay_ms),
         "next_run_at": rfc3339_json(record.next_run_at_ms),
         "done_at": rfc3339_json(record.done_at_ms),
         "died_at": rfc3339_json(record.died_at_ms),

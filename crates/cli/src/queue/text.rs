@@ -225,7 +225,23 @@ pub fn what(filter: &DeliveryFilter, count: u64) -> String {
         }
         None => {}
     }
+    if let Some(min) = filter.min_delay_ms {
+        let min = Duration::from_millis(u64::try_from(min).unwrap_or(0));
+        words.push_str(&format!(
+            " received at least {} after their event occurred",
+            human_duration(min)
+        ));
+    }
     words
+}
+
+/// A delivery's delay (received minus occurred) for a table: `delay 2h 00m`, or `delay -`
+/// when its occurred-at is not on record.
+pub fn delay_text(delay: Option<Duration>) -> String {
+    delay.map_or_else(
+        || "delay -".to_owned(),
+        |delay| format!("delay {}", human_duration(delay)),
+    )
 }
 
 /// The non-zero counts by state, in a delivery's life order: `1 waiting, 2 dead` (or `none`).

@@ -1,5 +1,8 @@
 //! The times of `--since`, `--until` and `--older-than`: an RFC 3339 time, a date, or a
-//! duration ago (`30m`, `1h`, `2d`, `1h30m`).
+//! duration ago (`30m`, `1h`, `2d`, `1h30m`); and the durations of `--delayed-over`, in the same
+//! units.
+
+use std::time::Duration;
 
 use agentsync_webhooks_core::handoff::now_ms;
 
@@ -26,6 +29,14 @@ fn parse_time_at(text: &str, now: i64) -> Result<i64, String> {
     }
     let ago = parse_duration_ms(text).ok_or_else(|| EXPECTED.to_owned())?;
     Ok(now.saturating_sub(ago))
+}
+
+/// A duration flag's value (`15m`, `1h30m`, `2d`), in the units of the time flags.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    parse_duration_ms(text.trim())
+        .and_then(|ms| u64::try_from(ms).ok())
+        .map(Duration::from_millis)
+        .ok_or_else(|| "expected a duration with its unit (90s, 15m, 1h, 2d, 1w, 1h30m)".to_owned())
 }
 
 /// `30m`, `1h30m`, `2d` in ms; `None` for anything else (a bare number has no unit).
@@ -91,6 +102,16 @@ mod tests {
             Ok(1_700_000_000_000)
         );
         assert_eq!(parse_time_at("2023-11-14", NOW), Ok(1_699_920_000_000));
+    }
+
+    #[test]
+    fn durations_take_the_time_flags_units_and_refuse_a_bare_number() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration(" 1h30m "), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "15", "m", "-5m", "5 parsecs", "99999999999999999999w"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
