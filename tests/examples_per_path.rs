@@ -1,7 +1,8 @@
 //! The framework examples as their users run them (a child process each, over real TCP): a
 //! verifier per path (`AGENTSYNC_PSAPI_SECRET`, `AGENTSYNC_CONTRACTING_SECRET`), so a delivery
 //! signed for one path is refused `401` on the other; `GET /healthz` answers `200` with the queue
-//! up; a queue that cannot be opened is one line on stderr and exit 1 (issue 22, points 5 and 6).
+//! up and `503` with the reason while its engine is unreachable, `200` again once it is back; a
+//! queue that cannot be opened is one line on stderr and exit 1 (issue 22, points 5 and 6).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod handoff_support;
@@ -58,6 +59,65 @@ async fn per_path_secrets_and_healthz(example: &str) {
     let health: serde_json::Value = serde_json::from_str(&health.text().await.unwrap()).unwrap();
     assert_eq!(health["status"], "ok", "{example}: {health}");
     assert!(health["warnings"].is_array(), "{example}: {health}");
+    drop(receiver);
+}
+
+/// `GET /healthz` with the queue's Redis behind a proxy that goes down: 200, then 503 with the
+/// engine's error as the reason while it is down, then 200 again once it is back (the library
+/// reconnects on its own).
+async fn healthz_is_503_while_the_engine_is_down(example: &str) {
+    let Some(db) = RedisDb::take(&format!("healthz-503-{example}")) else {
+        return;
+    };
+    let proxy = Proxy::start(redis_authority(&db.url)).await;
+    let dir = TempDir::new(example);
+    let settings = Settings {
+        queue_url: through_port(&db.url, proxy.port),
+        workers: 0,
+        pull_delay_ms: 0,
+    };
+    let receiver =
+        ReceiverProcess::start_example(example, example, dir.path(), &settings, &[]).await;
+    let healthz = format!("{}/healthz", receiver.url.strip_suffix(PATH).unwrap());
+    let client = client();
+    let health = |expected: u16| {
+        let (client, healthz) = (client.clone(), healthz.clone());
+        async move {
+            // The engine's timeouts decide how soon the answer changes; poll until it does.
+            let start = std::time::Instant::now();
+            loop {
+                let answer = client.get(&healthz).send().await.unwrap();
+                let status = answer.status().as_u16();
+                let body: serde_json::Value =
+                    serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+                if status == expected {
+                    return body;
+                }
+                assert!(
+                    start.elapsed() < BOUND,
+                    "{example}: /healthz stayed {status} ({body}), expected {expected}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+
+    let up = health(200).await;
+    assert_eq!(up["status"], "ok", "{example}: {up}");
+    assert_eq!(up["engine"], "redis", "{example}: {up}");
+
+    proxy.go_down().await;
+    let down = health(503).await;
+    assert_eq!(down["status"], "unavailable", "{example}: {down}");
+    let reason = down["reason"].as_str().unwrap_or_default();
+    assert!(
+        !reason.is_empty(),
+        "{example}: a 503 names its reason: {down}"
+    );
+
+    proxy.go_up();
+    let again = health(200).await;
+    assert_eq!(again["status"], "ok", "{example}: {again}");
     drop(receiver);
 }
 
@@ -120,6 +180,11 @@ macro_rules! example_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_delivery_signed_for_one_path_is_401_on_the_other_and_healthz_is_200() {
                 super::per_path_secrets_and_healthz(stringify!($example)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn healthz_is_503_with_the_reason_while_the_engine_is_down() {
+                super::healthz_is_503_while_the_engine_is_down(stringify!($example)).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
