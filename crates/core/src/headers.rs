@@ -30,11 +30,96 @@ pub const SVIX_SIGNATURE: &str = "svix-signature";
 pub trait HeaderLookup {
     /// The first value of the header `name` (given in lower case), as raw bytes.
     fn header(&self, name: &str) -> Option<&[u8]>;
+
+    /// The three headers verification reads, each `webhook-*` or else its `svix-*` twin.
+    ///
+    /// The default asks [`header`](Self::header) for each name in turn; a header type that
+    /// can find all of them in one walk (as `http::HeaderMap` does, where each lookup hashes
+    /// the name and probes) overrides it. An override must give what the default gives.
+    ///
+    /// ```
+    /// use agentsync_webhooks_core::HeaderLookup;
+    ///
+    /// let headers = [("svix-id", "msg_1"), ("webhook-timestamp", "1614265330")];
+    /// let found = headers.webhook_headers();
+    /// assert_eq!(found.id, Some(&b"msg_1"[..]));
+    /// assert_eq!(found.signature, None);
+    /// ```
+    fn webhook_headers(&self) -> WebhookHeaders<'_> {
+        WebhookHeaders {
+            id: self.header(WEBHOOK_ID).or_else(|| self.header(SVIX_ID)),
+            timestamp: self
+                .header(WEBHOOK_TIMESTAMP)
+                .or_else(|| self.header(SVIX_TIMESTAMP)),
+            signature: self
+                .header(WEBHOOK_SIGNATURE)
+                .or_else(|| self.header(SVIX_SIGNATURE)),
+        }
+    }
+}
+
+/// What [`HeaderLookup::webhook_headers`] found: each raw value, or `None` when neither the
+/// `webhook-*` header nor its `svix-*` twin is there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WebhookHeaders<'h> {
+    /// `webhook-id`, or `svix-id`.
+    pub id: Option<&'h [u8]>,
+    /// `webhook-timestamp`, or `svix-timestamp`.
+    pub timestamp: Option<&'h [u8]>,
+    /// `webhook-signature`, or `svix-signature`.
+    pub signature: Option<&'h [u8]>,
+}
+
+impl<'h> WebhookHeaders<'h> {
+    /// The headers of a walk that saw each of the six names at most once, first value first:
+    /// `[webhook-id, webhook-timestamp, webhook-signature, svix-id, svix-timestamp,
+    /// svix-signature]`, for the overrides of [`HeaderLookup::webhook_headers`].
+    pub fn from_found(found: [Option<&'h [u8]>; 6]) -> Self {
+        let [
+            id,
+            timestamp,
+            signature,
+            svix_id,
+            svix_timestamp,
+            svix_signature,
+        ] = found;
+        Self {
+            id: id.or(svix_id),
+            timestamp: timestamp.or(svix_timestamp),
+            signature: signature.or(svix_signature),
+        }
+    }
+}
+
+/// Where a header name goes in [`WebhookHeaders::from_found`]'s array, if it is one of the six:
+/// the name's bytes matched in place (no hashing), for header types walked in one pass. The
+/// name must be in lower case, as `http`'s header names are.
+pub fn webhook_header_slot(name: &[u8]) -> Option<usize> {
+    match name {
+        [b'w', b'e', b'b', b'h', b'o', b'o', b'k', b'-', rest @ ..] => match rest {
+            b"id" => Some(0),
+            b"timestamp" => Some(1),
+            b"signature" => Some(2),
+            _ => None,
+        },
+        [b's', b'v', b'i', b'x', b'-', rest @ ..] => match rest {
+            b"id" => Some(3),
+            b"timestamp" => Some(4),
+            b"signature" => Some(5),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl<T: HeaderLookup + ?Sized> HeaderLookup for &T {
     fn header(&self, name: &str) -> Option<&[u8]> {
         (**self).header(name)
+    }
+
+    fn webhook_headers(&self) -> WebhookHeaders<'_> {
+        (**self).webhook_headers()
     }
 }
 
@@ -85,6 +170,20 @@ impl HeaderLookup for http::HeaderMap {
             other => self.get(other),
         };
         value.map(http::HeaderValue::as_bytes)
+    }
+
+    /// One walk over the map, each name matched in place: three `get`s hash and probe three
+    /// times (about 170 instructions each), where the walk costs a few per header. A request
+    /// has at most as many headers as the server admits (hyper: 100).
+    fn webhook_headers(&self) -> WebhookHeaders<'_> {
+        let mut found = [None; 6];
+        for (name, value) in self {
+            if let Some(slot) = webhook_header_slot(name.as_str().as_bytes()) {
+                // The first value of a name comes first in the walk.
+                found[slot].get_or_insert(value.as_bytes());
+            }
+        }
+        WebhookHeaders::from_found(found)
     }
 }
 
@@ -186,6 +285,78 @@ mod tests {
         assert_eq!(id_for_log(&[("webhook-id", "a b")]), None);
         assert_eq!(id_for_log(&[("webhook-id", "a".repeat(257))]), None);
         assert_eq!(id_for_log(&[("webhook-id", "")]), None);
+    }
+
+    #[test]
+    fn webhook_header_slots() {
+        let names = [
+            WEBHOOK_ID,
+            WEBHOOK_TIMESTAMP,
+            WEBHOOK_SIGNATURE,
+            SVIX_ID,
+            SVIX_TIMESTAMP,
+            SVIX_SIGNATURE,
+        ];
+        for (slot, name) in names.iter().enumerate() {
+            assert_eq!(webhook_header_slot(name.as_bytes()), Some(slot));
+        }
+        for other in [
+            "",
+            "webhook-",
+            "webhook-ids",
+            "svix-",
+            "svix-i",
+            "webhook-Id",
+            "user-agent",
+            "w",
+            "s",
+        ] {
+            assert_eq!(webhook_header_slot(other.as_bytes()), None, "{other}");
+        }
+    }
+
+    /// The `HeaderMap` walk gives what three pairs of lookups give, whatever is there.
+    #[cfg(feature = "http")]
+    #[test]
+    fn header_map_walk_finds_what_lookups_find() {
+        struct ByLookup<'a>(&'a http::HeaderMap);
+        impl HeaderLookup for ByLookup<'_> {
+            fn header(&self, name: &str) -> Option<&[u8]> {
+                self.0.header(name)
+            }
+        }
+        let names = [
+            WEBHOOK_ID,
+            WEBHOOK_TIMESTAMP,
+            WEBHOOK_SIGNATURE,
+            SVIX_ID,
+            SVIX_TIMESTAMP,
+            SVIX_SIGNATURE,
+        ];
+        // Every subset of the six names, each with a second value, among other headers.
+        for subset in 0..64u32 {
+            let mut map = http::HeaderMap::new();
+            map.insert("content-type", http::HeaderValue::from_static("a/b"));
+            for (i, name) in names.iter().enumerate() {
+                if subset & (1 << i) != 0 {
+                    let name = http::HeaderName::from_static(name);
+                    map.append(
+                        &name,
+                        http::HeaderValue::from_str(&format!("{i}a")).unwrap(),
+                    );
+                    map.append(
+                        &name,
+                        http::HeaderValue::from_str(&format!("{i}b")).unwrap(),
+                    );
+                }
+            }
+            map.insert("user-agent", http::HeaderValue::from_static("x"));
+            assert_eq!(
+                map.webhook_headers(),
+                ByLookup(&map).webhook_headers(),
+                "{subset:06b}"
+            );
+        }
     }
 
     #[cfg(feature = "http")]

@@ -14,10 +14,7 @@ pub use self::{
 };
 use crate::{
     Delivery, EventPayload, HeaderLookup, Secret, SecretError, WebhookError,
-    headers::{
-        SVIX_ID, SVIX_SIGNATURE, SVIX_TIMESTAMP, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
-        webhook_or_svix,
-    },
+    headers::{WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP},
 };
 
 pub(crate) type HmacSha256 = hmac::Hmac<sha2::Sha256>;
@@ -85,7 +82,25 @@ struct Inner {
     #[cfg(feature = "v1a")]
     public_keys: Vec<crate::v1a::PublicKey>,
     tolerance_secs: u64,
-    clock: Arc<dyn Clock>,
+    clock: ClockSource,
+}
+
+/// Where a verifier reads "now": the system clock called directly (no `dyn` call on every
+/// delivery), or the one given to [`VerifierBuilder::clock`].
+#[derive(Clone)]
+enum ClockSource {
+    System,
+    Given(Arc<dyn Clock>),
+}
+
+impl ClockSource {
+    #[inline]
+    fn now_unix_secs(&self) -> i64 {
+        match self {
+            Self::System => SystemClock.now_unix_secs(),
+            Self::Given(clock) => clock.now_unix_secs(),
+        }
+    }
 }
 
 /// The authenticated header values of a delivery.
@@ -162,9 +177,17 @@ impl Verifier {
         headers: &'h (impl HeaderLookup + ?Sized),
         body: &[u8],
     ) -> Result<VerifiedHeaders<'h>, WebhookError> {
-        let id = webhook_id(webhook_or_svix(headers, WEBHOOK_ID, SVIX_ID)?)?;
-        let raw_timestamp = webhook_or_svix(headers, WEBHOOK_TIMESTAMP, SVIX_TIMESTAMP)?;
-        let signature_header = webhook_or_svix(headers, WEBHOOK_SIGNATURE, SVIX_SIGNATURE)?;
+        let found = headers.webhook_headers();
+        let Some(raw_id) = found.id else {
+            return Err(WebhookError::MissingHeader(WEBHOOK_ID));
+        };
+        let id = webhook_id(raw_id)?;
+        let Some(raw_timestamp) = found.timestamp else {
+            return Err(WebhookError::MissingHeader(WEBHOOK_TIMESTAMP));
+        };
+        let Some(signature_header) = found.signature else {
+            return Err(WebhookError::MissingHeader(WEBHOOK_SIGNATURE));
+        };
         if signature_header.len() > MAX_SIGNATURE_HEADER_LEN {
             return Err(WebhookError::InvalidHeader {
                 name: WEBHOOK_SIGNATURE,
@@ -204,37 +227,38 @@ impl Verifier {
         Delivery::parse(verified.id, verified.timestamp, body)
     }
 
-    /// One HMAC per secret, compared in constant time against every decoded `v1` tag (a header
-    /// without a usable `v1` entry costs no HMAC). The first secret's pass is the one that walks
-    /// the header; later secrets (during a rotation) walk it again.
+    /// One HMAC per secret, its tag written once as base64 and compared in constant time with
+    /// the text of every `v1` entry shaped like a tag (a header without one costs no HMAC):
+    /// an entry matches exactly when it decodes to the tag, and no entry is decoded. The first
+    /// secret's pass is the one that walks the header; later secrets (during a rotation) walk
+    /// it again.
     fn matches_v1(&self, candidates: signatures::Candidates<'_>, parts: &[&[u8]; 5]) -> bool {
-        let mut tags = candidates.v1();
-        let Some(first) = tags.next() else {
+        let mut texts = candidates.v1_texts();
+        let Some(first) = texts.next() else {
             return false;
         };
-        let expected = |keyed: &HmacSha256| -> [u8; 32] {
+        let expected = |keyed: &HmacSha256| {
             let mut mac = keyed.clone();
             for part in parts {
                 mac.update(part);
             }
-            mac.finalize().into_bytes().into()
+            signatures::encode_tag(&mac.finalize().into_bytes().into())
         };
-        let matches = |expected: &[u8; 32], tag: [u8; 32]| signatures::tags_equal(expected, &tag);
         let mut macs = self.inner.macs.iter();
         let Some(primary) = macs.next() else {
             return false;
         };
         let primary = expected(primary);
-        if tags.fold(matches(&primary, first), |found, tag| {
-            found | matches(&primary, tag)
+        if texts.fold(signatures::texts_equal(&primary, first), |found, text| {
+            found | signatures::texts_equal(&primary, text)
         }) {
             return true;
         }
         macs.any(|keyed| {
             let expected = expected(keyed);
-            candidates
-                .v1()
-                .fold(false, |found, tag| found | matches(&expected, tag))
+            candidates.v1_texts().fold(false, |found, text| {
+                found | signatures::texts_equal(&expected, text)
+            })
         })
     }
 
@@ -266,12 +290,30 @@ fn webhook_id(raw: &[u8]) -> Result<&str, WebhookError> {
     if raw.len() > MAX_ID_LEN {
         return Err(invalid("too long"));
     }
-    // Every byte is checked (the length is bounded above), which lets the check run on whole
-    // vectors instead of stopping at the first bad byte.
-    if !raw.iter().fold(true, |ok, b| ok & b.is_ascii_graphic()) {
+    if !visible_ascii(raw) {
         return Err(invalid("not visible ASCII"));
     }
     std::str::from_utf8(raw).map_err(|_| invalid("not visible ASCII"))
+}
+
+/// Whether every byte is visible ASCII (`!` to `~`), eight bytes at a time: a word has a byte
+/// under `!` when subtracting `!` from every byte borrows into that byte's high bit (the
+/// classic "has less" test, exact for "any"), and one over `~` when adding 1 sets it or it was
+/// set; a borrow or carry between bytes only ever starts at a byte already found.
+fn visible_ascii(bytes: &[u8]) -> bool {
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const LOW: u64 = u64::from_ne_bytes([b'!'; 8]);
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    let bad = |x: u64| (x.wrapping_sub(LOW) & !x) | x.wrapping_add(ONES) | x;
+    let (words, tail) = bytes.as_chunks::<8>();
+    let mut last = [b'!'; 8];
+    last[..tail.len()].copy_from_slice(tail);
+    let found = words
+        .iter()
+        .fold(bad(u64::from_le_bytes(last)), |found, word| {
+            found | bad(u64::from_le_bytes(*word))
+        });
+    found & HIGH == 0
 }
 
 impl fmt::Debug for Verifier {
@@ -291,7 +333,7 @@ pub struct VerifierBuilder {
     #[cfg(feature = "v1a")]
     public_keys: Vec<crate::v1a::PublicKey>,
     tolerance: Duration,
-    clock: Arc<dyn Clock>,
+    clock: ClockSource,
 }
 
 impl Default for VerifierBuilder {
@@ -301,7 +343,7 @@ impl Default for VerifierBuilder {
             #[cfg(feature = "v1a")]
             public_keys: Vec::new(),
             tolerance: DEFAULT_TOLERANCE,
-            clock: Arc::new(SystemClock),
+            clock: ClockSource::System,
         }
     }
 }
@@ -334,7 +376,7 @@ impl VerifierBuilder {
 
     /// Where "now" comes from (default: the system clock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        self.clock = ClockSource::Given(Arc::new(clock));
         self
     }
 
@@ -367,6 +409,28 @@ impl VerifierBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn visible_ascii_as_is_ascii_graphic() {
+        for len in 0..=20 {
+            for position in 0..len {
+                for byte in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[position] = byte;
+                    // The byte next to the one tested is at either end of its range.
+                    if position + 1 < len {
+                        bytes[position + 1] = if byte % 2 == 0 { b'!' } else { b'~' };
+                    }
+                    assert_eq!(
+                        visible_ascii(&bytes),
+                        bytes.iter().all(u8::is_ascii_graphic),
+                        "{bytes:?}"
+                    );
+                }
+            }
+        }
+        assert!(visible_ascii(b""));
+    }
 
     #[test]
     fn secrets_from_the_environment() {

@@ -58,8 +58,16 @@ impl<'h> Candidates<'h> {
             .filter_map(|(_, encoded)| decode::<N>(encoded))
     }
 
-    /// The well-formed `v1` tags, decoded by [`decode_tag`].
-    pub fn v1(self) -> impl Iterator<Item = [u8; V1_LEN]> {
+    /// The text of every `v1` entry shaped like a tag ([`tag_text`]), to compare with the
+    /// expected tag's own text ([`encode_tag`]) rather than decode each one.
+    pub fn v1_texts(self) -> impl Iterator<Item = &'h [u8; V1_CHARS]> {
+        self.pieces()
+            .filter_map(|entry| entry.strip_prefix(b"v1,"))
+            .filter_map(tag_text)
+    }
+
+    /// The well-formed `v1` tags, decoded by [`decode_tag`] (for the error's count).
+    fn v1(self) -> impl Iterator<Item = [u8; V1_LEN]> {
         // An entry's version is what comes before its first comma: `v1` exactly when the entry
         // starts with `v1,`.
         self.pieces()
@@ -134,15 +142,66 @@ fn find_space(bytes: &[u8]) -> usize {
         .map_or(bytes.len(), |p| start + p)
 }
 
-/// Whether two `v1` tags are equal, in time independent of where they differ: the words' XORs
-/// are OR-ed together and only the result goes through `subtle`'s opaque comparison.
-pub(crate) fn tags_equal(a: &[u8; V1_LEN], b: &[u8; V1_LEN]) -> bool {
-    let (a, _) = a.as_chunks::<8>();
-    let (b, _) = b.as_chunks::<8>();
-    let diff = a.iter().zip(b).fold(0u64, |acc, (x, y)| {
+/// Length of a `v1` tag's text, without its padding.
+pub(crate) const V1_CHARS: usize = 43;
+
+/// The 43 characters of an entry's text that could be a `v1` tag: exactly 43, or 43 then one
+/// `=`. Whether they are base64 is left to the comparison with [`encode_tag`]'s text, which only
+/// the one canonical encoding of the expected tag can pass.
+pub(crate) fn tag_text(encoded: &[u8]) -> Option<&[u8; V1_CHARS]> {
+    match encoded {
+        [chars @ .., b'='] if chars.len() == V1_CHARS => chars.try_into().ok(),
+        _ => encoded.try_into().ok(),
+    }
+}
+
+/// The standard base64 alphabet, in one 64-byte cache line: the lookups of
+/// [`encode_tag`] index it with the expected tag, and a table within one line shows no
+/// line-by-line access pattern to a cache-timing observer.
+#[repr(align(64))]
+struct Alphabet([u8; 64]);
+static ALPHABET: Alphabet =
+    Alphabet(*b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+
+/// The expected tag as the 43 characters [`BASE64`] would write for it, unpadded (the last
+/// character's two unused bits zero). An entry's text equals this exactly when it decodes, as
+/// [`decode_tag`] decodes, to the same tag: one encode per secret instead of a decode per entry.
+pub(crate) fn encode_tag(tag: &[u8; V1_LEN]) -> [u8; V1_CHARS] {
+    let mut text = [0u8; V1_CHARS];
+    // Five runs of six bytes (eight characters each), then two bytes (three characters).
+    let (sextets, tail) = tag.as_chunks::<6>();
+    let (octets, last) = text.as_chunks_mut::<8>();
+    for (sextet, octet) in sextets.iter().zip(octets) {
+        let mut word = [0u8; 8];
+        word[2..].copy_from_slice(sextet);
+        let n = u64::from_be_bytes(word);
+        for (i, char) in octet.iter_mut().enumerate() {
+            *char = ALPHABET.0[(n >> (42 - 6 * i) & 63) as usize];
+        }
+    }
+    let n = u32::from(tail[0]) << 10 | u32::from(tail[1]) << 2;
+    for (i, char) in last.iter_mut().enumerate() {
+        *char = ALPHABET.0[(n >> (12 - 6 * i) & 63) as usize];
+    }
+    text
+}
+
+/// Whether two tags' texts are equal, in time independent of where they differ: the words'
+/// XORs are OR-ed together and only the result goes through `subtle`'s opaque comparison.
+pub(crate) fn texts_equal(a: &[u8; V1_CHARS], b: &[u8; V1_CHARS]) -> bool {
+    let (a_words, a_tail) = a.as_chunks::<8>();
+    let (b_words, b_tail) = b.as_chunks::<8>();
+    let words = a_words.iter().zip(b_words).fold(0u64, |acc, (x, y)| {
         acc | (u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y))
     });
-    bool::from(subtle::ConstantTimeEq::ct_eq(&diff, &0))
+    let tail = a_tail
+        .iter()
+        .zip(b_tail)
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    bool::from(subtle::ConstantTimeEq::ct_eq(
+        &(words | u64::from(tail)),
+        &0,
+    ))
 }
 
 /// The value of each base64 character of the standard alphabet; `INVALID` for every other byte.
@@ -341,13 +400,52 @@ mod tests {
     }
 
     #[test]
-    fn tags_compare_whole() {
-        let tag = [7u8; V1_LEN];
-        assert!(tags_equal(&tag, &tag));
-        for i in 0..V1_LEN {
-            let mut other = tag;
-            other[i] ^= 0x80;
-            assert!(!tags_equal(&tag, &other), "byte {i}");
+    fn texts_compare_whole() {
+        let text = [b'7'; V1_CHARS];
+        assert!(texts_equal(&text, &text));
+        for i in 0..V1_CHARS {
+            for flip in [0x01, 0x80] {
+                let mut other = text;
+                other[i] ^= flip;
+                assert!(!texts_equal(&text, &other), "byte {i}");
+            }
+        }
+    }
+
+    /// The expected tag's text is `BASE64`'s, unpadded; an entry's text matches it exactly when
+    /// the entry decodes to that tag, so comparing texts accepts what decoding accepted.
+    #[test]
+    fn tag_texts_match_exactly_what_decodes_to_the_tag() {
+        let tags = [
+            [0u8; 32],
+            [0xff; 32],
+            std::array::from_fn(|i| (i as u8).wrapping_mul(37)),
+            std::array::from_fn(|i| 255 - i as u8),
+        ];
+        for tag in tags {
+            let text = encode_tag(&tag);
+            assert_eq!(
+                text.as_slice(),
+                base64::Engine::encode(&BASE64, tag)
+                    .trim_end_matches('=')
+                    .as_bytes()
+            );
+            let padded = [&text[..], b"="].concat();
+            let mut inputs = vec![text.to_vec(), padded.clone(), [&text[..], b"=="].concat()];
+            for position in 0..padded.len() {
+                for byte in 0..=255u8 {
+                    let mut input = padded.clone();
+                    input[position] = byte;
+                    inputs.push(input.clone());
+                    input.truncate(V1_CHARS);
+                    inputs.push(input);
+                }
+            }
+            for input in &inputs {
+                let by_text = tag_text(input).is_some_and(|t| texts_equal(t, &text));
+                let by_decode = decode_tag(input) == Some(tag);
+                assert_eq!(by_text, by_decode, "{:?}", String::from_utf8_lossy(input));
+            }
         }
     }
 }
