@@ -28,6 +28,10 @@
 //!   and the expired leases through one on `locked_until_ms WHERE state = 'running'`: never a
 //!   scan of the table. Each settling statement writes the attempt's history entry in the same
 //!   step.
+//! - A row the claim cannot decode (a column of another type than this library writes, text
+//!   that is not UTF-8: a file edited by hand) is buried as dead in the claim's step, with a
+//!   reason naming each such column and what it held, and mended so that the record can show it
+//!   (a TEXT body is kept as a BLOB of the same bytes); the claim takes the other jobs.
 //! - The record's lists read an index that ends in `(received_at_ms, webhook_id)` (overall, or
 //!   after the state, the type or the group), newest first from a keyset cursor; a list of
 //!   several states is one such read per state, merged. Counts over a time range read the
