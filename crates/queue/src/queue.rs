@@ -509,6 +509,34 @@ impl Queue {
         self.backend.counts(filter).await
     }
 
+    /// [`counts`](Self::counts) of `filter`, then of what it keeps received since each of
+    /// `since_ms`: the counts now and over the last day, say, in one pass over the record where
+    /// the engine counts with a scan (SQLite, PostgreSQL).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentsync_webhooks_queue::{Queue, record::{DeliveryFilter, DeliveryState}};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("agentsync-doc-counts-since-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let queue = Queue::sqlite(dir.join("queue.sqlite3")).await?;
+    /// let day_start = 1_765_000_000_000; // ms since the epoch
+    /// let answers = queue.counts_since(&DeliveryFilter::new(), &[day_start]).await?;
+    /// let (now, day) = (&answers[0], &answers[1]);
+    /// assert_eq!((now.state(DeliveryState::Dead), day.total()), (0, 0));
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn counts_since(
+        &self,
+        filter: &DeliveryFilter,
+        since_ms: &[i64],
+    ) -> Result<Vec<DeliveryCounts>, StoreError> {
+        self.backend.counts_since(filter, since_ms).await
+    }
+
     /// One delivery, in any state, with its body, headers and history.
     ///
     /// ```

@@ -342,8 +342,11 @@ pub fn statements_for_tests() -> Vec<(String, String)> {
             let (sql, _) = record::list_sql(&filter, state, after, 51);
             statements.push((format!("list: {shape}, {page}"), sql));
         }
-        let (sql, _) = record::counts_sql(&filter);
+        let (sql, _) = record::counts_sql(&filter, &[]);
         statements.push((format!("counts: {shape}"), sql));
+        // The overview's: now, and since the day's and the hour's start, in one walk.
+        let (sql, _) = record::counts_sql(&filter, &[1, 2]);
+        statements.push((format!("counts: {shape}, with windows"), sql));
     }
     statements
 }
@@ -912,6 +915,17 @@ impl Backend for SqliteBackend {
     fn counts<'a>(&'a self, filter: &'a DeliveryFilter) -> QueueFuture<'a, DeliveryCounts> {
         let filter = filter.clone();
         Box::pin(self.run("count deliveries", move |engine| engine.counts(&filter)))
+    }
+
+    fn counts_since<'a>(
+        &'a self,
+        filter: &'a DeliveryFilter,
+        since_ms: &'a [i64],
+    ) -> QueueFuture<'a, Vec<DeliveryCounts>> {
+        let (filter, since_ms) = (filter.clone(), since_ms.to_vec());
+        Box::pin(self.run("count deliveries", move |engine| {
+            engine.counts_since(&filter, &since_ms)
+        }))
     }
 
     fn delivery<'a>(&'a self, webhook_id: &'a str) -> QueueFuture<'a, Option<DeliveryRecord>> {

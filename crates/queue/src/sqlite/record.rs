@@ -165,24 +165,33 @@ pub(super) fn list_sql(
     )
 }
 
-/// The counts query: every state and type of what `filter` keeps, its states aside. It groups
-/// along the index on `(state, event_type, received_at_ms)`, whose order is the grouping's and
-/// which holds the received-at: one walk of that index, never a sort, whatever the time range.
+/// The counts query: every state and type of what `filter` keeps, its states aside, then a
+/// column per window of `since_ms` (those received since it). It groups along the index on
+/// `(state, event_type, received_at_ms)`, whose order is the grouping's and which holds the
+/// received-at: one walk of that index, never a sort, whatever the time range or the windows.
 /// A type or an id filter narrows by its own index instead.
-pub(super) fn counts_sql(filter: &DeliveryFilter) -> (String, Vec<SqlValue>) {
+pub(super) fn counts_sql(filter: &DeliveryFilter, since_ms: &[i64]) -> (String, Vec<SqlValue>) {
     let all_states = DeliveryFilter {
         states: Vec::new(),
         ..filter.clone()
     };
-    let clause = Where::filter(Placeholders::Question, &all_states, None, None);
+    let mut clause = Where::filter(Placeholders::Question, &all_states, None, None);
     let hint = if filter.event_type.is_none() && filter.webhook_id.is_none() {
         "INDEXED BY jobs_counts"
     } else {
         ""
     };
+    let windows: String = since_ms
+        .iter()
+        .map(|since| {
+            let p = clause.bind(SqlValue::Int(*since));
+            format!(", sum(received_at_ms >= {p})")
+        })
+        .collect();
     (
         format!(
-            "SELECT state, event_type, count(*) FROM jobs {hint} {} GROUP BY state, event_type",
+            "SELECT state, event_type, count(*){windows} FROM jobs {hint} {} \
+             GROUP BY state, event_type",
             clause.sql()
         ),
         clause.values,
@@ -266,21 +275,31 @@ impl Engine {
     }
 
     pub(super) fn counts(&mut self, filter: &DeliveryFilter) -> rusqlite::Result<DeliveryCounts> {
-        let (sql, values) = counts_sql(filter);
-        let mut counts = DeliveryCounts::empty();
+        Ok(self.counts_since(filter, &[])?.swap_remove(0))
+    }
+
+    /// The counts of `filter`, then of each window of `since_ms`, from one query.
+    pub(super) fn counts_since(
+        &mut self,
+        filter: &DeliveryFilter,
+        since_ms: &[i64],
+    ) -> rusqlite::Result<Vec<DeliveryCounts>> {
+        let (sql, values) = counts_sql(filter, since_ms);
+        let mut counts = vec![DeliveryCounts::empty(); 1 + since_ms.len()];
         let mut statement = self.connection.prepare_cached(&sql)?;
-        let rows = statement.query_map(params_from_iter(values.iter()), |row| {
-            Ok((
-                state_from(row, 0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (state, event_type, n) = row?;
-            let n = u64::try_from(n).unwrap_or(0);
-            *counts.by_state.entry(state).or_default() += n;
-            *counts.by_type.entry(event_type).or_default() += n;
+        let mut rows = statement.query(params_from_iter(values.iter()))?;
+        while let Some(row) = rows.next()? {
+            let state = state_from(row, 0)?;
+            let event_type: String = row.get(1)?;
+            for (column, counts) in counts.iter_mut().enumerate() {
+                // `sum` of no row is NULL; a window none of the group's rows is in is 0.
+                let n = row.get::<_, Option<i64>>(2 + column)?.unwrap_or(0);
+                let n = u64::try_from(n).unwrap_or(0);
+                if n > 0 {
+                    *counts.by_state.entry(state).or_default() += n;
+                    *counts.by_type.entry(event_type.clone()).or_default() += n;
+                }
+            }
         }
         Ok(counts)
     }
