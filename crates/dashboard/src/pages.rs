@@ -383,6 +383,7 @@ fn filter_form(ctx: &Context, action: &str, query: &ListQuery, states: bool) -> 
             label { "received since " input type="text" name="since" value=(query.since) placeholder="1h, 7d, 2026-12-06T20:57"; }
             label { "until " input type="text" name="until" value=(query.until) placeholder="UTC, or ms since the epoch"; }
             label { "id " input type="text" name="id" value=(query.id) placeholder="msg_... (a trailing * for a prefix)"; }
+            label { "delayed over " input type="text" name="delayed" value=(query.delayed) placeholder="15m, 1h, 2d"; }
             @if query.limit != crate::query::DEFAULT_LIMIT { input type="hidden" name="limit" value=(query.limit); }
             button type="submit" { "Filter" }
             " " a href=(ctx.link(action)) { "clear" }
@@ -393,7 +394,7 @@ fn filter_form(ctx: &Context, action: &str, query: &ListQuery, states: bool) -> 
 fn delivery_rows(ctx: &Context, deliveries: &[DeliverySummary]) -> Markup {
     html! {
         table.deliveries {
-            thead { tr { th { "received" } th { "webhook-id" } th { "type" } th { "state" } th.num { "attempts" } th { "last error" } th { "next run" } } }
+            thead { tr { th { "received" } th { "webhook-id" } th { "type" } th { "state" } th.num title="received minus when the event occurred" { "delay" } th.num { "attempts" } th { "last error" } th { "next run" } } }
             tbody {
                 @for delivery in deliveries {
                     tr data-id=(delivery.webhook_id) {
@@ -401,12 +402,29 @@ fn delivery_rows(ctx: &Context, deliveries: &[DeliverySummary]) -> Markup {
                         td { a.id href=(ctx.delivery_link(&delivery.webhook_id)) { (delivery.webhook_id) } }
                         td { code { (delivery.event_type) } }
                         td { (state_badge(delivery.state)) }
+                        (delay_cell(delivery))
                         td.num { (delivery.attempts) }
                         td.error { @if let Some(error) = &delivery.last_error { (format::truncate(error, 160)) } }
                         td { @if let Some(next) = delivery.next_run_at_ms { (format::ago(next, ctx.now_ms)) } }
                     }
                 }
             }
+        }
+    }
+}
+
+/// A row's delay (received minus occurred), the occurred-at in its title; empty when the
+/// record has none for it (stored before occurred-at was kept, or not an envelope).
+fn delay_cell(delivery: &DeliverySummary) -> Markup {
+    html! {
+        @match (delivery.delay_ms(), delivery.occurred_at_ms) {
+            (Some(delay), Some(occurred)) => {
+                td.num.delay title=(format!("occurred {}", format::utc(occurred))) {
+                    @if delay < 0 { "−" }
+                    (format::duration_ms(delay.unsigned_abs()))
+                }
+            }
+            _ => { td.num.delay {} }
         }
     }
 }

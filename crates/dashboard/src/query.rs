@@ -25,6 +25,9 @@ pub(crate) struct ListQuery {
     pub until: String,
     /// `id=`: an exact id, or a prefix ending in `*`.
     pub id: String,
+    /// `delayed=`: only deliveries received at least this long (`15m`, `1h`, `2d`) after
+    /// their event occurred.
+    pub delayed: String,
     /// `after=`: the previous page's cursor.
     pub after: Option<Cursor>,
     /// `limit=`.
@@ -58,6 +61,7 @@ impl ListQuery {
                 "since" => value.clone_into(&mut parsed.since),
                 "until" => value.clone_into(&mut parsed.until),
                 "id" => value.clone_into(&mut parsed.id),
+                "delayed" => value.clone_into(&mut parsed.delayed),
                 "after" if value.is_empty() => {}
                 "after" => match value.parse::<Cursor>() {
                     Ok(cursor) => parsed.after = Some(cursor),
@@ -99,6 +103,14 @@ impl ListQuery {
                 )),
             }
         }
+        if !self.delayed.is_empty() {
+            match parse_span_ms(&self.delayed).filter(|ms| *ms >= 0) {
+                Some(ms) => filter.min_delay_ms = Some(ms),
+                None => self
+                    .errors
+                    .push("delayed over: a duration like 90s, 15m, 1h or 2d".to_owned()),
+            }
+        }
         if !self.id.is_empty() {
             filter.webhook_id = Some(match self.id.strip_suffix('*') {
                 Some(prefix) => IdFilter::Prefix(prefix.to_owned()),
@@ -119,6 +131,7 @@ impl ListQuery {
             ("since", &self.since),
             ("until", &self.until),
             ("id", &self.id),
+            ("delayed", &self.delayed),
         ] {
             if !value.is_empty() {
                 query.append_pair(name, value);
@@ -148,15 +161,24 @@ impl ListQuery {
 /// absolute ([`format::parse_time`]).
 pub(crate) fn parse_when(text: &str, now_ms: i64) -> Option<i64> {
     let text = text.trim();
+    if !matches!(text.chars().last()?, 's' | 'm' | 'h' | 'd') {
+        return format::parse_time(text);
+    }
+    Some(now_ms.saturating_sub(parse_span_ms(text)?))
+}
+
+/// A span (`90s`, `15m`, `1h`, `2d`) in ms: a whole number and one unit.
+pub(crate) fn parse_span_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
     let unit = match text.chars().last()? {
         's' => 1_000,
         'm' => 60_000,
         'h' => format::HOUR_MS,
         'd' => format::DAY_MS,
-        _ => return format::parse_time(text),
+        _ => return None,
     };
     let n: i64 = text[..text.len() - 1].parse().ok()?;
-    Some(now_ms.saturating_sub(n.checked_mul(unit)?))
+    n.checked_mul(unit)
 }
 
 #[cfg(test)]
@@ -168,7 +190,7 @@ mod tests {
         let cursor = "1700000000123.6d73675f31";
         let mut query = ListQuery::parse(Some(&format!(
             "state=dead&state=retrying&type=contract&since=1h&until=2026-12-06T20:57&id=msg_*\
-             &after={cursor}&limit=20"
+             &after={cursor}&limit=20&delayed=15m"
         )));
         assert!(query.errors.is_empty(), "{:?}", query.errors);
         let filter = query.filter(10 * format::HOUR_MS);
@@ -193,9 +215,11 @@ mod tests {
             Some(cursor)
         );
         assert_eq!(query.limit, 20);
+        assert_eq!(filter.min_delay_ms, Some(15 * 60_000));
 
         let again = ListQuery::parse(Some(&query.to_query(&query.states, query.after.as_ref())));
         assert_eq!(again.states, query.states);
+        assert_eq!(again.delayed, query.delayed);
         assert_eq!(
             (
                 again.event_type,
@@ -218,9 +242,10 @@ mod tests {
 
     #[test]
     fn unreadable_parameters_are_errors_never_ignored() {
-        let mut query = ListQuery::parse(Some("state=lost&after=nope&limit=0&since=soon"));
+        let mut query =
+            ListQuery::parse(Some("state=lost&after=nope&limit=0&since=soon&delayed=-5m"));
         let _ = query.filter(0);
-        assert_eq!(query.errors.len(), 4, "{:?}", query.errors);
+        assert_eq!(query.errors.len(), 5, "{:?}", query.errors);
         assert_eq!(ListQuery::parse(None).limit, DEFAULT_LIMIT);
         assert_eq!(
             ListQuery::parse(Some("id=msg_1")).filter(0).webhook_id,

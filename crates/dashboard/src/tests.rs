@@ -372,6 +372,108 @@ async fn lists_filter_by_every_parameter_and_page_by_cursor() {
     assert!(page.contains("unknown delivery state"), "{page}");
 }
 
+/// A delivery received at 2026-12-06T10:00:00Z whose event occurred at `occurred` (RFC 3339).
+fn occurred_at(id: &str, occurred: &str) -> ReceivedDelivery {
+    ReceivedDelivery {
+        received_at_ms: 1_796_551_200_000,
+        ..delivery(
+            id,
+            "contract.signed",
+            &format!(r#"{{"type":"contract.signed","timestamp":"{occurred}","data":{{}}}}"#),
+        )
+    }
+}
+
+/// The row of `id` in a list page.
+fn row<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page
+        .find(&format!("<tr data-id=\"{id}\""))
+        .unwrap_or_else(|| panic!("{id}: {page}"));
+    let rest = &page[start..];
+    &rest[..rest.find("</tr>").unwrap()]
+}
+
+#[tokio::test]
+async fn lists_show_each_delay_and_filter_the_delayed_ones() {
+    let (_dir, queue) = queue().await;
+    for (id, occurred) in [
+        ("msg_late", "2026-12-06T08:00:00Z"),
+        ("msg_later", "2026-12-05T10:00:00Z"),
+        ("msg_prompt", "2026-12-06T09:59:56Z"),
+    ] {
+        queue.enqueue(&occurred_at(id, occurred)).await.unwrap();
+    }
+    // No envelope: no occurred-at on record, an empty cell, never "delayed".
+    queue
+        .enqueue(&delivery("msg_opaque", "contract.signed", "not json"))
+        .await
+        .unwrap();
+    let dashboard = Dashboard::new(queue.clone());
+    let (_, page) = get(&dashboard, "/deliveries").await;
+    assert!(page.contains(">delay</th>"), "{page}");
+    assert!(
+        row(&page, "msg_late").contains(">2 h 00 min</td>"),
+        "{page}"
+    );
+    assert!(
+        row(&page, "msg_late").contains("title=\"occurred 2026-12-06 08:00:00Z\""),
+        "{page}"
+    );
+    assert!(row(&page, "msg_prompt").contains(">4.0 s</td>"), "{page}");
+    assert!(
+        row(&page, "msg_opaque").contains("<td class=\"num delay\"></td>"),
+        "{page}"
+    );
+
+    let (status, page) = get(&dashboard, "/deliveries?delayed=1h&limit=1").await;
+    assert_eq!(status, 200);
+    assert_eq!(page.matches("<tr data-id=").count(), 1, "{page}");
+    // One received-at: newest first is by id, descending.
+    assert!(
+        page.contains(r#"<tr data-id="msg_later""#) && !page.contains("msg_prompt"),
+        "{page}"
+    );
+    assert!(page.contains(r#"name="delayed" value="1h""#), "{page}");
+    let next = page
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(
+        next.starts_with("/deliveries?delayed=1h&limit=1&after="),
+        "{next}"
+    );
+    let (_, second) = get(&dashboard, &next).await;
+    assert_eq!(second.matches("<tr data-id=").count(), 1, "{second}");
+    assert!(second.contains(r#"<tr data-id="msg_late""#), "{second}");
+    assert!(!second.contains("rel=\"next\""), "{second}");
+
+    let (status, page) = get(&dashboard, "/deliveries?delayed=%3Cscript%3Ealert(1)").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("delayed over: a duration"), "{page}");
+    assert!(!page.contains("<script>alert(1)"), "{page}");
+    assert!(page.contains("&lt;script&gt;alert(1)"), "{page}");
+
+    // The dead letters: the same column and filter.
+    let jobs = queue
+        .backend()
+        .claim(10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    for job in &jobs {
+        queue.backend().bury(job, "failed").await.unwrap();
+    }
+    let (_, page) = get(&dashboard, "/dead?delayed=2h").await;
+    assert!(page.contains(">delay</th>"), "{page}");
+    assert_eq!(page.matches("<tr data-id=").count(), 2, "{page}");
+    assert!(row(&page, "msg_later").contains(">1 d 0 h</td>"), "{page}");
+    assert!(
+        page.contains("/dead/replay?state=dead&amp;delayed=2h"),
+        "{page}"
+    );
+}
+
 #[tokio::test]
 async fn pages_carry_security_headers_and_unknown_paths_are_404() {
     let (_dir, queue) = queue().await;
