@@ -15,7 +15,7 @@
 //! | `dead-index` | hash | webhook-id → `dead` entry id |
 //! | `claim:<token>` | hash | one claim's receipts, entry id → delivery count, for [`abandon`](Backend::abandon); expires after the lease |
 //! | `repair` | hash | when the next check for entries pending without a lease is due, and where it resumes |
-//! | `d:<webhook-id>` | hash | the delivery's record: `id`, `type`, `grp` (portal group), `ts`, `sig`, `recv`, `body`; `state` (`waiting`, `running`, `retrying`, `done`, `dead`), `a` (attempts), `next` (next run), `err`, `done`, `died`, `worker` and `claimed` (the current or last claim), `e`/`q` (its entry and which stream holds it), `seq` (history entries written), `first` (the first history entry) |
+//! | `d:<webhook-id>` | hash | the delivery's record: `id`, `type`, `grp` (portal group), `ts`, `sig`, `recv`, `body`; `state` (`waiting`, `running`, `retrying`, `done`, `dead`), `a` (attempts), `next` (next run), `err`, `done`, `died`, `worker` and `claimed` (the current or last claim), `e`/`q` (its entry and which stream holds it), `seq` (history entries written), `first` (the first history entry), `occ` (when its event occurred, ms: written at enqueue for every delivery, apart from the ordering's `ok`/`oat`; absent on a record written before, which then shows no delay) |
 //! | `h:<webhook-id>` | list | the latest 24 history entries after the first (`LTRIM`) |
 //! | `r:s:<state>` | sorted set | webhook-id → received-at (ms), one per state: the lists |
 //! | `r:st:<state>:<type>` | sorted set | the same per state and type: lists of a type, and every count (`ZCOUNT`) |
@@ -118,7 +118,9 @@
 //!   the cursor, `k + 1` members, merged; then one `HMGET` per delivery on the page:
 //!   O(s · (log n + k)). An exact id is one `ZSCORE` per state. An id prefix has no index: the
 //!   walks keep the members that start with it, reading at most 5,000 members per call, and a
-//!   page cut short by that bound ends with a cursor to go on from.
+//!   page cut short by that bound ends with a cursor to go on from. A delay filter has no
+//!   index either: the walks read each member's `occ` (one `HGET`) and keep the late ones,
+//!   within the same bound; its counts walk the list as an id filter's do.
 //! - **counts**: one `ZCOUNT` per state and type (of the filter's type or group, or every type
 //!   seen) within the time range: O(5 · t · log n), no delivery read. An id filter is counted by
 //!   walking the list (O(what matches)).
