@@ -252,6 +252,18 @@ async fn calls(engine: &str, queue: &Queue, runs: usize) {
         0
     })
     .await;
+    // The overview's counts before (the two above, one after the other) and now: one pass.
+    let windows = [now - 24 * 3_600_000];
+    time(
+        engine,
+        "call: counts_since, everything + 24 h",
+        runs,
+        || async {
+            queue.counts_since(&everything, &windows).await.unwrap();
+            0
+        },
+    )
+    .await;
     let hour_of_type = DeliveryFilter::new()
         .event_type(TYPES[1])
         .received_since(now - 3_600_000);
