@@ -26,9 +26,9 @@
 //!   and the completion's per-key reads and writes).
 //! - `unkeyed`: `producersync.updates_available`, which has no key: claimed as before.
 //!
-//! An engine that does not order events (`Backend::orders_events` is false: Redis and
-//! PostgreSQL for now) stores the keyed types without their key, and its keyed modes measure
-//! nothing more than `unkeyed` does; the bench says so on its line.
+//! Every engine orders events (SQLite, PostgreSQL, and Redis partitioned or not: a keyed job is
+//! stored in its key's partition). An engine that did not (`Backend::orders_events` false)
+//! would store the keyed types without their key, and the bench would say so on its line.
 
 use std::{
     sync::{

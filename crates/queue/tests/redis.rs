@@ -108,33 +108,122 @@ async fn contract(case: &'static str) -> Option<QueueContract> {
 agentsync_webhooks_queue::queue_contract_tests!(contract);
 agentsync_webhooks_queue::queue_event_time_contract_tests!(contract);
 
-/// A partitioned queue does not order events (a key's jobs would span partitions): it says so,
-/// stores no key, and claims a keyed delivery as any other.
+/// The contract's event-time cases on a single Redis with the queue in 3 partitions: a key's
+/// deliveries share its partition, so the key's order holds across partitions.
+mod partitioned {
+    use super::*;
+
+    async fn contract(case: &'static str) -> Option<QueueContract> {
+        let options = || {
+            RedisOptions::new()
+                .retention(contract::RETENTION)
+                .dead_retention(contract::DEAD_RETENTION)
+                .partitions(3)
+        };
+        let (backend, keys) = backend_with(case, options()).await?;
+        let (url, _) = redis_url();
+        let second = RedisBackend::connect_with(&url, options().prefix(prefix(case)))
+            .await
+            .unwrap_or_else(|err| panic!("{case}: the second instance: {err}"));
+        Some(
+            QueueContract::new(backend, case)
+                .second_instance(second)
+                .keep_alive(keys),
+        )
+    }
+
+    agentsync_webhooks_queue::queue_event_time_contract_tests!(contract);
+}
+
+/// A partitioned queue orders events: two deliveries of one key whose ids map to different
+/// partitions are stored in the key's partition; the second is held back while the first
+/// runs; the lookups by id find both; settling each goes to its partition.
 #[tokio::test]
-async fn a_partitioned_queue_does_not_order_events() {
-    let test = "a_partitioned_queue_does_not_order_events";
+async fn a_partitioned_queue_orders_a_keys_events_across_id_partitions() {
+    let test = "a_partitioned_queue_orders_a_keys_events_across_id_partitions";
     let Some((backend, _keys)) = backend_with(test, RedisOptions::new().partitions(3)).await else {
         return;
     };
-    assert!(!backend.orders_events());
-    let order = agentsync_webhooks_queue::EventOrder {
-        key: "npn:1".into(),
-        occurred_at_ms: 10,
-    };
-    for id in ["p_a", "p_b"] {
-        let stored = backend
-            .enqueue_ordered(&delivery(id), &order)
-            .await
+    assert!(backend.orders_events());
+    let key = "npn:1";
+    let key_partition = backend.partition_of_key(key);
+    // Two ids whose own partitions differ from each other (so at least one is not the key's).
+    let first = (0..)
+        .map(|i| format!("p_first_{i}"))
+        .find(|id| backend.partition(id) != key_partition)
+        .unwrap();
+    let second = (0..)
+        .map(|i| format!("p_second_{i}"))
+        .find(|id| {
+            backend.partition(id) != key_partition
+                && backend.partition(id) != backend.partition(&first)
+        })
+        .unwrap();
+    for (id, at) in [(&first, 10), (&second, 20)] {
+        let order = agentsync_webhooks_queue::EventOrder {
+            key: key.into(),
+            occurred_at_ms: at,
+        };
+        assert_eq!(
+            backend
+                .enqueue_ordered(&delivery(id), &order)
+                .await
+                .unwrap(),
+            Enqueued::New
+        );
+        // A retry of the same delivery (same body, same key) is a duplicate.
+        assert_eq!(
+            backend
+                .enqueue_ordered(&delivery(id), &order)
+                .await
+                .unwrap(),
+            Enqueued::Duplicate
+        );
+    }
+    let prefixes = backend.partition_prefixes();
+    let key_prefix = prefixes[key_partition].to_owned();
+    let (url, _) = redis_url();
+    let mut raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for id in [&first, &second] {
+        let here: i64 = redis::cmd("EXISTS")
+            .arg(format!("{key_prefix}d:{id}"))
+            .query(&mut raw)
             .unwrap();
-        assert_eq!(stored, Enqueued::New);
+        assert_eq!(here, 1, "{id} is stored in its key's partition");
+        assert!(
+            backend.delivery(id).await.unwrap().is_some(),
+            "{id} found by id"
+        );
     }
     let token = agentsync_webhooks_queue::ClaimToken::new().unwrap();
     let claimed = backend
         .claim_ordered(&token, 8, Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(claimed.len(), 2, "no key held back");
-    assert!(claimed.iter().all(|claimed| claimed.order.is_none()));
+    assert_eq!(claimed.len(), 1, "the key's second delivery is held back");
+    assert_eq!(claimed[0].job.delivery.webhook_id, first);
+    assert_eq!(claimed[0].order.as_ref().map(|o| o.key.as_str()), Some(key));
+    assert!(backend.complete(&claimed[0].job).await.unwrap());
+    let claimed = backend
+        .claim_ordered(&token, 8, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "the key freed, its next runs");
+    assert_eq!(claimed[0].job.delivery.webhook_id, second);
+    assert_eq!(
+        claimed[0].order.as_ref().and_then(|o| o.newest_done_ms),
+        Some(10)
+    );
+    assert!(backend.bury(&claimed[0].job, "boom").await.unwrap());
+    // The record's actions by id reach the key's partition.
+    assert!(backend.dead_letter(&second).await.unwrap().is_some());
+    assert!(backend.replay(&second).await.unwrap());
+    assert!(backend.discard(&second, "test").await.unwrap());
+    assert!(backend.forget(&first, "test").await.unwrap());
+    assert!(backend.replay_by(&first, "test").await.unwrap());
 }
 
 /// An address where nothing listens.
@@ -269,7 +358,8 @@ async fn an_enqueue_is_one_script_call_and_two_instances_share_the_work() {
         .filter(|(_, calls)| *calls > 0)
         .collect();
     // The commands a script runs are counted too: one EVALSHA per enqueue, its SET and the
-    // HGET of the record's state; for each new one the XADD, the record's HSET, its three index
+    // HGET of the record's state; for each new one the XADD, the record's HSET (and one for its
+    // occurred-at), its three index
     // entries (state; state and type; state and group) and the type's HSETNX; no command of
     // the client's besides.
     assert_eq!(
@@ -279,7 +369,7 @@ async fn an_enqueue_is_one_script_call_and_two_instances_share_the_work() {
             ("set", ENQUEUES + 1),
             ("hget", ENQUEUES + 1),
             ("xadd", ENQUEUES),
-            ("hset", ENQUEUES),
+            ("hset", 2 * ENQUEUES),
             ("zadd", 3 * ENQUEUES),
             ("hsetnx", ENQUEUES),
         ]),

@@ -149,7 +149,8 @@ mod partitioned {
     }
 
     agentsync_webhooks_queue::queue_contract_tests!(contract);
-    // A partitioned queue does not order events (`RedisBackend::orders_events`).
+    // A keyed delivery is stored in its key's partition: the key's order holds.
+    agentsync_webhooks_queue::queue_event_time_contract_tests!(contract);
 }
 
 /// The contract with the queue in one partition (one slot, under its `{0}` tag).

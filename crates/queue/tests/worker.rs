@@ -727,8 +727,8 @@ macro_rules! all_cases {
     };
 }
 
-/// Event time, on the engines that order events (a queue of one partition; a partitioned Redis
-/// queue does not order them yet).
+/// Event time, on every engine (a partitioned Redis queue stores a key's jobs in its key's
+/// partition).
 macro_rules! event_time_cases {
     ($engine:expr) => {
         engine_tests!($engine =>
@@ -769,4 +769,5 @@ mod postgres {
 mod redis_cluster {
     use super::*;
     all_cases!(Engine::RedisCluster);
+    event_time_cases!(Engine::RedisCluster);
 }

@@ -5,7 +5,8 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `schema` | string | the layout's version (2); see below |
+//! | `schema` | string | the layout's version (2; 3 for a partitioned queue); see below |
+//! | `legacy-until` | string | a partitioned queue upgraded from version 2 (first partition only): until when (ms) a keyed enqueue first looks for its id in the id's own partition |
 //! | `id:<webhook-id>` | string | the de-duplication mark: set with `NX` at enqueue and kept without expiry while the job waits, runs, retries or is dead; kept for the retention once done; deleted by `forget` and with a purged delivery |
 //! | `stream` | stream, consumer group | the jobs waiting or running; a running job is pending in the group |
 //! | `leases` | sorted set | stream entry id → lease end (ms, the engine's clock): re-claim is by lease expiry |
@@ -102,10 +103,10 @@
 //! `ZSCORE` (the running entry's lease), one `HSET` and one `HGET` (taking the key, reading its
 //! newest); an unkeyed one nothing more than a field lookup.
 //!
-//! Only a queue of one partition orders events ([`Backend::orders_events`]): a delivery's
-//! partition follows its webhook-id, so the jobs of one key would be spread over partitions
-//! that no one script (one slot) reaches. A partitioned queue stores no key and enforces no
-//! order, as before.
+//! A partitioned queue orders events too ([`Backend::orders_events`] is always `true`): a
+//! keyed delivery is stored in its ordering key's partition (FNV-1a of the key, modulo the
+//! count), so every job of one key, `k:w:<key>`, `k:running` and `k:newest` share one slot
+//! and each script above reaches them all. See "Partitions and Redis Cluster".
 //!
 //! # Queries, and what they cost
 //!
@@ -153,6 +154,17 @@
 //! the old version writes meanwhile get their record when claimed. A queue written by a newer
 //! version is refused, naming it, before anything is written.
 //!
+//! A partitioned queue is version 3: version 2 stored every delivery in its id's partition,
+//! without its ordering key (a partitioned queue did not order events then). Connecting to a
+//! partitioned version 2 queue sets it to 3 (an instance of the earlier version then refuses
+//! it rather than store keyed deliveries by id beside this one) and leaves its deliveries where
+//! they are: they run as unkeyed jobs. For the de-duplication retention from then
+//! (`legacy-until`), a keyed delivery whose key's partition is not its id's first checks its
+//! id's partition (one more `EXISTS`, a second round trip), and a retry or resend of a delivery
+//! stored there is answered there, as before. After the window a portal resend of a dead
+//! letter of version 2 is stored as new in its key's partition, its old dead letter left
+//! until purged. A queue of one partition keeps version 2: its layout did not change.
+//!
 //! Settling checks the receipt (the entry id and its delivery count when claimed) against
 //! `XPENDING`, so a worker whose job was re-claimed settles nothing.
 //!
@@ -171,17 +183,27 @@
 //! holding the whole table above under its own key prefix `<prefix>{<tag>}:`, the tag chosen
 //! so that partition `i` hashes into the `i`-th `n`-th of the 16,384 slots (one per primary of
 //! an evenly split cluster). On a Redis Cluster (`redis+cluster://`) one partition is also put
-//! under a tag unless the prefix has one. A `webhook-id` maps to one partition (FNV-1a of the
-//! id, modulo `n`), and its per-delivery keys (`id:`, `d:`, `h:`) carry that partition's tag:
-//! the enqueue, the claim and every settle write the mark, the stream, the record and the
-//! indexes in one script, so all of them must share a slot, and a delivery's keys can only be
-//! in its partition's. Every script names at least one of its partition's keys, so that the
-//! cluster client routes it to the primary that owns the slot. Claims start with the next
-//! partition in turn and take from the others while the claim is not full; dead letters, stats,
-//! the lists (merged newest first, never past where a partition's page stopped), counts, bulk
-//! replays (each partition its share of the newest `max`) and purges cover every partition.
-//! Changing `n` on a queue that holds jobs strands them in partitions no id maps to: drain it
-//! first, or give the new count a new prefix.
+//! under a tag unless the prefix has one. A delivery is stored in one partition: its ordering
+//! key's when it has one (FNV-1a of the key, modulo `n`), else its `webhook-id`'s (FNV-1a of
+//! the id), and its per-delivery keys (`id:`, `d:`, `h:`) carry that partition's tag: the
+//! enqueue, the claim and every settle write the mark, the stream, the record, the indexes and
+//! the key's state in one script, so all of them must share a slot. A sender's retry, or a
+//! resend from its portal, carries the same body, hence the same key and the same partition,
+//! where the id's mark is: de-duplication with the enqueue stays one script, one round trip.
+//! (A router whose ordering key for a type changes while its deliveries are on record would
+//! put a retry in another partition, where its id is unknown: keep a type's key stable.) A
+//! claim's receipt names its partition, so settling a job goes there whatever its id. The
+//! queries by id ([`delivery`](Backend::delivery), [`dead_letter`](Backend::dead_letter),
+//! [`replay`](Backend::replay), `replay_by`, `discard`, `forget`) look for the id's record or
+//! mark in the id's partition first, then in the others (one `EXISTS` each; a replay keeps the
+//! record's key, so it runs in the partition it was found in). Every script names at least one
+//! of its partition's keys, so that the cluster client routes it to the primary that owns the
+//! slot. Claims start with the next partition in turn and take from the others while the claim
+//! is not full; dead letters, stats, the lists (merged newest first, never past where a
+//! partition's page stopped), counts, bulk replays (each partition its share of the newest
+//! `max`, counted where each was listed) and purges cover every partition. Changing `n` on a
+//! queue that holds jobs strands them in partitions no key or id maps to: drain it first, or
+//! give the new count a new prefix.
 //!
 //! # Durability and topology
 //!
@@ -221,7 +243,7 @@ use std::{
     future::Future,
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicI64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -410,10 +432,13 @@ impl RedisOptions {
 
     /// Splits the queue into `n` partitions (1 to [`MAX_PARTITIONS`]; default
     /// [`DEFAULT_PARTITIONS`]), each under its own hash tag, so that on a Redis Cluster the
-    /// queue is spread over the primaries instead of living on one. A `webhook-id` always maps
-    /// to the same partition (FNV-1a of the id, modulo `n`), so its de-duplication and its
-    /// enqueue stay one script; the workers claim from every partition in turn; dead letters,
-    /// stats and the record's lists and counts cover them all.
+    /// queue is spread over the primaries instead of living on one. A keyed delivery (an
+    /// ordering key, issue 23) is stored in its key's partition (FNV-1a of the key, modulo
+    /// `n`), so that the key's jobs are ordered, one at a time and checked for staleness as on
+    /// one partition; an unkeyed one in its `webhook-id`'s (FNV-1a of the id). A retry of a
+    /// delivery has the same body, hence the same key and partition, so its de-duplication
+    /// and its enqueue stay one script; the workers claim from every partition in turn; dead
+    /// letters, stats, the record's lists and counts and the queries by id cover them all.
     ///
     /// Every instance on a queue must use the same `n`, and changing it on a queue that holds
     /// jobs strands them in partitions no id maps to any more: drain the queue first (see
@@ -612,6 +637,10 @@ pub struct RedisBackend {
     clock_offset_ms: i64,
     wait: Option<Wait>,
     persistence: Option<Arc<PersistenceReport>>,
+    /// Until when (ms, this instance's clock) a keyed enqueue first looks for its id in the
+    /// id's own partition: a partitioned queue written by an earlier layout stored every
+    /// delivery there (see "Layout versions" in the module docs); 0 when not.
+    legacy_until_ms: Arc<AtomicI64>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -696,6 +725,7 @@ impl RedisBackend {
             clock_offset_ms: duration_ms(options.clock_offset),
             wait: options.wait,
             persistence: None,
+            legacy_until_ms: Arc::new(AtomicI64::new(0)),
         }
     }
 
@@ -725,9 +755,125 @@ impl RedisBackend {
         partition_of(webhook_id, self.parts.len())
     }
 
-    /// The keys of the partition `webhook_id` maps to.
-    fn part(&self, webhook_id: &str) -> &Keys {
-        &self.parts[partition_of(webhook_id, self.parts.len())]
+    /// The partition every delivery of the ordering key `key` is stored in: FNV-1a of the key
+    /// modulo the partition count, so that the key's jobs, its running job and its newest
+    /// done share one slot.
+    pub fn partition_of_key(&self, key: &str) -> usize {
+        partition_of(key, self.parts.len())
+    }
+
+    /// The partition a delivery is stored in: its ordering key's when keyed, else its id's.
+    /// A retry or a portal resend of a delivery has the same body, hence the same key and the
+    /// same partition, where its id mark is: de-duplication stays one script.
+    fn partition_for(&self, webhook_id: &str, order: Option<&EventOrder>) -> usize {
+        match order {
+            Some(order) => partition_of(&order.key, self.parts.len()),
+            None => partition_of(webhook_id, self.parts.len()),
+        }
+    }
+
+    /// The keys of the partition the settled `job` was claimed from (its receipt names it),
+    /// or `None` for a receipt that is not one of ours.
+    fn job_part<'a, 'j>(&'a self, job: &'j Job) -> Option<(&'a Keys, &'j str, &'j str)> {
+        let (entry, count, partition) = parse_receipt(&job.receipt)?;
+        let partition = match partition {
+            Some(partition) => partition,
+            None if self.parts.len() == 1 => 0,
+            None => return None,
+        };
+        Some((self.parts.get(partition)?, entry, count))
+    }
+
+    /// The keys of the partition that holds `webhook_id`'s record or id mark: its id's own
+    /// partition first (every unkeyed delivery), then the others (a keyed delivery is in its
+    /// key's); its id's partition when none holds it (the scripts then find nothing). One
+    /// `EXISTS` per partition looked at; none for a queue of one partition.
+    async fn locate(&self, webhook_id: &str) -> Result<&Keys, StoreError> {
+        let n = self.parts.len();
+        let home = partition_of(webhook_id, n);
+        if n == 1 {
+            return Ok(&self.parts[0]);
+        }
+        for i in 0..n {
+            let keys = &self.parts[(home + i) % n];
+            if self.holds(keys, webhook_id).await? {
+                return Ok(keys);
+            }
+        }
+        Ok(&self.parts[home])
+    }
+
+    /// Whether the partition of `keys` holds `webhook_id`'s record or id mark (one `EXISTS`).
+    async fn holds(&self, keys: &Keys, webhook_id: &str) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let found: i64 = self
+            .bounded(
+                "find a delivery's partition",
+                ::redis::cmd("EXISTS")
+                    .arg(format!("{}d:{webhook_id}", keys.prefix))
+                    .arg(keys.id_mark(webhook_id))
+                    .query_async(&mut connection),
+            )
+            .await?;
+        Ok(found > 0)
+    }
+
+    /// How many of the newest `max` deliveries that `filter` keeps each partition holds: the
+    /// partitions' lists merged as [`list`](Backend::list) merges them, each delivery counted
+    /// in the partition it was listed from (a keyed delivery is not in its id's partition).
+    async fn newest_shares(
+        &self,
+        filter: &DeliveryFilter,
+        max: usize,
+    ) -> Result<Vec<usize>, StoreError> {
+        let mut share = vec![0_usize; self.parts.len()];
+        let mut taken = 0;
+        let mut after: Option<Cursor> = None;
+        while taken < max {
+            let limit = max - taken;
+            let mut all: Vec<(i64, String, usize)> = Vec::new();
+            let mut horizon: Option<(i64, String)> = None;
+            for (partition, keys) in self.parts.iter().enumerate() {
+                let page = self.list_in(keys, filter, after.as_ref(), limit).await?;
+                all.extend(
+                    page.deliveries
+                        .into_iter()
+                        .map(|one| (one.received_at_ms, one.webhook_id, partition)),
+                );
+                if let Some(next) = page.next {
+                    let next = (next.received_at_ms, next.webhook_id);
+                    if horizon.as_ref().is_none_or(|h| next > *h) {
+                        horizon = Some(next);
+                    }
+                }
+            }
+            all.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+            // Nothing past where a partition's page stopped: what it holds beyond is unread.
+            if let Some((at, id)) = &horizon {
+                all.retain(|(received, webhook_id, _)| (*received, webhook_id) >= (*at, id));
+            }
+            let cut = all.len() > limit;
+            all.truncate(limit);
+            for (_, _, partition) in &all {
+                share[*partition] += 1;
+                taken += 1;
+            }
+            let next = if cut {
+                all.last().map(|(received, id, _)| (*received, id.clone()))
+            } else {
+                horizon
+            };
+            match next {
+                Some((received_at_ms, webhook_id)) if taken < max => {
+                    after = Some(Cursor {
+                        received_at_ms,
+                        webhook_id,
+                    });
+                }
+                _ => break,
+            }
+        }
+        Ok(share)
     }
 
     /// `WAITAOF` needs Redis 7.2: refused at connect on an older server, naming its version.
@@ -818,7 +964,19 @@ impl RedisBackend {
         delivery: &ReceivedDelivery,
         order: Option<&EventOrder>,
     ) -> Result<Enqueued, StoreError> {
-        let keys = self.part(&delivery.webhook_id);
+        let mut partition = self.partition_for(&delivery.webhook_id, order);
+        let mut order = order;
+        let home = partition_of(&delivery.webhook_id, self.parts.len());
+        if partition != home
+            && now_ms() < self.legacy_until_ms.load(Ordering::Relaxed)
+            && self.holds(&self.parts[home], &delivery.webhook_id).await?
+        {
+            // Stored by the earlier layout in its id's partition, without its key: its retry
+            // or resend is answered there, as it was stored.
+            partition = home;
+            order = None;
+        }
+        let keys = &self.parts[partition];
         // EVALSHA by hand (ScriptInvocation does not hand out its command), so that it can be
         // pipelined with WAIT.
         let mut eval = ::redis::cmd("EVALSHA");
@@ -836,7 +994,11 @@ impl RedisBackend {
             .arg(&keys.prefix)
             .arg(if self.wait.is_some() { "1" } else { "0" })
             .arg(order.map_or("", |order| order.key.as_str()))
-            .arg(order.map_or_else(String::new, |order| order.occurred_at_ms.to_string()));
+            .arg(order.map_or_else(String::new, |order| order.occurred_at_ms.to_string()))
+            .arg(
+                crate::record::occurred_at_to_store(delivery, order)
+                    .map_or_else(String::new, |ms| ms.to_string()),
+            );
         let stored = match self.wait {
             None => {
                 let mut connection = self.connection.clone();
@@ -950,8 +1112,7 @@ impl RedisBackend {
             if wanted == 0 {
                 break;
             }
-            let keys = &self.parts[(start + i) % n];
-            jobs.extend(self.claim_in(keys, token, wanted, lease).await?);
+            jobs.extend(self.claim_in((start + i) % n, token, wanted, lease).await?);
         }
         Ok(jobs)
     }
@@ -1045,13 +1206,16 @@ impl RedisBackend {
         Ok(health)
     }
 
+    /// Claims up to `max` jobs from partition `partition`; each receipt names the partition
+    /// (when there are several), so that settling reaches it whatever the job's id.
     async fn claim_in(
         &self,
-        keys: &Keys,
+        partition: usize,
         token: &ClaimToken,
         max: usize,
         lease: Duration,
     ) -> Result<Vec<Claimed>, StoreError> {
+        let keys = &self.parts[partition];
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -1089,7 +1253,11 @@ impl RedisBackend {
                     job: Job {
                         attempt: attempt_count(fields.attempts.saturating_add(count)),
                         delivery: fields.delivery,
-                        receipt: Receipt(format!("{entry}/{count}")),
+                        receipt: if self.parts.len() == 1 {
+                            Receipt(format!("{entry}/{count}"))
+                        } else {
+                            Receipt(format!("{entry}/{count}/{partition}"))
+                        },
                     },
                 }),
                 Err(err) => {
@@ -1120,7 +1288,9 @@ impl RedisBackend {
 
     /// Completes `job` with the attempt's `outcome` (`ok`, or `stale`: the key's newest kept).
     async fn complete_as(&self, job: &Job, outcome: &str) -> Result<bool, StoreError> {
-        let keys = self.part(&job.delivery.webhook_id);
+        let Some((keys, _, _)) = self.job_part(job) else {
+            return Ok(false);
+        };
         let mark = keys.id_mark(&job.delivery.webhook_id);
         let retention = self.retention_secs.to_string();
         self.settle(
@@ -1148,10 +1318,9 @@ impl RedisBackend {
         extra_keys: &[&str],
         extra_args: &[&[u8]],
     ) -> Result<bool, StoreError> {
-        let Some((entry, count)) = parse_receipt(&job.receipt) else {
+        let Some((keys, entry, count)) = self.job_part(job) else {
             return Ok(false);
         };
-        let keys = self.part(&job.delivery.webhook_id);
         let mut connection = self.connection.clone();
         let mut invocation = script.key(&keys.stream);
         invocation
@@ -1201,7 +1370,7 @@ impl RedisBackend {
     }
 
     async fn dead_letter_by_id(&self, webhook_id: &str) -> Result<Option<DeadLetter>, StoreError> {
-        let keys = self.part(webhook_id);
+        let keys = self.locate(webhook_id).await?;
         let mut connection = self.connection.clone();
         let mut invocation = DEAD_LETTER.key(&keys.dead);
         invocation.key(&keys.dead_index).arg(webhook_id);
@@ -1223,7 +1392,7 @@ impl RedisBackend {
         by: &str,
         done_too: bool,
     ) -> Result<bool, StoreError> {
-        let keys = self.part(webhook_id);
+        let keys = self.locate(webhook_id).await?;
         let mut connection = self.connection.clone();
         let mut invocation = REPLAY.key(&keys.stream);
         invocation
@@ -1292,22 +1461,20 @@ impl Backend for RedisBackend {
         })
     }
 
-    /// `true` for a queue of one partition (the default); `false` when partitioned, since a
-    /// delivery's partition follows its webhook-id, so the jobs of one key would be spread over
-    /// partitions (slots) that no one script reaches: see "Ordering keys" in the module docs.
+    /// `true`, partitioned or not: a keyed delivery is stored in its ordering key's partition,
+    /// so the key's jobs, its running job and its newest done share one slot (see "Ordering
+    /// keys" in the module docs).
     fn orders_events(&self) -> bool {
-        self.parts.len() == 1
+        true
     }
 
-    /// Stores the key and occurred-at with the job when the queue orders events; a partitioned
-    /// queue stores no key (as [`enqueue`](Backend::enqueue)).
+    /// Stores the key and occurred-at with the job, in the key's partition.
     fn enqueue_ordered<'a>(
         &'a self,
         delivery: &'a ReceivedDelivery,
         order: &'a EventOrder,
     ) -> QueueFuture<'a, Enqueued> {
-        let order = self.orders_events().then_some(order);
-        Box::pin(self.enqueue_delivery(delivery, order))
+        Box::pin(self.enqueue_delivery(delivery, Some(order)))
     }
 
     fn claim_ordered<'a>(
@@ -1333,19 +1500,19 @@ impl Backend for RedisBackend {
 
     fn retry<'a>(&'a self, job: &'a Job, after: Duration, error: &'a str) -> QueueFuture<'a, bool> {
         Box::pin(async move {
+            let Some((keys, _, _)) = self.job_part(job) else {
+                return Ok(false);
+            };
             let delay = delay_ms(after).to_string();
             self.settle(
                 "retry",
                 &RETRY,
                 job,
-                &[
-                    &self.part(&job.delivery.webhook_id).scheduled,
-                    &self.part(&job.delivery.webhook_id).due,
-                ],
+                &[&keys.scheduled, &keys.due],
                 &[
                     delay.as_bytes(),
                     bounded_error(error).as_bytes(),
-                    self.part(&job.delivery.webhook_id).prefix.as_bytes(),
+                    keys.prefix.as_bytes(),
                 ],
             )
             .await
@@ -1370,20 +1537,19 @@ impl Backend for RedisBackend {
 
     fn release<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
         Box::pin(async move {
-            self.settle(
-                "release",
-                &RELEASE,
-                job,
-                &[],
-                &[self.part(&job.delivery.webhook_id).prefix.as_bytes()],
-            )
-            .await
+            let Some((keys, _, _)) = self.job_part(job) else {
+                return Ok(false);
+            };
+            self.settle("release", &RELEASE, job, &[], &[keys.prefix.as_bytes()])
+                .await
         })
     }
 
     fn bury<'a>(&'a self, job: &'a Job, error: &'a str) -> QueueFuture<'a, bool> {
         Box::pin(async move {
-            let keys = self.part(&job.delivery.webhook_id);
+            let Some((keys, _, _)) = self.job_part(job) else {
+                return Ok(false);
+            };
             let mark = keys.id_mark(&job.delivery.webhook_id);
             self.settle(
                 "bury",
@@ -1534,11 +1700,24 @@ fn is_noscript(err: &StoreError) -> bool {
         })
 }
 
-/// The entry id and delivery count of one of our receipts (`<ms>-<seq>/<count>`), or `None`
-/// for anything else (which then settles nothing rather than reach a script).
-fn parse_receipt(receipt: &Receipt) -> Option<(&str, &str)> {
-    let (entry, count) = receipt.0.split_once('/')?;
+/// The entry id, delivery count and partition of one of our receipts
+/// (`<ms>-<seq>/<count>`, then `/<partition>` when the queue has several), or `None` for
+/// anything else (which then settles nothing rather than reach a script).
+fn parse_receipt(receipt: &Receipt) -> Option<(&str, &str, Option<usize>)> {
+    let (entry, rest) = receipt.0.split_once('/')?;
+    let (count, partition) = match rest.split_once('/') {
+        Some((count, partition)) => (count, Some(partition)),
+        None => (rest, None),
+    };
     let (ms, seq) = entry.split_once('-')?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(ms) && digits(seq) && digits(count)).then_some((entry, count))
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(ms) && digits(seq) && digits(count)) {
+        return None;
+    }
+    let partition = match partition {
+        Some(partition) if digits(partition) => Some(partition.parse().ok()?),
+        Some(_) => return None,
+        None => None,
+    };
+    Some((entry, count, partition))
 }

@@ -173,22 +173,7 @@ impl RedisBackend {
         if replayable.states.is_empty() {
             return Ok(0);
         }
-        let mut share = vec![0_usize; self.parts.len()];
-        let mut taken = 0;
-        let mut after: Option<Cursor> = None;
-        while taken < max {
-            let page = self
-                .list_page(&replayable, after.as_ref(), max - taken)
-                .await?;
-            for one in &page.deliveries {
-                share[super::partition_of(&one.webhook_id, self.parts.len())] += 1;
-                taken += 1;
-            }
-            match page.next {
-                Some(next) if taken < max => after = Some(next),
-                _ => break,
-            }
-        }
+        let share = self.newest_shares(&replayable, max).await?;
         let mut replayed = 0;
         for (keys, share) in self.parts.iter().zip(share) {
             if share > 0 {
@@ -278,7 +263,7 @@ impl RedisBackend {
         &self,
         webhook_id: &str,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
-        let keys = self.part(webhook_id);
+        let keys = self.locate(webhook_id).await?;
         let mut connection = self.connection.clone();
         // The schema key only routes the script to the partition's slot on a cluster.
         let mut invocation = RECORD.key(&keys.schema);
@@ -332,7 +317,7 @@ impl RedisBackend {
     }
 
     pub(super) async fn discard_one(&self, webhook_id: &str, by: &str) -> Result<bool, StoreError> {
-        let keys = self.part(webhook_id);
+        let keys = self.locate(webhook_id).await?;
         let mut connection = self.connection.clone();
         let mut invocation = DISCARD.key(&keys.stream);
         invocation
@@ -354,7 +339,7 @@ impl RedisBackend {
     }
 
     pub(super) async fn forget_one(&self, webhook_id: &str, by: &str) -> Result<bool, StoreError> {
-        let keys = self.part(webhook_id);
+        let keys = self.locate(webhook_id).await?;
         let mut connection = self.connection.clone();
         let mut invocation = FORGET.key(keys.id_mark(webhook_id));
         invocation.arg(webhook_id).arg(by).arg(&keys.prefix);
