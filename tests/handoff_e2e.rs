@@ -4,7 +4,8 @@
 //! PostgreSQL).
 //!
 //! - `kill -9` right after the receiver answered 2xx to a batch: restarted on the same SQLite
-//!   file, it processes every one; on Redis and on PostgreSQL, another instance's workers do;
+//!   file, it processes every one; on Redis, the Redis Cluster (one partition and three) and
+//!   PostgreSQL, another instance's workers do;
 //! - 500 concurrent deliveries with one `webhook-id`: one job, one handler run;
 //! - the queue's store down (Redis or PostgreSQL behind a TCP proxy that goes down): `503` with
 //!   `Retry-After`, never 2xx, no handler run; back up: the sender's retry is `202` and is
@@ -17,6 +18,10 @@
 //! fails the tests; when not, they are skipped with a note. The example takes no key prefix, so
 //! each Redis test uses a logical database of its own (8 to 15, see `RedisDb`), flushed before
 //! and after.
+//!
+//! Redis Cluster: `REDIS_CLUSTER_URL` (default the `.ci/redis-cluster.sh` cluster), the same
+//! way; each test names a key prefix of its own in the queue URL (`?prefix=`, with
+//! `&partitions=3` for the partitioned case) and deletes its keys on every primary at the end.
 //!
 //! PostgreSQL: `POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`), the same way;
 //! each PostgreSQL test creates a database of its own (`CREATE DATABASE`, so the role needs
@@ -137,6 +142,26 @@ async fn redis_receiver_killed_after_2xx_another_instance_processes_every_delive
         return;
     };
     killed_after_2xx_the_next_receiver_processes_every_delivery(&db.url, "redis-kill").await;
+}
+
+/// The Redis Cluster (`REDIS_CLUSTER_URL`), the queue in one partition (one slot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_receiver_killed_after_2xx_another_instance_processes_every_delivery() {
+    let Some(queue) = ClusterQueue::take("cluster_kill", 1) else {
+        return;
+    };
+    killed_after_2xx_the_next_receiver_processes_every_delivery(&queue.url, "cluster-kill").await;
+}
+
+/// The Redis Cluster, the queue in 3 partitions (one per primary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_3_partitions_receiver_killed_after_2xx_another_instance_processes_every_delivery()
+ {
+    let Some(queue) = ClusterQueue::take("cluster_kill_p3", 3) else {
+        return;
+    };
+    killed_after_2xx_the_next_receiver_processes_every_delivery(&queue.url, "cluster-kill-p3")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

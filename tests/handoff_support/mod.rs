@@ -850,3 +850,115 @@ pub fn postgres_authority(url: &str) -> String {
         format!("{authority}:5432")
     }
 }
+
+/// `REDIS_CLUSTER_URL`, and whether it was set (then the cluster is required: unreachable
+/// fails the test). Default: the cluster of `.ci/redis-cluster.sh`.
+pub fn redis_cluster_url() -> (String, bool) {
+    match std::env::var("REDIS_CLUSTER_URL") {
+        Ok(url) if !url.is_empty() => (url, true),
+        _ => (
+            "redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103".to_owned(),
+            false,
+        ),
+    }
+}
+
+/// A queue on the Redis Cluster under a key prefix that this test alone uses, named in the
+/// queue URL (`?prefix=`, and `&partitions=N`), its keys deleted on every primary when dropped.
+pub struct ClusterQueue {
+    /// The queue URL the receivers read.
+    pub url: String,
+    prefix: String,
+    primaries: Vec<String>,
+}
+
+impl ClusterQueue {
+    /// A queue for `test` in `partitions` partitions, or `None` (skip, with a note) when the
+    /// cluster is unreachable and `REDIS_CLUSTER_URL` is not set.
+    ///
+    /// # Panics
+    ///
+    /// When `REDIS_CLUSTER_URL` is set and the cluster is unreachable.
+    pub fn take(test: &str, partitions: usize) -> Option<Self> {
+        let (base, required) = redis_cluster_url();
+        let primaries = match cluster_primaries(&base) {
+            Ok(primaries) if !primaries.is_empty() => primaries,
+            other => {
+                let err = other.map_or_else(|err| err.to_string(), |_| "no primary".to_owned());
+                if required {
+                    panic!("REDIS_CLUSTER_URL={base} is set but the cluster is unreachable: {err}");
+                }
+                eprintln!(
+                    "skipping {test}: no Redis Cluster at {base} ({err}); run \
+                     .ci/redis-cluster.sh start, set REDIS_CLUSTER_URL to require it"
+                );
+                return None;
+            }
+        };
+        let prefix = format!("agentsync-webhooks-test:handoff:{}:", unique(test));
+        let (nodes, query) = base.split_once('?').unwrap_or((base.as_str(), ""));
+        let mut url = format!(
+            "{nodes}?prefix={}&partitions={partitions}",
+            prefix.replace(':', "%3A")
+        );
+        if !query.is_empty() {
+            url = format!("{url}&{query}");
+        }
+        Some(Self {
+            url,
+            prefix,
+            primaries,
+        })
+    }
+}
+
+impl Drop for ClusterQueue {
+    fn drop(&mut self) {
+        for node in &self.primaries {
+            let Ok(mut connection) = redis::Client::open(node.as_str())
+                .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
+            else {
+                continue;
+            };
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", self.prefix))
+                .query(&mut connection)
+                .unwrap_or_default();
+            for key in keys {
+                let _: Result<i64, _> = redis::cmd("DEL").arg(key).query(&mut connection);
+            }
+        }
+    }
+}
+
+/// The primaries of the cluster named by `url` (`redis+cluster://HOST:PORT,...`), as
+/// `redis://HOST:PORT`, read with `CLUSTER NODES` from the first seed that answers.
+fn cluster_primaries(url: &str) -> redis::RedisResult<Vec<String>> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.split(['?', '/']).next().unwrap_or(rest);
+    let mut last = None;
+    for seed in rest.split(',') {
+        let seed = seed.rsplit('@').next().unwrap_or(seed);
+        let answer = redis::Client::open(format!("redis://{seed}").as_str())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
+            .and_then(|mut connection| {
+                redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query::<String>(&mut connection)
+            });
+        match answer {
+            Ok(nodes) => {
+                return Ok(nodes
+                    .lines()
+                    .filter(|line| line.contains("master") && !line.contains("fail"))
+                    .filter_map(|line| line.split_whitespace().nth(1))
+                    .map(|address| {
+                        format!("redis://{}", address.split('@').next().unwrap_or(address))
+                    })
+                    .collect());
+            }
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "no seed node"))))
+}
