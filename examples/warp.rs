@@ -36,16 +36,42 @@
 //!
 //! Logs `webhook received` with `webhook_id` when the 2xx is decided, and `webhook processed`
 //! with `webhook_id` when a handler completed.
+//!
+//! With `AGENTSYNC_DASHBOARD_USER` and `AGENTSYNC_DASHBOARD_PASSWORD` set, the operator's
+//! dashboard (every delivery, its attempts and errors; replay, discard, forget) is served at
+//! `/admin/webhooks/`, behind basic auth with these credentials, checked by this app before the
+//! request reaches the dashboard (the way a host puts its own auth in front). warp has no
+//! `nest_service`: the dashboard is the same tower service axum mounts, and the server's
+//! service sends it the requests under its prefix ([`Dashboard::mount_path`] names the prefix
+//! for its links), warp's filters everything else.
+//!
+//! ```sh
+//! AGENTSYNC_DASHBOARD_USER=ops AGENTSYNC_DASHBOARD_PASSWORD='a long password' cargo run --example warp
+//! # open http://127.0.0.1:3000/admin/webhooks/
+//! ```
 
-use std::{error::Error, future::Future, net::SocketAddr, process::ExitCode, time::Duration};
+use std::{
+    convert::Infallible,
+    error::Error,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    process::ExitCode,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use agentsync_webhooks::{
     EventData, EventGroup, EventType, NpnActivated, NpnDeactivated, Receiver, UpdatesAvailable,
     Verifier,
-    queue::{Queue, Workers},
+    dashboard::{Dashboard, engine_name},
+    queue::{Queue, QueueUrl, Workers},
     route::{Event, EventRouter, HandlerError},
     warp::{Webhook, webhook_with},
 };
+use base64::Engine as _;
+use http_body_util::BodyExt as _;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto::Builder,
@@ -54,6 +80,9 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::watch};
 use tracing::info;
 use warp::{Filter, http::StatusCode};
+
+/// Where the operator's dashboard is served.
+const DASHBOARD_PATH: &str = "/admin/webhooks";
 
 /// How long a client may take to send its request headers (the filter bounds the body).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -83,7 +112,20 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let port = u16::try_from(env_number("PORT", 3000)?)?;
     let pull_delay = Duration::from_millis(env_number("PULL_DELAY_MS", 200)?);
     let workers = usize::try_from(env_number("WORKERS", 8)?)?;
-    let queue = Queue::from_url(&std::env::var("AGENTSYNC_QUEUE_URL").unwrap_or_default()).await?;
+    let queue_url = std::env::var("AGENTSYNC_QUEUE_URL").unwrap_or_default();
+    let queue = Queue::from_url(&queue_url).await?;
+    // The operator's dashboard, behind this app's own auth; the page names the engine, never
+    // the queue's URL.
+    let login = dashboard_login()?;
+    let dashboard = match &login {
+        Some(login) => Some(Admin {
+            login: Arc::clone(login),
+            dashboard: Dashboard::new(queue.clone())
+                .engine(engine_name(&QueueUrl::parse(&queue_url)?))
+                .mount_path(DASHBOARD_PATH),
+        }),
+        None => None,
+    };
 
     let router = EventRouter::new()
         .on(
@@ -135,7 +177,17 @@ async fn run() -> Result<(), Box<dyn Error>> {
         "  cargo run -p agentsync-webhooks-cli -- send --url http://{addr}/webhooks/psapi \\
          --event producersync.updates_available --duplicate"
     );
-    serve(listener, warp::service(routes), until(stopped)).await?;
+    match &login {
+        Some(_) => println!("dashboard: http://{addr}{DASHBOARD_PATH}/ (basic auth)"),
+        None => println!(
+            "dashboard: set AGENTSYNC_DASHBOARD_USER and AGENTSYNC_DASHBOARD_PASSWORD to mount it"
+        ),
+    }
+    let app = App {
+        warp: warp::service(routes),
+        admin: dashboard.map(Arc::new),
+    };
+    serve(listener, app, until(stopped)).await?;
     let _ = stop.send(true);
     if let Some(background) = background {
         background.await?;
@@ -220,6 +272,103 @@ async fn contracting(event: Event<EventData>) -> Result<(), HandlerError> {
 async fn log_unknown(event: Event<serde_json::Value>) -> Result<(), HandlerError> {
     info!(webhook_id = %event.webhook_id, event_type = %event.event_type, "unknown event type");
     Ok(())
+}
+
+/// The dashboard and the credentials that open it.
+struct Admin {
+    /// The whole `Authorization` header expected.
+    login: Arc<str>,
+    dashboard: Dashboard,
+}
+
+/// The server's service: requests under [`DASHBOARD_PATH`] to the dashboard (once the login
+/// is checked), every other one to warp's filters.
+#[derive(Clone)]
+struct App<W> {
+    warp: W,
+    admin: Option<Arc<Admin>>,
+}
+
+impl<W> tower::Service<http::Request<hyper::body::Incoming>> for App<W>
+where
+    W: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = warp::reply::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    W::Future: Send + 'static,
+{
+    type Response = warp::reply::Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<warp::reply::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.warp.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let path = request.uri().path();
+        let admin = self.admin.clone().filter(|_| {
+            path.strip_prefix(DASHBOARD_PATH)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+        let Some(admin) = admin else {
+            return Box::pin(self.warp.call(request));
+        };
+        Box::pin(async move {
+            if !logged_in(request.headers(), &admin.login) {
+                let mut refused = warp::reply::Response::new("a user and password, please".into());
+                *refused.status_mut() = StatusCode::UNAUTHORIZED;
+                refused.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Basic realm=\"webhooks dashboard\""),
+                );
+                return Ok(refused);
+            }
+            // The dashboard's page is whole in memory: warp's body type holds it as it is.
+            let (parts, body) = admin.dashboard.handle(request).await.into_parts();
+            let bytes = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(never) => match never {},
+            };
+            Ok(http::Response::from_parts(parts, bytes.into()))
+        })
+    }
+}
+
+/// The `Authorization` header the dashboard asks for, from `AGENTSYNC_DASHBOARD_USER` and
+/// `AGENTSYNC_DASHBOARD_PASSWORD`; `None` when they are unset.
+fn dashboard_login() -> Result<Option<Arc<str>>, String> {
+    let user = std::env::var("AGENTSYNC_DASHBOARD_USER").unwrap_or_default();
+    let password = std::env::var("AGENTSYNC_DASHBOARD_PASSWORD").unwrap_or_default();
+    match (user.is_empty(), password.is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) if !user.contains(':') => {
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            Ok(Some(format!("Basic {encoded}").into()))
+        }
+        _ => Err(
+            "set AGENTSYNC_DASHBOARD_USER (without ':') and AGENTSYNC_DASHBOARD_PASSWORD, or neither"
+                .into(),
+        ),
+    }
+}
+
+/// Whether `headers` carry the expected `Authorization`, compared in constant time.
+fn logged_in(headers: &http::HeaderMap, expected: &str) -> bool {
+    let given = headers
+        .get(http::header::AUTHORIZATION)
+        .map_or(&[][..], |value| value.as_bytes());
+    let expected = expected.as_bytes();
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// Serves `service` until `shutdown`, with hyper's header-read timeout set (`warp::serve` has
