@@ -47,7 +47,11 @@
 //! ```
 //!
 //! With hyper or any tower stack that does not strip a prefix (or behind a reverse proxy that
-//! does), name the prefix: [`Dashboard::mount_path`]. Beside an app whose server is not tower's
+//! does), name the prefix: [`Dashboard::mount_path`]. warp has no `nest_service`: its users
+//! serve `warp::service(routes)` through hyper, and the service they give hyper sends the
+//! requests under the prefix to the dashboard (its answer's body turned into warp's with
+//! `Body::from(bytes)`), every other to warp's; `examples/warp.rs` does it behind basic auth.
+//! Beside an app whose server is not tower's
 //! (actix-web), serve it on a port of its own with `serve` (feature `server`), bound to
 //! 127.0.0.1, as the CLI's `agentsync-webhooks dashboard --queue URL` does.
 //!
