@@ -14,7 +14,8 @@
 # the order in which connections allocate still moves glibc's malloc between its thread cache
 # and its slow path, by up to about 300 a delivery from one build to the next; CONCURRENCY=1
 # repeats within about 50, the better setting to compare two builds. Other variables pass
-# through, e.g. METRICS=prometheus for bench_axum.
+# through, e.g. METRICS=prometheus for bench_axum. KEEP=DIR keeps each run's callgrind file as
+# DIR/<framework>.<mode> (for `callgrind_annotate --inclusive=yes DIR/axum.layer`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,6 +59,7 @@ for fw in "${frameworks[@]}"; do
     callgrind_control -d "$server" >/dev/null 2>&1
     kill "$server"
     wait "$server" 2>/dev/null || true
+    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$out.2" "$KEEP/$fw.$mode"; fi
     read -r all soft <<<"$(totals "$out.2")"
     printf '%-7s %-6s %14d %16d %14d\n' "$fw" "$mode" $((all / count)) $((soft / count)) \
       $(((all - soft) / count))
