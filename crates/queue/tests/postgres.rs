@@ -331,7 +331,7 @@ fn expected_plan(name: &str) -> Option<(&'static [&'static str], bool)> {
         | "discard" | "forget" => (&["_pkey", "_history_pkey"], sorts),
         "extend" | "dead_letter" | "one" => (&["_pkey"], sorts),
         // An insert reads nothing: its conflict's arbiter is the primary key.
-        "enqueue" => (&[], sorts),
+        "enqueue" | "enqueue_many" => (&[], sorts),
         // One delivery's history (at most 25 rows) may be sorted.
         "history" => (&["_history_pkey"], sorts),
         "abandon" => (&["_lease"], sorts),

@@ -13,6 +13,7 @@ use tokio_postgres::{NoTls, Row, error::SqlState, types::ToSql};
 
 use super::{
     PostgresOptions,
+    batch::{self, EnqueueRow, Enqueues},
     record::RecordStatements,
     schema::{self, SchemaError},
     statements::Statements,
@@ -44,6 +45,8 @@ pub struct PostgresBackend {
     bookkeeping: Pool,
     table: String,
     statements: Statements,
+    /// The enqueues' group commit (`batch.rs`): one statement for those waiting together.
+    enqueues: Enqueues,
     pub(super) record: RecordStatements,
     timeout: Duration,
     /// `None`: kept forever.
@@ -94,10 +97,12 @@ impl PostgresBackend {
             config.connect_timeout(options.timeout);
         }
         let bookkeeping = build_pool(with_setting(&config, "synchronous_commit=off"), &options)?;
+        let (enqueues, inbox) = Enqueues::new("enqueue");
         let mut backend = Self {
             durable: build_pool(config.clone(), &options)?,
             bookkeeping,
             statements: Statements::new(&options.table),
+            enqueues,
             record: RecordStatements::new(&options.table),
             table: options.table.clone(),
             timeout: options.timeout,
@@ -109,6 +114,18 @@ impl PostgresBackend {
         };
         backend.flush_durable_writes(&config, &options).await?;
         backend.migrate().await?;
+        // Started once the durable pool is final; it ends when the backend is dropped.
+        tokio::spawn(batch::serve_enqueues(
+            inbox,
+            batch::Engine {
+                pool: backend.durable.clone(),
+                insert_one: backend.statements.enqueue.clone(),
+                insert_many: backend.statements.enqueue_many.clone(),
+                take_over: backend.statements.take_over.clone(),
+                retention_ms: backend.retention_ms.unwrap_or(i64::MAX),
+                timeout: backend.timeout,
+            },
+        ));
         Ok(backend)
     }
 
@@ -288,9 +305,11 @@ impl PostgresBackend {
         Ok(self.execute(what, sql, &params).await? == 1)
     }
 
-    /// One statement for a new id. A known id is then stored again if its delivery is dead
-    /// (the sender's resend from its portal), forgotten, or done longer ago than the retention;
-    /// anything else is a duplicate.
+    /// One statement for a new id, shared with the enqueues waiting at the same time (group
+    /// commit, `batch.rs`), answered once it committed. A known id is then stored again if its
+    /// delivery is dead (the sender's resend from its portal), forgotten, or done longer ago
+    /// than the retention; anything else is a duplicate, as is an id's second occurrence in
+    /// one batch.
     ///
     /// `order`: the delivery's ordering key and occurred-at, stored with it (a resend writes
     /// its own).
@@ -299,40 +318,22 @@ impl PostgresBackend {
         delivery: &ReceivedDelivery,
         order: Option<&EventOrder>,
     ) -> Result<Enqueued, StoreError> {
-        let body: &[u8] = delivery.body.as_ref();
         let group = group_of(&delivery.event_type);
-        let (insert, take_over) = (&self.statements.enqueue, &self.statements.take_over);
-        let retention_ms = self.retention_ms.unwrap_or(i64::MAX);
         let key: Option<&str> = order.map(|order| order.key.as_str());
         // Every delivery's, for the record's lists (the claim reads only a keyed row's).
         let occurred_at_ms = crate::record::occurred_at_to_store(delivery, order);
-        let stored = self
-            .bounded_durable("enqueue", |client| async move {
-                let values: [&(dyn ToSql + Sync); 10] = [
-                    &delivery.webhook_id,
-                    &delivery.event_type,
-                    &group,
-                    &delivery.webhook_timestamp,
-                    &delivery.signature,
-                    &delivery.received_at_ms,
-                    &body,
-                    &key,
-                    &occurred_at_ms,
-                    &retention_ms,
-                ];
-                let statement = client.prepare_cached(insert).await?;
-                if client.query_opt(&statement, &values[..9]).await?.is_some() {
-                    return Ok(true);
-                }
-                let statement = client.prepare_cached(take_over).await?;
-                Ok(client.query_opt(&statement, &values).await?.is_some())
-            })
-            .await?;
-        Ok(if stored {
-            Enqueued::New
-        } else {
-            Enqueued::Duplicate
-        })
+        let row = EnqueueRow {
+            webhook_id: delivery.webhook_id.clone(),
+            event_type: delivery.event_type.clone(),
+            group,
+            webhook_timestamp: delivery.webhook_timestamp,
+            signature: delivery.signature.clone(),
+            received_at_ms: delivery.received_at_ms,
+            body: delivery.body.clone(),
+            key: key.map(str::to_owned),
+            occurred_at_ms,
+        };
+        self.enqueues.call(row, self.timeout).await
     }
 
     /// One claim statement: the expired leases, then the due jobs, a keyed one only when no
@@ -748,7 +749,7 @@ pub(super) fn pg_error(what: &'static str, err: &tokio_postgres::Error) -> Store
     StoreError::new(kind, format!("PostgreSQL {what} failed: {detail}"))
 }
 
-fn pool_error(what: &'static str, err: PoolError) -> StoreError {
+pub(super) fn pool_error(what: &'static str, err: PoolError) -> StoreError {
     match err {
         PoolError::Timeout(_) => StoreError::new(
             StoreErrorKind::Timeout,

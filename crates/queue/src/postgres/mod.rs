@@ -80,6 +80,7 @@
 //! ```
 
 mod backend;
+mod batch;
 mod record;
 mod schema;
 mod statements;

@@ -58,6 +58,7 @@ pub(super) fn log_history(t: &str, source: &str, extra: Option<&str>, values: &s
 #[derive(Debug)]
 pub(super) struct Statements {
     pub(super) enqueue: String,
+    pub(super) enqueue_many: String,
     pub(super) take_over: String,
     pub(super) claim: String,
     pub(super) abandon: String,
@@ -155,6 +156,24 @@ impl Statements {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', 0, {NOW_MS}, $8, $9)
                  ON CONFLICT (webhook_id) DO NOTHING
                  RETURNING 1"
+            ),
+            // The enqueues of one batch (`batch.rs`), their ids distinct and sorted (two
+            // instances' batches then take the ids' locks in one order): `enqueue`'s columns as
+            // arrays, $1..$9, one row per delivery. Returns the ids it stored; the others were
+            // known, and are tried for `take_over` one by one.
+            enqueue_many: format!(
+                "INSERT INTO {t} (webhook_id, event_type, event_group, webhook_timestamp,
+                                  signature, received_at_ms, body, state, attempts,
+                                  next_run_at_ms, ordering_key, occurred_at_ms)
+                 SELECT d.webhook_id, d.event_type, d.event_group, d.webhook_timestamp,
+                        d.signature, d.received_at_ms, d.body, 'waiting', 0, {NOW_MS},
+                        d.ordering_key, d.occurred_at_ms
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                             $6::bigint[], $7::bytea[], $8::text[], $9::bigint[])
+                      AS d(webhook_id, event_type, event_group, webhook_timestamp, signature,
+                           received_at_ms, body, ordering_key, occurred_at_ms)
+                 ON CONFLICT (webhook_id) DO NOTHING
+                 RETURNING webhook_id"
             ),
             // A known id stored again as the sender resent it, if its delivery is dead (the
             // portal's resend), forgotten, or done longer ago than the retention ($10, ms),
@@ -349,6 +368,7 @@ impl Statements {
     pub(super) fn by_name(&self) -> Vec<(&'static str, &str)> {
         vec![
             ("enqueue", self.enqueue.as_str()),
+            ("enqueue_many", self.enqueue_many.as_str()),
             ("take_over", self.take_over.as_str()),
             ("claim", self.claim.as_str()),
             ("abandon", self.abandon.as_str()),
