@@ -48,6 +48,8 @@ use tokio::sync::Notify;
 const SENDERS: usize = 32;
 /// Handlers at once, ours and apalis's.
 const CONCURRENCY: usize = 10;
+/// The PostgreSQL handoff through the server is loaded at each of these concurrencies.
+const SERVER_CONCURRENCIES: [usize; 4] = [1, 4, 8, 32];
 
 /// One measured figure.
 struct Figure {
@@ -426,13 +428,90 @@ async fn pgbench(url: &str, script: &Path, clients: usize, seconds: u64) -> Opti
 }
 
 // ---------------------------------------------------------------------------------------------
-// Through the server: examples/bench_axum in handoff mode on a durable SQLite file, loaded by the
-// CLI's load mode.
+// Through the server: examples/bench_axum in handoff mode on a durable SQLite file or a fresh
+// PostgreSQL schema, loaded by the CLI's load mode.
 
+/// The SQLite handoff through the server at `concurrency`, every delivery checked stored.
 async fn through_server(
     server: &Path,
     cli: &Path,
     dir: &Path,
+    count: usize,
+    concurrency: usize,
+    port: u16,
+) -> Option<f64> {
+    let file = dir.join(format!("server-{concurrency}.sqlite3"));
+    let rps = load_server(
+        server,
+        cli,
+        &format!("sqlite://{}", file.display()),
+        count,
+        concurrency,
+        port,
+    )
+    .await?;
+    let stored = std::process::Command::new("sqlite3")
+        .arg(&file)
+        .arg("SELECT count(*) FROM jobs")
+        .output()
+        .ok()?;
+    let stored = String::from_utf8_lossy(&stored.stdout).trim().to_owned();
+    if stored != count.to_string() {
+        eprintln!("through the server, c={concurrency}: {stored} of {count} stored");
+        return None;
+    }
+    Some(rps)
+}
+
+/// The PostgreSQL handoff through the server at `concurrency`, in a schema of its own (dropped
+/// after), every delivery checked stored.
+async fn through_server_postgres(
+    server: &Path,
+    cli: &Path,
+    url: &str,
+    count: usize,
+    concurrency: usize,
+    port: u16,
+) -> Option<f64> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .ok()?;
+    tokio::spawn(connection);
+    let schema = format!("anchors_srv_{}_{concurrency}", std::process::id());
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .ok()?;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let queue = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let rps = load_server(server, cli, &queue, count, concurrency, port).await;
+    let stored: Option<i64> = client
+        .query_one(
+            &format!("SELECT count(*) FROM {schema}.agentsync_webhook_jobs"),
+            &[],
+        )
+        .await
+        .ok()
+        .and_then(|row| row.try_get(0).ok());
+    let _ = client
+        .batch_execute(&format!(
+            "SET client_min_messages = warning; DROP SCHEMA {schema} CASCADE"
+        ))
+        .await;
+    let rps = rps?;
+    if stored != Some(i64::try_from(count).ok()?) {
+        eprintln!("postgres through the server, c={concurrency}: {stored:?} of {count} stored");
+        return None;
+    }
+    Some(rps)
+}
+
+/// `bench_axum` in handoff mode on `queue_url`, loaded with `count` deliveries at
+/// `concurrency`: deliveries per second, if every one was answered 202.
+async fn load_server(
+    server: &Path,
+    cli: &Path,
+    queue_url: &str,
     count: usize,
     concurrency: usize,
     port: u16,
@@ -442,14 +521,10 @@ async fn through_server(
         .output()
         .ok()?;
     let secret = String::from_utf8_lossy(&secret.stdout).trim().to_owned();
-    let file = dir.join(format!("server-{concurrency}.sqlite3"));
     let mut child = tokio::process::Command::new(server)
         .env("MODE", "handoff")
         .env("PORT", port.to_string())
-        .env(
-            "AGENTSYNC_QUEUE_URL",
-            format!("sqlite://{}", file.display()),
-        )
+        .env("AGENTSYNC_QUEUE_URL", queue_url)
         .env("AGENTSYNC_WEBHOOK_SECRET", &secret)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -491,16 +566,6 @@ async fn through_server(
         .any(|line| line.trim_start().starts_with("statuses") && line.contains(&accepted))
     {
         eprintln!("through the server, c={concurrency}: not every delivery answered 202:\n{text}");
-        return None;
-    }
-    let stored = std::process::Command::new("sqlite3")
-        .arg(&file)
-        .arg("SELECT count(*) FROM jobs")
-        .output()
-        .ok()?;
-    let stored = String::from_utf8_lossy(&stored.stdout).trim().to_owned();
-    if stored != count.to_string() {
-        eprintln!("through the server, c={concurrency}: {stored} of {count} stored");
         return None;
     }
     text.split_whitespace()
@@ -647,6 +712,30 @@ async fn main() {
         let backend = apalis_postgres::PostgresStorage::new(&pool)
             .with_config(apalis_postgres::Config::default().queue(&queue));
         record_apalis(&mut run, "postgres", apalis_run!(backend, "postgres", jobs));
+        if let (Ok(server), Ok(cli)) = (
+            std::env::var("ANCHORS_SERVER"),
+            std::env::var("ANCHORS_CLI"),
+        ) {
+            for (concurrency, port) in SERVER_CONCURRENCIES.iter().zip(4192..) {
+                match through_server_postgres(
+                    Path::new(&server),
+                    Path::new(&cli),
+                    &postgres_url,
+                    jobs,
+                    *concurrency,
+                    port,
+                )
+                .await
+                {
+                    Some(rps) => run.record(
+                        "postgres",
+                        format!("ours: through the server, c={concurrency}"),
+                        rps,
+                    ),
+                    None => eprintln!("postgres through the server, c={concurrency}: no figure"),
+                }
+            }
+        }
         let script = dir.join("enqueue.sql");
         if let Some(text) = pgbench_script(&table) {
             std::fs::write(&script, text).expect("pgbench script");
@@ -667,7 +756,7 @@ async fn main() {
             tokio::spawn(connection);
             let _ = client
                 .batch_execute(&format!(
-                    "SET client_min_messages = warning; DROP TABLE IF EXISTS {table}, {table}_history, {table}_schema CASCADE"
+                    "SET client_min_messages = warning; DROP TABLE IF EXISTS {table}, {table}_history, {table}_schema, {table}_ordering_keys CASCADE"
                 ))
                 .await;
             let _ = client
@@ -769,12 +858,45 @@ fn ratios(run: &Run) -> String {
     ];
     let mut table =
         String::from("| engine | ours | /s | anchor | /s | ratio |\n|---|---|---|---|---|---|\n");
-    let extra = [(
-        "postgres",
-        "ours: enqueue 32 concurrent",
-        "postgres",
-        "pgbench: enqueue INSERT, -c 32",
-    )];
+    let push = "apalis: push one at a time, de-duplication key";
+    let extra = [
+        (
+            "postgres",
+            "ours: enqueue 32 concurrent",
+            "postgres",
+            "pgbench: enqueue INSERT, -c 32",
+        ),
+        (
+            "postgres",
+            "ours: through the server, c=1",
+            "postgres",
+            push,
+        ),
+        (
+            "postgres",
+            "ours: through the server, c=4",
+            "postgres",
+            push,
+        ),
+        (
+            "postgres",
+            "ours: through the server, c=8",
+            "postgres",
+            push,
+        ),
+        (
+            "postgres",
+            "ours: through the server, c=32",
+            "postgres",
+            push,
+        ),
+        (
+            "postgres",
+            "ours: through the server, c=32",
+            "postgres",
+            "ours: through the server, c=8",
+        ),
+    ];
     for (engine, ours, anchor_engine, anchor) in rows.iter().chain(extra.iter()) {
         if let (Some(a), Some(b)) = (run.get(engine, ours), run.get(anchor_engine, anchor)) {
             let _ = writeln!(
