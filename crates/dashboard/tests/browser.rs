@@ -8,7 +8,9 @@
 //! paused and resumed; a filter by type narrows the list; the delivery page shows each attempt's
 //! error; clicking replay makes the delivery run and the page (refreshing itself) shows it done;
 //! a payload holding `<script>` is shown as text and never runs; read-only mode shows no action
-//! and a `POST` is 403; a cross-site form `POST` is refused.
+//! and a `POST` is 403; a cross-site form `POST` is refused. The core of it (the overview shows
+//! the deliveries, the delivery page each attempt's error, replay runs it) runs again on Redis
+//! (`REDIS_URL`) and PostgreSQL (`POSTGRES_URL`), each skipped when its variable is unset.
 //!
 //! `CHROMIUM` and `CHROMEDRIVER` name the binaries (default `/usr/bin/chromium`,
 //! `/usr/bin/chromedriver`). Without them the test fails under CI (`CI` set) and is skipped with
@@ -27,7 +29,7 @@ use std::{
 
 use agentsync_webhooks_queue::record::DeliveryState;
 use fantoccini::{Client, ClientBuilder, Locator};
-use support::{App, BOUND, contract_body, updates_body};
+use support::{App, BOUND, contract_body, engine_queue, updates_body};
 
 /// Chromium and its driver, stopped on drop.
 struct Browser {
@@ -427,5 +429,79 @@ async fn the_dashboard_in_a_real_browser() {
     );
     // 3 contract deliveries, 3 attempts each, then the replay's run.
     assert!(app.runs.load(Ordering::SeqCst) >= 10);
+    drop(browser);
+}
+
+/// The core scenario on `app`: a contract delivery that fails until dead and an update that
+/// succeeds are on the overview; the dead one's page shows each attempt's error; replayed once
+/// the handler is fixed, it runs and its page shows it done.
+async fn core_scenario(client: &Client, app: &App, engine: &str) {
+    let dead = app
+        .send(
+            "/webhooks/contracting",
+            &contract_body("contract.signed", engine),
+        )
+        .await;
+    app.send("/webhooks/psapi", &updates_body()).await;
+    app.wait_for_counts("1 dead, 1 done", |counts| {
+        counts.state(DeliveryState::Dead) == 1 && counts.state(DeliveryState::Done) == 1
+    })
+    .await;
+    client.goto(&app.url("/admin/webhooks/")).await.unwrap();
+    assert_eq!(
+        text(client, r#"[data-state="dead"]"#).await,
+        "1",
+        "{engine}"
+    );
+    assert_eq!(
+        text(client, r#"[data-state="done"]"#).await,
+        "1",
+        "{engine}"
+    );
+    assert!(text(client, "header .engine").await.contains(engine));
+    client
+        .goto(&app.url(&format!("/admin/webhooks/deliveries/{dead}")))
+        .await
+        .unwrap();
+    wait_for_text(client, "#state", "dead").await;
+    let attempts = client
+        .find_all(Locator::Css("tr.entry-attempt"))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 3, "{engine}");
+    for (i, attempt) in attempts.iter().enumerate() {
+        let row = attempt.text().await.unwrap();
+        assert!(
+            row.contains(&format!("contract store unavailable (attempt {})", i + 1)),
+            "{engine}: {row}"
+        );
+    }
+    app.failing.store(false, Ordering::SeqCst);
+    client
+        .find(Locator::Css("button.replay"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(client, "#state", "done").await;
+    let record = app.queue.delivery(&dead).await.unwrap().unwrap();
+    assert_eq!(record.state, DeliveryState::Done, "{engine}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_core_scenario_on_redis_and_postgresql() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    for (variable, engine) in [("REDIS_URL", "Redis"), ("POSTGRES_URL", "PostgreSQL")] {
+        let Some((queue, scratch)) = engine_queue(variable, "browser").await else {
+            continue;
+        };
+        let app = App::start_on(queue, engine, tempfile::tempdir().unwrap()).await;
+        core_scenario(&browser.client, &app, engine).await;
+        drop(app);
+        scratch.remove().await;
+    }
     drop(browser);
 }

@@ -41,12 +41,18 @@ pub struct App {
 }
 
 impl App {
-    /// Starts the app on a free port of 127.0.0.1, dashboards refreshing every second.
+    /// Starts the app on a free port of 127.0.0.1 on SQLite, dashboards refreshing every
+    /// second.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let queue = Queue::sqlite(dir.path().join("queue.sqlite3"))
             .await
             .unwrap();
+        Self::start_on(queue, "SQLite", dir).await
+    }
+
+    /// The same app on `queue` (of the engine named `engine`); `dir` is kept while it runs.
+    pub async fn start_on(queue: Queue, engine: &str, dir: tempfile::TempDir) -> Self {
         let failing = Arc::new(AtomicBool::new(true));
         let runs = Arc::new(AtomicU32::new(0));
         let router = {
@@ -88,7 +94,7 @@ impl App {
 
         let verifier = Verifier::new(SECRET).unwrap();
         let dashboard = Dashboard::new(queue.clone())
-            .engine("SQLite")
+            .engine(engine)
             .refresh_every(Duration::from_secs(1));
         let app = Router::new()
             .route("/webhooks/psapi", post(|| async { StatusCode::ACCEPTED }))
@@ -164,6 +170,65 @@ impl App {
 impl Drop for App {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// A queue of its own on the engine at `variable`'s URL (`REDIS_URL`, `POSTGRES_URL`), under a
+/// fresh key prefix or table (its tables dropped when the [`Scratch`] is); `None` (skipped, with
+/// a note) when the variable is unset.
+pub async fn engine_queue(variable: &str, test: &str) -> Option<(Queue, Scratch)> {
+    let Ok(url) = std::env::var(variable) else {
+        eprintln!("skipped on {variable}: unset");
+        return None;
+    };
+    let unique = format!(
+        "{test}_{}_{}",
+        std::process::id(),
+        agentsync_webhooks_core::handoff::now_ms()
+    );
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let (queued, scratch) = if url.starts_with("postgres") {
+        let table = format!("dash_{unique}");
+        let scratch = Scratch::Postgres {
+            url: url.clone(),
+            table: table.clone(),
+        };
+        (format!("{url}{separator}table={table}"), scratch)
+    } else {
+        (
+            format!("{url}{separator}prefix=dash-{unique}:"),
+            Scratch::None,
+        )
+    };
+    let queue = Queue::from_url(&queued)
+        .await
+        .unwrap_or_else(|e| panic!("{variable}: {e}"));
+    Some((queue, scratch))
+}
+
+/// What a test's queue left on a shared engine, removed by [`Scratch::remove`].
+pub enum Scratch {
+    /// Nothing to remove (a Redis key prefix: the test Redis keeps nothing on disk).
+    None,
+    /// A PostgreSQL queue's tables.
+    Postgres { url: String, table: String },
+}
+
+impl Scratch {
+    /// Drops what the queue left.
+    pub async fn remove(self) {
+        if let Self::Postgres { url, table: t } = self {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!(
+                    "DROP TABLE IF EXISTS {t}, {t}_history, {t}_schema, {t}_ordering_keys"
+                ))
+                .await
+                .unwrap();
+        }
     }
 }
 
