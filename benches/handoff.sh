@@ -15,7 +15,11 @@
 # the default prefix, emptied of that prefix before and after each run), POSTGRES_URL (default
 # postgres://postgres@127.0.0.1:5432/test; each run gets a schema of its own, dropped after),
 # BENCH_COUNT for redis-benchmark (default 50000 per concurrency), WORKER_JOBS (default 10000).
-# Nothing is pinned to a CPU: the engines need one too. No workers run in the server.
+# The queues `cluster1` and `cluster3` (not in the default list) are the Redis Cluster at
+# REDIS_CLUSTER_URL (default the .ci/redis-cluster.sh one) in 1 and 3 partitions, each run under
+# a key prefix of its own (`?prefix=`), its keys deleted on every primary after; the workers
+# bench then runs `redis-cluster-p1` and `redis-cluster-p3` too.
+# NO_BUILD=1 runs the release binaries already built. Nothing is pinned to a CPU: the engines need one too. No workers run in the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,9 +31,34 @@ redis_url=${REDIS_URL:-redis://127.0.0.1:6379}
 redis_db=${REDIS_DB:-15}
 postgres_url=${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 port=${PORT:-4100}
+cluster_url=${REDIS_CLUSTER_URL:-redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103}
+cluster_seed=${cluster_url#*://}; cluster_seed=${cluster_seed%%,*}; cluster_seed=${cluster_seed%%\?*}
+cluster_primaries() { # host:port of every primary
+  redis-cli -h "${cluster_seed%:*}" -p "${cluster_seed##*:}" cluster nodes |
+    awk '/master/ && !/fail/ {split($2, a, "@"); print a[1]}'
+}
+cluster_forget() { # deletes the keys under $1 on every primary
+  local node
+  for node in $(cluster_primaries); do
+    # One UNLINK per key, pipelined (a multi-key UNLINK would need every key in one slot).
+    redis-cli -h "${node%:*}" -p "${node##*:}" --scan --pattern "$1*" | sed 's/^/UNLINK /' |
+      redis-cli -h "${node%:*}" -p "${node##*:}" >/dev/null
+  done
+}
+cluster_stored() { # the entries of every partition's stream under $1
+  local node total=0 key
+  for node in $(cluster_primaries); do
+    for key in $(redis-cli -h "${node%:*}" -p "${node##*:}" --scan --pattern "$1*:stream"); do
+      total=$((total + $(redis-cli -h "${node%:*}" -p "${node##*:}" xlen "$key")))
+    done
+  done
+  echo "$total"
+}
 
-cargo build -q --release --all-features -p agentsync-webhooks --example bench_axum
-cargo build -q --release -p agentsync-webhooks-cli
+if [ -z "${NO_BUILD:-}" ]; then # NO_BUILD=1: the release binaries as they are
+  cargo build -q --release --all-features -p agentsync-webhooks --example bench_axum
+  cargo build -q --release -p agentsync-webhooks-cli
+fi
 bin=${CARGO_TARGET_DIR:-target}/release
 cli=$bin/agentsync-webhooks
 AGENTSYNC_WEBHOOK_SECRET=$("$cli" secret new)
@@ -59,6 +88,8 @@ queue_url() {
   case $1 in
     sqlite) echo "sqlite://$tmp/queue-$2.sqlite3" ;;
     redis) redis_forget "$prefix"; echo "$redis_url/$redis_db" ;;
+    cluster1 | cluster3)
+      echo "${cluster_url%%\?*}?prefix=hbench%3A$$%3A$2%3A&partitions=${1#cluster}" ;;
     postgres)
       psql -q "$postgres_url" -c "CREATE SCHEMA hbench_$$_$2"
       echo "$postgres_url?options=-c%20search_path%3Dhbench_$$_$2" ;;
@@ -71,6 +102,7 @@ stored_and_drop() {
   case $1 in
     sqlite) sqlite3 "$tmp/queue-$2.sqlite3" 'SELECT count(*) FROM jobs'; rm -f "$tmp/queue-$2".sqlite3* ;;
     redis) "${rcli[@]}" xlen "${prefix}stream"; redis_forget "$prefix" ;;
+    cluster1 | cluster3) cluster_stored "hbench:$$:$2:"; cluster_forget "hbench:$$:$2:" ;;
     postgres)
       psql -qtA "$postgres_url" -c "SELECT count(*) FROM hbench_$$_$2.agentsync_webhook_jobs"
       psql -q "$postgres_url" -c "SET client_min_messages = warning" -c "DROP SCHEMA hbench_$$_$2 CASCADE" ;;
@@ -168,8 +200,13 @@ echo "load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "${WORKER_JOBS:-10000}" != 0 ]; then
   backends=()
   for queue in "${queues[@]}"; do
-    case $queue in sqlite) backends+=(sqlite-full sqlite-normal) ;; redis | postgres) backends+=("$queue") ;; esac
+    case $queue in
+      sqlite) backends+=(sqlite-full sqlite-normal) ;;
+      redis | postgres) backends+=("$queue") ;;
+      cluster1 | cluster3) backends+=("redis-cluster-p${queue#cluster}") ;;
+    esac
   done
   BENCH_BACKENDS=$(IFS=,; echo "${backends[*]}") BENCH_JOBS=${WORKER_JOBS:-10000} REDIS_URL=$redis_url POSTGRES_URL=$postgres_url \
+    REDIS_CLUSTER_URL=$cluster_url \
     cargo bench -q -p agentsync-webhooks-queue --all-features --bench workers
 fi

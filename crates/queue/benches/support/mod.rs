@@ -97,6 +97,32 @@ pub async fn for_each_engine(
         }
     }
 
+    // The Redis Cluster only when named: `redis-cluster-p1` and `redis-cluster-p3`, the queue in
+    // 1 and 3 partitions on `REDIS_CLUSTER_URL` (default the `.ci/redis-cluster.sh` cluster).
+    #[cfg(feature = "redis")]
+    for (name, partitions) in [("redis-cluster-p1", 1), ("redis-cluster-p3", 3)] {
+        if !wanted.split(',').any(|w| w == name) {
+            continue;
+        }
+        let url = std::env::var("REDIS_CLUSTER_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+            .unwrap_or_else(|| {
+                "redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103".to_owned()
+            });
+        let prefix = format!("agentsync-webhooks-{label}-bench:{id}:{name}:");
+        let backend = agentsync_webhooks_queue::redis::RedisBackend::connect_with(
+            &url,
+            agentsync_webhooks_queue::redis::RedisOptions::new()
+                .prefix(prefix.clone())
+                .partitions(partitions),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{name}: {err}"));
+        bench(name, Arc::new(backend)).await;
+        cluster_forget(&url, &prefix);
+    }
+
     #[cfg(feature = "postgres")]
     if wants("postgres") {
         let url = std::env::var("POSTGRES_URL")
@@ -120,6 +146,45 @@ pub async fn for_each_engine(
                     "DROP TABLE IF EXISTS {table}, {table}_history, {table}_schema, {table}_ordering_keys"
                 ))
                 .await;
+        }
+    }
+}
+
+/// Deletes the keys under `prefix` on every primary of the cluster `url` names.
+#[cfg(feature = "redis")]
+fn cluster_forget(url: &str, prefix: &str) {
+    let Ok(seeds) = agentsync_webhooks_redis::connection::cluster_nodes(url) else {
+        return;
+    };
+    let Some(nodes) = seeds.iter().find_map(|seed| {
+        let mut connection = redis::Client::open(seed.as_str())
+            .ok()?
+            .get_connection()
+            .ok()?;
+        redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query::<String>(&mut connection)
+            .ok()
+    }) else {
+        return;
+    };
+    for address in nodes
+        .lines()
+        .filter(|line| line.contains("master") && !line.contains("fail"))
+        .filter_map(|line| line.split_whitespace().nth(1))
+    {
+        let address = address.split('@').next().unwrap_or(address);
+        let Ok(mut connection) = redis::Client::open(format!("redis://{address}").as_str())
+            .and_then(|client| client.get_connection())
+        else {
+            continue;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query(&mut connection)
+            .unwrap_or_default();
+        for key in keys {
+            let _: Result<i64, _> = redis::cmd("DEL").arg(key).query(&mut connection);
         }
     }
 }
