@@ -686,6 +686,16 @@ async fn durable_writes_are_flushed_under_a_role_with_synchronous_commit_off() {
         backend.enqueue(&delivery("msg_1")).await.unwrap(),
         Enqueued::New
     );
+    // The health check says so, what holds, and the fix.
+    let health = backend.health().await.unwrap();
+    assert_eq!(health.engine, "postgres");
+    assert!(
+        matches!(health.warnings.as_slice(), [warning]
+            if warning.contains("synchronous_commit is off for this PostgreSQL role")
+                && warning.contains("an answered delivery holds")
+                && warning.contains("ALTER ROLE ... SET synchronous_commit = on")),
+        "{health:?}"
+    );
     drop(backend);
 
     client
@@ -696,6 +706,7 @@ async fn durable_writes_are_flushed_under_a_role_with_synchronous_commit_off() {
         .unwrap();
     let backend = PostgresBackend::connect(&role_url).await.unwrap();
     assert_eq!(backend.synchronous_commit().await.unwrap(), "remote_apply");
+    assert!(backend.health().await.unwrap().warnings.is_empty());
 }
 
 /// Drops a test's role and its schema when the test ends.
@@ -821,7 +832,7 @@ impl Drop for LinguisticDatabase {
 /// collation is linguistic, is upgraded in place when a backend connects (two at once: it is
 /// migrated once): its waiting and retrying jobs run, its dead letters are listed, shown and
 /// replayed, its done id stays a duplicate, its ids compare by their bytes, and the version row
-/// says 3 (schema 3 follows in its own step). The constraint holds the new states only.
+/// says 4 (schemas 3 and 4 follow, each in its own step). The constraint holds the new states only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_of_schema_1_is_upgraded_in_place_with_its_jobs_and_dead_letters() {
     use agentsync_webhooks_queue::record::{DeliveryFilter, DeliveryState};
@@ -881,7 +892,7 @@ async fn a_table_of_schema_1_is_upgraded_in_place_with_its_jobs_and_dead_letters
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 3, "one version row, migrated once");
+    assert_eq!(version, 4, "one version row, migrated once");
     let collation: Option<String> = client
         .query_one(
             "SELECT collation_name::text FROM information_schema.columns
@@ -968,7 +979,7 @@ async fn a_table_of_schema_1_is_upgraded_in_place_with_its_jobs_and_dead_letters
     assert!(backend.complete(&replayed[0]).await.unwrap());
 }
 
-/// A table whose version row says 4 (written by a newer build) is refused with an error that
+/// A table whose version row says 5 (written by a newer build) is refused with an error that
 /// says so, and nothing is written to it: no history table, no index, the version unchanged.
 #[tokio::test]
 async fn a_table_of_a_newer_schema_is_refused_and_left_untouched() {
@@ -990,7 +1001,7 @@ async fn a_table_of_a_newer_schema_is_refused_and_left_untouched() {
         .batch_execute(&format!(
             "CREATE TABLE {t} (webhook_id text PRIMARY KEY, future_column jsonb);
              CREATE TABLE {t}_schema (version integer NOT NULL);
-             INSERT INTO {t}_schema VALUES (4);
+             INSERT INTO {t}_schema VALUES (5);
              INSERT INTO {t} VALUES ('msg_1', '{{}}')"
         ))
         .await
@@ -1000,7 +1011,7 @@ async fn a_table_of_a_newer_schema_is_refused_and_left_untouched() {
         .unwrap_err();
     let message = err.to_string();
     assert!(
-        message.contains("newer") && message.contains("schema 4") && message.contains(&t),
+        message.contains("newer") && message.contains("schema 5") && message.contains(&t),
         "{message}"
     );
     let objects: Vec<String> = client
@@ -1023,7 +1034,7 @@ async fn a_table_of_a_newer_schema_is_refused_and_left_untouched() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 /// An id prefix lists exactly the ids that start with it, and pages of ids that share a
@@ -1127,9 +1138,10 @@ async fn an_id_prefix_and_the_cursor_hold_under_a_linguistic_collation() {
 
 /// Schema 3 (event time): a table made by schema 2 (the record, before event time), holding a
 /// waiting job and a done one, is upgraded in place when backends connect (two at once: it is
-/// migrated once, in one transaction): the version row says 3, the key columns, the keys' table
-/// and the partial indexes exist; the old waiting job is claimed as a job without a key, the
-/// done id stays a duplicate, and keyed jobs enqueued after it follow the event-time rules.
+/// migrated once): the version row says 4 (schema 4 follows in its own step), the key
+/// columns, the keys' table and the partial indexes exist; the old waiting job is claimed as a
+/// job without a key, the done id stays a duplicate, and keyed jobs enqueued after it follow
+/// the event-time rules.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_of_schema_2_is_upgraded_to_event_time_with_its_jobs() {
     let test = "a_table_of_schema_2_is_upgraded_to_event_time_with_its_jobs";
@@ -1188,7 +1200,7 @@ async fn a_table_of_schema_2_is_upgraded_to_event_time_with_its_jobs() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [3], "one version row, migrated once");
+    assert_eq!(versions, [4], "one version row, migrated once");
     let objects: Vec<String> = client
         .query(
             "SELECT relname::text FROM pg_class WHERE relname = ANY($1) ORDER BY 1",
@@ -1316,4 +1328,451 @@ async fn the_purge_forgets_a_keys_newest_after_the_key_retention() {
     let order = old[0].order.clone().expect("keyed");
     assert_eq!(order.newest_done_ms, None, "purged after the key retention");
     assert!(!order.is_stale());
+}
+
+/// The SQL the backend runs under `name` (`PostgresBackend::statements`).
+fn statement_named(backend: &PostgresBackend, name: &str) -> String {
+    backend
+        .statements()
+        .into_iter()
+        .find_map(|(found, sql)| (found == name).then_some(sql))
+        .unwrap_or_else(|| panic!("no statement {name}"))
+}
+
+/// How many claims on table `t` wait for a lock now (another transaction's row or id). The
+/// claim's opening names the table (`pg_stat_activity` keeps a query's first 1 kB).
+async fn waiting_on(client: &tokio_postgres::Client, t: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE wait_event_type = 'Lock' AND position($1 in query) > 0",
+            &[&format!("worker FROM {t}\n")],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Issue 23, one at a time per key, under READ COMMITTED. A claim takes its key's head B; before
+/// it commits, an older event A of the key is stored, and a second claim starts: its snapshot
+/// shows B still waiting (the first claim's take is not committed) and A as the key's head, and
+/// A is locked by nobody. Row locks alone let it take A, and A and B run at once. Driven step by
+/// step: the first claim is the backend's own claim statement in an explicit transaction on a
+/// connection of the test's, committed only once the second claim answered or waits for it.
+/// After it: one job of the key runs (B); A is claimed once B completed, and is stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_event_stored_during_a_claim_never_runs_beside_the_claimed_one() {
+    let test = "an_older_event_stored_during_a_claim_never_runs_beside_the_claimed_one";
+    let Some((backend, table)) = backend(test).await else {
+        return;
+    };
+    let backend = std::sync::Arc::new(backend);
+    let t = table.table.clone();
+    let order = |occurred_at_ms| agentsync_webhooks_queue::EventOrder {
+        key: "npn:1".into(),
+        occurred_at_ms,
+    };
+    let lease = Duration::from_secs(60);
+    assert_eq!(
+        backend
+            .enqueue_ordered(&delivery("msg_b"), &order(20_000))
+            .await
+            .unwrap(),
+        Enqueued::New
+    );
+
+    let first = connect_raw(&table.url).await;
+    let monitor = connect_raw(&table.url).await;
+    let claim = statement_named(&backend, "claim");
+    first.batch_execute("BEGIN").await.unwrap();
+    let lease_ms = 60_000_i64;
+    let taken: Vec<String> = first
+        .query(&claim, &[&10_i64, &lease_ms, &"lease_first", &"first"])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(taken, ["msg_b"], "the key's head, not yet committed");
+
+    // Older than B, stored and committed while the first claim is open.
+    assert_eq!(
+        backend
+            .enqueue_ordered(&delivery("msg_a"), &order(10_000))
+            .await
+            .unwrap(),
+        Enqueued::New
+    );
+    let second = tokio::spawn({
+        let backend = backend.clone();
+        async move {
+            let token = ClaimToken::new().unwrap();
+            backend.claim_ordered(&token, 10, lease).await
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !second.is_finished() && waiting_on(&monitor, &t).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second claim neither answered nor waited"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.batch_execute("COMMIT").await.unwrap();
+    let second: Vec<String> = second
+        .await
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|claimed| claimed.job.delivery.webhook_id.clone())
+        .collect();
+    let running: Vec<String> = monitor
+        .query(
+            &format!(
+                "SELECT webhook_id FROM {t} WHERE state = 'running' AND ordering_key = 'npn:1'
+                 ORDER BY webhook_id"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        running,
+        ["msg_b"],
+        "one job of the key runs (the second claim took {second:?})"
+    );
+    assert!(second.is_empty(), "the second claim took {second:?}");
+
+    // B completes; then A, older than what was done, is claimed, and found stale.
+    let complete = statement_named(&backend, "complete");
+    assert_eq!(
+        first
+            .query(&complete, &[&"msg_b", &"lease_first"])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let token = ClaimToken::new().unwrap();
+    let next = backend.claim_ordered(&token, 10, lease).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].job.delivery.webhook_id, "msg_a");
+    assert!(next[0].order.as_ref().is_some_and(|o| o.is_stale()));
+}
+
+/// What schema 3 added to schema 2 (`schema.rs` at `62422b8`, event time), exactly: with
+/// `version_2_for_tests`, the fixture of the upgrade to schema 4.
+fn version_3_additions(t: &str) -> String {
+    format!(
+        "ALTER TABLE {t}
+            ADD COLUMN IF NOT EXISTS ordering_key text COLLATE \"C\",
+            ADD COLUMN IF NOT EXISTS occurred_at_ms bigint;
+         CREATE TABLE IF NOT EXISTS {t}_ordering_keys (
+            key text COLLATE \"C\" PRIMARY KEY,
+            newest_done_ms bigint NOT NULL,
+            updated_at_ms bigint NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS {t}_keys_updated ON {t}_ordering_keys (updated_at_ms);
+         CREATE INDEX IF NOT EXISTS {t}_key_running ON {t} (ordering_key)
+            WHERE state = 'running' AND ordering_key IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS {t}_key_waiting
+            ON {t} (ordering_key, occurred_at_ms, webhook_id)
+            WHERE state IN ('waiting', 'retrying') AND ordering_key IS NOT NULL;
+         UPDATE {t}_schema SET version = 3;"
+    )
+}
+
+/// A table of schema 3 holding what its race could leave (two running jobs of key `npn:1`,
+/// one of `npn:2`) is upgraded to schema 4 in place by two instances connecting at once
+/// (migrated once): `{t}_key_running` is unique; of `npn:1` the first by occurred-at still
+/// runs under its lease, the other is given back (waiting, its attempt not counted, no lease);
+/// `npn:2`'s job is untouched; and a second running job of a key is refused by the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_of_schema_3_is_upgraded_to_one_running_job_per_key() {
+    let test = "a_table_of_schema_3_is_upgraded_to_one_running_job_per_key";
+    let (url, required) = postgres_url();
+    let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+    else {
+        assert!(!required, "POSTGRES_URL={url} is set but unreachable");
+        eprintln!("skipping {test}: no PostgreSQL at {url}");
+        return;
+    };
+    tokio::spawn(connection);
+    let t = unique_table();
+    let _dropped = DropTable {
+        url: url.clone(),
+        table: t.clone(),
+    };
+    client
+        .batch_execute(&agentsync_webhooks_queue::postgres::version_2_for_tests(&t))
+        .await
+        .unwrap();
+    client
+        .batch_execute(&version_3_additions(&t))
+        .await
+        .unwrap();
+    let now = agentsync_webhooks_core::handoff::now_ms();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {t} (webhook_id, event_type, event_group, webhook_timestamp, signature,
+                              received_at_ms, body, state, attempts, next_run_at_ms,
+                              locked_until_ms, lease, worker, claimed_at_ms, ordering_key,
+                              occurred_at_ms)
+             SELECT id, 'producersync.npn.activated', 'producersync', 1700000000, 'v1,x',
+                    {now}, '{{}}', 'running', 1, 0, {now} + 600000, 'lease_' || id, 'old',
+                    {now}, key, at
+             FROM (VALUES ('msg_b', 'npn:1', 20000), ('msg_a', 'npn:1', 10000),
+                          ('msg_c', 'npn:2', 30000)) AS v(id, key, at)"
+        ))
+        .await
+        .unwrap();
+
+    let connect = || PostgresBackend::connect_with(&url, PostgresOptions::new().table(t.clone()));
+    let (first, second) = tokio::join!(connect(), connect());
+    let (backend, _second) = (first.unwrap(), second.unwrap());
+    let versions: Vec<i32> = client
+        .query(&format!("SELECT version FROM {t}_schema"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, [4], "one version row, migrated once");
+    let unique: bool = client
+        .query_one(
+            "SELECT indisunique FROM pg_index WHERE indexrelid = to_regclass($1)",
+            &[&format!("{t}_key_running")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(unique, "{t}_key_running is unique");
+    let rows: Vec<(String, String, i32, Option<String>)> = client
+        .query(
+            &format!("SELECT webhook_id, state, attempts, lease FROM {t} ORDER BY webhook_id"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect();
+    let row = |id: &str, state: &str, attempts, lease: Option<&str>| {
+        (
+            id.to_owned(),
+            state.to_owned(),
+            attempts,
+            lease.map(str::to_owned),
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            row("msg_a", "running", 1, Some("lease_msg_a")),
+            row("msg_b", "waiting", 0, None),
+            row("msg_c", "running", 1, Some("lease_msg_c")),
+        ]
+    );
+    // The given-back job waits for its key, held by the running one.
+    let token = ClaimToken::new().unwrap();
+    assert!(
+        backend
+            .claim_ordered(&token, 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let err = client
+        .execute(
+            &format!("UPDATE {t} SET state = 'running' WHERE webhook_id = 'msg_b'"),
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION),
+        "{err}"
+    );
+}
+
+/// The health check on the shared server: the durable pool answers, nothing to warn about
+/// (`synchronous_commit` and `fsync` on, a primary), through the queue as the examples' `GET
+/// /healthz` calls it.
+#[tokio::test]
+async fn health_on_a_primary_with_durable_settings_has_no_warnings() {
+    let test = "health_on_a_primary_with_durable_settings_has_no_warnings";
+    let Some((backend, _table)) = backend(test).await else {
+        return;
+    };
+    let health = Queue::new(backend).health().await.unwrap();
+    assert_eq!(health.engine, "postgres");
+    assert!(health.warnings.is_empty(), "{health:?}");
+}
+
+/// A PostgreSQL server of the test's own (`initdb`, `pg_ctl`, run as the `postgres` user when
+/// the test runs as root), on a loopback port, stopped and removed when dropped.
+struct PrivateServer {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+/// The directory of PostgreSQL's programs (`initdb`, `pg_ctl`), if installed.
+fn postgres_bin() -> Option<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("bin"))
+        .filter(|bin| bin.join("initdb").exists() && bin.join("pg_ctl").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+impl PrivateServer {
+    /// `initdb` and start on the first free port of 55201-55209 with `settings` (`-c` options);
+    /// `None` when PostgreSQL's programs are not installed.
+    fn start(settings: &[&str]) -> Option<Self> {
+        let bin = postgres_bin()?;
+        let port = (55201..=55209).find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())?;
+        let dir = tempfile::Builder::new()
+            .prefix("agentsync-pg-")
+            .tempdir()
+            .unwrap();
+        let server = Self { dir, port };
+        let data = server.dir.path().join("data");
+        run_as_postgres(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+            ],
+            server.dir.path(),
+        );
+        let mut options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={}",
+            server.dir.path().display()
+        );
+        for setting in settings {
+            options.push_str(&format!(" -c {setting}"));
+        }
+        run_as_postgres(
+            &bin.join("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &options,
+                "-l",
+                server.dir.path().join("log").to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+            server.dir.path(),
+        );
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl stop -m immediate`: the server ends at once, as in a crash.
+    fn stop(&self) {
+        if let Some(bin) = postgres_bin() {
+            let data = self.dir.path().join("data");
+            run_as_postgres(
+                &bin.join("pg_ctl"),
+                &[
+                    "-D",
+                    data.to_str().unwrap(),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ],
+                self.dir.path(),
+            );
+        }
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        if self.dir.path().join("data/postmaster.pid").exists() {
+            self.stop();
+        }
+    }
+}
+
+/// Runs `program` with `args`, as the `postgres` user when this runs as root (PostgreSQL
+/// refuses root), `dir` made theirs; panics when it fails.
+fn run_as_postgres(program: &std::path::Path, args: &[&str], dir: &std::path::Path) {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
+    let status = if root {
+        std::process::Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(program)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    } else {
+        std::process::Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    };
+    assert!(status.success(), "{} {args:?}: {status}", program.display());
+}
+
+/// Issue 22's health on a server of the test's own, run with `fsync = off`: the health check
+/// answers with one warning naming the setting and its fix; once the server is stopped it
+/// fails, as unreachable, saying it was the health check, within the engine timeout (the
+/// call is bounded by it; nothing here waits longer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_warns_of_fsync_off_and_fails_once_the_server_is_stopped() {
+    let Some(server) = PrivateServer::start(&["fsync=off"]) else {
+        eprintln!("skipping: PostgreSQL's programs (initdb, pg_ctl) are not installed");
+        return;
+    };
+    let backend = PostgresBackend::connect_with(
+        &server.url(),
+        PostgresOptions::new().timeout(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+    let queue = Queue::new(backend);
+    let health = queue.health().await.unwrap();
+    assert!(
+        matches!(health.warnings.as_slice(), [warning]
+            if warning.contains("fsync is off") && warning.contains("set fsync = on")),
+        "{health:?}"
+    );
+    server.stop();
+    let err = queue.health().await.unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            StoreErrorKind::Unreachable | StoreErrorKind::Timeout
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("PostgreSQL health check"), "{err}");
 }

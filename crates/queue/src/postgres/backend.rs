@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     backend::{
-        Backend, ClaimToken, Claimed, ClaimedOrder, DeadLetter, EventOrder, Job, Purged,
+        Backend, ClaimToken, Claimed, ClaimedOrder, DeadLetter, EventOrder, Health, Job, Purged,
         QueueFuture, QueueStats, Receipt, attempt_count, duration_ms,
     },
     record::{
@@ -32,6 +32,13 @@ use crate::{
 
 /// At most this many rows of each kind (done, dead) are deleted per purge.
 const PURGE_BATCH: i64 = 500;
+/// How many times in a row one claim runs again after it met another claim's job of the same
+/// key ([`key_conflict`]); each run sees what committed before it, so a second conflict needs
+/// yet another claim of that key committed in between.
+const CLAIM_KEY_CONFLICTS: usize = 4;
+/// What the health check reads, in one round trip on a durable connection.
+const HEALTH: &str = "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), \
+                      current_setting('synchronous_commit'), current_setting('fsync')";
 /// The longest lease or retry delay the statements add to the server's now (about a hundred
 /// years), so that `Duration::MAX` means "never" instead of a `bigint` overflow.
 const FAR_MS: i64 = 100 * 365 * 24 * 60 * 60 * 1000;
@@ -58,6 +65,9 @@ pub struct PostgresBackend {
     key_retention_ms: Option<i64>,
     /// Test only: how far this instance's clock runs ahead ([`PostgresOptions::clock_offset`]).
     clock_offset_ms: i64,
+    /// The server, database or role had `synchronous_commit` off, and the durable pool turns it
+    /// on for its connections (what the health check reports).
+    synchronous_commit_forced: bool,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -111,6 +121,7 @@ impl PostgresBackend {
             dead_retention_ms: kept_for(options.dead_retention),
             key_retention_ms: kept_for(options.key_retention),
             clock_offset_ms: duration_ms(options.clock_offset),
+            synchronous_commit_forced: false,
         };
         backend.flush_durable_writes(&config, &options).await?;
         backend.migrate().await?;
@@ -173,6 +184,7 @@ impl PostgresBackend {
             return Ok(());
         }
         self.durable = build_pool(with_setting(config, "synchronous_commit=on"), options)?;
+        self.synchronous_commit_forced = true;
         let now = self.synchronous_commit().await?;
         if now == "off" {
             // A pooler between us and the server may drop startup options.
@@ -352,12 +364,29 @@ impl PostgresBackend {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         let (token, worker) = (token.as_str(), token.worker());
         let sql = &self.statements.claim;
+        let running_index = format!("{}_key_running", self.table);
+        let running_index = running_index.as_str();
         let rows = self
             .bounded("claim", |client| async move {
                 let statement = client.prepare_cached(sql).await?;
-                client
-                    .query(&statement, &[&max, &lease_ms, &token, &worker])
-                    .await
+                let mut conflicts = 0;
+                loop {
+                    match client
+                        .query(&statement, &[&max, &lease_ms, &token, &worker])
+                        .await
+                    {
+                        // Another claim took a job of one of these keys and committed after
+                        // this statement's snapshot: nothing was written; the statement again
+                        // sees that job running, and takes what else is due.
+                        Err(err)
+                            if conflicts < CLAIM_KEY_CONFLICTS
+                                && key_conflict(&err, running_index) =>
+                        {
+                            conflicts += 1;
+                        }
+                        rows => return rows,
+                    }
+                }
             })
             .await?;
         rows.iter()
@@ -477,6 +506,71 @@ impl PostgresBackend {
     }
 }
 
+impl PostgresBackend {
+    /// One statement on a connection of the durable pool (the one that answers senders):
+    /// whether the server is a standby or read-only (an error: no enqueue could be written),
+    /// and what the durable writes commit with (a warning for each setting under which an
+    /// answered delivery might not survive a crash, naming the fix). Bounded by the timeout.
+    async fn check_health(&self) -> Result<Health, StoreError> {
+        let (in_recovery, read_only, synchronous_commit, fsync) = self
+            .bounded_durable("health check", |client| async move {
+                let statement = client.prepare_cached(HEALTH).await?;
+                let row = client.query_one(&statement, &[]).await?;
+                Ok((
+                    row.try_get::<_, bool>(0)?,
+                    row.try_get::<_, String>(1)?,
+                    row.try_get::<_, String>(2)?,
+                    row.try_get::<_, String>(3)?,
+                ))
+            })
+            .await?;
+        if in_recovery {
+            return Err(StoreError::new(
+                StoreErrorKind::Unreachable,
+                "PostgreSQL health check: connected to a standby (in recovery), where no \
+                 enqueue can be written; point the queue URL at the primary, or list every \
+                 host with target_session_attrs=read-write",
+            ));
+        }
+        if read_only == "on" {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                "PostgreSQL health check: transactions are read-only for this role, database \
+                 or server (default_transaction_read_only = on), so no enqueue can be written; \
+                 set it to off for the queue's role",
+            ));
+        }
+        let mut health = Health::new("postgres");
+        if synchronous_commit == "off" {
+            health.warnings.push(format!(
+                "synchronous_commit is off on the queue's durable connections (table {}): an \
+                 answered delivery could be lost in a crash of the server; set \
+                 synchronous_commit = on for the role (ALTER ROLE ... SET synchronous_commit = \
+                 on) and connect without a pooler that drops startup options",
+                self.table
+            ));
+        } else if self.synchronous_commit_forced {
+            health.warnings.push(format!(
+                "synchronous_commit is off for this PostgreSQL role, database or server; the \
+                 queue's enqueues and replays (table {}) turn it {synchronous_commit} for their \
+                 own connections, so an answered delivery holds, but other writers of this \
+                 database commit without waiting for the flush; set synchronous_commit = on \
+                 (ALTER ROLE ... SET synchronous_commit = on, or in postgresql.conf)",
+                self.table
+            ));
+        }
+        if fsync == "off" {
+            health.warnings.push(
+                "fsync is off on this PostgreSQL server: a crash of the machine can lose or \
+                 corrupt committed enqueues, answered deliveries included; set fsync = on in \
+                 postgresql.conf"
+                    .to_owned(),
+            );
+        }
+        Ok(health)
+    }
+}
+
 impl Backend for PostgresBackend {
     fn enqueue<'a>(&'a self, delivery: &'a ReceivedDelivery) -> QueueFuture<'a, Enqueued> {
         Box::pin(self.enqueue_delivery(delivery, None))
@@ -581,6 +675,10 @@ impl Backend for PostgresBackend {
         Box::pin(self.queue_stats())
     }
 
+    fn health(&self) -> QueueFuture<'_, Health> {
+        Box::pin(self.check_health())
+    }
+
     fn purge(&self) -> QueueFuture<'_, Purged> {
         Box::pin(self.purge_batch())
     }
@@ -634,6 +732,21 @@ impl Backend for PostgresBackend {
 
     fn purge_dead(&self, before_ms: i64, max: usize) -> QueueFuture<'_, u64> {
         Box::pin(self.purge_dead_before(before_ms, max))
+    }
+}
+
+/// Whether the claim failed only because another claim, committed after the claim's snapshot,
+/// runs a job of one of its keys: `running_index` (unique: one running job per key, schema 4)
+/// refused the second, or two claims waited for each other's keys (a deadlock, one of them
+/// cancelled). Nothing of the failed statement was written.
+fn key_conflict(err: &tokio_postgres::Error, running_index: &str) -> bool {
+    match err.code() {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => err
+            .as_db_error()
+            .and_then(|db| db.constraint())
+            .is_some_and(|constraint| constraint == running_index),
+        Some(code) => *code == SqlState::T_R_DEADLOCK_DETECTED,
+        None => false,
     }
 }
 

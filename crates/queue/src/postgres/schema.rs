@@ -16,7 +16,7 @@ use agentsync_webhooks_core::EventGroup;
 use deadpool_postgres::{Client, Transaction};
 
 /// The version this build writes.
-pub(super) const VERSION: i32 = 3;
+pub(super) const VERSION: i32 = 4;
 
 /// Why a table cannot be used.
 #[derive(Debug)]
@@ -68,6 +68,7 @@ pub(super) async fn migrate(client: &mut Client, t: &str) -> Result<(), SchemaEr
             0 => {
                 transaction.batch_execute(&create(t)).await?;
                 transaction.batch_execute(&v2_to_v3(t)).await?;
+                transaction.batch_execute(&v3_to_v4(t)).await?;
             }
             1 => {
                 tracing::info!(
@@ -82,6 +83,13 @@ pub(super) async fn migrate(client: &mut Client, t: &str) -> Result<(), SchemaEr
                     "upgrading the PostgreSQL queue table to schema 3 (event time)"
                 );
                 transaction.batch_execute(&v2_to_v3(t)).await?;
+            }
+            3 => {
+                tracing::info!(
+                    table = t,
+                    "upgrading the PostgreSQL queue table to schema 4 (one running job per key)"
+                );
+                transaction.batch_execute(&v3_to_v4(t)).await?;
             }
             VERSION => return Ok(()),
             newer => return Err(SchemaError::Newer(newer)),
@@ -253,6 +261,42 @@ pub(super) fn v2_to_v3(t: &str) -> String {
             ON {t} (ordering_key, occurred_at_ms, webhook_id)
             WHERE state IN ('waiting', 'retrying') AND ordering_key IS NOT NULL;
          UPDATE {t}_schema SET version = 3;"
+    )
+}
+
+/// Version 3 to 4, in place: `{t}_key_running` becomes unique, so that the engine itself holds
+/// at most one running job per ordering key, whatever the interleaving of claims (see
+/// `statements.rs`, the claim). Built beside the old index and renamed to its name, in the
+/// migration's transaction, under a lock that keeps the writes of instances still on schema 3
+/// out until it commits (their claims could otherwise run a second job of a key between the
+/// give-back below and the build, and the build would fail).
+///
+/// A table of schema 3 may hold two running jobs of one key (the race this version closes):
+/// all but the first of each key by (occurred-at, `webhook-id`) are given back first, as
+/// [`Backend::abandon`](crate::Backend::abandon) gives back a claim (waiting or retrying, due
+/// now, the attempt not counted, the lease gone): their workers' settlements then find the
+/// lease gone, and the jobs run again once their key is free (at least once, as after a lost
+/// lease).
+pub(super) fn v3_to_v4(t: &str) -> String {
+    format!(
+        "LOCK TABLE {t} IN SHARE ROW EXCLUSIVE MODE;
+         WITH extra AS (
+            SELECT webhook_id FROM (
+                SELECT webhook_id, row_number() OVER (
+                           PARTITION BY ordering_key ORDER BY occurred_at_ms, webhook_id) AS n
+                FROM {t} WHERE state = 'running' AND ordering_key IS NOT NULL) AS ranked
+            WHERE n > 1
+         )
+         UPDATE {t} AS job
+         SET state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'waiting' END,
+             next_run_at_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint,
+             attempts = GREATEST(attempts - 1, 0), locked_until_ms = NULL, lease = NULL
+         FROM extra WHERE job.webhook_id = extra.webhook_id;
+         CREATE UNIQUE INDEX {t}_key_running_4 ON {t} (ordering_key)
+            WHERE state = 'running' AND ordering_key IS NOT NULL;
+         DROP INDEX IF EXISTS {t}_key_running;
+         ALTER INDEX {t}_key_running_4 RENAME TO {t}_key_running;
+         UPDATE {t}_schema SET version = 4;"
     )
 }
 

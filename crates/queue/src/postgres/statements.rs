@@ -200,6 +200,19 @@ impl Statements {
             // $1: at most this many, $2: the lease (ms), $3: the caller's claim token, $4: its
             // worker. An expired lease's lost attempt goes into the history, from what the row
             // held before this claim (`expired`).
+            //
+            // One job of a key at a time: `due` takes a keyed job only when its snapshot shows
+            // no job of the key running and the job is the key's head, locked `FOR UPDATE SKIP
+            // LOCKED`. That alone holds while the head stays the head, but under READ
+            // COMMITTED a new head can appear between two claims' snapshots: claim 1 takes
+            // head B of key K; an older event A of K (or a replayed or resent one) is stored
+            // and committed; claim 2, whose snapshot predates claim 1's commit, sees B waiting
+            // and A as the head, locked by nobody, and takes A. What closes it is the unique
+            // `{t}_key_running` (schema 4): at most one running row per key, checked by the
+            // engine when `taken` writes the row. Claim 2's write of A waits for claim 1's
+            // commit, then fails with a unique violation, and the backend runs the statement
+            // again (a new snapshot, where B runs and A is no longer taken). No lock or round
+            // trip is added to a claim that meets no such race.
             claim: format!(
                 "WITH expired AS (
                     SELECT webhook_id, attempts, claimed_at_ms, locked_until_ms, worker FROM {t}
