@@ -369,26 +369,51 @@ pub trait Backend: Send + Sync + 'static {
 
     /// [`counts`](Self::counts) of `filter`, then of what it keeps received since each of
     /// `since_ms` (ms since the epoch): `1 + since_ms.len()` answers, in that order. A page that
-    /// shows counts now and over the last day asks once, and an engine that counts with a scan
-    /// scans once (the SQL engines override it with one query, a column per window); by default,
-    /// one `counts` each.
+    /// shows counts now and over the last day asks once. By default the counts run at once (on
+    /// a pool or a multiplexed connection they overlap); an engine that can count every window
+    /// in one pass overrides it (SQLite: one walk of its counts index, a column per window).
     fn counts_since<'a>(
         &'a self,
         filter: &'a DeliveryFilter,
         since_ms: &'a [i64],
     ) -> QueueFuture<'a, Vec<DeliveryCounts>> {
         Box::pin(async move {
-            let mut answers = vec![self.counts(filter).await?];
+            let mut filters = vec![filter.clone()];
             for &since in since_ms {
-                let window = DeliveryFilter {
+                filters.push(DeliveryFilter {
                     received_since_ms: Some(
                         filter.received_since_ms.map_or(since, |s| s.max(since)),
                     ),
                     ..filter.clone()
-                };
-                answers.push(self.counts(&window).await?);
+                });
             }
-            Ok(answers)
+            let mut pending: Vec<Option<QueueFuture<'_, DeliveryCounts>>> =
+                filters.iter().map(|f| Some(self.counts(f))).collect();
+            let mut answers: Vec<Option<DeliveryCounts>> = vec![None; filters.len()];
+            std::future::poll_fn(|cx| {
+                let mut waiting = false;
+                for (slot, answer) in pending.iter_mut().zip(answers.iter_mut()) {
+                    if let Some(count) = slot {
+                        match count.as_mut().poll(cx) {
+                            std::task::Poll::Ready(Ok(counts)) => {
+                                *answer = Some(counts);
+                                *slot = None;
+                            }
+                            std::task::Poll::Ready(Err(error)) => {
+                                return std::task::Poll::Ready(Err(error));
+                            }
+                            std::task::Poll::Pending => waiting = true,
+                        }
+                    }
+                }
+                if waiting {
+                    std::task::Poll::Pending
+                } else {
+                    std::task::Poll::Ready(Ok(()))
+                }
+            })
+            .await?;
+            Ok(answers.into_iter().flatten().collect())
         })
     }
 
