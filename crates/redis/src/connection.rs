@@ -5,9 +5,12 @@
 //! | `redis://[user:password@]host:port[/db]`, `rediss://...`, `redis+unix://...`, `unix://...` | a single Redis (or a primary behind a proxy), through the `redis` crate's auto-reconnecting [`ConnectionManager`] |
 //! | `redis+cluster://[user:password@]host:port[,host:port...]`, `rediss+cluster://...` (TLS) | a Redis Cluster, through the `redis` crate's cluster client: the hosts are seed nodes, the rest of the cluster is discovered, `MOVED` and `ASK` are followed, the slot map is refreshed after a failover |
 //!
-//! A cluster URL takes no database number (a cluster has only database 0). `rediss+cluster://`
-//! needs one of the `redis` crate's TLS features in the build (`tokio-native-tls-comp` or
-//! `tokio-rustls-comp`); without one, connecting fails naming TLS.
+//! A cluster URL takes no database number (a cluster has only database 0). `rediss://` and
+//! `rediss+cluster://` need this crate's `tls` feature (the `redis` crate's
+//! `tokio-native-tls-comp`: the system's OpenSSL and trusted roots, `SSL_CERT_FILE` honoured),
+//! or another of the `redis` crate's TLS features in the build; without one, connecting fails
+//! naming TLS. `#insecure` at the end of the URL skips verifying the certificate (every seed
+//! node of a cluster URL).
 //!
 //! ```
 //! use agentsync_webhooks_redis::connection::{cluster_nodes, is_cluster_url};
@@ -213,6 +216,12 @@ pub fn cluster_nodes(url: &str) -> Result<Vec<String>, StoreError> {
         "rediss+cluster" => "rediss",
         _ => return Err(invalid("not a cluster scheme")),
     };
+    // `#insecure` (TLS without verifying the server's certificate) goes to every node.
+    let insecure = if node_scheme == "rediss" && rest.ends_with("#insecure") {
+        "/#insecure"
+    } else {
+        ""
+    };
     // What follows the hosts: a path (`/` or `/0`) or a query is not for the nodes.
     let rest = rest.split(['?', '#']).next().unwrap_or_default();
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -228,8 +237,8 @@ pub fn cluster_nodes(url: &str) -> Result<Vec<String>, StoreError> {
         .map(str::trim)
         .filter(|host| !host.is_empty())
         .map(|host| match userinfo {
-            Some(userinfo) => format!("{node_scheme}://{userinfo}@{host}"),
-            None => format!("{node_scheme}://{host}"),
+            Some(userinfo) => format!("{node_scheme}://{userinfo}@{host}{insecure}"),
+            None => format!("{node_scheme}://{host}{insecure}"),
         })
         .collect();
     if nodes.is_empty() {
