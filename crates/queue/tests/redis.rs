@@ -226,6 +226,76 @@ async fn a_partitioned_queue_orders_a_keys_events_across_id_partitions() {
     assert!(backend.replay_by(&first, "test").await.unwrap());
 }
 
+/// A partitioned queue of layout 2 (every delivery in its id's partition, keyless) upgraded to
+/// layout 3: for the de-duplication retention, a keyed retry of a delivery stored by layout 2
+/// is found in the id's partition and answered as a duplicate, not stored again in its key's.
+#[tokio::test]
+async fn a_partitioned_queue_of_layout_2_keeps_its_ids_known_to_keyed_retries() {
+    let test = "a_partitioned_queue_of_layout_2_keeps_its_ids_known_to_keyed_retries";
+    let Some((backend, _keys)) = backend_with(test, RedisOptions::new().partitions(3)).await else {
+        return;
+    };
+    // A key whose partition is not the id's.
+    let id = "legacy_1";
+    let key = (0..)
+        .map(|i| format!("npn:{i}"))
+        .find(|key| backend.partition_of_key(key) != backend.partition(id))
+        .unwrap();
+    // What layout 2 wrote: the delivery unkeyed, in its id's partition; versions 2.
+    assert_eq!(backend.enqueue(&delivery(id)).await.unwrap(), Enqueued::New);
+    let (url, _) = redis_url();
+    let mut raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for prefix in backend.partition_prefixes() {
+        let () = redis::cmd("SET")
+            .arg(format!("{prefix}schema"))
+            .arg(2)
+            .query(&mut raw)
+            .unwrap();
+    }
+    let () = redis::cmd("DEL")
+        .arg(format!("{}legacy-until", backend.partition_prefixes()[0]))
+        .query(&mut raw)
+        .unwrap_or(());
+    let upgraded =
+        RedisBackend::connect_with(&url, RedisOptions::new().prefix(prefix(test)).partitions(3))
+            .await
+            .unwrap();
+    let version: i64 = redis::cmd("GET")
+        .arg(format!("{}schema", upgraded.partition_prefixes()[1]))
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(version, 3);
+    let order = agentsync_webhooks_queue::EventOrder {
+        key: key.clone(),
+        occurred_at_ms: 10,
+    };
+    assert_eq!(
+        upgraded
+            .enqueue_ordered(&delivery(id), &order)
+            .await
+            .unwrap(),
+        Enqueued::Duplicate,
+        "the sender's retry of a delivery stored by layout 2"
+    );
+    // A new keyed delivery goes to its key's partition.
+    assert_eq!(
+        upgraded
+            .enqueue_ordered(&delivery("legacy_2"), &order)
+            .await
+            .unwrap(),
+        Enqueued::New
+    );
+    let key_prefix = upgraded.partition_prefixes()[upgraded.partition_of_key(&key)].to_owned();
+    let here: i64 = redis::cmd("EXISTS")
+        .arg(format!("{key_prefix}d:legacy_2"))
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(here, 1);
+}
+
 /// An address where nothing listens.
 fn closed_port_url() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
