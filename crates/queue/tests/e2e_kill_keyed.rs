@@ -6,9 +6,8 @@
 //! turns [`keyed_child_worker`] into a worker whose `producersync.npn.*` handler prints
 //! `started <webhook-id> <attempt>` and then blocks (until it is killed).
 //!
-//! On every engine that orders events (`Backend::orders_events`): SQLite, Redis (a queue of one
-//! partition, under a prefix of its own) and PostgreSQL (a table of its own). A queue split in
-//! Redis Cluster partitions does not order events, so the cluster is not here.
+//! On every engine: SQLite, Redis (under a prefix of its own) and PostgreSQL (a table of its
+//! own); each orders events (`Backend::orders_events`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod worker_support;
