@@ -129,7 +129,8 @@ pub async fn for_each_engine(
             .ok()
             .filter(|url| !url.is_empty())
             .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let table = format!("{label}_bench_{id}");
+        // A table name is a plain identifier: the labels name modes with `-`.
+        let table = format!("{}_bench_{id}", label.replace('-', "_"));
         let backend = agentsync_webhooks_queue::postgres::PostgresBackend::connect_with(
             &url,
             agentsync_webhooks_queue::postgres::PostgresOptions::new().table(table.clone()),
