@@ -45,7 +45,10 @@
 //!   its key runs and it is its key's first waiting or retrying job by (occurred-at,
 //!   `webhook-id`), both found through partial indexes of those rows only (`{table}_key_running`,
 //!   `{table}_key_waiting`); the head row is locked `FOR UPDATE SKIP LOCKED`, so two claims
-//!   never take one key's head together. A job without a key costs a look at its key column.
+//!   never take one key's head together, and `{table}_key_running` is unique (schema 4): at
+//!   most one running job per key, held by the engine even when a new head appears between two
+//!   claims' snapshots (the later claim waits for the earlier one's commit, fails, and runs
+//!   again). A job without a key costs a look at its key column.
 //! - A done `webhook-id` is a duplicate for the retention (72 h by default); the done delivery
 //!   stays on record (body and history) for the record's retention (7 days by default, never
 //!   shorter); dead rows stay for the dead-letter retention (30 days by default) unless
