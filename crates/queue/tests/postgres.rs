@@ -1613,6 +1613,10 @@ async fn health_on_a_primary_with_durable_settings_has_no_warnings() {
     assert!(health.warnings.is_empty(), "{health:?}");
 }
 
+/// Held by each test that runs private servers: they pick their ports from one range, one test
+/// at a time.
+static PRIVATE_SERVERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A PostgreSQL server of the test's own (`initdb`, `pg_ctl`, run as the `postgres` user when
 /// the test runs as root), on a loopback port, stopped and removed when dropped.
 struct PrivateServer {
@@ -1684,6 +1688,58 @@ impl PrivateServer {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// A hot standby of `primary` (`pg_basebackup -R`, streaming), started on the next free
+    /// port of the range.
+    fn standby_of(primary: &Self) -> Self {
+        let bin = postgres_bin().unwrap();
+        let port = (55201..=55209)
+            .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+            .unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("agentsync-pg-")
+            .tempdir()
+            .unwrap();
+        let server = Self { dir, port };
+        let data = server.dir.path().join("data");
+        run_as_postgres(
+            &bin.join("pg_basebackup"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                data.to_str().unwrap(),
+                "-R",
+                "-X",
+                "stream",
+            ],
+            server.dir.path(),
+        );
+        let options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
+             -c hot_standby=on",
+            server.dir.path().display()
+        );
+        run_as_postgres(
+            &bin.join("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &options,
+                "-l",
+                server.dir.path().join("log").to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+            server.dir.path(),
+        );
+        server
+    }
+
     /// `pg_ctl stop -m immediate`: the server ends at once, as in a crash.
     fn stop(&self) {
         if let Some(bin) = postgres_bin() {
@@ -1748,6 +1804,7 @@ fn run_as_postgres(program: &std::path::Path, args: &[&str], dir: &std::path::Pa
 /// call is bounded by it; nothing here waits longer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_warns_of_fsync_off_and_fails_once_the_server_is_stopped() {
+    let _one_at_a_time = PRIVATE_SERVERS.lock().await;
     let Some(server) = PrivateServer::start(&["fsync=off"]) else {
         eprintln!("skipping: PostgreSQL's programs (initdb, pg_ctl) are not installed");
         return;
@@ -1775,4 +1832,54 @@ async fn health_warns_of_fsync_off_and_fails_once_the_server_is_stopped() {
         "{err}"
     );
     assert!(err.to_string().contains("PostgreSQL health check"), "{err}");
+}
+
+/// Issue 22's health on a standby: a backend connected to a hot standby of a private primary
+/// (its table replicated, so that the connect finds schema 4 and writes nothing) fails the
+/// health check with an error that says it is a standby and how to reach the primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_on_a_standby_is_an_error_naming_the_fix() {
+    let _one_at_a_time = PRIVATE_SERVERS.lock().await;
+    let Some(primary) = PrivateServer::start(&[]) else {
+        eprintln!("skipping: PostgreSQL's programs (initdb, pg_ctl) are not installed");
+        return;
+    };
+    let options = || PostgresOptions::new().table("standby_health");
+    let on_primary = PostgresBackend::connect_with(&primary.url(), options())
+        .await
+        .unwrap();
+    assert!(on_primary.health().await.unwrap().warnings.is_empty());
+    let standby = PrivateServer::standby_of(&primary);
+    let replica = connect_raw(&standby.url()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = replica
+            .query_one(
+                "SELECT to_regclass('standby_health_schema') IS NOT NULL, pg_is_in_recovery()",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (replicated, in_recovery): (bool, bool) = (row.get(0), row.get(1));
+        assert!(in_recovery, "the standby is in recovery");
+        if replicated {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the table never reached the standby"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let on_standby = PostgresBackend::connect_with(&standby.url(), options())
+        .await
+        .unwrap();
+    let err = on_standby.health().await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("standby") && message.contains("target_session_attrs=read-write"),
+        "{message}"
+    );
+    drop(standby);
+    drop(primary);
 }
