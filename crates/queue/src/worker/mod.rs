@@ -584,6 +584,9 @@ impl<S> Workers<S> {
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break 'run,
+                    // A job that ends frees a slot and, when it had an ordering key, lets that
+                    // key's next event be claimed: claim again now rather than after the wait.
+                    Some(joined) = tasks.join_next(), if !tasks.is_empty() => report_task(joined),
                     () = sleep(wait) => {}
                 }
             }
