@@ -9,11 +9,12 @@
 #![cfg(feature = "postgres")]
 
 mod delay_proxy;
+mod postgres_support;
 
 use std::{
     net::TcpListener,
     sync::atomic::{AtomicUsize, Ordering},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use agentsync_webhooks_core::{
@@ -27,95 +28,7 @@ use agentsync_webhooks_queue::{
     postgres::{PostgresBackend, PostgresOptions},
 };
 use delay_proxy::DelayProxy;
-
-/// `POSTGRES_URL`, and whether it was set (then PostgreSQL is required).
-fn postgres_url() -> (String, bool) {
-    match std::env::var("POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => (url, true),
-        _ => ("postgres://postgres@127.0.0.1:5432/test".to_owned(), false),
-    }
-}
-
-/// A table name unique to this process and call.
-fn unique_table() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() % 1_000_000_000_000)
-        .unwrap_or_default();
-    format!(
-        "queue_test_{}_{nanos:x}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Drops a test's table when the test ends.
-struct DropTable {
-    url: String,
-    table: String,
-}
-
-impl Drop for DropTable {
-    fn drop(&mut self) {
-        let t = &self.table;
-        cleanup(
-            &self.url,
-            format!("DROP TABLE IF EXISTS {t}, {t}_history, {t}_schema, {t}_ordering_keys"),
-        );
-    }
-}
-
-/// Runs `sql` on a connection of its own, ignoring failures (cleanup from a `Drop`).
-fn cleanup(url: &str, sql: String) {
-    let url = url.to_owned();
-    // Drop runs inside the test's runtime: use a thread with a runtime of its own.
-    let _ = std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        runtime.block_on(async {
-            let Ok((client, connection)) =
-                tokio_postgres::connect(&url, tokio_postgres::NoTls).await
-            else {
-                return;
-            };
-            tokio::spawn(connection);
-            let _ = client.batch_execute(&sql).await;
-        });
-    })
-    .join();
-}
-
-/// A backend on a fresh table, or `None` (skip, with a note) when PostgreSQL is unreachable and
-/// `POSTGRES_URL` is not set.
-async fn backend(test: &str) -> Option<(PostgresBackend, DropTable)> {
-    backend_with(test, PostgresOptions::new()).await
-}
-
-/// [`backend`] with `options` (their table replaced by the fresh one).
-async fn backend_with(
-    test: &str,
-    options: PostgresOptions,
-) -> Option<(PostgresBackend, DropTable)> {
-    let (url, required) = postgres_url();
-    let table = unique_table();
-    match PostgresBackend::connect_with(&url, options.table(table.clone())).await {
-        Ok(backend) => Some((backend, DropTable { url, table })),
-        Err(err) if required => {
-            panic!("POSTGRES_URL={url} is set but PostgreSQL is unreachable: {err}")
-        }
-        Err(err) => {
-            eprintln!(
-                "skipping {test}: no PostgreSQL at {url} ({err}); set POSTGRES_URL to require it"
-            );
-            None
-        }
-    }
-}
+use postgres_support::*;
 
 /// The options every contract case opens its two instances with.
 fn contract_options() -> PostgresOptions {

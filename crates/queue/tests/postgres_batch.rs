@@ -11,14 +11,9 @@
 #![cfg(feature = "postgres")]
 
 mod delay_proxy;
+mod postgres_support;
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Duration};
 
 use agentsync_webhooks_queue::contract::sample_delivery as delivery;
 use agentsync_webhooks_queue::{
@@ -27,77 +22,7 @@ use agentsync_webhooks_queue::{
 };
 use bytes::Bytes;
 use delay_proxy::DelayProxy;
-
-fn postgres_url() -> (String, bool) {
-    match std::env::var("POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => (url, true),
-        _ => ("postgres://postgres@127.0.0.1:5432/test".to_owned(), false),
-    }
-}
-
-fn unique_table() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() % 1_000_000_000_000)
-        .unwrap_or_default();
-    format!(
-        "queue_batch_{}_{nanos:x}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Drops a test's tables when the test ends (on a thread with a runtime of its own).
-struct DropTable {
-    url: String,
-    table: String,
-}
-
-impl Drop for DropTable {
-    fn drop(&mut self) {
-        let (url, t) = (self.url.clone(), self.table.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                let Ok((client, connection)) =
-                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
-                else {
-                    return;
-                };
-                tokio::spawn(connection);
-                let _ = client
-                    .batch_execute(&format!(
-                        "DROP TABLE IF EXISTS {t}, {t}_history, {t}_schema, {t}_ordering_keys"
-                    ))
-                    .await;
-            });
-        })
-        .join();
-    }
-}
-
-/// A backend on a fresh table, or `None` (skip) when PostgreSQL is unreachable and
-/// `POSTGRES_URL` is not set.
-async fn backend(test: &str) -> Option<(PostgresBackend, DropTable)> {
-    let (url, required) = postgres_url();
-    let table = unique_table();
-    match PostgresBackend::connect_with(&url, PostgresOptions::new().table(table.clone())).await {
-        Ok(backend) => Some((backend, DropTable { url, table })),
-        Err(err) if required => {
-            panic!("POSTGRES_URL={url} is set but PostgreSQL is unreachable: {err}")
-        }
-        Err(err) => {
-            eprintln!("skipping {test}: no PostgreSQL at {url} ({err})");
-            None
-        }
-    }
-}
+use postgres_support::*;
 
 fn with_body(webhook_id: &str, body: &'static str) -> ReceivedDelivery {
     ReceivedDelivery {
