@@ -102,7 +102,10 @@ impl Drop for Fixture {
                         };
                         tokio::spawn(connection);
                         let _ = client
-                            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+                            .batch_execute(&format!(
+                                "DROP TABLE IF EXISTS {table}, {table}_history, \
+                                 {table}_schema, {table}_ordering_keys"
+                            ))
                             .await;
                     });
                 })
