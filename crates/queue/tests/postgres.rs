@@ -242,6 +242,9 @@ fn expected_plan(name: &str) -> Option<(&'static [&'static str], bool)> {
         "claim" => (&["_due", "_lease", "_key_running", "_key_waiting"], sorts),
         "take_over" | "complete" | "complete_stale" | "retry" | "release" | "bury" | "replay"
         | "discard" | "forget" => (&["_pkey", "_history_pkey"], sorts),
+        // A batch's ids through the primary key, or the running rows (as many as the workers'
+        // slots) through the lease index.
+        "complete_many" => (&["_pkey|_lease", "_history_pkey"], sorts),
         "extend" | "dead_letter" | "one" => (&["_pkey"], sorts),
         // An insert reads nothing: its conflict's arbiter is the primary key.
         "enqueue" | "enqueue_many" => (&[], sorts),

@@ -1,10 +1,11 @@
-//! `PostgresBackend`'s group commit for enqueues against a real PostgreSQL: the enqueues that
-//! wait together share one statement, and each is still answered as it would be alone (a
-//! duplicate within a batch is a duplicate, one refused value fails only its delivery, a batch
-//! the engine fails answers every member with an error).
+//! `PostgresBackend`'s group commit for enqueues and completions against a real PostgreSQL: the
+//! calls that wait together share one statement, and each is still answered as it would be
+//! alone (a duplicate within a batch is a duplicate, one refused value fails only its delivery,
+//! a completion under a receipt that no longer holds its job settles nothing, a batch the
+//! engine fails answers every member with an error).
 //!
-//! The batches are made deterministic where the test needs one: enqueues joined in one task of
-//! a current-thread runtime are all sent before the enqueue task runs, so they share a batch.
+//! The batches are made deterministic where the test needs one: calls joined in one task of a
+//! current-thread runtime are all sent before the batching task runs, so they share a batch.
 //!
 //! Uses `POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`); skipped with a note
 //! when it is not set and PostgreSQL is unreachable. Every test works in a table of its own.
@@ -17,8 +18,9 @@ use std::{sync::Arc, time::Duration};
 
 use agentsync_webhooks_queue::contract::sample_delivery as delivery;
 use agentsync_webhooks_queue::{
-    Backend, ClaimToken, Enqueued, ReceivedDelivery,
+    Backend, ClaimToken, Enqueued, EventOrder, Job, Receipt, ReceivedDelivery,
     postgres::{PostgresBackend, PostgresOptions},
+    record::{AttemptOutcome, DeliveryState, HistoryEvent},
 };
 use bytes::Bytes;
 use delay_proxy::DelayProxy;
@@ -214,4 +216,214 @@ async fn a_batch_the_engine_fails_answers_every_member_with_an_error() {
         direct.enqueue(&delivery(id)).await.unwrap();
     }
     assert_eq!(direct.stats().await.unwrap().depth, 32);
+}
+
+/// The outcomes of `webhook_id`'s attempts, oldest first.
+async fn outcomes(backend: &PostgresBackend, webhook_id: &str) -> Vec<AttemptOutcome> {
+    let record = backend
+        .delivery(webhook_id)
+        .await
+        .unwrap()
+        .expect("on record");
+    record
+        .history
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            HistoryEvent::Attempt { outcome, .. } => Some(*outcome),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Completions in one batch: each settles its own job under its own receipt, with its history
+/// entry; one under a receipt that does not hold its job (another claim's) settles nothing and
+/// is answered `false`; the same job completed twice in the batch is answered `true`, then
+/// `false`, as one after the other would be.
+#[tokio::test]
+async fn completions_in_one_batch_settle_each_job_under_its_own_receipt() {
+    let Some((backend, _table)) =
+        backend("completions_in_one_batch_settle_each_job_under_its_own_receipt").await
+    else {
+        return;
+    };
+    for id in ["msg_a", "msg_b", "msg_c", "msg_d"] {
+        assert_eq!(backend.enqueue(&delivery(id)).await.unwrap(), Enqueued::New);
+    }
+    let lease = Duration::from_secs(60);
+    let (first, second) = (ClaimToken::new().unwrap(), ClaimToken::new().unwrap());
+    let mut jobs = backend.claim_with(&first, 2, lease).await.unwrap();
+    jobs.extend(backend.claim_with(&second, 2, lease).await.unwrap());
+    jobs.sort_by(|a, b| a.delivery.webhook_id.cmp(&b.delivery.webhook_id));
+    let ids: Vec<&str> = jobs
+        .iter()
+        .map(|j| j.delivery.webhook_id.as_str())
+        .collect();
+    assert_eq!(ids, ["msg_a", "msg_b", "msg_c", "msg_d"]);
+    // msg_c under a receipt that is not the one holding it.
+    let other = if jobs[2].receipt.0 == first.as_str() {
+        second.as_str()
+    } else {
+        first.as_str()
+    };
+    let wrong = Job {
+        receipt: Receipt(other.to_owned()),
+        ..jobs[2].clone()
+    };
+    let answers = tokio::join!(
+        backend.complete(&jobs[0]),
+        backend.complete(&wrong),
+        backend.complete(&jobs[1]),
+        backend.complete(&jobs[1]),
+        backend.complete(&jobs[3]),
+    );
+    assert_eq!(
+        [
+            answers.0.unwrap(),
+            answers.1.unwrap(),
+            answers.2.unwrap(),
+            answers.3.unwrap(),
+            answers.4.unwrap()
+        ],
+        [true, false, true, false, true]
+    );
+    for id in ["msg_a", "msg_b", "msg_d"] {
+        let record = backend.delivery(id).await.unwrap().unwrap();
+        assert_eq!(record.state, DeliveryState::Done, "{id}");
+        assert_eq!(outcomes(&backend, id).await, [AttemptOutcome::Ok], "{id}");
+    }
+    let running = backend.delivery("msg_c").await.unwrap().unwrap();
+    assert_eq!(
+        running.state,
+        DeliveryState::Running,
+        "the wrong receipt settled nothing"
+    );
+    assert!(outcomes(&backend, "msg_c").await.is_empty());
+    assert!(
+        backend.complete(&jobs[2]).await.unwrap(),
+        "its own receipt still holds it"
+    );
+}
+
+/// Completions of two keys' jobs in one batch raise each key's newest done occurred-at: the
+/// keys' next events are claimed with it, and an older event of a key is then stale.
+#[tokio::test]
+async fn completions_in_one_batch_raise_each_keys_newest_done() {
+    let Some((backend, _table)) =
+        backend("completions_in_one_batch_raise_each_keys_newest_done").await
+    else {
+        return;
+    };
+    let order = |key: &str, occurred_at_ms| EventOrder {
+        key: key.to_owned(),
+        occurred_at_ms,
+    };
+    for (id, key, at) in [
+        ("msg_k1_first", "npn:1", 10_000),
+        ("msg_k2_first", "npn:2", 30_000),
+        ("msg_k1_next", "npn:1", 20_000),
+        ("msg_k2_late", "npn:2", 5_000),
+    ] {
+        let stored = backend
+            .enqueue_ordered(&delivery(id), &order(key, at))
+            .await
+            .unwrap();
+        assert_eq!(stored, Enqueued::New, "{id}");
+    }
+    let lease = Duration::from_secs(60);
+    let token = ClaimToken::new().unwrap();
+    let heads = backend.claim_ordered(&token, 10, lease).await.unwrap();
+    let mut ids: Vec<&str> = heads
+        .iter()
+        .map(|c| c.job.delivery.webhook_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    // Each key's oldest is its head: npn:2's late event (5,000) comes before its first.
+    assert_eq!(ids, ["msg_k1_first", "msg_k2_late"]);
+    let answers = tokio::join!(
+        backend.complete(&heads[0].job),
+        backend.complete(&heads[1].job)
+    );
+    assert!(answers.0.unwrap() && answers.1.unwrap());
+    let token = ClaimToken::new().unwrap();
+    let mut next = backend.claim_ordered(&token, 10, lease).await.unwrap();
+    next.sort_by(|a, b| a.job.delivery.webhook_id.cmp(&b.job.delivery.webhook_id));
+    let seen: Vec<(&str, Option<i64>)> = next
+        .iter()
+        .map(|c| {
+            let order = c.order.as_ref().expect("keyed");
+            (c.job.delivery.webhook_id.as_str(), order.newest_done_ms)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("msg_k1_next", Some(10_000)), ("msg_k2_first", Some(5_000))]
+    );
+    assert!(next.iter().all(|c| !c.order.as_ref().unwrap().is_stale()));
+}
+
+/// A completions' batch in flight when the engine goes away: every member is answered with an
+/// error, none as settled, and each job ends done exactly once when completed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completions_batch_the_engine_fails_answers_every_member_with_an_error() {
+    let Some((direct, table)) =
+        backend("a_completions_batch_the_engine_fails_answers_every_member_with_an_error").await
+    else {
+        return;
+    };
+    let (url, _) = postgres_url();
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let proxy = DelayProxy::start(format!("{host}:{port}")).await;
+    let database = config.get_dbname().unwrap_or("postgres");
+    let user = config.get_user().unwrap_or("postgres");
+    let through = PostgresBackend::connect_with(
+        &format!("postgres://{user}@{}/{database}", proxy.address()),
+        PostgresOptions::new()
+            .table(table.table.clone())
+            .timeout(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    for n in 0..16 {
+        direct
+            .enqueue(&delivery(&format!("msg_held_{n}")))
+            .await
+            .unwrap();
+    }
+    let token = ClaimToken::new().unwrap();
+    let jobs = direct
+        .claim_with(&token, 16, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 16);
+    let through = Arc::new(through);
+    proxy.set_delay(Duration::from_secs(30));
+    let mut running = Vec::new();
+    for job in jobs.clone() {
+        let through = Arc::clone(&through);
+        running.push(tokio::spawn(async move { through.complete(&job).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.set_down(true);
+    for task in running {
+        let answer = task.await.unwrap();
+        assert!(answer.is_err(), "answered {answer:?} with the engine gone");
+    }
+    // The server may have committed the batch whose answer was lost: each job is either done
+    // or still running under its receipt; completed again, every one ends done with exactly
+    // one successful attempt on record.
+    proxy.set_down(false);
+    proxy.set_delay(Duration::ZERO);
+    for job in &jobs {
+        direct.complete(job).await.unwrap();
+    }
+    assert_eq!(direct.stats().await.unwrap().depth, 0);
+    for job in &jobs {
+        let id = job.delivery.webhook_id.as_str();
+        assert_eq!(outcomes(&direct, id).await, [AttemptOutcome::Ok], "{id}");
+    }
 }

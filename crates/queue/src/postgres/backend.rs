@@ -13,7 +13,7 @@ use tokio_postgres::{NoTls, Row, error::SqlState, types::ToSql};
 
 use super::{
     PostgresOptions,
-    batch::{self, EnqueueRow, Enqueues},
+    batch::{self, Completion, Completions, EnqueueRow, Enqueues},
     record::RecordStatements,
     schema::{self, SchemaError},
     statements::Statements,
@@ -54,6 +54,8 @@ pub struct PostgresBackend {
     statements: Statements,
     /// The enqueues' group commit (`batch.rs`): one statement for those waiting together.
     enqueues: Enqueues,
+    /// The completions' group commit (`batch.rs`), on the bookkeeping pool.
+    completions: Completions,
     pub(super) record: RecordStatements,
     timeout: Duration,
     /// `None`: kept forever.
@@ -108,11 +110,13 @@ impl PostgresBackend {
         }
         let bookkeeping = build_pool(with_setting(&config, "synchronous_commit=off"), &options)?;
         let (enqueues, inbox) = Enqueues::new("enqueue");
+        let (completions, completions_inbox) = Completions::new("complete");
         let mut backend = Self {
             durable: build_pool(config.clone(), &options)?,
             bookkeeping,
             statements: Statements::new(&options.table),
             enqueues,
+            completions,
             record: RecordStatements::new(&options.table),
             table: options.table.clone(),
             timeout: options.timeout,
@@ -125,7 +129,16 @@ impl PostgresBackend {
         };
         backend.flush_durable_writes(&config, &options).await?;
         backend.migrate().await?;
-        // Started once the durable pool is final; it ends when the backend is dropped.
+        // Started once the pools are final; each ends when the backend is dropped.
+        tokio::spawn(batch::serve_completions(
+            completions_inbox,
+            batch::CompletionEngine {
+                pool: backend.bookkeeping.clone(),
+                complete_one: backend.statements.complete.clone(),
+                complete_many: backend.statements.complete_many.clone(),
+                timeout: backend.timeout,
+            },
+        ));
         tokio::spawn(batch::serve_enqueues(
             inbox,
             batch::Engine {
@@ -626,8 +639,13 @@ impl Backend for PostgresBackend {
         })
     }
 
+    /// Shared with the completions waiting at the same time (group commit, `batch.rs`).
     fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
-        Box::pin(self.settle("complete", &self.statements.complete, job, &[]))
+        let completion = Completion {
+            webhook_id: job.delivery.webhook_id.clone(),
+            receipt: job.receipt.0.clone(),
+        };
+        Box::pin(self.completions.call(completion, self.timeout))
     }
 
     fn retry<'a>(&'a self, job: &'a Job, after: Duration, error: &'a str) -> QueueFuture<'a, bool> {

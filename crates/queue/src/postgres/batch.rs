@@ -1,17 +1,26 @@
-//! Group commit for enqueues: the enqueues that arrive while one statement is in flight share
-//! the next one, a multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING webhook_id` over
-//! arrays, committed once for all of them.
+//! Group commit for enqueues and completions: the calls that arrive while one statement is in
+//! flight share the next one, committed once for all of them.
 //!
-//! One task per backend owns the order of the batches: it takes every enqueue waiting (at most
-//! [`MAX_BATCH`]), runs them as one statement on a durable connection (an autocommit statement:
-//! its answer arrives after its commit, flushed), and answers each caller only then. Within a
-//! batch an id is sent once: its later occurrences are answered as duplicates of the first (or
-//! with its error). The ids the `INSERT` did not store are known ones: each is then tried for the
-//! take-over (the resend of a dead, forgotten or long-done delivery) on its own, as a single
-//! enqueue is, and a failure there fails that delivery alone. A batch whose `INSERT` fails
-//! answers every member with the error, none as stored; when the failure is the statement's
-//! (a value the server refused, not the connection), each member is tried on its own, so that
-//! one bad delivery does not fail the others.
+//! One task per backend and kind owns the order of its batches: it takes every call waiting (at
+//! most [`MAX_BATCH`]), runs them as one statement, and answers each caller only then.
+//!
+//! **Enqueues** run as a multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING webhook_id` over
+//! arrays on a durable connection (an autocommit statement: its answer arrives after its commit,
+//! flushed). Within a batch an id is sent once: its later occurrences are answered as
+//! duplicates of the first (or with its error). The ids the `INSERT` did not store are known
+//! ones: each is then tried for the take-over (the resend of a dead, forgotten or long-done
+//! delivery) on its own, as a single enqueue is, and a failure there fails that delivery alone.
+//! A batch whose `INSERT` fails answers every member with the error, none as stored; when the
+//! failure is the statement's (a value the server refused, not the connection), each member is
+//! tried on its own, so that one bad delivery does not fail the others.
+//!
+//! **Completions** (a handler's success) run as one `UPDATE` of the batch's rows through the
+//! primary key on a bookkeeping connection, each row settled only under its own receipt, with
+//! each row's history entry and each key's newest done occurred-at (the newest of the batch's
+//! rows of that key) in the same statement. A job completes once, so an id seen twice in one
+//! batch (a caller that gave up and asked again) waits for the next statement: each call is
+//! answered as it would be on its own. A deadlock between two instances' batches (the server
+//! aborts one) runs that statement again.
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
@@ -63,6 +72,15 @@ pub(super) struct Inbox<T, A>(mpsc::UnboundedReceiver<Pending<T, A>>);
 
 /// The enqueues' group commit.
 pub(super) type Enqueues = Batched<EnqueueRow, Enqueued>;
+
+/// One completion: the job's id and the receipt (claim token) it is held under.
+pub(super) struct Completion {
+    pub(super) webhook_id: String,
+    pub(super) receipt: String,
+}
+
+/// The completions' group commit: whether each receipt still held its job.
+pub(super) type Completions = Batched<Completion, bool>;
 
 impl<T, A> Batched<T, A> {
     /// A channel to a task not started yet: [`serve`] it once the pool is final. `what`
@@ -219,11 +237,7 @@ impl Engine {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        let what = "enqueue";
-        match tokio::time::timeout(self.timeout, self.pool.get()).await {
-            Ok(result) => result.map_err(|err| pool_error(what, err)),
-            Err(_) => Err(timed_out(what, self.timeout)),
-        }
+        client(&self.pool, "enqueue", self.timeout).await
     }
 
     /// One statement for `rows`: which of them it stored (the others' ids were known).
@@ -331,11 +345,128 @@ impl Engine {
         what: &'static str,
         work: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(result) => result.map_err(|err| pg_error(what, &err)),
-            Err(_) => Err(timed_out(what, self.timeout)),
+        bounded(what, self.timeout, work).await
+    }
+}
+
+/// A connection from `pool`, the wait bounded by `timeout`.
+async fn client(
+    pool: &Pool,
+    what: &'static str,
+    timeout: Duration,
+) -> Result<deadpool_postgres::Client, StoreError> {
+    match tokio::time::timeout(timeout, pool.get()).await {
+        Ok(result) => result.map_err(|err| pool_error(what, err)),
+        Err(_) => Err(timed_out(what, timeout)),
+    }
+}
+
+/// `work` bounded by `timeout`, its error read as a [`StoreError`].
+async fn bounded<T>(
+    what: &'static str,
+    timeout: Duration,
+    work: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result.map_err(|err| pg_error(what, &err)),
+        Err(_) => Err(timed_out(what, timeout)),
+    }
+}
+
+/// How many times a completions' statement runs again after the server aborted it as one side
+/// of a deadlock (nothing of it was written).
+const DEADLOCK_RETRIES: usize = 2;
+
+/// What the completions' task runs the batches with.
+pub(super) struct CompletionEngine {
+    /// Connections with `synchronous_commit = off`, as every settlement's.
+    pub(super) pool: Pool,
+    /// The single-row completion (a batch of one).
+    pub(super) complete_one: String,
+    /// The completion of the batch's rows, over arrays.
+    pub(super) complete_many: String,
+    pub(super) timeout: Duration,
+}
+
+/// The completions' task: [`serve`] with `engine`.
+pub(super) async fn serve_completions(inbox: Inbox<Completion, bool>, engine: CompletionEngine) {
+    let engine = &engine;
+    serve(inbox, MAX_BATCH, true, |batch| engine.run(batch)).await;
+}
+
+impl CompletionEngine {
+    async fn run(&self, batch: Vec<Pending<Completion, bool>>) {
+        let mut rest = batch;
+        while !rest.is_empty() {
+            // Each id once per statement, at its first occurrence; a repeat goes in the next.
+            let mut seen = std::collections::HashSet::with_capacity(rest.len());
+            let (now, later): (Vec<_>, Vec<_>) = rest
+                .into_iter()
+                .partition(|pending| seen.insert(pending.item.webhook_id.clone()));
+            let answers = self.settle(&now).await;
+            for (pending, answer) in now.into_iter().zip(answers) {
+                let _ = pending.reply.send(answer);
+            }
+            rest = later;
         }
     }
+
+    /// Whether each of `batch`'s receipts (distinct ids) still held its job, in its order.
+    async fn settle(&self, batch: &[Pending<Completion, bool>]) -> Vec<Result<bool, StoreError>> {
+        let held = match client(&self.pool, "complete", self.timeout).await {
+            Ok(client) => self.settle_on(&client, batch).await,
+            Err(err) => Err(err),
+        };
+        match held {
+            Ok(held) => held.into_iter().map(Ok).collect(),
+            Err(err) => batch.iter().map(|_| Err(copy(&err))).collect(),
+        }
+    }
+
+    async fn settle_on(
+        &self,
+        client: &deadpool_postgres::Client,
+        batch: &[Pending<Completion, bool>],
+    ) -> Result<Vec<bool>, StoreError> {
+        let what = "complete";
+        let mut deadlocks = 0;
+        loop {
+            let work = async {
+                if let [one] = batch {
+                    let statement = client.prepare_cached(&self.complete_one).await?;
+                    let changed = client
+                        .execute(&statement, &[&one.item.webhook_id, &one.item.receipt])
+                        .await?;
+                    return Ok(vec![changed == 1]);
+                }
+                let ids: Vec<&str> = batch.iter().map(|p| p.item.webhook_id.as_str()).collect();
+                let receipts: Vec<&str> = batch.iter().map(|p| p.item.receipt.as_str()).collect();
+                let statement = client.prepare_cached(&self.complete_many).await?;
+                let rows = client.query(&statement, &[&ids, &receipts]).await?;
+                let mut settled = std::collections::HashSet::with_capacity(rows.len());
+                for row in &rows {
+                    settled.insert(row.try_get::<_, String>(0)?);
+                }
+                Ok(batch
+                    .iter()
+                    .map(|p| settled.contains(&p.item.webhook_id))
+                    .collect())
+            };
+            match tokio::time::timeout(self.timeout, work).await {
+                Ok(Ok(held)) => return Ok(held),
+                Ok(Err(err)) if deadlocks < DEADLOCK_RETRIES && is_deadlock(&err) => {
+                    deadlocks += 1;
+                }
+                Ok(Err(err)) => return Err(pg_error(what, &err)),
+                Err(_) => return Err(timed_out(what, self.timeout)),
+            }
+        }
+    }
+}
+
+/// The server aborted the statement as one side of a deadlock.
+fn is_deadlock(err: &tokio_postgres::Error) -> bool {
+    err.code() == Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED)
 }
 
 fn timed_out(what: &str, timeout: Duration) -> StoreError {

@@ -63,6 +63,7 @@ pub(super) struct Statements {
     pub(super) claim: String,
     pub(super) abandon: String,
     pub(super) complete: String,
+    pub(super) complete_many: String,
     pub(super) complete_stale: String,
     pub(super) retry: String,
     pub(super) extend: String,
@@ -88,6 +89,28 @@ fn settle(t: &str, set: &str, outcome: &str, error: &str, number: &str) -> Strin
 /// [`settle`], with `then` (further `WITH` parts over `settled`, each starting with `, `) in
 /// the same statement.
 fn settle_then(t: &str, set: &str, outcome: &str, error: &str, number: &str, then: &str) -> String {
+    settle_rows(
+        t,
+        "webhook_id = $1 AND state = 'running' AND lease = $2",
+        set,
+        (outcome, error, number),
+        then,
+        "SELECT 1 FROM settled",
+    )
+}
+
+/// A settling statement on the running rows that `target` selects: `set` on each, an attempt
+/// entry in its history (`entry`: the outcome, the error and the attempt's number, as in
+/// [`settle`]), `then`'s further `WITH` parts over `settled`, and `answer`, a `SELECT` over
+/// `settled`.
+fn settle_rows(
+    t: &str,
+    target: &str,
+    set: &str,
+    (outcome, error, number): (&str, &str, &str),
+    then: &str,
+    answer: &str,
+) -> String {
     let log = log_history(
         t,
         "settled",
@@ -102,11 +125,28 @@ fn settle_then(t: &str, set: &str, outcome: &str, error: &str, number: &str, the
         "WITH settled AS (
             UPDATE {t} SET {set}, locked_until_ms = NULL, lease = NULL,
                            history_seq = history_seq + 1
-            WHERE webhook_id = $1 AND state = 'running' AND lease = $2
+            WHERE {target}
             RETURNING webhook_id, history_seq, attempts, claimed_at_ms, worker, ordering_key,
                       occurred_at_ms
          ), {log}{then}
-         SELECT 1 FROM settled"
+         {answer}"
+    )
+}
+
+/// The `WITH` part of a completion that raises each completed key's newest done occurred-at
+/// (to the newest of its rows in `settled`; nothing without a key). In key order, so that two
+/// instances' batches take the keys' row locks in the same order.
+fn raise_newest(t: &str) -> String {
+    format!(
+        ", raised AS (
+            INSERT INTO {t}_ordering_keys AS kept (key, newest_done_ms, updated_at_ms)
+            SELECT ordering_key, max(occurred_at_ms), {NOW_MS} FROM settled
+            WHERE ordering_key IS NOT NULL AND occurred_at_ms IS NOT NULL
+            GROUP BY ordering_key ORDER BY ordering_key
+            ON CONFLICT (key) DO UPDATE
+            SET newest_done_ms = greatest(kept.newest_done_ms, excluded.newest_done_ms),
+                updated_at_ms = excluded.updated_at_ms
+         )"
     )
 }
 
@@ -276,17 +316,21 @@ impl Statements {
                 "ok",
                 "NULL",
                 "settled.attempts",
-                &format!(
-                    ", raised AS (
-                        INSERT INTO {t}_ordering_keys AS kept (key, newest_done_ms, updated_at_ms)
-                        SELECT ordering_key, occurred_at_ms, {NOW_MS} FROM settled
-                        WHERE ordering_key IS NOT NULL AND occurred_at_ms IS NOT NULL
-                        ON CONFLICT (key) DO UPDATE
-                        SET newest_done_ms = greatest(kept.newest_done_ms,
-                                                      excluded.newest_done_ms),
-                            updated_at_ms = excluded.updated_at_ms
-                     )"
-                ),
+                &raise_newest(t),
+            ),
+            // The completions of one batch (`batch.rs`): $1 their ids (distinct), $2 each one's
+            // receipt at the same position. Through the primary key (`= ANY`, whatever the
+            // batch's size under a generic plan) or the lease index (only the running rows),
+            // each row settled only under its own receipt.
+            // Returns the ids whose receipt still held their job.
+            complete_many: settle_rows(
+                t,
+                "webhook_id = ANY($1::text[]) AND state = 'running'
+                   AND lease = ($2::text[])[array_position($1::text[], webhook_id)]",
+                &format!("state = 'done', done_at_ms = {NOW_MS}"),
+                ("ok", "NULL", "settled.attempts"),
+                &raise_newest(t),
+                "SELECT webhook_id FROM settled",
             ),
             // Done without running: outcome `stale`, the key's newest left as it is.
             complete_stale: settle(
@@ -386,6 +430,7 @@ impl Statements {
             ("claim", self.claim.as_str()),
             ("abandon", self.abandon.as_str()),
             ("complete", self.complete.as_str()),
+            ("complete_many", self.complete_many.as_str()),
             ("complete_stale", self.complete_stale.as_str()),
             ("retry", self.retry.as_str()),
             ("extend", self.extend.as_str()),
