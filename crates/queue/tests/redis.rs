@@ -753,3 +753,54 @@ async fn a_malformed_entry_neither_stalls_the_queue_nor_is_half_buried() {
     assert_eq!(dead, 0, "a dead letter without its index");
     assert_eq!(backend.stats().await.unwrap(), Default::default());
 }
+
+/// A key's head woken while more than a claim script's bound of the key's later entries were
+/// never read (so sit before it in the stream) is claimed by the next claim, not after a poll:
+/// the claim runs its script again while the script stops at its bound of held-back entries.
+#[tokio::test]
+async fn a_woken_head_behind_more_than_the_read_bound_is_claimed_at_once() {
+    let test = "a_woken_head_behind_more_than_the_read_bound_is_claimed_at_once";
+    let Some((backend, _keys)) = backend(test).await else {
+        return;
+    };
+    let key = "npn:1";
+    let ids: Vec<String> = (0..300).map(|i| format!("w_{i:03}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let order = agentsync_webhooks_queue::EventOrder {
+            key: key.into(),
+            occurred_at_ms: i64::try_from(i).unwrap(),
+        };
+        backend
+            .enqueue_ordered(&delivery(id), &order)
+            .await
+            .unwrap();
+    }
+    let token = agentsync_webhooks_queue::ClaimToken::new().unwrap();
+    let lease = Duration::from_secs(30);
+    let first = backend.claim_ordered(&token, 1, lease).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].job.delivery.webhook_id, ids[0]);
+    // While the head runs, a claim holds back the next entries it reads (the key is held).
+    assert!(
+        backend
+            .claim_ordered(&token, 1, lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the key runs: nothing of it is claimed"
+    );
+    // Done: the key's next (held back) is added again at the end of the stream, behind the
+    // entries no claim read yet (more than a script reads past the wanted ones).
+    assert!(backend.complete(&first[0].job).await.unwrap());
+    let next = backend.claim_ordered(&token, 1, lease).await.unwrap();
+    assert_eq!(
+        next.iter()
+            .map(|claimed| claimed.job.delivery.webhook_id.as_str())
+            .collect::<Vec<_>>(),
+        [ids[1].as_str()],
+        "the key's next event, claimed by the first claim after the key was freed"
+    );
+    assert!(backend.complete(&next[0].job).await.unwrap());
+    let stats = backend.stats().await.unwrap();
+    assert_eq!(stats.depth, 298, "the rest wait, none lost");
+}

@@ -1,7 +1,9 @@
 -- KEYS: stream, leases, scheduled, due, the claim's receipts (`claim:<token>`), repair state.
 -- ARGV: group, consumer, max, lease (ms), promote batch, repair batch, prefix, worker.
--- Returns {entry id, delivery count, fields, the key's newest done occurred-at or ''} per
--- claimed job; each one's record is running under `worker` from now, and a re-claimed one's
+-- Returns {jobs, more}: jobs is {entry id, delivery count, fields, the key's newest done
+-- occurred-at or ''} per claimed job; more is 1 when the read stopped at its bound of entries
+-- held back (the stream may hold claimable entries past them: claim again at once), else 0.
+-- Each claimed job's record is running under `worker` from now, and a re-claimed one's
 -- lost attempt is in its history. A keyed entry (fields `ok`, `oat`) is taken only if its key
 -- is free and it is the key's head; else it is held back (`key_park`) until the key's running
 -- job settles, its attempt not counted.
@@ -87,7 +89,12 @@ end
 -- New entries, reading past the ones held back for their key by at most HELD_SLACK entries.
 local HELD_SLACK = 64
 local budget = max - #claimed + HELD_SLACK
-while #claimed < max and budget > 0 do
+local more = 0
+while #claimed < max do
+  if budget <= 0 then
+    more = 1
+    break
+  end
   local want = max - #claimed
   if want > budget then want = budget end
   local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS',
@@ -118,4 +125,4 @@ if #taken > 0 then
   redis.call('HSET', receipts, unpack(taken))
   redis.call('PEXPIRE', receipts, lease)
 end
-return claimed
+return {claimed, more}

@@ -85,21 +85,22 @@
 //! # Ordering keys (issue 23)
 //!
 //! A delivery enqueued with [`enqueue_ordered`](Backend::enqueue_ordered) carries its key and
-//! occurred-at in its entry (`ok`, `oat`) and its record (kept by a replay; a resend writes the
-//! new ones), and is added to `k:w:<key>`. The claim takes a keyed entry read from the stream
-//! only if it is its key's head and no other entry of the key holds a lease (`k:running`);
-//! else it is held back: `XACK` + `XDEL`, its record waiting (or retrying) as before with
-//! `q = k`, its attempt not counted, in `k:held`, so it is not read again until its key frees
-//! it (no spinning). The claim reads at most 64 entries past the wanted ones when some are
-//! held back. Whatever ends the running state (complete, complete_stale, retry, release,
-//! abandon, bury) frees the key and, if the key's new head is held back, adds it to the stream
-//! again in the same script; a discard does as well. A retrying head stays in `k:w:<key>` and
-//! holds the rest until it is due; a killed worker's entry is re-claimed when its lease ends,
-//! taking the key again. Complete raises `k:newest` to `max(newest, occurred-at)` in its
-//! script (and `k:touched`); complete_stale records the attempt's outcome `stale` and leaves
-//! the newest. The claim returns with each keyed job its key's newest. Purge deletes up to 100
-//! keys per call whose newest was last written longer ago than
-//! [`DEFAULT_KEY_RETENTION`]. A keyed claim costs one `ZRANGE` (the head), one `HGET` and one
+//! occurred-at in its entry (`ok`, `oat`) and its record (kept by a replay; a resend writes the new
+//! ones), and is added to `k:w:<key>`. The claim takes a keyed entry read from the stream only if
+//! it is its key's head and no other entry of the key holds a lease (`k:running`); else it is held
+//! back: `XACK` + `XDEL`, its record waiting (or retrying) as before with `q = k`, its attempt not
+//! counted, in `k:held`, so it is not read again until its key frees it (no spinning). The claim
+//! script reads at most 64 entries past the wanted ones when some are held back, and says so when
+//! it stopped there: the claim then runs it again at once (at most 32 times per partition), since a
+//! key's woken head is at the stream's end, behind every entry not read yet. Whatever ends the
+//! running state (complete, complete_stale, retry, release, abandon, bury) frees the key and, if
+//! the key's new head is held back, adds it to the stream again in the same script; a discard does
+//! as well. A retrying head stays in `k:w:<key>` and holds the rest until it is due; a killed
+//! worker's entry is re-claimed when its lease ends, taking the key again. Complete raises
+//! `k:newest` to `max(newest, occurred-at)` in its script (and `k:touched`); complete_stale records
+//! the attempt's outcome `stale` and leaves the newest. The claim returns with each keyed job its
+//! key's newest. Purge deletes up to 100 keys per call whose newest was last written longer ago
+//! than [`DEFAULT_KEY_RETENTION`]. A keyed claim costs one `ZRANGE` (the head), one `HGET` and one
 //! `ZSCORE` (the running entry's lease), one `HSET` and one `HGET` (taking the key, reading its
 //! newest); an unkeyed one nothing more than a field lookup.
 //!
@@ -305,6 +306,10 @@ const PROMOTE_BATCH: usize = 100;
 const REPAIR_BATCH: usize = 100;
 /// At most this many jobs per claim, so that one script never holds Redis for long.
 const MAX_CLAIM: usize = 1_000;
+/// At most this many claim scripts per partition and claim while each stops at its bound of
+/// entries held back for their key (64 past the wanted ones): about 2,000 entries read past
+/// the held-back ones before the workers' next poll.
+const CLAIM_ROUNDS: usize = 32;
 /// At most this many done deliveries and this many dead letters per purge.
 const PURGE_BATCH: usize = 100;
 /// The longest lease, delay or retention the scripts take: "forever" for a webhook, and well
@@ -1220,24 +1225,35 @@ impl RedisBackend {
             return Ok(Vec::new());
         }
         let mut connection = self.connection.clone();
-        let mut invocation = CLAIM.key(&keys.stream);
-        invocation
-            .key(&keys.leases)
-            .key(&keys.scheduled)
-            .key(&keys.due)
-            .key(keys.claim(token))
-            .key(&keys.repair)
-            .arg(&self.group)
-            .arg(CONSUMER)
-            .arg(max.min(MAX_CLAIM))
-            .arg(lease_ms(lease))
-            .arg(PROMOTE_BATCH)
-            .arg(REPAIR_BATCH)
-            .arg(&keys.prefix)
-            .arg(token.worker());
-        let claimed: Vec<(String, i64, Vec<Vec<u8>>, String)> = self
-            .bounded("claim", invocation.invoke_async(&mut connection))
-            .await?;
+        let max = max.min(MAX_CLAIM);
+        let mut claimed: Vec<ClaimedEntry> = Vec::new();
+        // A script that stopped at its bound of entries held back for their key (`more`) is
+        // run again at once: a key's woken head is at the stream's end, behind every entry
+        // not read yet, and a claim that returned nothing would wait for the next poll.
+        for _ in 0..CLAIM_ROUNDS {
+            let mut invocation = CLAIM.key(&keys.stream);
+            invocation
+                .key(&keys.leases)
+                .key(&keys.scheduled)
+                .key(&keys.due)
+                .key(keys.claim(token))
+                .key(&keys.repair)
+                .arg(&self.group)
+                .arg(CONSUMER)
+                .arg(max - claimed.len())
+                .arg(lease_ms(lease))
+                .arg(PROMOTE_BATCH)
+                .arg(REPAIR_BATCH)
+                .arg(&keys.prefix)
+                .arg(token.worker());
+            let (jobs, more): (Vec<ClaimedEntry>, i64) = self
+                .bounded("claim", invocation.invoke_async(&mut connection))
+                .await?;
+            claimed.extend(jobs);
+            if more == 0 || claimed.len() >= max {
+                break;
+            }
+        }
         // An entry this library did not write (no id, a field that is not a number) is left
         // pending and logged at each lease rather than failing the claim: a failed claim is
         // given back whole, so one such entry would otherwise stall every job behind it.
@@ -1662,6 +1678,10 @@ fn parse_entry_id(entry: &str) -> (u64, u64) {
     let (ms, seq) = entry.split_once('-').unwrap_or((entry, "0"));
     (ms.parse().unwrap_or(u64::MAX), seq.parse().unwrap_or(0))
 }
+
+/// One job as the claim script answers it: its entry id, delivery count, fields, and its
+/// key's newest done occurred-at (`''` for none).
+type ClaimedEntry = (String, i64, Vec<Vec<u8>>, String);
 
 /// The enqueue script's reply and what `WAIT` or `WAITAOF` counted.
 type RedisResultPair = Result<(i64, Acked), StoreError>;
