@@ -17,7 +17,9 @@ use agentsync_webhooks_core::{
     EventType, UpdatesAvailable,
     route::{Event, EventRouter, HandlerError},
 };
-use agentsync_webhooks_queue::{Backoff, Enqueued, JobRequest, Queue, Workers};
+use agentsync_webhooks_queue::{
+    Backoff, Enqueued, JobRequest, Queue, Workers, record::DeliveryState,
+};
 use worker_support::*;
 
 const BOUND: Duration = Duration::from_secs(60);
@@ -423,6 +425,45 @@ async fn a_slow_or_failing_engine_does_not_stop_the_workers(f: Fixture) {
     assert_eq!(stats(&f.queue).await.dead, 0);
 }
 
+/// A job gives its handler slot back when its handler ends, before its completion's round
+/// trip: with one slot and completions that take 2 s to reach the engine, the second job's
+/// handler runs while the first job is still running in the engine (its completion under way).
+async fn a_finished_handler_frees_its_slot_before_its_job_is_settled(f: Fixture) {
+    let ids = ids("slot", 2);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let inner = f.queue.backend().clone();
+    let router = EventRouter::new().on(EventType::ProducerSyncUpdatesAvailable, {
+        let (seen, inner, first) = (seen.clone(), inner.clone(), ids[0].clone());
+        move |event: Event<UpdatesAvailable>| {
+            let (seen, inner, first) = (seen.clone(), inner.clone(), first.clone());
+            async move {
+                if event.webhook_id != first {
+                    let state = inner.delivery(&first).await.unwrap().map(|r| r.state);
+                    seen.lock().unwrap().push(state);
+                }
+                Ok::<_, HandlerError>(())
+            }
+        }
+    });
+    // The first job claimed alone, so that the second is claimed after its handler ended.
+    enqueue_all(&f.queue, &ids[..1]).await;
+    let slow = Troubled::slow_to_complete(inner.clone(), Duration::ZERO, 0, Duration::from_secs(2));
+    let workers = start(eager(Workers::new(Queue::from_backend(slow), router)).concurrency(1));
+    eventually("the first job claimed", BOUND, || async {
+        let record = inner.delivery(&ids[0]).await.unwrap();
+        record.is_some_and(|r| r.state == DeliveryState::Running)
+    })
+    .await;
+    enqueue_all(&f.queue, &ids[1..]).await;
+    drained(&f.queue, Duration::from_secs(30)).await;
+    workers.stop().await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Some(DeliveryState::Running)],
+        "the second handler ran while the first job's completion was under way"
+    );
+}
+
 /// Tower middleware around the router sees every job. A timeout's error is a retryable failure;
 /// a handler's permanent error keeps its kind through the middleware's boxed errors.
 async fn middleware_wraps_every_job(f: Fixture) {
@@ -745,6 +786,7 @@ mod sqlite {
     // Middleware is the same on every engine.
     engine_tests!(Engine::Sqlite =>
         middleware_wraps_every_job,
+        a_finished_handler_frees_its_slot_before_its_job_is_settled,
         settings_that_would_lose_a_live_lease_are_capped,
     );
     event_time_cases!(Engine::Sqlite);

@@ -4,7 +4,7 @@ use std::{any::Any, future::Future, sync::Arc, time::Duration};
 
 use agentsync_webhooks_core::route::{HandlerError, Routed};
 use tokio::{
-    sync::watch,
+    sync::{Notify, OwnedSemaphorePermit, Semaphore, watch},
     task::JoinError,
     time::{Instant, MissedTickBehavior, interval_at, sleep},
 };
@@ -30,6 +30,56 @@ enum Ran {
     Interrupted,
 }
 
+/// The handler slots of one `Workers`: at most `concurrency` handlers run at once. A job holds
+/// its [`Slot`] while its handler runs and gives it back before its settlement's round trip.
+pub(super) struct Slots {
+    free: Arc<Semaphore>,
+    freed: Arc<Notify>,
+}
+
+/// One handler's slot, given back when dropped (its handler ended, or its task did).
+pub(super) struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    freed: Arc<Notify>,
+}
+
+impl Slots {
+    pub(super) fn new(concurrency: usize) -> Self {
+        Self {
+            free: Arc::new(Semaphore::new(concurrency)),
+            freed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// How many slots are free now.
+    pub(super) fn free(&self) -> usize {
+        self.free.available_permits()
+    }
+
+    /// Resolves when a slot is given back (at once if one was since the last call).
+    pub(super) async fn freed(&self) {
+        self.freed.notified().await;
+    }
+
+    /// A free slot for the next job (the claim asked for at most [`free`](Self::free) jobs, and
+    /// only this loop takes slots). Should none be free, the job runs without one: the
+    /// concurrency is then exceeded by one, which is better than a job claimed and not run.
+    pub(super) fn take(&self) -> Slot {
+        Slot {
+            permit: Arc::clone(&self.free).try_acquire_owned().ok(),
+            freed: Arc::clone(&self.freed),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The permit first, so that the loop woken by the notification sees the slot free.
+        drop(self.permit.take());
+        self.freed.notify_one();
+    }
+}
+
 /// `at + delay`, or about a year after `at` when that does not fit (a configured `Duration::MAX`).
 fn later(at: Instant, delay: Duration) -> Instant {
     at.checked_add(delay)
@@ -43,6 +93,7 @@ pub(super) async fn run<S>(
     ctx: Arc<Context>,
     mut service: S,
     claimed: Claimed,
+    slot: Slot,
     mut aborted: watch::Receiver<bool>,
 ) where
     S: Service<JobRequest, Response = Routed> + Send + 'static,
@@ -67,6 +118,7 @@ pub(super) async fn run<S>(
             "webhook moved to the dead letters without running"
         );
         super::metrics::attempt("dead");
+        drop(slot);
         ctx.settle(&job, "bury", || ctx.backend.bury(&job, &error))
             .await;
         return;
@@ -149,6 +201,8 @@ pub(super) async fn run<S>(
             }
         }
     };
+    // The handler is done: its slot goes to the next job while this one is settled.
+    drop(slot);
     let elapsed_ms = millis(started.elapsed());
 
     let result = match ran {

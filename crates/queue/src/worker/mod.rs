@@ -272,6 +272,10 @@ impl<S> Workers<S> {
     /// At most `n` handlers run at once (at least 1). Size it to what the handlers' downstream
     /// (the ProducerSync API, your database) takes.
     ///
+    /// A job gives its slot back when its handler ends, before its outcome is written to the
+    /// queue, so that the next jobs are claimed while that round trip is under way; at most `n`
+    /// more jobs are being settled at any time.
+    ///
     /// ```
     /// # use agentsync_webhooks_core::route::EventRouter;
     /// # use agentsync_webhooks_queue::{Queue, Workers};
@@ -482,6 +486,9 @@ impl<S> Workers<S> {
         });
         let (abort, aborted) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        // A slot per handler: a job gives its slot back when its handler ends, before its
+        // settlement, so that the next claim overlaps that round trip.
+        let slots = job::Slots::new(ctx.config.concurrency);
         let mut shutdown = std::pin::pin!(shutdown);
         let mut claim_failures: u32 = 0;
         // The queue's depth is sampled for the metrics at most this often.
@@ -502,11 +509,19 @@ impl<S> Workers<S> {
             while let Some(joined) = tasks.try_join_next() {
                 report_task(joined);
             }
-            let free = ctx.config.concurrency.saturating_sub(tasks.len());
+            // Jobs being settled hold no slot, but at most `concurrency` of them are waited
+            // for at once (an engine slow to settle slows the claims too).
+            let free = slots.free().min(
+                ctx.config
+                    .concurrency
+                    .saturating_mul(2)
+                    .saturating_sub(tasks.len()),
+            );
             if free == 0 {
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break 'run,
+                    () = slots.freed() => continue 'run,
                     Some(joined) = tasks.join_next() => {
                         report_task(joined);
                         continue 'run;
@@ -547,7 +562,8 @@ impl<S> Workers<S> {
                     let count = jobs.len();
                     for job in jobs {
                         let service = service.clone();
-                        tasks.spawn(job::run(ctx.clone(), service, job, aborted.clone()));
+                        let slot = slots.take();
+                        tasks.spawn(job::run(ctx.clone(), service, job, slot, aborted.clone()));
                     }
                     if count == 0 {
                         ctx.config.poll_interval
@@ -587,6 +603,8 @@ impl<S> Workers<S> {
                     // A job that ends frees a slot and, when it had an ordering key, lets that
                     // key's next event be claimed: claim again now rather than after the wait.
                     Some(joined) = tasks.join_next(), if !tasks.is_empty() => report_task(joined),
+                    // A handler that ends frees its slot.
+                    () = slots.freed() => {}
                     () = sleep(wait) => {}
                 }
             }

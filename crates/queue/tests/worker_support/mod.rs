@@ -457,6 +457,8 @@ impl Counts {
 pub struct Troubled {
     inner: Arc<dyn Backend>,
     delay: Duration,
+    /// Added to every completion's delay (a settlement's round trip slower than a claim's).
+    complete_delay: Duration,
     down: AtomicBool,
     /// Fail one call in `fail_every` (0: never), counting every call.
     fail_every: u64,
@@ -466,9 +468,20 @@ pub struct Troubled {
 
 impl Troubled {
     pub fn new(inner: Arc<dyn Backend>, delay: Duration, fail_every: u64) -> Arc<Self> {
+        Self::slow_to_complete(inner, delay, fail_every, Duration::ZERO)
+    }
+
+    /// [`new`](Self::new), each completion answered `complete_delay` later still.
+    pub fn slow_to_complete(
+        inner: Arc<dyn Backend>,
+        delay: Duration,
+        fail_every: u64,
+        complete_delay: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             inner,
             delay,
+            complete_delay,
             down: AtomicBool::new(false),
             fail_every,
             calls: AtomicU64::new(0),
@@ -518,7 +531,10 @@ impl Backend for Troubled {
         self.call("abandon", self.inner.abandon(token))
     }
     fn complete<'a>(&'a self, job: &'a Job) -> QueueFuture<'a, bool> {
-        self.call("complete", self.inner.complete(job))
+        Box::pin(async move {
+            tokio::time::sleep(self.complete_delay).await;
+            self.call("complete", self.inner.complete(job)).await
+        })
     }
     fn retry<'a>(&'a self, job: &'a Job, after: Duration, error: &'a str) -> QueueFuture<'a, bool> {
         self.call("retry", self.inner.retry(job, after, error))
