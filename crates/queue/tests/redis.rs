@@ -804,3 +804,74 @@ async fn a_woken_head_behind_more_than_the_read_bound_is_claimed_at_once() {
     let stats = backend.stats().await.unwrap();
     assert_eq!(stats.depth, 298, "the rest wait, none lost");
 }
+
+/// Completions that arrive together share one script: each settles under its own receipt (a
+/// receipt given twice completes once), each record is done with its attempt in its history,
+/// and the lists and counts move with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_completions_settle_each_job_once() {
+    use agentsync_webhooks_queue::record::{DeliveryFilter, DeliveryState};
+    let test = "concurrent_completions_settle_each_job_once";
+    let Some((backend, _keys)) = backend(test).await else {
+        return;
+    };
+    let ids: Vec<String> = (0..40).map(|i| format!("c_{i:02}")).collect();
+    for id in &ids {
+        backend.enqueue(&delivery(id)).await.unwrap();
+    }
+    let jobs = backend.claim(40, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(jobs.len(), 40);
+    // Every job completed at once, the first five twice (a caller asking again).
+    let mut calls = tokio::task::JoinSet::new();
+    for (n, job) in jobs.iter().chain(jobs.iter().take(5)).enumerate() {
+        let (backend, job) = (backend.clone(), job.clone());
+        calls.spawn(async move {
+            (
+                n,
+                job.delivery.webhook_id.clone(),
+                backend.complete(&job).await,
+            )
+        });
+    }
+    let mut completed = std::collections::HashMap::<String, u32>::new();
+    while let Some(joined) = calls.join_next().await {
+        let (_, id, answer) = joined.unwrap();
+        if answer.unwrap() {
+            *completed.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(completed.len(), 40, "every job completed");
+    assert!(
+        completed.values().all(|&n| n == 1),
+        "each once: {completed:?}"
+    );
+    for id in &ids {
+        let record = backend.delivery(id).await.unwrap().unwrap();
+        assert_eq!(record.state, DeliveryState::Done, "{id}");
+        assert_eq!(record.history.len(), 1, "{id}: its one attempt");
+        assert!(record.done_at_ms.is_some(), "{id}");
+    }
+    let counts = backend.counts(&DeliveryFilter::new()).await.unwrap();
+    assert_eq!(counts.state(DeliveryState::Done), 40);
+    assert_eq!(counts.state(DeliveryState::Running), 0);
+    let done = backend
+        .list(&DeliveryFilter::new().state(DeliveryState::Done), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(done.deliveries.len(), 40, "listed as done");
+    let running = backend
+        .list(
+            &DeliveryFilter::new().state(DeliveryState::Running),
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+    assert!(running.deliveries.is_empty(), "none listed as running");
+    assert_eq!(backend.stats().await.unwrap(), Default::default());
+    // Done: a retry of each from the sender is a duplicate.
+    assert_eq!(
+        backend.enqueue(&delivery(&ids[0])).await.unwrap(),
+        Enqueued::Duplicate
+    );
+}

@@ -90,6 +90,7 @@ end
 local HELD_SLACK = 64
 local budget = max - #claimed + HELD_SLACK
 local more = 0
+local moves = index_batch()
 while #claimed < max do
   if budget <= 0 then
     more = 1
@@ -108,10 +109,20 @@ while #claimed < max do
       key_park(P, stream, group, item[1], item[2])
     else
       redis.call('ZADD', leases, lease_end, item[1])
-      local rid = ensure_record(P, item[2], item[1], 's', 'waiting')
-      if rid then
-        move(P, rid, 'running', {a = int((tonumber(field(item[2], 'a')) or 0) + 1),
-          worker = worker, claimed = int(now), e = item[1], q = 's'})
+      if id then
+        -- `move` to running, its index part written with the others' at the end.
+        local key = P .. 'd:' .. id
+        local d = redis.call('HMGET', key, 'state', 'type', 'grp', 'recv')
+        if not d[1] then
+          ensure_record(P, item[2], item[1], 's', 'waiting')
+          d = redis.call('HMGET', key, 'state', 'type', 'grp', 'recv')
+        end
+        if d[1] ~= 'running' then
+          index_move_later(moves, P, id, d[1], 'running', d[2] or '', d[3] or '', d[4] or '0')
+        end
+        redis.call('HSET', key, 'state', 'running',
+          'a', int((tonumber(field(item[2], 'a')) or 0) + 1), 'worker', worker,
+          'claimed', int(now), 'e', item[1], 'q', 's')
       end
       claimed[#claimed + 1] = {item[1], '1', item[2], take_key(item[2], item[1])}
       taken[#taken + 1] = item[1]
@@ -119,6 +130,8 @@ while #claimed < max do
     end
   end
 end
+
+index_flush(moves)
 
 -- The receipts under the caller's token, for abandon if this reply is lost.
 if #taken > 0 then

@@ -118,6 +118,47 @@ local function index_rem(P, id, state, event_type, group)
   if group ~= '' then redis.call('ZREM', P .. 'r:sg:' .. state .. ':' .. group, id) end
 end
 
+-- Index moves gathered over a script's deliveries and written by `index_flush` at its end: one
+-- ZREM and one ZADD per index key (most of a batch's deliveries share them) rather than three
+-- of each per delivery. Only for moves whose order against the script's other writes does not
+-- matter: every member is removed from its old state's sets, then added to its new one's.
+local function index_batch()
+  return {rem = {}, add = {}}
+end
+
+local function index_push(sets, key, a, b)
+  local t = sets[key]
+  if not t then
+    t = {}
+    sets[key] = t
+  end
+  t[#t + 1] = a
+  if b then t[#t + 1] = b end
+end
+
+-- `move`'s index part for `id`, from `from` to `to` (distinct), into `batch`.
+local function index_move_later(batch, P, id, from, to, event_type, group, received)
+  index_push(batch.rem, P .. 'r:s:' .. from, id)
+  index_push(batch.rem, P .. 'r:st:' .. from .. ':' .. event_type, id)
+  index_push(batch.add, P .. 'r:s:' .. to, received, id)
+  index_push(batch.add, P .. 'r:st:' .. to .. ':' .. event_type, received, id)
+  if group ~= '' then
+    index_push(batch.rem, P .. 'r:sg:' .. from .. ':' .. group, id)
+    index_push(batch.add, P .. 'r:sg:' .. to .. ':' .. group, received, id)
+  end
+  if from == 'done' then index_push(batch.rem, P .. 'done-at', id) end
+end
+
+-- Adds `id` (scored `score`) to the sorted set `key` at the flush.
+local function index_add_later(batch, key, score, id)
+  index_push(batch.add, key, score, id)
+end
+
+local function index_flush(batch)
+  for key, members in pairs(batch.rem) do redis.call('ZREM', key, unpack(members)) end
+  for key, members in pairs(batch.add) do redis.call('ZADD', key, unpack(members)) end
+end
+
 -- Sets the fields of `changes` (a value of false deletes the field).
 local function set_fields(key, changes)
   local put, del = {}, {}

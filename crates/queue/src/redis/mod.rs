@@ -66,7 +66,10 @@
 //!   count) is given back as release does (without a history entry: it never ran); then the
 //!   key is deleted.
 //! - **complete**: `XACK` + `XDEL`, the id mark kept for the retention from now, the record
-//!   done (in `done-at`) with its attempt.
+//!   done (in `done-at`) with its attempt. The completions that arrive while one is in flight
+//!   share the next script (`complete_many.lua`, one per partition, at most 64 jobs), each
+//!   settled under its own receipt; its index moves (and the claim's) are written once per
+//!   index key for the whole script.
 //! - **retry**: `XACK` + `XDEL`, the job copied to `scheduled` with its due time in `due`, the
 //!   record retrying with the error (cut to [`MAX_ERROR_LEN`](crate::record::MAX_ERROR_LEN)).
 //! - **extend**: the lease pushed back, and `XCLAIM ... JUSTID` with a min-idle of 0 to reset the
@@ -233,6 +236,7 @@
 //! # Ok(()) }
 //! ```
 
+mod completions;
 mod fields;
 #[cfg(feature = "testing")]
 mod fuzzing;
@@ -265,7 +269,11 @@ use agentsync_webhooks_redis::{
 
 #[cfg(feature = "testing")]
 pub use self::fuzzing::decode_entry_for_fuzzing;
-use self::{fields::Fields, scripts::*};
+use self::{
+    completions::{Completion, Completions},
+    fields::Fields,
+    scripts::*,
+};
 use crate::{
     backend::{
         Backend, ClaimToken, Claimed, ClaimedOrder, DEFAULT_KEY_RETENTION, DeadLetter, EventOrder,
@@ -646,6 +654,8 @@ pub struct RedisBackend {
     /// id's own partition: a partitioned queue written by an earlier layout stored every
     /// delivery there (see "Layout versions" in the module docs); 0 when not.
     legacy_until_ms: Arc<AtomicI64>,
+    /// The completions that arrive while one is in flight share the next script.
+    completions: Arc<Completions>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -718,9 +728,17 @@ impl RedisBackend {
                 .iter()
                 .map(|prefix| Keys::new(prefix))
                 .collect();
+        let parts: Arc<[Keys]> = parts.into();
+        let completions = Arc::new(Completions::new(completions::Engine {
+            connection: connection.clone(),
+            parts: Arc::clone(&parts),
+            group: options.group.clone(),
+            retention_secs,
+            timeout: options.timeout,
+        }));
         Self {
             connection,
-            parts: parts.into(),
+            parts,
             rotation: Arc::new(AtomicUsize::new(0)),
             group: options.group,
             timeout: options.timeout,
@@ -731,6 +749,7 @@ impl RedisBackend {
             wait: options.wait,
             persistence: None,
             legacy_until_ms: Arc::new(AtomicI64::new(0)),
+            completions,
         }
     }
 
@@ -780,13 +799,19 @@ impl RedisBackend {
     /// The keys of the partition the settled `job` was claimed from (its receipt names it),
     /// or `None` for a receipt that is not one of ours.
     fn job_part<'a, 'j>(&'a self, job: &'j Job) -> Option<(&'a Keys, &'j str, &'j str)> {
+        let (partition, entry, count) = self.job_partition(job)?;
+        Some((&self.parts[partition], entry, count))
+    }
+
+    /// [`job_part`](Self::job_part) with the partition's index rather than its keys.
+    fn job_partition<'j>(&self, job: &'j Job) -> Option<(usize, &'j str, &'j str)> {
         let (entry, count, partition) = parse_receipt(&job.receipt)?;
         let partition = match partition {
             Some(partition) => partition,
             None if self.parts.len() == 1 => 0,
             None => return None,
         };
-        Some((self.parts.get(partition)?, entry, count))
+        (partition < self.parts.len()).then_some((partition, entry, count))
     }
 
     /// The keys of the partition that holds `webhook_id`'s record or id mark: its id's own
@@ -946,22 +971,7 @@ impl RedisBackend {
         timeout: Duration,
         call: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) if err.code() == Some("WRONGGROUP") => Err(StoreError::new(
-                StoreErrorKind::Other,
-                format!(
-                    "Redis {what} refused: {}",
-                    err.detail()
-                        .unwrap_or("another consumer group reads the queue")
-                ),
-            )),
-            Ok(Err(err)) => Err(store_error(what, err)),
-            Err(_) => Err(StoreError::new(
-                StoreErrorKind::Timeout,
-                format!("Redis {what} took longer than {timeout:?}"),
-            )),
-        }
+        bounded_call(what, timeout, call).await
     }
 
     async fn enqueue_delivery(
@@ -1303,10 +1313,25 @@ impl RedisBackend {
     }
 
     /// Completes `job` with the attempt's `outcome` (`ok`, or `stale`: the key's newest kept).
-    async fn complete_as(&self, job: &Job, outcome: &str) -> Result<bool, StoreError> {
-        let Some((keys, _, _)) = self.job_part(job) else {
+    async fn complete_as(&self, job: &Job, outcome: &'static str) -> Result<bool, StoreError> {
+        let Some((partition, entry, count)) = self.job_partition(job) else {
             return Ok(false);
         };
+        let keys = &self.parts[partition];
+        let batched = self
+            .completions
+            .call(Completion {
+                partition,
+                entry: entry.to_owned(),
+                count: count.to_owned(),
+                outcome,
+                webhook_id: job.delivery.webhook_id.clone(),
+            })
+            .await;
+        if let Some(answer) = batched {
+            return answer;
+        }
+        // No runtime to batch on: on its own.
         let mark = keys.id_mark(&job.delivery.webhook_id);
         let retention = self.retention_secs.to_string();
         self.settle(
@@ -1650,6 +1675,30 @@ impl Backend for RedisBackend {
 
     fn purge_dead(&self, before_ms: i64, max: usize) -> QueueFuture<'_, u64> {
         Box::pin(self.purge_dead_before(before_ms, max))
+    }
+}
+
+/// Runs one Redis call within `timeout`; a `WRONGGROUP` refusal keeps its sentence.
+async fn bounded_call<T>(
+    what: &'static str,
+    timeout: Duration,
+    call: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) if err.code() == Some("WRONGGROUP") => Err(StoreError::new(
+            StoreErrorKind::Other,
+            format!(
+                "Redis {what} refused: {}",
+                err.detail()
+                    .unwrap_or("another consumer group reads the queue")
+            ),
+        )),
+        Ok(Err(err)) => Err(store_error(what, err)),
+        Err(_) => Err(StoreError::new(
+            StoreErrorKind::Timeout,
+            format!("Redis {what} took longer than {timeout:?}"),
+        )),
     }
 }
 

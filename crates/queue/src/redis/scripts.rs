@@ -33,6 +33,8 @@ pub(super) static ABANDON: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("abandon.lua")));
 pub(super) static COMPLETE: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("complete.lua")));
+pub(super) static COMPLETE_MANY: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(include_str!("complete_many.lua")));
 pub(super) static RETRY: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("retry.lua")));
 pub(super) static EXTEND: LazyLock<Script> =
