@@ -79,6 +79,7 @@ pub const CASES: &[&str] = &[
     "claim_leases_until_expiry",
     "stale_receipt_settles_nothing",
     "complete_is_final",
+    "concurrent_completions_each_settle_once",
     "retry_waits_until_its_time",
     "release_does_not_count_the_attempt",
     "bury_lists_shows_and_replays",
@@ -160,6 +161,7 @@ impl QueueContract {
         self.claim_leases_until_expiry().await;
         self.stale_receipt_settles_nothing().await;
         self.complete_is_final().await;
+        self.concurrent_completions_each_settle_once().await;
         self.retry_waits_until_its_time().await;
         self.release_does_not_count_the_attempt().await;
         self.bury_lists_shows_and_replays().await;
@@ -369,6 +371,83 @@ impl QueueContract {
             self.case
         );
         assert_eq!(self.stats().await.depth, 0, "{}: depth", self.case);
+    }
+
+    /// Completions that arrive together (an engine may settle them in one round trip) are each
+    /// answered as they would be alone: every job's first completion `true` and its second
+    /// `false`, a stale receipt's `false` beside the current one's `true`; every job ends done
+    /// with one successful attempt on record.
+    pub async fn concurrent_completions_each_settle_once(&self) {
+        let case = self.case;
+        let expired = delivery(case, "expired");
+        self.enqueue(&expired).await;
+        let stale = self.claim_one(SHORT).await;
+        tokio::time::sleep(PAST_SHORT).await;
+        let current = self.claim_one(LONG).await;
+        for n in 0..8 {
+            self.enqueue(&delivery(case, &format!("together-{n}")))
+                .await;
+        }
+        let jobs = self.claim(10, LONG).await;
+        assert_eq!(jobs.len(), 8, "{case}: claimed");
+        let mut calls = tokio::task::JoinSet::new();
+        let mut spawn = |job: Job| {
+            let backend = Arc::clone(&self.backend);
+            calls.spawn(async move {
+                let held = backend.complete(&job).await.map_err(|e| e.to_string());
+                (job.delivery.webhook_id, job.receipt.0, held)
+            });
+        };
+        spawn(stale.clone());
+        spawn(current.clone());
+        for job in &jobs {
+            spawn(job.clone());
+            spawn(job.clone());
+        }
+        let mut held: HashMap<(String, String), Vec<bool>> = HashMap::new();
+        while let Some(joined) = calls.join_next().await {
+            let (id, receipt, answer) = joined.unwrap_or_else(|err| panic!("{case}: {err}"));
+            let answer = answer.unwrap_or_else(|err| panic!("{case}: complete failed: {err}"));
+            held.entry((id, receipt)).or_default().push(answer);
+        }
+        let key = |job: &Job| (job.delivery.webhook_id.clone(), job.receipt.0.clone());
+        assert_eq!(held[&key(&stale)], [false], "{case}: the stale receipt");
+        assert_eq!(held[&key(&current)], [true], "{case}: the current receipt");
+        for job in &jobs {
+            let mut answers = held[&key(job)].clone();
+            answers.sort_unstable();
+            assert_eq!(
+                answers,
+                [false, true],
+                "{case}: {}",
+                job.delivery.webhook_id
+            );
+        }
+        assert_eq!(self.stats().await.depth, 0, "{case}: depth");
+        for job in jobs.iter().chain([&current]) {
+            let id = &job.delivery.webhook_id;
+            let record = self
+                .backend
+                .delivery(id)
+                .await
+                .unwrap_or_else(|err| panic!("{case}: delivery failed: {err}"))
+                .unwrap_or_else(|| panic!("{case}: {id} not on record"));
+            assert_eq!(record.state, DeliveryState::Done, "{case}: {id}");
+            let ok = record
+                .history
+                .iter()
+                .filter(|entry| {
+                    matches!(
+                        entry.event,
+                        HistoryEvent::Attempt {
+                            outcome: AttemptOutcome::Ok,
+                            ..
+                        }
+                    )
+                })
+                .count();
+            assert_eq!(ok, 1, "{case}: {id}'s successful attempts");
+        }
     }
 
     /// A retried job is not claimable before its time and is after it, as the next attempt.
@@ -2089,6 +2168,7 @@ macro_rules! queue_contract_tests {
             claim_leases_until_expiry,
             stale_receipt_settles_nothing,
             complete_is_final,
+            concurrent_completions_each_settle_once,
             retry_waits_until_its_time,
             release_does_not_count_the_attempt,
             bury_lists_shows_and_replays,
