@@ -162,16 +162,9 @@ async fn a_refused_value_fails_only_its_delivery_in_a_batch() {
     assert_eq!(backend.stats().await.unwrap().depth, 2);
 }
 
-/// A batch in flight when the engine goes away (every connection dropped while its reply is
-/// held): every member is answered with an error, none as stored, and nothing half-done is
-/// left answered; once the engine is back, each of them is stored on its resend.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_the_engine_fails_answers_every_member_with_an_error() {
-    let Some((direct, table)) =
-        backend("a_batch_the_engine_fails_answers_every_member_with_an_error").await
-    else {
-        return;
-    };
+/// A backend on `table` whose connections go through a [`DelayProxy`] to the server, and the
+/// proxy (to hold the replies, or take the engine away).
+async fn through_a_proxy(table: &str) -> (PostgresBackend, DelayProxy) {
     let (url, _) = postgres_url();
     let config: tokio_postgres::Config = url.parse().unwrap();
     let host = match config.get_hosts().first() {
@@ -185,11 +178,25 @@ async fn a_batch_the_engine_fails_answers_every_member_with_an_error() {
     let through = PostgresBackend::connect_with(
         &format!("postgres://{user}@{}/{database}", proxy.address()),
         PostgresOptions::new()
-            .table(table.table.clone())
+            .table(table.to_owned())
             .timeout(Duration::from_secs(5)),
     )
     .await
     .unwrap();
+    (through, proxy)
+}
+
+/// A batch in flight when the engine goes away (every connection dropped while its reply is
+/// held): every member is answered with an error, none as stored, and nothing half-done is
+/// left answered; once the engine is back, each of them is stored on its resend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_the_engine_fails_answers_every_member_with_an_error() {
+    let Some((direct, table)) =
+        backend("a_batch_the_engine_fails_answers_every_member_with_an_error").await
+    else {
+        return;
+    };
+    let (through, proxy) = through_a_proxy(&table.table).await;
     let through = Arc::new(through);
     // Held replies: the batches stay in flight until the proxy goes down.
     proxy.set_delay(Duration::from_secs(30));
@@ -370,24 +377,7 @@ async fn a_completions_batch_the_engine_fails_answers_every_member_with_an_error
     else {
         return;
     };
-    let (url, _) = postgres_url();
-    let config: tokio_postgres::Config = url.parse().unwrap();
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        _ => "127.0.0.1".to_owned(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let proxy = DelayProxy::start(format!("{host}:{port}")).await;
-    let database = config.get_dbname().unwrap_or("postgres");
-    let user = config.get_user().unwrap_or("postgres");
-    let through = PostgresBackend::connect_with(
-        &format!("postgres://{user}@{}/{database}", proxy.address()),
-        PostgresOptions::new()
-            .table(table.table.clone())
-            .timeout(Duration::from_secs(5)),
-    )
-    .await
-    .unwrap();
+    let (through, proxy) = through_a_proxy(&table.table).await;
     for n in 0..16 {
         direct
             .enqueue(&delivery(&format!("msg_held_{n}")))
