@@ -16,6 +16,10 @@
 # repeats within about 50, the better setting to compare two builds. Other variables pass
 # through, e.g. METRICS=prometheus for bench_axum. KEEP=DIR keeps each run's callgrind file as
 # DIR/<framework>.<mode> (for `callgrind_annotate --inclusive=yes DIR/axum.layer`).
+#
+# MODES (default "bare floor layer") may also name floor-typed: `floor` with the layer's typed
+# parse of the event in place of `floor`'s `serde_json::Value`, so that layer over floor-typed is
+# what the layer adds over verifying and parsing alike (`floor` stays the issue's reference).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +43,7 @@ totals() {
        END {printf "%d %d\n", all, soft}' "$1"
 }
 
-printf '%-7s %-6s %14s %16s %14s\n' framework mode instructions "of them sha soft" "without sha"
+printf '%-7s %-11s %14s %16s %14s\n' framework mode instructions "of them sha soft" "without sha"
 for fw in "${frameworks[@]}"; do
   for mode in "${modes[@]}"; do
     port=$((port + 1))
@@ -61,7 +65,7 @@ for fw in "${frameworks[@]}"; do
     wait "$server" 2>/dev/null || true
     if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$out.2" "$KEEP/$fw.$mode"; fi
     read -r all soft <<<"$(totals "$out.2")"
-    printf '%-7s %-6s %14d %16d %14d\n' "$fw" "$mode" $((all / count)) $((soft / count)) \
+    printf '%-7s %-11s %14d %16d %14d\n' "$fw" "$mode" $((all / count)) $((soft / count)) \
       $(((all - soft) / count))
   done
 done

@@ -3,7 +3,9 @@
 //! `MODE=layer` verifies and parses every delivery with `agentsync_webhooks::warp::webhook`;
 //! `MODE=bare` only parses the JSON body (no verification), the baseline; `MODE=floor` is `bare`
 //! plus `Verifier::verify` on the three headers and the body, the least any verifying receiver
-//! adds to `bare`. All answer 200.
+//! adds to `bare`; `MODE=floor-typed` is `floor` with the filter's parse (the typed `Delivery`,
+//! as the port parses it) in place of `bare`'s `serde_json::Value`, so that "layer over
+//! floor-typed" is what the filter adds over verifying and parsing alike. All answer 200.
 //!
 //! ```sh
 //! # server and load generator share the secret through the environment
@@ -16,7 +18,7 @@
 use std::{error::Error, hint::black_box, net::Ipv4Addr};
 
 use agentsync_webhooks::{
-    Delivery, Verifier,
+    Delivery, EventData, Verifier,
     headers::{WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP},
     warp::{Webhook, webhook},
 };
@@ -102,8 +104,44 @@ async fn main() -> Result<(), Box<dyn Error>> {
             println!("bench_warp MODE=floor on http://{addr}/webhooks/psapi");
             warp::serve(routes).incoming(listener).run().await;
         }
+        "floor-typed" => {
+            // `floor`'s headers and check, then the filter's typed parse.
+            let verifier = Verifier::new(&secret)?;
+            let routes = path
+                .and(warp::header::value(WEBHOOK_ID))
+                .and(warp::header::value(WEBHOOK_TIMESTAMP))
+                .and(warp::header::value(WEBHOOK_SIGNATURE))
+                .and(warp::body::bytes())
+                .map(
+                    move |id: HeaderValue,
+                          timestamp: HeaderValue,
+                          signature: HeaderValue,
+                          body: bytes::Bytes| {
+                        let headers = [
+                            (WEBHOOK_ID, id),
+                            (WEBHOOK_TIMESTAMP, timestamp),
+                            (WEBHOOK_SIGNATURE, signature),
+                        ];
+                        let Ok(verified) = verifier.verify(&headers, &body) else {
+                            return StatusCode::UNAUTHORIZED;
+                        };
+                        match Delivery::<EventData>::parse(verified.id, verified.timestamp, body) {
+                            Ok(delivery) => {
+                                black_box(&delivery.event);
+                                StatusCode::OK
+                            }
+                            Err(_) => StatusCode::BAD_REQUEST,
+                        }
+                    },
+                );
+            println!("bench_warp MODE=floor-typed on http://{addr}/webhooks/psapi");
+            warp::serve(routes).incoming(listener).run().await;
+        }
         other => {
-            return Err(format!("MODE={other}: use MODE=layer, MODE=bare or MODE=floor").into());
+            return Err(format!(
+                "MODE={other}: use MODE=layer, MODE=bare, MODE=floor or MODE=floor-typed"
+            )
+            .into());
         }
     }
     Ok(())

@@ -63,7 +63,8 @@ const MISCONFIGURED: &str = "the Webhook extractor found no delivery verified by
 /// ```
 #[derive(Debug, Clone)]
 pub struct Webhook<D = EventData> {
-    delivery: Delivery<D>,
+    // Boxed as the port gave it: the handler's argument moves a pointer.
+    delivery: Box<Delivery<D>>,
 }
 
 agentsync_webhooks_core::adapter::webhook_accessors!(Webhook);
@@ -74,7 +75,7 @@ impl<D: EventPayload + 'static> FromRequest for Webhook<D> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Taken, not cloned: the middleware needs it no more.
-        let Some(stored) = req.extensions_mut().remove::<Delivery>() else {
+        let Some(stored) = req.extensions_mut().remove::<Box<Delivery>>() else {
             return ready(Err(Rejection::misconfigured(MISCONFIGURED).into()));
         };
         ready(

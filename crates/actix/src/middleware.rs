@@ -112,11 +112,13 @@ where
         Box::pin(async move {
             let payload = req.take_payload();
             let headers = ActixHeaders(req.headers());
-            let received = receiver.receive::<EventData, _, _>(&headers, None, payload);
             let Accepted {
                 delivery,
                 completion,
-            } = match received.await {
+            } = match receiver
+                .receive::<EventData, _, _>(&headers, None, payload)
+                .await
+            {
                 Ok(accepted) => accepted,
                 Err(rejection) => {
                     let response = WebhookRejection(rejection).error_response();

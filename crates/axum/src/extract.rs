@@ -53,7 +53,8 @@ add `.route_layer(WebhookLayer::new(verifier))` to the webhook routes";
 /// ```
 #[derive(Debug, Clone)]
 pub struct Webhook<D = EventData> {
-    delivery: Delivery<D>,
+    // Boxed as the port gave it: the handler's argument moves a pointer.
+    delivery: Box<Delivery<D>>,
 }
 
 agentsync_webhooks_core::adapter::webhook_accessors!(Webhook);
@@ -70,7 +71,7 @@ where
         let Some(verified) = parts.extensions.remove::<VerifiedDelivery>() else {
             return Err(Rejection::misconfigured(MISCONFIGURED).into());
         };
-        adapter::into_payload(verified.into_delivery())
+        adapter::into_payload(Box::new(verified.into_delivery()))
             .map(|delivery| Self { delivery })
             .map_err(Into::into)
     }

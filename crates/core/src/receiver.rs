@@ -255,19 +255,12 @@ impl Receiver {
         }
         let verified = self.verifier.verify(headers, &body)?;
         if let Some(handoff) = &self.handoff {
+            // Boxed, as the release below: what the handoff holds across its write (the record
+            // it stores) would otherwise make every receiver's future larger, and this future
+            // is moved at least once per delivery. Beside the write, the box costs nothing.
             let received = received::<D>(headers, verified.id, verified.timestamp, &body)?;
-            match handoff.enqueue(&received).await {
-                Ok(Enqueued::New) => {}
-                Ok(Enqueued::Duplicate) => return Err(WebhookError::Duplicate),
-                Err(err) => {
-                    tracing::warn!(webhook_id = verified.id, error = %err, "queue unavailable");
-                    return Err(WebhookError::StoreUnavailable {
-                        detail: err.kind().as_str().to_owned(),
-                        retry_after_secs: whole_seconds(DEFAULT_UNAVAILABLE_RETRY_AFTER),
-                    });
-                }
-            }
-            let delivery = Delivery::parse(verified.id, verified.timestamp, body)?;
+            Box::pin(enqueue(handoff.as_ref(), received)).await?;
+            let delivery = Box::new(Delivery::parse(verified.id, verified.timestamp, body)?);
             return Ok(Accepted {
                 delivery,
                 completion: Completion::stored(),
@@ -282,16 +275,32 @@ impl Receiver {
         let err = match Delivery::parse(verified.id, verified.timestamp, body) {
             Ok(delivery) => {
                 return Ok(Accepted {
-                    delivery,
+                    delivery: Box::new(delivery),
                     completion: Completion::claimed(claim),
                 });
             }
             Err(err) => err,
         };
         if let Some(claim) = claim {
-            claim.release().await;
+            Box::pin(claim.release()).await;
         }
         Err(err)
+    }
+}
+
+/// Writes `received` to the handoff's queue: a duplicate, or a queue that cannot be written, is
+/// the refusal the port answers with.
+async fn enqueue(handoff: &dyn Handoff, received: ReceivedDelivery) -> Result<(), WebhookError> {
+    match handoff.enqueue(&received).await {
+        Ok(Enqueued::New) => Ok(()),
+        Ok(Enqueued::Duplicate) => Err(WebhookError::Duplicate),
+        Err(err) => {
+            tracing::warn!(webhook_id = received.webhook_id.as_str(), error = %err, "queue unavailable");
+            Err(WebhookError::StoreUnavailable {
+                detail: err.kind().as_str().to_owned(),
+                retry_after_secs: whole_seconds(DEFAULT_UNAVAILABLE_RETRY_AFTER),
+            })
+        }
     }
 }
 

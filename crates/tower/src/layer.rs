@@ -146,25 +146,36 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let receiver = Arc::clone(&self.receiver);
+        // Taken apart here, not in the future: what the future captures it holds to the end.
+        let (parts, body) = request.into_parts();
         Box::pin(async move {
-            let (parts, body) = request.into_parts();
             let size = body.size_hint().exact();
-            let received =
-                receiver.receive::<EventData, _, _>(&parts.headers, size, body.into_data_stream());
             let Accepted {
                 delivery,
                 completion,
-            } = match received.await {
+            } = match receiver
+                .receive::<EventData, _, _>(&parts.headers, size, body.into_data_stream())
+                .await
+            {
                 Ok(accepted) => accepted,
                 Err(rejection) => return Ok(rejection.into_response()),
             };
-            let mut request = Request::from_parts(parts, Full::new(delivery.raw_body.clone()));
-            request
-                .extensions_mut()
-                .insert(VerifiedDelivery::new(delivery));
+            // In a block: a request that outlived its move into `call` would keep its 256
+            // bytes in this future (which is boxed, and then too large for the allocator's
+            // thread cache).
+            let call = {
+                let mut request = Request::from_parts(parts, Full::new(delivery.raw_body.clone()));
+                // Out of the port's box and into the extensions' own: measured (callgrind),
+                // this copy costs less than keeping the box in a box (an 8-byte allocation
+                // more), by about 250 instructions a delivery, 1,250 with idempotency.
+                request
+                    .extensions_mut()
+                    .insert(VerifiedDelivery::new(*delivery));
+                inner.call(request)
+            };
             // An error, a panic or a cancellation drops `completion`, which releases the
             // delivery so that the sender's retry is processed.
-            let response = completion.in_span(inner.call(request)).await?;
+            let response = completion.in_span(call).await?;
             completion.finish(response.status().as_u16()).await;
             Ok(response.map(ResponseBody::inner))
         })

@@ -15,7 +15,8 @@ use crate::{Delivery, EventData};
 /// [`into_event`](Self::into_event)) reports nothing, which releases the delivery for a retry.
 #[derive(Debug)]
 pub struct Webhook<D = EventData> {
-    delivery: Delivery<D>,
+    // Boxed as the port gave it: the filter's extract moves a pointer.
+    delivery: Box<Delivery<D>>,
     completion: Completion,
 }
 
@@ -58,7 +59,7 @@ impl<D> Webhook<D> {
         F: Future<Output = R>,
         R: Reply,
     {
-        let reply = self.completion.in_span(handler(self.delivery)).await;
+        let reply = self.completion.in_span(handler(*self.delivery)).await;
         finish(self.completion, reply).await
     }
 
@@ -83,7 +84,7 @@ impl<D> Webhook<D> {
     /// The delivery and its completion, for full control: call
     /// [`Completion::finish`] with the status you answer with.
     pub fn into_parts(self) -> (Delivery<D>, Completion) {
-        (self.delivery, self.completion)
+        (*self.delivery, self.completion)
     }
 }
 

@@ -41,8 +41,10 @@ use crate::{Delivery, idempotency::ClaimGuard};
 pub use crate::{receiver_config, webhook_accessors, webhook_rejection};
 
 /// The delivery an adapter's layer verified as [`EventData`](crate::EventData), with `data` as
-/// the handler's `D`: moved when `D` is `EventData`, parsed again otherwise, and on failure the
-/// 400 that names the delivery (its id is only read then, never copied).
+/// the handler's `D`: the box itself, moved, when `D` is `EventData`, parsed again otherwise,
+/// and on failure the 400 that names the delivery. It takes and gives the box that
+/// [`Accepted::delivery`] holds, so that a handler's argument carries a pointer, not the
+/// delivery.
 ///
 /// ```
 /// use agentsync_webhooks_core::{Delivery, EventData, EventType, Signer, Verifier, adapter};
@@ -53,8 +55,10 @@ pub use crate::{receiver_config, webhook_accessors, webhook_rejection};
 /// let headers = request.headers.to_pairs();
 /// let verified = Verifier::new(secret)?.verify(&headers, &request.body)?;
 /// let delivery: Delivery = Delivery::parse(verified.id, verified.timestamp, request.body.into())?;
-/// let same: Delivery<EventData> = adapter::into_payload(delivery)?;
+/// let same: Box<Delivery<EventData>> = adapter::into_payload(Box::new(delivery))?;
 /// assert_eq!(same.event.event_type, "producersync.updates_available");
+/// let value: Box<Delivery<serde_json::Value>> = adapter::into_payload(same)?;
+/// assert_eq!(value.event.data["runDate"], "2025-07-24");
 /// # Ok(()) }
 /// ```
 #[expect(
@@ -62,21 +66,71 @@ pub use crate::{receiver_config, webhook_accessors, webhook_rejection};
     reason = "the extractors return this `Rejection` as it is; boxing it would allocate per refusal"
 )]
 pub fn into_payload<D: crate::EventPayload + 'static>(
-    delivery: Delivery,
-) -> Result<Delivery<D>, Rejection> {
-    delivery
-        .try_into_payload()
-        .map_err(|(error, webhook_id)| Rejection::new(error, webhook_id.as_deref()))
+    delivery: Box<Delivery>,
+) -> Result<Box<Delivery<D>>, Rejection> {
+    let mut slot = Some(delivery);
+    if let Some(same) = (&mut slot as &mut dyn std::any::Any)
+        .downcast_mut::<Option<Box<Delivery<D>>>>()
+        .and_then(Option::take)
+    {
+        return Ok(same);
+    }
+    // `D` is another type, so the slot still holds the delivery.
+    let Some(delivery) = slot else {
+        return Err(Rejection::new(
+            crate::WebhookError::BodyRead("the delivery was already taken".into()),
+            None,
+        ));
+    };
+    match delivery.reparse() {
+        Ok(parsed) => Ok(Box::new(parsed)),
+        Err(error) => Err(Rejection::new(error, Some(&delivery.webhook_id))),
+    }
+}
+
+/// How an adapter's `Webhook<D>` holds its delivery, for [`webhook_accessors!`]: by value, or
+/// boxed as [`Accepted::delivery`] gives it.
+#[doc(hidden)]
+pub trait HeldDelivery<D> {
+    /// The delivery.
+    fn held(&self) -> &Delivery<D>;
+    /// The delivery, by value.
+    fn into_held(self) -> Delivery<D>;
+}
+
+impl<D> HeldDelivery<D> for Delivery<D> {
+    fn held(&self) -> &Delivery<D> {
+        self
+    }
+
+    fn into_held(self) -> Delivery<D> {
+        self
+    }
+}
+
+impl<D> HeldDelivery<D> for Box<Delivery<D>> {
+    fn held(&self) -> &Delivery<D> {
+        self
+    }
+
+    fn into_held(self) -> Delivery<D> {
+        *self
+    }
 }
 
 /// The default body limit: 1 MiB, above the largest payload a Standard Webhooks sender sends.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// A delivery that passed every check, with the obligation to report how its handler did.
+///
+/// Small on purpose: an `Accepted` moves several times per delivery (out of the port, through
+/// every adapter's futures, into the framework's request), so the delivery, about 200 bytes,
+/// is boxed once where it is parsed, and each later move copies a pointer, not the delivery.
 #[derive(Debug)]
 pub struct Accepted<D> {
-    /// The verified, parsed delivery, for the handler.
-    pub delivery: Delivery<D>,
+    /// The verified, parsed delivery, for the handler (boxed: see above; `*accepted.delivery`
+    /// for the value).
+    pub delivery: Box<Delivery<D>>,
     /// To be finished with the handler's status.
     pub completion: Completion,
 }
@@ -171,7 +225,8 @@ impl Completion {
 }
 
 /// Implements the accessors and the `Deref` (to [`WebhookEvent`](crate::WebhookEvent)) that
-/// every adapter's `Webhook<D>` shares, for a struct with a `delivery: Delivery<D>` field.
+/// every adapter's `Webhook<D>` shares, for a struct with a `delivery: Delivery<D>` field (or
+/// `Box<Delivery<D>>`, as [`Accepted::delivery`] gives it).
 ///
 /// ```
 /// use agentsync_webhooks_core::{Delivery, EventData};
@@ -190,22 +245,22 @@ macro_rules! webhook_accessors {
         impl<D> $webhook<D> {
             /// The whole delivery: event, `webhook-id`, `webhook-timestamp`, raw body.
             pub fn delivery(&self) -> &$crate::Delivery<D> {
-                &self.delivery
+                $crate::adapter::HeldDelivery::held(&self.delivery)
             }
 
             /// `webhook-id`: the same on every retry of this message (the idempotency key).
             pub fn webhook_id(&self) -> &str {
-                &self.delivery.webhook_id
+                &self.delivery().webhook_id
             }
 
             /// The signed `webhook-timestamp` of this attempt, in seconds since the Unix epoch.
             pub fn webhook_timestamp(&self) -> i64 {
-                self.delivery.webhook_timestamp
+                self.delivery().webhook_timestamp
             }
 
             /// The body exactly as received and verified.
             pub fn raw_body(&self) -> &$crate::adapter::Bytes {
-                &self.delivery.raw_body
+                &self.delivery().raw_body
             }
 
             /// The event, e.g. to move it into a background task.
@@ -215,7 +270,7 @@ macro_rules! webhook_accessors {
 
             /// The delivery: event, `webhook-id`, `webhook-timestamp`, raw body.
             pub fn into_delivery(self) -> $crate::Delivery<D> {
-                self.delivery
+                $crate::adapter::HeldDelivery::into_held(self.delivery)
             }
         }
 
@@ -224,7 +279,7 @@ macro_rules! webhook_accessors {
             type Target = $crate::WebhookEvent<D>;
 
             fn deref(&self) -> &Self::Target {
-                &self.delivery.event
+                &self.delivery().event
             }
         }
     };

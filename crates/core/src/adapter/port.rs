@@ -60,11 +60,13 @@ impl Receiver {
         C: Buf,
         E: Display,
     {
-        // One `async fn` for every step. The span is entered where the port logs (refusals)
-        // and around the inline router's handlers; reading, verifying and claiming run outside
-        // it (the stores' own warnings name the webhook-id), because a level of `async fn` or an
-        // `Instrumented` wrapper around them copies the whole `Accepted`, or the whole future,
-        // once more per delivery.
+        // One `async fn` for every step, each awaited where it is made. The span is entered
+        // where the port logs (refusals) and around the inline router's handlers; reading,
+        // verifying and claiming run outside it (the stores' own warnings name the webhook-id),
+        // because a level of `async fn` or an `Instrumented` wrapper around them copies the
+        // whole future once more per delivery. What only some receivers run (the router, the
+        // body-read timer, the handoff) is boxed where it runs, so that it does not make every
+        // delivery's future larger: each adapter moves that future at least once.
         let span = delivery_span(headers);
         let span = span.as_ref();
         let started = Instant::now();
@@ -72,11 +74,11 @@ impl Receiver {
             let rejection = in_scope(span, || Rejection::for_request(error, headers));
             answered(span, started, rejection)
         };
-        let accepted = async {
-            let body = self.read_body(headers, size_hint, body).await?;
-            self.accept::<D>(headers, body).await
+        let body = match self.read_body(headers, size_hint, body).await {
+            Ok(body) => body,
+            Err(error) => return Err(refused(error)),
         };
-        let mut accepted = match accepted.await {
+        let mut accepted = match self.accept::<D>(headers, body).await {
             Ok(accepted) => accepted,
             Err(error) => return Err(refused(error)),
         };
@@ -105,7 +107,7 @@ impl Receiver {
         if let Some(router) = self.router()
             && !accepted.completion.is_stored()
         {
-            let routed = route(router, accepted, (started, budget, event_type), span);
+            let routed = Box::pin(route(router, accepted, (started, budget, event_type), span));
             let answer = InSpan::new(span, routed).await;
             return Err(answered(span, started, answer));
         }
@@ -135,8 +137,10 @@ impl Receiver {
         if let Poll::Ready(read) = poll_once(collect.as_mut()).await {
             return read;
         }
+        // Boxed: the timer is larger than the rest of this future, and only a body still
+        // arriving needs it.
         let timeout = self.body_read_timeout();
-        tokio::time::timeout(timeout, collect)
+        Box::pin(tokio::time::timeout(timeout, collect))
             .await
             .map_err(|_elapsed| WebhookError::BodyReadTimeout {
                 timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
@@ -171,6 +175,7 @@ async fn route<D>(
         delivery,
         completion,
     } = accepted;
+    let delivery = *delivery;
     // Each handler parses the payload as its own type; dropping `D` here keeps the future
     // `Send` whatever `D` is.
     let (webhook_id, timestamp, body) = (
