@@ -729,9 +729,42 @@ async fn a_malformed_entry_neither_stalls_the_queue_nor_is_half_buried() {
         ["msg_1"]
     );
     assert!(backend.complete(&jobs[0]).await.unwrap());
+    // The claim took it out of the pending list, into the quarantine (too broken to bury).
+    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(&stream)
+        .arg(agentsync_webhooks_queue::redis::DEFAULT_GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query(&mut raw)
+        .unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
+    let quarantined: i64 = redis::cmd("XLEN")
+        .arg(format!("{}quarantine", prefix(test)))
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(quarantined, 1);
 
-    // Burying it (with a receipt made by hand) drops it rather than fail after writing the
-    // dead letter.
+    // Another, read by hand rather than by a claim: burying it (with a receipt made by hand)
+    // drops it rather than fail after writing the dead letter.
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("type")
+        .arg("x")
+        .query(&mut raw)
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(agentsync_webhooks_queue::redis::DEFAULT_GROUP)
+        .arg("by-hand")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query(&mut raw)
+        .unwrap();
     let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
         .arg(&stream)
         .arg(agentsync_webhooks_queue::redis::DEFAULT_GROUP)

@@ -28,6 +28,7 @@
 //! | `k:running` | hash | ordering key → the stream entry of its running job (the key's lease is that entry's lease) |
 //! | `k:w:<key>` | sorted set | the key's waiting, running and retrying webhook ids by occurred-at (ties by id): the first is the key's head |
 //! | `k:held` | sorted set | webhook-id → received-at of the jobs held back for their key, in no stream until the key wakes them |
+//! | `quarantine` | stream | claimed entries too broken to be dead letters (no webhook id or no body): each with `entry` (its stream entry id), `reason`, `at` (ms) and its fields as `f:<name>`; counted in [`health`](Backend::health)'s warnings, removed by the operator (`XDEL`, `DEL`) |
 //!
 //! At one received-at ms a sorted set orders its members by id, byte by byte: the lists' order
 //! (received-at, then id, newest first) and their keyset cursor are the sets' own. No key has
@@ -271,7 +272,7 @@ use agentsync_webhooks_redis::{
 pub use self::fuzzing::decode_entry_for_fuzzing;
 use self::{
     completions::{Completion, Completions},
-    fields::Fields,
+    fields::{Fields, Mended},
     scripts::*,
 };
 use crate::{
@@ -538,6 +539,7 @@ struct Keys {
     dead_index: String,
     repair: String,
     held: String,
+    quarantine: String,
 }
 
 impl Keys {
@@ -553,6 +555,7 @@ impl Keys {
             dead_index: format!("{prefix}dead-index"),
             repair: format!("{prefix}repair"),
             held: format!("{prefix}k:held"),
+            quarantine: format!("{prefix}quarantine"),
         }
     }
 
@@ -1188,7 +1191,7 @@ impl RedisBackend {
     }
 
     /// Every primary answers `PING`, and the stats can be read; the persistence check's
-    /// findings come with it.
+    /// findings come with it, and a warning per partition whose quarantine holds entries.
     async fn check_health(&self) -> Result<Health, StoreError> {
         let mut connection = self.connection.clone();
         let replies = self
@@ -1217,6 +1220,25 @@ impl RedisBackend {
         let mut health = Health::new("redis");
         if let Some(report) = &self.persistence {
             health.warnings = report.lines();
+        }
+        for keys in self.parts.iter() {
+            let quarantined: u64 = self
+                .bounded(
+                    "health check",
+                    ::redis::cmd("XLEN")
+                        .arg(&keys.quarantine)
+                        .query_async(&mut connection),
+                )
+                .await?;
+            if quarantined > 0 {
+                health.warnings.push(format!(
+                    "{quarantined} stream {} could not be decoded and had no webhook id or body \
+                     to bury: kept, never run, in the stream {} (each with its reason and raw \
+                     fields: inspect with XRANGE, remove with XDEL)",
+                    if quarantined == 1 { "entry" } else { "entries" },
+                    keys.quarantine
+                ));
+            }
         }
         Ok(health)
     }
@@ -1264,13 +1286,14 @@ impl RedisBackend {
                 break;
             }
         }
-        // An entry this library did not write (no id, a field that is not a number) is left
-        // pending and logged at each lease rather than failing the claim: a failed claim is
-        // given back whole, so one such entry would otherwise stall every job behind it.
-        Ok(claimed
-            .into_iter()
-            .filter_map(|(entry, count, fields, newest)| match Fields::parse(fields) {
-                Ok(fields) => Some(Claimed {
+        // An entry whose fields do not decode (no id, a field that is not a number: not what
+        // this library writes) never fails the claim, which would give back every job with
+        // it: it is taken out of the pending list without running, buried as dead with the
+        // reason or kept in the quarantine, and its key released.
+        let mut jobs = Vec::with_capacity(claimed.len());
+        for (entry, count, fields, newest) in claimed {
+            match Fields::parse_keeping(fields) {
+                Ok(fields) => jobs.push(Claimed {
                     order: fields.order.map(|(key, occurred_at_ms)| ClaimedOrder {
                         key,
                         occurred_at_ms,
@@ -1286,18 +1309,93 @@ impl RedisBackend {
                         },
                     },
                 }),
-                Err(err) => {
-                    tracing::error!(
-                        entry = %entry,
-                        stream = %keys.stream,
-                        error = %err,
-                        "a queue entry cannot be read as a delivery; it stays pending, skipped: \
-                         inspect it with XRANGE and remove it with XACK and XDEL"
-                    );
-                    None
+                Err((err, raw)) => {
+                    self.bury_broken(keys, &entry, count, &raw, &err, token)
+                        .await;
                 }
-            })
-            .collect())
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Takes the claimed entry `entry` (delivery count `count`, fields `raw`, which do not
+    /// decode: `err`) out of the pending list in one script: buried as a dead letter whose
+    /// fields decode (mended, see [`Mended`]) when it has a webhook id and a body, else kept in
+    /// the `quarantine` stream with its raw fields; the reason names each flaw, its ordering
+    /// key is released. A failure is logged, not returned: the entry stays pending, and the
+    /// claim after its lease tries again.
+    async fn bury_broken(
+        &self,
+        keys: &Keys,
+        entry: &str,
+        count: i64,
+        raw: &[Vec<u8>],
+        err: &StoreError,
+        token: &ClaimToken,
+    ) {
+        let mended = Mended::of(raw, entry);
+        let what = if mended.flaws.is_empty() {
+            err.to_string()
+        } else {
+            mended.flaws.join("; ")
+        };
+        let (verb, fields, attempts) = match &mended.dead {
+            Some((fields, attempts)) => ("buried", fields.as_slice(), *attempts),
+            None => ("quarantined", &[][..], 0),
+        };
+        let reason =
+            format!("{verb} without running: its stream entry could not be decoded: {what}");
+        let reason = bounded_error(&reason).to_owned();
+        let mut connection = self.connection.clone();
+        let mut invocation = BURY_BROKEN.key(&keys.stream);
+        invocation
+            .key(&keys.leases)
+            .key(&keys.dead)
+            .key(&keys.dead_index)
+            .key(&keys.quarantine)
+            .arg(&self.group)
+            .arg(entry)
+            .arg(count)
+            .arg(&reason)
+            .arg(&keys.prefix)
+            .arg(attempts);
+        for (name, value) in fields {
+            invocation.arg(name.as_slice()).arg(value.as_slice());
+        }
+        let moved: Result<i64, StoreError> = self
+            .bounded(
+                "bury an entry that does not decode",
+                invocation.invoke_async(&mut connection),
+            )
+            .await;
+        match moved {
+            Ok(0) => {}
+            Ok(1) => tracing::error!(
+                entry = %entry,
+                stream = %keys.stream,
+                worker = %token.worker(),
+                reason = %reason,
+                "a queue entry could not be decoded: buried as dead without running (its \
+                 dead letter and record show what was wrong)"
+            ),
+            Ok(_) => tracing::error!(
+                entry = %entry,
+                stream = %keys.stream,
+                quarantine = %keys.quarantine,
+                worker = %token.worker(),
+                reason = %reason,
+                "a queue entry could not be decoded and has no webhook id or body to bury: \
+                 kept in the quarantine stream without running (inspect it with XRANGE)"
+            ),
+            Err(store) => tracing::error!(
+                entry = %entry,
+                stream = %keys.stream,
+                error = %err,
+                store_error = %store,
+                "a queue entry cannot be read as a delivery and could not be buried; it stays \
+                 pending, and is tried again once its lease ends"
+            ),
+        }
     }
 
     async fn abandon_in(&self, keys: &Keys, token: &ClaimToken) -> Result<u64, StoreError> {

@@ -42,6 +42,8 @@ pub(super) static EXTEND: LazyLock<Script> =
 pub(super) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("release.lua")));
 pub(super) static BURY: LazyLock<Script> = LazyLock::new(|| with_helpers(include_str!("bury.lua")));
+pub(super) static BURY_BROKEN: LazyLock<Script> =
+    LazyLock::new(|| with_helpers(include_str!("bury_broken.lua")));
 pub(super) static DEAD_LETTER: LazyLock<Script> =
     LazyLock::new(|| with_helpers(include_str!("dead_letter.lua")));
 pub(super) static REPLAY: LazyLock<Script> =
