@@ -10,8 +10,8 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use agentsync_webhooks_core::{
@@ -22,65 +22,11 @@ use agentsync_webhooks_core::{
 use agentsync_webhooks_queue::{
     Backend, Enqueued, EventOrder, Queue, ReceivedDelivery, Workers,
     record::{DeliveryFilter, DeliveryState, HistoryEvent},
-    redis::{DEFAULT_GROUP, RedisBackend, RedisOptions},
+    redis::{DEFAULT_GROUP, RedisBackend},
 };
 
-fn redis_url() -> (String, bool) {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => (url, true),
-        _ => ("redis://127.0.0.1:6379".to_owned(), false),
-    }
-}
-
-/// A key prefix unique to `test` in this run of this process.
-fn prefix(test: &str) -> String {
-    static RUN: OnceLock<String> = OnceLock::new();
-    let run = RUN.get_or_init(|| {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        format!("{}-{nanos:x}", std::process::id())
-    });
-    format!("agentsync-webhooks-test:queue:{run}:{test}:")
-}
-
-/// Deletes a test's keys when the test ends.
-struct DropKeys {
-    prefix: String,
-}
-
-impl Drop for DropKeys {
-    fn drop(&mut self) {
-        let (url, _) = redis_url();
-        let Ok(client) = redis::Client::open(url.as_str()) else {
-            return;
-        };
-        let Ok(mut connection) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query(&mut connection)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query(&mut connection);
-        }
-    }
-}
-
-async fn backend(test: &str) -> Option<(RedisBackend, DropKeys)> {
-    let (url, required) = redis_url();
-    let prefix = prefix(test);
-    match RedisBackend::connect_with(&url, RedisOptions::new().prefix(prefix.clone())).await {
-        Ok(backend) => Some((backend, DropKeys { prefix })),
-        Err(err) if required => panic!("REDIS_URL={url} is set but Redis is unreachable: {err}"),
-        Err(err) => {
-            eprintln!("skipping {test}: no Redis at {url} ({err}); set REDIS_URL to require it");
-            None
-        }
-    }
-}
+mod redis_support;
+use redis_support::{backend, prefix, redis_url};
 
 fn raw_connection() -> redis::Connection {
     let (url, _) = redis_url();
