@@ -336,6 +336,49 @@ async fn the_statements_run_on_their_indexes_under_generic_plans() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// A claim reads the due index in order and stops at its limit, whatever the backlog, on a
+/// table the planner has no statistics for (a new queue's, until autovacuum's first `ANALYZE`):
+/// left to its estimates, the planner read and sorted every due row at each claim.
+#[tokio::test]
+async fn a_claim_reads_only_what_it_takes_on_a_table_without_statistics() {
+    let test = "a_claim_reads_only_what_it_takes_on_a_table_without_statistics";
+    let Some((backend, table)) = backend(test).await else {
+        return;
+    };
+    let client = connect_raw(&table.url).await;
+    let t = &table.table;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {t} (webhook_id, event_type, event_group, webhook_timestamp, signature,
+                              received_at_ms, body, state, attempts, next_run_at_ms)
+             SELECT 'msg_' || i, 'producersync.updates_available', 'producersync', 1700000000,
+                    'v1,x', 1700000000000 + i, convert_to(repeat('x', 300), 'UTF8'), 'waiting',
+                    0, 1700000000000 + i
+             FROM generate_series(1, 3000) AS i"
+        ))
+        .await
+        .unwrap();
+    let plan = backend.explain_claim(5).await.unwrap();
+    assert!(
+        plan.contains(&format!("Index Scan using {t}_due on {t}")),
+        "the claim does not read {t}_due in order:\n{plan}"
+    );
+    assert!(
+        !plan.contains("Bitmap Heap Scan"),
+        "the claim reads its due rows through a bitmap:\n{plan}"
+    );
+    // Nothing was claimed.
+    let waiting: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {t} WHERE state = 'waiting'"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(waiting, 3000);
+}
+
 /// The purge deletes done rows past the retention and dead rows past the dead-letter retention,
 /// a batch of each at a time (saying when there is more), and nothing else; their ids are
 /// forgotten with them. With both retentions `Duration::MAX` it deletes nothing.

@@ -57,7 +57,7 @@
 //!
 //! # Durability
 //!
-//! Connections come from two small pools (at most 8 connections each by default, opened on
+//! Connections come from small pools (at most 8 connections each by default, opened on
 //! demand, `deadpool-postgres`); statements are prepared once per connection. Enqueues and
 //! replays (the writes that answer someone) commit with the server's `synchronous_commit`
 //! (`on` by default: flushed before acknowledged; `local`, `remote_write` and `remote_apply` are
@@ -66,7 +66,11 @@
 //! [`PostgresBackend::synchronous_commit`] says what they commit with. Claims, completions,
 //! retries and the dead letters' bookkeeping use connections with `synchronous_commit = off`: a
 //! crash of the server can forget the last few completions (those jobs run again, as after a
-//! worker crash), never an answered delivery. Every call is bounded by a timeout.
+//! worker crash), never an answered delivery. The claims have two connections of their own,
+//! which also pin how the claim is planned (an ordered read of the due index, not a bitmap scan
+//! and a sort of every due row; one generic plan): both settings, like `synchronous_commit`,
+//! are startup options, which a pooler in transaction mode may drop. Every call is bounded by a
+//! timeout.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), agentsync_webhooks_queue::StoreError> {
@@ -173,8 +177,8 @@ impl PostgresOptions {
         self
     }
 
-    /// How many connections each of the two pools (durable writes, bookkeeping) keeps at most
-    /// (at least 1).
+    /// How many connections each of the two main pools (durable writes, bookkeeping) keeps at
+    /// most (at least 1); the claims' pool keeps at most 2, and never more than this.
     pub fn pool_size(mut self, pool_size: usize) -> Self {
         self.pool_size = pool_size.max(1);
         self
