@@ -708,6 +708,17 @@ async fn main() {
         apalis_postgres::PostgresStorage::setup(&pool)
             .await
             .expect("apalis postgres setup");
+        // apalis keeps one table across runs, ours is new each run: vacuumed first, so that
+        // the dead rows of earlier runs (on a server whose autovacuum is off or behind) do not
+        // slow apalis's claims.
+        if let Ok((client, connection)) =
+            tokio_postgres::connect(&postgres_url, tokio_postgres::NoTls).await
+        {
+            tokio::spawn(connection);
+            if let Err(err) = client.batch_execute("VACUUM ANALYZE apalis.jobs").await {
+                eprintln!("postgres: VACUUM ANALYZE apalis.jobs: {err}");
+            }
+        }
         let queue = format!("anchors-apalis-{id}");
         let backend = apalis_postgres::PostgresStorage::new(&pool)
             .with_config(apalis_postgres::Config::default().queue(&queue));
