@@ -23,7 +23,8 @@ pub trait Clock: Send + Sync + 'static {
 /// On Linux it reads `CLOCK_REALTIME_COARSE`: the time of the kernel's last tick (at most a few
 /// milliseconds behind), about 5 ns a read against about 23 for the precise clock on the same
 /// machine, a quarter of what verification costs over its hash. A replay window counted in whole
-/// seconds (minutes, by default) does not see the difference. Elsewhere: [`SystemTime::now`].
+/// seconds (minutes, by default) does not see the difference. Elsewhere:
+/// [`SystemTime::now`](std::time::SystemTime::now).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
